@@ -1,0 +1,308 @@
+//! Wire format shared by the eBPF programs and the agent.
+//!
+//! Everything here is `#[repr(C)]` plain data: the programs write it into the ring buffer
+//! (or read it from globals the agent fills before load), the agent reads the same bytes.
+#![no_std]
+
+pub const TASK_COMM_LEN: usize = 16;
+/// Bytes of the caller's sockaddr kept per event: `sizeof(struct sockaddr_storage)`.
+pub const SOCKADDR_CAP: usize = 128;
+/// Bytes of a setsockopt value kept (an int, or an interface name for SO_BINDTODEVICE).
+pub const OPTVAL_CAP: usize = 16;
+
+/// What happened. One event struct serves every kind; unused fields stay zero.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Bind = 1,
+    Listen = 2,
+    Setsockopt = 3,
+    /// A TCP socket entered LISTEN without a listen(2) syscall of this task in flight
+    /// (io_uring, in-kernel sockets): seen by `sock:inet_sock_set_state`.
+    ListenState = 4,
+    /// A TCP listener left LISTEN (closed, or shut down).
+    ListenClose = 5,
+}
+
+impl EventKind {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::Bind,
+            2 => Self::Listen,
+            3 => Self::Setsockopt,
+            4 => Self::ListenState,
+            5 => Self::ListenClose,
+            _ => return None,
+        })
+    }
+}
+
+/// Where the request came from.
+pub const SOURCE_SYSCALL: u8 = 0;
+pub const SOURCE_KERNEL: u8 = 1;
+
+/// `Event::flags` bits.
+pub const F_ADDR_READ: u16 = 1 << 0; // the caller's sockaddr was copied
+pub const F_ADDR_FAULT: u16 = 1 << 1; // ... or reading it faulted (bad pointer)
+pub const F_SOCK: u16 = 1 << 2; // the fd resolved to a socket and `sock` is filled
+pub const F_OPTVAL_READ: u16 = 1 << 3;
+pub const F_OPTVAL_FAULT: u16 = 1 << 4;
+pub const F_NO_FD: u16 = 1 << 5; // the hook saw the socket, not a descriptor
+
+/// `SockState::known` bits: which fields were read. A field whose offset the agent could
+/// not resolve from BTF, or whose read failed, stays unknown — never guessed.
+pub const K_FAMILY: u32 = 1 << 0;
+pub const K_TYPE: u32 = 1 << 1;
+pub const K_PROTOCOL: u32 = 1 << 2;
+pub const K_STATE: u32 = 1 << 3;
+pub const K_NUM: u32 = 1 << 4;
+pub const K_RCV_SADDR: u32 = 1 << 5;
+pub const K_V6_RCV_SADDR: u32 = 1 << 6;
+pub const K_V6ONLY: u32 = 1 << 7;
+pub const K_REUSE: u32 = 1 << 8;
+pub const K_REUSEPORT: u32 = 1 << 9;
+pub const K_FREEBIND: u32 = 1 << 10;
+pub const K_TRANSPARENT: u32 = 1 << 11;
+pub const K_BIND_NO_PORT: u32 = 1 << 12;
+pub const K_BOUND_DEV: u32 = 1 << 13;
+pub const K_BACKLOG: u32 = 1 << 14;
+pub const K_NETNS: u32 = 1 << 15;
+
+/// The socket as the kernel holds it when the hook ran (after the call, for exit hooks).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SockState {
+    pub known: u32,
+    pub family: u16,
+    pub sock_type: u16,
+    pub protocol: u16,
+    /// Local port the kernel bound, host order (`skc_num`).
+    pub num: u16,
+    pub state: u8,
+    pub v6only: u8,
+    /// `sk_reuse`: 0 no, 1 SK_CAN_REUSE, 2 SK_FORCE_REUSE.
+    pub reuse: u8,
+    pub reuseport: u8,
+    pub freebind: u8,
+    pub transparent: u8,
+    pub bind_no_port: u8,
+    pub _pad: u8,
+    pub bound_dev_if: i32,
+    /// Effective accept-queue limit (`sk_max_ack_backlog`), after the somaxconn clamp.
+    pub max_ack_backlog: u32,
+    pub netns: u32,
+    pub rcv_saddr: [u8; 4],
+    pub v6_rcv_saddr: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Event {
+    /// CLOCK_MONOTONIC (bpf_ktime_get_ns) at the end of the call.
+    pub ts_ns: u64,
+    /// Kernel `struct sock *`, only as an identity; the agent never prints it raw.
+    pub sock_ptr: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// tgid of the caller's parent (0 when unknown).
+    pub ppid: u32,
+    pub fd: i32,
+    /// 0 or -errno.
+    pub ret: i32,
+    pub kind: u8,
+    pub source: u8,
+    pub flags: u16,
+    /// addrlen as passed to bind(2).
+    pub addrlen: u32,
+    pub comm: [u8; TASK_COMM_LEN],
+    pub _pad: u32,
+    /// listen: requested backlog. setsockopt: level.
+    pub arg0: i64,
+    /// setsockopt: optname.
+    pub arg1: i32,
+    /// setsockopt: optlen as passed.
+    pub arg2: i32,
+    pub optval: [u8; OPTVAL_CAP],
+    pub sock: SockState,
+    /// The caller's sockaddr, `min(addrlen, SOCKADDR_CAP)` bytes valid.
+    pub addr: [u8; SOCKADDR_CAP],
+}
+
+/// How to read one kernel struct field: byte offset from its base, how many bytes to load,
+/// and for bitfields the bit shift and width within that load (little-endian).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Field {
+    pub offset: u16,
+    /// 0 = unresolved: the program leaves the field unknown.
+    pub size: u8,
+    pub bit_shift: u8,
+    /// 0 = the whole load.
+    pub bit_len: u8,
+    pub _pad: [u8; 3],
+}
+
+impl Field {
+    pub const NONE: Field = Field { offset: 0, size: 0, bit_shift: 0, bit_len: 0, _pad: [0; 3] };
+
+    pub const fn plain(offset: u16, size: u8) -> Field {
+        Field { offset, size, bit_shift: 0, bit_len: 0, _pad: [0; 3] }
+    }
+
+    pub const fn bits(offset: u16, size: u8, bit_shift: u8, bit_len: u8) -> Field {
+        Field { offset, size, bit_shift, bit_len, _pad: [0; 3] }
+    }
+
+    pub const fn is_known(&self) -> bool {
+        self.size != 0
+    }
+
+    /// Extract the field's value from `size` bytes loaded at `offset` (shared by the
+    /// programs and the agent's tests, so both sides agree on bitfield layout).
+    #[inline(always)]
+    pub const fn extract(&self, raw: u64) -> u64 {
+        let v = raw >> self.bit_shift;
+        if self.bit_len == 0 || self.bit_len >= 64 {
+            v
+        } else {
+            v & ((1u64 << self.bit_len) - 1)
+        }
+    }
+}
+
+/// Kernel struct layout of the running kernel, resolved from its BTF by the agent and
+/// handed to the programs as the global `OFFSETS` before load (Rust eBPF has no CO-RE).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    // fd -> struct socket
+    pub task_files: Field,
+    pub files_fdt: Field,
+    pub fdt_max_fds: Field,
+    pub fdt_fd: Field,
+    pub file_private_data: Field,
+    pub socket_type: Field,
+    pub socket_sk: Field,
+    // struct sock_common / struct sock
+    pub skc_family: Field,
+    pub skc_state: Field,
+    pub skc_num: Field,
+    pub skc_rcv_saddr: Field,
+    pub skc_v6_rcv_saddr: Field,
+    pub skc_reuse: Field,
+    pub skc_reuseport: Field,
+    pub skc_ipv6only: Field,
+    pub skc_bound_dev_if: Field,
+    pub skc_net: Field,
+    pub net_ns_inum: Field,
+    pub sk_type: Field,
+    pub sk_protocol: Field,
+    pub sk_max_ack_backlog: Field,
+    // struct inet_sock: bitfields before 6.6, bits of `inet_flags` after
+    pub inet_freebind: Field,
+    pub inet_transparent: Field,
+    pub inet_bind_no_port: Field,
+    // process identity
+    pub task_real_parent: Field,
+    pub task_tgid: Field,
+}
+
+impl KernelOffsets {
+    /// Nothing resolved: every field reads as unknown.
+    pub const UNRESOLVED: Self = Self {
+        task_files: Field::NONE,
+        files_fdt: Field::NONE,
+        fdt_max_fds: Field::NONE,
+        fdt_fd: Field::NONE,
+        file_private_data: Field::NONE,
+        socket_type: Field::NONE,
+        socket_sk: Field::NONE,
+        skc_family: Field::NONE,
+        skc_state: Field::NONE,
+        skc_num: Field::NONE,
+        skc_rcv_saddr: Field::NONE,
+        skc_v6_rcv_saddr: Field::NONE,
+        skc_reuse: Field::NONE,
+        skc_reuseport: Field::NONE,
+        skc_ipv6only: Field::NONE,
+        skc_bound_dev_if: Field::NONE,
+        skc_net: Field::NONE,
+        net_ns_inum: Field::NONE,
+        sk_type: Field::NONE,
+        sk_protocol: Field::NONE,
+        sk_max_ack_backlog: Field::NONE,
+        inet_freebind: Field::NONE,
+        inet_transparent: Field::NONE,
+        inet_bind_no_port: Field::NONE,
+        task_real_parent: Field::NONE,
+        task_tgid: Field::NONE,
+    };
+}
+
+/// `Config::flags` bits.
+pub const CFG_ENABLED: u32 = 1 << 0;
+
+/// Run-time settings handed to the programs as the global `CONFIG`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Config {
+    pub flags: u32,
+    /// Events are not emitted for this process (the agent itself), 0 = none.
+    pub self_pid: u32,
+    /// Wake the reader only when this many bytes are pending (0 = every event).
+    pub wakeup_bytes: u32,
+    pub _pad: u32,
+}
+
+/// Indices of the per-CPU `COUNTERS` array.
+pub const CTR_LOST_RINGBUF: u32 = 0;
+pub const CTR_LOST_PENDING: u32 = 1;
+pub const CTR_SOCK_READ_FAIL: u32 = 2;
+pub const CTR_EMITTED: u32 = 3;
+pub const N_COUNTERS: u32 = 4;
+
+/// Arguments of a syscall in flight, kept per thread from sys_enter_* to sys_exit_*.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PendingCall {
+    pub kind: u8,
+    pub _pad: [u8; 7],
+    pub args: [u64; 5],
+}
+
+/// Listener-shaping socket options, filtered in the kernel.
+pub mod sockopt {
+    pub const SOL_IP: i32 = 0;
+    pub const SOL_SOCKET: i32 = 1;
+    pub const SOL_IPV6: i32 = 41;
+    pub const SO_REUSEADDR: i32 = 2;
+    pub const SO_REUSEPORT: i32 = 15;
+    pub const SO_BINDTODEVICE: i32 = 25;
+    pub const IP_FREEBIND: i32 = 15;
+    pub const IP_TRANSPARENT: i32 = 19;
+    pub const IP_BIND_ADDRESS_NO_PORT: i32 = 24;
+    pub const IPV6_V6ONLY: i32 = 26;
+    pub const IPV6_TRANSPARENT: i32 = 75;
+    pub const IPV6_FREEBIND: i32 = 78;
+
+    /// Whether `(level, optname)` shapes how a socket listens.
+    #[inline(always)]
+    pub const fn is_listener_option(level: i32, optname: i32) -> bool {
+        match level {
+            SOL_SOCKET => matches!(optname, SO_REUSEADDR | SO_REUSEPORT | SO_BINDTODEVICE),
+            SOL_IP => matches!(optname, IP_FREEBIND | IP_TRANSPARENT | IP_BIND_ADDRESS_NO_PORT),
+            SOL_IPV6 => matches!(optname, IPV6_V6ONLY | IPV6_TRANSPARENT | IPV6_FREEBIND),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    unsafe impl aya::Pod for super::Event {}
+    unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::PendingCall {}
+}

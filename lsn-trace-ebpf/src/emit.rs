@@ -1,0 +1,103 @@
+//! Building and submitting events: the one piece every hook and backend shares.
+use aya_ebpf::{
+    bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_AVAIL_DATA},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        bpf_ktime_get_ns, generated::bpf_probe_read_user,
+    },
+    maps::ring_buf::RingBufEntry,
+};
+use lsn_trace_common::*;
+
+use crate::{
+    kernel::current_ppid,
+    maps::{EVENTS, config, count},
+};
+
+/// A reserved, zeroed event with the caller's identity filled in; None (and the loss
+/// counted) when the ring buffer is full.
+#[inline(always)]
+pub fn reserve(kind: EventKind, fd: i32, ret: i32) -> Option<RingBufEntry<Event>> {
+    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+        count(CTR_LOST_RINGBUF);
+        return None;
+    };
+    let ev = entry.as_mut_ptr();
+    unsafe {
+        core::ptr::write_bytes(ev, 0, 1);
+        let ev = &mut *ev;
+        let pid_tgid = bpf_get_current_pid_tgid();
+        let uid_gid = bpf_get_current_uid_gid();
+        ev.ts_ns = bpf_ktime_get_ns();
+        ev.pid = (pid_tgid >> 32) as u32;
+        ev.tid = pid_tgid as u32;
+        ev.uid = uid_gid as u32;
+        ev.gid = (uid_gid >> 32) as u32;
+        ev.ppid = current_ppid();
+        ev.fd = fd;
+        ev.ret = ret;
+        ev.kind = kind as u8;
+        ev.comm = bpf_get_current_comm().unwrap_or_default();
+    }
+    Some(entry)
+}
+
+/// Copy the caller's sockaddr. Exit hooks call this after the kernel's own copy_from_user
+/// has faulted the page in, so a resident-only read does not lose it.
+#[inline(always)]
+pub fn copy_user_sockaddr(ev: &mut Event, uaddr: u64, addrlen: u32) {
+    ev.addrlen = addrlen;
+    let n = if addrlen > SOCKADDR_CAP as u32 { SOCKADDR_CAP as u32 } else { addrlen };
+    if n == 0 {
+        return;
+    }
+    let r = unsafe {
+        bpf_probe_read_user(ev.addr.as_mut_ptr() as *mut _, n, uaddr as *const _)
+    };
+    ev.flags |= if r == 0 { F_ADDR_READ } else { F_ADDR_FAULT };
+}
+
+#[inline(always)]
+pub fn copy_user_optval(ev: &mut Event, uval: u64, optlen: i32) {
+    let n = if optlen < 0 {
+        0
+    } else if optlen as u32 > OPTVAL_CAP as u32 {
+        OPTVAL_CAP as u32
+    } else {
+        optlen as u32
+    };
+    if n == 0 {
+        return;
+    }
+    let r = unsafe {
+        bpf_probe_read_user(ev.optval.as_mut_ptr() as *mut _, n, uval as *const _)
+    };
+    ev.flags |= if r == 0 { F_OPTVAL_READ } else { F_OPTVAL_FAULT };
+}
+
+/// Submit, waking the reader only once enough is pending (it also polls on a short timer),
+/// so a storm of events costs one wake-up per batch rather than one per event.
+#[inline(always)]
+pub fn submit(entry: RingBufEntry<Event>) {
+    let threshold = config().wakeup_bytes as u64;
+    let flags = if threshold == 0 {
+        0
+    } else if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= threshold {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    };
+    entry.submit(flags);
+    count(CTR_EMITTED);
+}
+
+/// Whether this task's events are wanted at all.
+#[inline(always)]
+pub fn enabled() -> bool {
+    let cfg = config();
+    if cfg.flags & CFG_ENABLED == 0 {
+        return false;
+    }
+    let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    pid != cfg.self_pid
+}

@@ -1,0 +1,115 @@
+//! Reading kernel structs through the offsets table (no CO-RE in Rust eBPF: the agent
+//! resolves every field from the running kernel's BTF; an unresolved one stays unknown).
+use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
+use lsn_trace_common::*;
+
+use crate::maps::OFFSETS;
+
+macro_rules! off {
+    ($f:ident) => {
+        unsafe { core::ptr::read_volatile(&raw const OFFSETS.$f) }
+    };
+}
+
+/// Load the field at `base + f.offset`; None when unresolved or unreadable.
+#[inline(always)]
+fn read(base: u64, f: Field) -> Option<u64> {
+    if base == 0 {
+        return None;
+    }
+    let at = base + f.offset as u64;
+    let raw = unsafe {
+        match f.size {
+            1 => bpf_probe_read_kernel(at as *const u8).ok()? as u64,
+            2 => bpf_probe_read_kernel(at as *const u16).ok()? as u64,
+            4 => bpf_probe_read_kernel(at as *const u32).ok()? as u64,
+            8 => bpf_probe_read_kernel(at as *const u64).ok()?,
+            _ => return None,
+        }
+    };
+    Some(f.extract(raw))
+}
+
+#[inline(always)]
+fn read_ptr(base: u64, f: Field) -> Option<u64> {
+    match read(base, f)? {
+        0 => None,
+        p => Some(p),
+    }
+}
+
+/// `current->files->fdt->fd[fd]->private_data->sk`: the socket behind a descriptor of the
+/// calling task. Only called after the syscall accepted `fd` as a socket.
+#[inline(always)]
+pub fn sock_from_fd(fd: i32) -> Option<u64> {
+    if fd < 0 {
+        return None;
+    }
+    let task = unsafe { bpf_get_current_task() };
+    let files = read_ptr(task, off!(task_files))?;
+    let fdt = read_ptr(files, off!(files_fdt))?;
+    let max = read(fdt, off!(fdt_max_fds))?;
+    if fd as u64 >= max {
+        return None;
+    }
+    let fds = read_ptr(fdt, off!(fdt_fd))?;
+    let file: u64 = unsafe { bpf_probe_read_kernel((fds + fd as u64 * 8) as *const u64).ok()? };
+    let socket = read_ptr(file, off!(file_private_data))?;
+    read_ptr(socket, off!(socket_sk))
+}
+
+/// The calling task's parent's tgid (for the audit record; 0 when unknown).
+#[inline(always)]
+pub fn current_ppid() -> u32 {
+    let task = unsafe { bpf_get_current_task() };
+    read_ptr(task, off!(task_real_parent))
+        .and_then(|parent| read(parent, off!(task_tgid)))
+        .unwrap_or(0) as u32
+}
+
+macro_rules! fill {
+    ($st:ident, $sk:expr, $known:ident, $field:ident, $off:ident, $ty:ty) => {
+        if let Some(v) = read($sk, off!($off)) {
+            $st.$field = v as $ty;
+            $st.known |= $known;
+        }
+    };
+}
+
+/// Snapshot the fields of `struct sock` that decide how it listens.
+#[inline(always)]
+pub fn read_sock(sk: u64, st: &mut SockState) {
+    fill!(st, sk, K_FAMILY, family, skc_family, u16);
+    fill!(st, sk, K_TYPE, sock_type, sk_type, u16);
+    fill!(st, sk, K_PROTOCOL, protocol, sk_protocol, u16);
+    fill!(st, sk, K_STATE, state, skc_state, u8);
+    fill!(st, sk, K_NUM, num, skc_num, u16);
+    fill!(st, sk, K_V6ONLY, v6only, skc_ipv6only, u8);
+    fill!(st, sk, K_REUSE, reuse, skc_reuse, u8);
+    fill!(st, sk, K_REUSEPORT, reuseport, skc_reuseport, u8);
+    fill!(st, sk, K_FREEBIND, freebind, inet_freebind, u8);
+    fill!(st, sk, K_TRANSPARENT, transparent, inet_transparent, u8);
+    fill!(st, sk, K_BIND_NO_PORT, bind_no_port, inet_bind_no_port, u8);
+    fill!(st, sk, K_BOUND_DEV, bound_dev_if, skc_bound_dev_if, i32);
+    fill!(st, sk, K_BACKLOG, max_ack_backlog, sk_max_ack_backlog, u32);
+    let f = off!(skc_rcv_saddr);
+    if f.is_known()
+        && let Ok(a) = unsafe { bpf_probe_read_kernel((sk + f.offset as u64) as *const [u8; 4]) }
+    {
+        st.rcv_saddr = a;
+        st.known |= K_RCV_SADDR;
+    }
+    let f = off!(skc_v6_rcv_saddr);
+    if f.is_known()
+        && let Ok(a) = unsafe { bpf_probe_read_kernel((sk + f.offset as u64) as *const [u8; 16]) }
+    {
+        st.v6_rcv_saddr = a;
+        st.known |= K_V6_RCV_SADDR;
+    }
+    if let Some(net) = read_ptr(sk, off!(skc_net))
+        && let Some(inum) = read(net, off!(net_ns_inum))
+    {
+        st.netns = inum as u32;
+        st.known |= K_NETNS;
+    }
+}

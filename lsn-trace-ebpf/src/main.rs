@@ -1,0 +1,20 @@
+//! lsn-trace's eBPF programs. Data flows one way: a hook collects the request (arguments,
+//! caller's sockaddr) and the result, `sock` reads the socket's state through the offsets
+//! the agent resolved from BTF, `emit` writes one `Event` into the ring buffer.
+#![no_std]
+#![no_main]
+
+mod emit;
+mod kernel;
+mod maps;
+mod tracepoints;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
