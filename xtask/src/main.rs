@@ -1,1 +1,87 @@
-fn main() {}
+//! `cargo xtask …`: the project's own set-up, build, run and test commands.
+//!
+//! * `setup` — install the toolchain prerequisites and test tools, mount tracefs (idempotent);
+//! * `build` — setup, then the release build of lsn-trace (prints the binary's path);
+//! * `run [-- ARGS…]` — setup, build, then the live tracer as root (sudo -E when not root);
+//! * `test [--no-vm] [-- CARGO-TEST-ARGS…]` — setup, build, every test as root.
+
+mod cmd;
+mod run;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "lsn-trace's set-up, build, run and test commands"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install llvm-22-dev, bpf-linker (LLVM 22), nightly + rust-src and the test tools;
+    /// mount tracefs. Idempotent.
+    Setup,
+    /// Setup, then `cargo build --release -p lsn-trace`; prints the binary's path.
+    Build,
+    /// Setup, build, then run the live tracer as root (through `sudo -E` when not root).
+    Run {
+        /// Arguments for lsn-trace (after `--`, e.g. `cargo xtask run -- --json`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Setup, build, then every test of the workspace as root (end-to-end tests against the
+    /// running kernel), then the VM matrix.
+    Test {
+        /// Skip the test runs in VMs on other kernels.
+        #[arg(long)]
+        no_vm: bool,
+        /// Extra `cargo test` arguments (after `--`; a second `--` passes the rest to the
+        /// test harness).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    add_cargo_bin_to_path();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Setup => setup::setup().map(|()| 0),
+        Cmd::Build => run::build().map(|()| 0),
+        Cmd::Run { args } => run::run_tracer(&args).map(|()| 0),
+        Cmd::Test { no_vm, args } => test::test(no_vm, &args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `cargo install` puts bpf-linker in ~/.cargo/bin: make sure the builds we start find it
+/// even when that directory is not on the caller's PATH.
+fn add_cargo_bin_to_path() {
+    let Some(dir) = cmd::cargo_bin_dir() else {
+        return;
+    };
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|p| p == dir) {
+        return;
+    }
+    let joined = std::env::join_paths(std::iter::once(dir).chain(std::env::split_paths(&path)));
+    if let Ok(joined) = joined {
+        // SAFETY: called first thing in main, before any other thread exists.
+        unsafe { std::env::set_var("PATH", joined) };
+    }
+}

@@ -1,0 +1,239 @@
+//! `cargo xtask setup`: install, idempotently, everything building and testing lsn-trace
+//! needs on a fresh Debian machine, printing one line per step.
+//!
+//! * apt: llvm-22-dev (bpf-linker links against LLVM 22, the LLVM of rustc stable and of the
+//!   nightly), and the end-to-end tests' tools: strace, iproute2 (`ip`), python3;
+//! * the nightly toolchain and its rust-src (the eBPF crate builds with build-std=core);
+//! * bpf-linker built against LLVM 22;
+//! * tracefs mounted at /sys/kernel/tracing (aya reads tracepoint ids there).
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::cmd::{self, as_root, capture, probe, run, which};
+
+const LLVM_BIN: &str = "/usr/lib/llvm-22/bin";
+/// The bpf-linker release verified with llvm-22 (DESIGN.md, "Toolchain recipe"); pinned so a
+/// fresh machine gets the same one rather than a future release that may drop LLVM 22.
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// An apt package, and the program whose presence on PATH is enough to skip it.
+struct AptPackage {
+    name: &'static str,
+    program: Option<&'static str>,
+    why: &'static str,
+}
+
+const APT_PACKAGES: &[AptPackage] = &[
+    AptPackage {
+        name: "llvm-22-dev",
+        program: None,
+        why: "bpf-linker links against it",
+    },
+    AptPackage {
+        name: "strace",
+        program: Some("strace"),
+        why: "end-to-end tests",
+    },
+    AptPackage {
+        name: "iproute2",
+        program: Some("ip"),
+        why: "end-to-end tests",
+    },
+    AptPackage {
+        name: "python3",
+        program: Some("python3"),
+        why: "end-to-end tests",
+    },
+];
+
+pub fn setup() -> Result<()> {
+    apt_packages()?;
+    nightly()?;
+    rust_src()?;
+    bpf_linker()?;
+    tracefs()?;
+    eprintln!("setup: done");
+    Ok(())
+}
+
+fn step(msg: impl AsRef<str>) {
+    eprintln!("setup: {}", msg.as_ref());
+}
+
+fn dpkg_installed(pkg: &str) -> bool {
+    capture(Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg]))
+        .is_some_and(|s| s.trim_end().ends_with(" installed"))
+}
+
+fn apt_packages() -> Result<()> {
+    let mut missing = Vec::new();
+    for p in APT_PACKAGES {
+        let present = p.program.is_some_and(|prog| which(prog).is_some())
+            || dpkg_installed(p.name)
+            // Not a Debian system: llvm-22's llvm-config is what bpf-linker's build looks for.
+            || (p.name == "llvm-22-dev" && Path::new(LLVM_BIN).join("llvm-config").is_file());
+        if present {
+            step(format!("{} already installed", p.name));
+        } else {
+            step(format!("installing {} (apt; {})...", p.name, p.why));
+            missing.push(p.name);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if which("apt-get").is_none() {
+        bail!(
+            "apt-get not found: install {} with this system's package manager",
+            missing.join(" ")
+        );
+    }
+    let env = [("DEBIAN_FRONTEND", "noninteractive")];
+    run(as_root("apt-get", &env)?.arg("update"))?;
+    run(as_root("apt-get", &env)?
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(&missing))
+}
+
+fn nightly() -> Result<()> {
+    let have = capture(Command::new("rustup").args(["toolchain", "list"]))
+        .context("`rustup toolchain list` failed: is rustup installed (https://rustup.rs)?")?
+        .lines()
+        .any(|l| l == "nightly" || l.starts_with("nightly-") || l.starts_with("nightly "));
+    if have {
+        step("nightly toolchain already installed");
+        return Ok(());
+    }
+    step("installing the nightly toolchain (rustup; the eBPF crate builds with it)...");
+    run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))
+}
+
+fn rust_src() -> Result<()> {
+    let installed = capture(Command::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]))
+    .unwrap_or_default();
+    if installed
+        .lines()
+        .any(|l| l == "rust-src" || l.starts_with("rust-src-"))
+    {
+        step("rust-src (nightly) already installed");
+        return Ok(());
+    }
+    step("installing rust-src for nightly (rustup; build-std=core for the eBPF target)...");
+    run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+}
+
+/// Whether an installed bpf-linker runs, and — when it links LLVM dynamically — against
+/// LLVM 22.
+fn bpf_linker_ok() -> Result<bool, String> {
+    if !probe(Command::new("bpf-linker").arg("--version")) {
+        return Ok(false);
+    }
+    let Some(path) = which("bpf-linker") else {
+        return Ok(true);
+    };
+    let Some(libs) = capture(Command::new("ldd").arg(&path)) else {
+        return Ok(true);
+    };
+    match libs.lines().find(|l| l.contains("libLLVM")) {
+        Some(l) if !l.contains("libLLVM.so.22") && !l.contains("libLLVM-22") => {
+            Err(l.split_whitespace().next().unwrap_or(l).to_owned())
+        }
+        _ => Ok(true),
+    }
+}
+
+fn bpf_linker() -> Result<()> {
+    let force = match bpf_linker_ok() {
+        Ok(true) => {
+            step("bpf-linker already installed");
+            return Ok(());
+        }
+        Ok(false) => {
+            step(format!(
+                "installing bpf-linker {BPF_LINKER_VERSION} for LLVM 22 (cargo install; a few minutes)..."
+            ));
+            false
+        }
+        Err(lib) => {
+            step(format!(
+                "bpf-linker is linked against {lib}, not LLVM 22: reinstalling it (cargo install; a few minutes)..."
+            ));
+            true
+        }
+    };
+    let path = std::env::var("PATH").unwrap_or_default();
+    let mut cmd = Command::new("cargo");
+    cmd.env("PATH", format!("{LLVM_BIN}:{path}")).args([
+        "install",
+        "bpf-linker",
+        "--version",
+        BPF_LINKER_VERSION,
+        "--no-default-features",
+        "--features",
+        "llvm-22",
+    ]);
+    if force {
+        cmd.arg("--force");
+    }
+    run(&mut cmd)?;
+    if !probe(Command::new("bpf-linker").arg("--version")) {
+        let dir = cmd::cargo_bin_dir().map(|d| d.display().to_string());
+        bail!(
+            "bpf-linker was installed but does not run from PATH: add {} to PATH",
+            dir.as_deref().unwrap_or("~/.cargo/bin")
+        );
+    }
+    Ok(())
+}
+
+/// Whether a tracefs is mounted at /sys/kernel/tracing (from /proc/self/mountinfo:
+/// field 5 is the mount point, the file system type follows the ` - ` separator).
+fn tracefs_mounted() -> bool {
+    fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| tracefs_in(&info))
+}
+
+fn tracefs_in(mountinfo: &str) -> bool {
+    mountinfo.lines().any(|l| {
+        let Some((left, right)) = l.split_once(" - ") else {
+            return false;
+        };
+        left.split(' ').nth(4) == Some(TRACEFS) && right.split(' ').next() == Some("tracefs")
+    })
+}
+
+fn tracefs() -> Result<()> {
+    if tracefs_mounted() {
+        step(format!("tracefs already mounted at {TRACEFS}"));
+        return Ok(());
+    }
+    step(format!(
+        "mounting tracefs at {TRACEFS} (aya reads tracepoint ids there)..."
+    ));
+    run(as_root("mount", &[])?.args(["-t", "tracefs", "nodev", TRACEFS]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tracefs_in;
+
+    #[test]
+    fn finds_tracefs_in_mountinfo() {
+        let sysfs = "22 28 0:20 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw\n";
+        let tracefs = "40 22 0:12 / /sys/kernel/tracing rw,relatime shared:18 - tracefs nodev rw\n";
+        let debugfs = "41 22 0:7 / /sys/kernel/tracing rw,relatime - debugfs debugfs rw\n";
+        assert!(tracefs_in(&format!("{sysfs}{tracefs}")));
+        assert!(!tracefs_in(sysfs));
+        assert!(!tracefs_in(debugfs));
+    }
+}
