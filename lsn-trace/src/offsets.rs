@@ -1,0 +1,376 @@
+//! The running kernel's struct layout, resolved from its BTF into the [`KernelOffsets`]
+//! table the eBPF programs read kernel fields with.
+//!
+//! [`resolve`] fills every [`Field`] it can and names the rest in [`Resolved::missing`];
+//! those stay [`Field::NONE`], so the programs report them unknown rather than read a guess.
+//! A program loads `size` bytes at `base + offset` (little-endian) and applies
+//! [`Field::extract`]; for a bitfield the load is the smallest of 1, 2, 4 or 8 bytes that
+//! covers its bits.
+//!
+//! Each field is named by its kernel path, `struct.member[.member]`, relative to a pointer to
+//! that struct. `struct inet_sock` starts with its `struct sock`, so inet_sock fields are
+//! relative to the same `struct sock *`.
+
+use crate::btf::Btf;
+use lsn_trace_common::{Field, KernelOffsets};
+
+/// What [`resolve`] found.
+pub struct Resolved {
+    pub offsets: KernelOffsets,
+    /// Kernel fields not found, or not readable as a [`Field`], by kernel path.
+    pub missing: Vec<&'static str>,
+}
+
+/// Resolve every [`KernelOffsets`] field from `btf`.
+pub fn resolve(btf: &Btf) -> Resolved {
+    let mut r = Resolver {
+        btf,
+        missing: Vec::new(),
+    };
+    let offsets = KernelOffsets {
+        task_files: r.scalar("task_struct.files"),
+        files_fdt: r.scalar("files_struct.fdt"),
+        fdt_max_fds: r.scalar("fdtable.max_fds"),
+        fdt_fd: r.scalar("fdtable.fd"),
+        file_private_data: r.scalar("file.private_data"),
+        socket_type: r.scalar("socket.type"),
+        socket_sk: r.scalar("socket.sk"),
+        skc_family: r.scalar("sock.__sk_common.skc_family"),
+        skc_state: r.scalar("sock.__sk_common.skc_state"),
+        skc_num: r.scalar("sock.__sk_common.skc_num"),
+        skc_rcv_saddr: r.bytes("sock.__sk_common.skc_rcv_saddr", 4),
+        skc_v6_rcv_saddr: r.bytes("sock.__sk_common.skc_v6_rcv_saddr", 16),
+        skc_reuse: r.scalar("sock.__sk_common.skc_reuse"),
+        skc_reuseport: r.scalar("sock.__sk_common.skc_reuseport"),
+        skc_ipv6only: r.scalar("sock.__sk_common.skc_ipv6only"),
+        skc_bound_dev_if: r.scalar("sock.__sk_common.skc_bound_dev_if"),
+        // possible_net_t wraps the pointer (and is empty without CONFIG_NET_NS).
+        skc_net: r.scalar("sock.__sk_common.skc_net.net"),
+        net_ns_inum: r.scalar("net.ns.inum"),
+        // u16 since 5.6, bitfields before: `scalar` takes either.
+        sk_type: r.scalar("sock.sk_type"),
+        sk_protocol: r.scalar("sock.sk_protocol"),
+        sk_max_ack_backlog: r.scalar("sock.sk_max_ack_backlog"),
+        inet_freebind: r.inet_flag("inet_sock.freebind", "INET_FLAGS_FREEBIND"),
+        inet_transparent: r.inet_flag("inet_sock.transparent", "INET_FLAGS_TRANSPARENT"),
+        inet_bind_no_port: r.inet_flag(
+            "inet_sock.bind_address_no_port",
+            "INET_FLAGS_BIND_ADDRESS_NO_PORT",
+        ),
+        task_real_parent: r.scalar("task_struct.real_parent"),
+        task_tgid: r.scalar("task_struct.tgid"),
+    };
+    Resolved {
+        offsets,
+        missing: r.missing,
+    }
+}
+
+/// How a field is read.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// An integer or pointer of 1, 2, 4 or 8 bytes, or a bitfield.
+    Scalar,
+    /// A byte array (an address) of exactly this many bytes.
+    Bytes(u32),
+}
+
+struct Resolver<'a> {
+    btf: &'a Btf,
+    missing: Vec<&'static str>,
+}
+
+impl Resolver<'_> {
+    fn scalar(&mut self, path: &'static str) -> Field {
+        self.found(path, field(self.btf, path, Shape::Scalar))
+    }
+
+    fn bytes(&mut self, path: &'static str, len: u32) -> Field {
+        self.found(path, field(self.btf, path, Shape::Bytes(len)))
+    }
+
+    /// Since 6.6 the inet_sock flags are bits of `inet_flags`, numbered by an enum; before,
+    /// they were bitfield members named by `legacy_path`.
+    fn inet_flag(&mut self, legacy_path: &'static str, bit_enumerator: &str) -> Field {
+        let btf = self.btf;
+        // Read through the `struct sock *`, which is only right while `sk` comes first.
+        let sk_first = btf
+            .composite("inet_sock")
+            .and_then(|t| btf.member(t, "sk"))
+            .is_some_and(|m| m.bit_offset == 0);
+        let f = if !sk_first {
+            None
+        } else if let Some(flags) = field(btf, "inet_sock.inet_flags", Shape::Scalar) {
+            flag_bit(flags, btf.enum_value(bit_enumerator))
+        } else {
+            field(btf, legacy_path, Shape::Scalar)
+        };
+        self.found(legacy_path, f)
+    }
+
+    fn found(&mut self, path: &'static str, field: Option<Field>) -> Field {
+        field.unwrap_or_else(|| {
+            self.missing.push(path);
+            Field::NONE
+        })
+    }
+}
+
+/// Bit `bit` of the word `flags`.
+fn flag_bit(flags: Field, bit: Option<i64>) -> Option<Field> {
+    let bit = u8::try_from(bit?).ok()?;
+    (flags.bit_len == 0 && bit < flags.size * 8)
+        .then(|| Field::bits(flags.offset, flags.size, bit, 1))
+}
+
+/// The field at kernel path `path` (`struct.member[.member]`), if it has `shape`.
+fn field(btf: &Btf, path: &str, shape: Shape) -> Option<Field> {
+    let (ty, members) = path.split_once('.')?;
+    let m = btf.member(btf.composite(ty)?, members)?;
+    if m.bitfield_size > 0 {
+        return match shape {
+            Shape::Scalar => bitfield(m.bit_offset, m.bitfield_size),
+            Shape::Bytes(_) => None,
+        };
+    }
+    let size = btf.size_of(m.type_id)?;
+    let fits = match shape {
+        Shape::Scalar => matches!(size, 1 | 2 | 4 | 8),
+        Shape::Bytes(len) => size == len,
+    };
+    if !fits || m.bit_offset % 8 != 0 {
+        return None;
+    }
+    Some(Field::plain(
+        u16::try_from(m.bit_offset / 8).ok()?,
+        size as u8,
+    ))
+}
+
+/// The smallest load of 1, 2, 4 or 8 bytes that holds bits `bit_offset..bit_offset + len`,
+/// from the byte of the first bit.
+fn bitfield(bit_offset: u32, len: u32) -> Option<Field> {
+    let shift = bit_offset % 8;
+    let size = [1u8, 2, 4, 8]
+        .into_iter()
+        .find(|&size| shift + len <= u32::from(size) * 8)?;
+    Some(Field::bits(
+        u16::try_from(bit_offset / 8).ok()?,
+        size,
+        shift as u8,
+        len as u8,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btf::tests::{Blob, bpftool_raw, bpftool_struct, host_btf};
+
+    #[test]
+    fn host_kernel_resolves_every_field() {
+        let Some(btf) = host_btf() else { return };
+        let Resolved {
+            offsets: o,
+            missing,
+        } = resolve(&btf);
+        assert!(missing.is_empty(), "unresolved: {missing:?}");
+        let pointers = [
+            o.task_files,
+            o.files_fdt,
+            o.fdt_fd,
+            o.file_private_data,
+            o.socket_sk,
+            o.skc_net,
+            o.task_real_parent,
+        ];
+        for f in pointers {
+            assert_eq!((f.size, f.bit_len), (8, 0), "{f:?}");
+        }
+        assert_eq!((o.skc_rcv_saddr.size, o.skc_v6_rcv_saddr.size), (4, 16));
+        assert_eq!((o.skc_reuse.size, o.skc_reuse.bit_len), (1, 4));
+        assert_eq!((o.skc_reuseport.bit_len, o.skc_ipv6only.bit_len), (1, 1));
+
+        // Bit positions against bpftool's dump, composed the way the kernel nests them.
+        let Some(raw) = bpftool_raw() else {
+            eprintln!("skipped comparison: bpftool not installed");
+            return;
+        };
+        let bit = |s: &str, member: &str| {
+            let (_, members) = bpftool_struct(&raw, s);
+            members
+                .iter()
+                .find(|m| m.0 == member)
+                .unwrap_or_else(|| panic!("{s}.{member}"))
+                .2
+        };
+        let at = |f: Field| u32::from(f.offset) * 8 + u32::from(f.bit_shift);
+        let sk_common = bit("sock", "__sk_common");
+        for (f, member) in [
+            (o.skc_family, "skc_family"),
+            (o.skc_state, "skc_state"),
+            (o.skc_reuse, "skc_reuse"),
+            (o.skc_reuseport, "skc_reuseport"),
+            (o.skc_ipv6only, "skc_ipv6only"),
+            (o.skc_bound_dev_if, "skc_bound_dev_if"),
+            (o.skc_net, "skc_net"),
+            (o.skc_v6_rcv_saddr, "skc_v6_rcv_saddr"),
+        ] {
+            assert_eq!(at(f), sk_common + bit("sock_common", member), "{member}");
+        }
+        for (f, member) in [
+            (o.sk_type, "sk_type"),
+            (o.sk_protocol, "sk_protocol"),
+            (o.sk_max_ack_backlog, "sk_max_ack_backlog"),
+        ] {
+            assert_eq!(at(f), bit("sock", member), "{member}");
+        }
+        assert_eq!(
+            at(o.net_ns_inum),
+            bit("net", "ns") + bit("ns_common", "inum")
+        );
+        assert_eq!(at(o.task_tgid), bit("task_struct", "tgid"));
+        assert_eq!(at(o.socket_sk), bit("socket", "sk"));
+        // 6.6+: the inet_sock flags are bits of `inet_flags`.
+        if btf
+            .composite("inet_sock")
+            .and_then(|t| btf.member(t, "inet_flags"))
+            .is_some()
+        {
+            let flags = bit("inet_sock", "inet_flags");
+            for (f, enumerator) in [
+                (o.inet_freebind, "INET_FLAGS_FREEBIND"),
+                (o.inet_transparent, "INET_FLAGS_TRANSPARENT"),
+                (o.inet_bind_no_port, "INET_FLAGS_BIND_ADDRESS_NO_PORT"),
+            ] {
+                let n = btf.enum_value(enumerator).unwrap() as u32;
+                assert_eq!(
+                    (at(f), f.size, f.bit_len),
+                    (flags + n, 8, 1),
+                    "{enumerator}"
+                );
+            }
+        }
+    }
+
+    /// Layouts from before 5.6 (`sk_protocol`/`sk_type` bitfields) and 6.6 (inet_sock flag
+    /// bitfields, here in the pre-kind_flag encoding).
+    #[test]
+    fn old_kernel_layout() {
+        let mut b = Blob::default();
+        let uchar = b.int("unsigned char", 1, 8, 0);
+        let ushort = b.int("short unsigned int", 2, 16, 0);
+        let uint = b.int("unsigned int", 4, 32, 0);
+        let u8_bit = b.int("__u8", 1, 1, 0);
+        let skc = b.structure(
+            "sock_common",
+            136,
+            &[
+                ("skc_family", ushort, 128, 0),
+                ("skc_reuse", uchar, 152, 4),
+                ("skc_reuseport", uchar, 156, 1),
+                ("skc_ipv6only", uchar, 157, 1),
+            ],
+        );
+        // 4.19: unsigned int sk_padding:1, sk_kern_sock:1, sk_no_check_tx:1,
+        // sk_no_check_rx:1, sk_userlocks:4, sk_protocol:8, sk_type:16;  u16 sk_max_ack_backlog
+        let sock = b.structure(
+            "sock",
+            760,
+            &[
+                ("__sk_common", skc, 0, 0),
+                ("sk_userlocks", uint, 3204, 4),
+                ("sk_protocol", uint, 3208, 8),
+                ("sk_type", uint, 3216, 16),
+                ("sk_max_ack_backlog", ushort, 3232, 0),
+            ],
+        );
+        b.structure(
+            "inet_sock",
+            800,
+            &[
+                ("sk", sock, 0, 0),
+                ("freebind", u8_bit, 6210, 0),
+                ("transparent", u8_bit, 6213, 0),
+                ("bind_address_no_port", u8_bit, 6216, 0),
+            ],
+        );
+        let btf = Btf::parse(&b.finish()).unwrap();
+        let Resolved {
+            offsets: o,
+            missing,
+        } = resolve(&btf);
+
+        assert_eq!(o.skc_family, Field::plain(16, 2));
+        assert_eq!(o.skc_reuse, Field::bits(19, 1, 0, 4));
+        assert_eq!(o.skc_ipv6only, Field::bits(19, 1, 5, 1));
+        assert_eq!(o.sk_protocol, Field::bits(401, 1, 0, 8));
+        assert_eq!(o.sk_type, Field::bits(402, 2, 0, 16));
+        assert_eq!(o.sk_max_ack_backlog, Field::plain(404, 2));
+        assert_eq!(o.inet_freebind, Field::bits(776, 1, 2, 1));
+        assert_eq!(o.inet_transparent, Field::bits(776, 1, 5, 1));
+        assert_eq!(o.inet_bind_no_port, Field::bits(777, 1, 0, 1));
+        assert!(missing.contains(&"task_struct.files"));
+        assert!(missing.contains(&"net.ns.inum"));
+        assert_eq!(missing.len(), 16, "{missing:?}");
+    }
+
+    /// `inet_flags` without the enum numbering its bits: unknown, not guessed from the old
+    /// bitfields or a remembered value.
+    #[test]
+    fn inet_flags_without_enum() {
+        let mut b = Blob::default();
+        let ulong = b.int("long unsigned int", 8, 64, 0);
+        let sock = b.structure("sock", 8, &[("sk_max_ack_backlog", ulong, 0, 0)]);
+        b.structure(
+            "inet_sock",
+            16,
+            &[("sk", sock, 0, 0), ("inet_flags", ulong, 64, 0)],
+        );
+        let btf = Btf::parse(&b.finish()).unwrap();
+        let r = resolve(&btf);
+        assert_eq!(r.offsets.inet_freebind, Field::NONE);
+        assert!(r.missing.contains(&"inet_sock.freebind"));
+        assert!(r.missing.contains(&"inet_sock.bind_address_no_port"));
+    }
+
+    /// Writes a value amid set or clear neighbouring bits, then reads it back the way the
+    /// eBPF programs do.
+    #[test]
+    fn bitfield_loads_cover_their_bits() {
+        assert_eq!(bitfield(7, 58), None, "no single load holds it");
+        for bit_offset in 0..128 {
+            for len in 1..=57u32 {
+                let f = bitfield(bit_offset, len).unwrap();
+                let (size, offset) = (u32::from(f.size), usize::from(f.offset));
+                let shift = u32::from(f.bit_shift);
+                assert_eq!(offset as u32 * 8 + shift, bit_offset);
+                assert!(matches!(size, 1 | 2 | 4 | 8), "{f:?}");
+                assert!(
+                    size == 1 || shift + len > size * 4,
+                    "a smaller load would do: {f:?}"
+                );
+                let mask = (1u64 << len) - 1;
+                for (noise, value) in [
+                    (0x00, mask),
+                    (0xff, 0),
+                    (0x00, 0xa5a5_a5a5_a5a5_a5a5 & mask),
+                ] {
+                    let mut mem = [noise; 24];
+                    for i in 0..len {
+                        let bit = (bit_offset + i) as usize;
+                        let (byte, b) = (bit / 8, 1 << (bit % 8));
+                        if value >> i & 1 == 1 {
+                            mem[byte] |= b
+                        } else {
+                            mem[byte] &= !b
+                        }
+                    }
+                    let mut raw = [0; 8];
+                    raw[..size as usize].copy_from_slice(&mem[offset..offset + size as usize]);
+                    assert_eq!(f.extract(u64::from_le_bytes(raw)), value, "{f:?}");
+                }
+            }
+        }
+    }
+}
