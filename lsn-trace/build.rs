@@ -12,9 +12,18 @@ fn main() -> anyhow::Result<()> {
         .into_iter()
         .find(|p| p.name.as_str() == "lsn-trace-ebpf")
         .ok_or_else(|| anyhow!("lsn-trace-ebpf package not found"))?;
-    let root_dir = ebpf.manifest_path.parent().context("ebpf manifest dir")?.as_str().to_owned();
+    let root_dir = ebpf
+        .manifest_path
+        .parent()
+        .context("ebpf manifest dir")?
+        .as_str()
+        .to_owned();
     aya_build::build_ebpf(
-        [Package { name: ebpf.name.as_str(), root_dir: &root_dir, ..Default::default() }],
+        [Package {
+            name: ebpf.name.as_str(),
+            root_dir: &root_dir,
+            ..Default::default()
+        }],
         Toolchain::default(),
     )
 }

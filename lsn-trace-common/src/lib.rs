@@ -145,14 +145,32 @@ pub struct Field {
 }
 
 impl Field {
-    pub const NONE: Field = Field { offset: 0, size: 0, bit_shift: 0, bit_len: 0, _pad: [0; 3] };
+    pub const NONE: Field = Field {
+        offset: 0,
+        size: 0,
+        bit_shift: 0,
+        bit_len: 0,
+        _pad: [0; 3],
+    };
 
     pub const fn plain(offset: u16, size: u8) -> Field {
-        Field { offset, size, bit_shift: 0, bit_len: 0, _pad: [0; 3] }
+        Field {
+            offset,
+            size,
+            bit_shift: 0,
+            bit_len: 0,
+            _pad: [0; 3],
+        }
     }
 
     pub const fn bits(offset: u16, size: u8, bit_shift: u8, bit_len: u8) -> Field {
-        Field { offset, size, bit_shift, bit_len, _pad: [0; 3] }
+        Field {
+            offset,
+            size,
+            bit_shift,
+            bit_len,
+            _pad: [0; 3],
+        }
     }
 
     pub const fn is_known(&self) -> bool {
@@ -292,7 +310,10 @@ pub mod sockopt {
     pub const fn is_listener_option(level: i32, optname: i32) -> bool {
         match level {
             SOL_SOCKET => matches!(optname, SO_REUSEADDR | SO_REUSEPORT | SO_BINDTODEVICE),
-            SOL_IP => matches!(optname, IP_FREEBIND | IP_TRANSPARENT | IP_BIND_ADDRESS_NO_PORT),
+            SOL_IP => matches!(
+                optname,
+                IP_FREEBIND | IP_TRANSPARENT | IP_BIND_ADDRESS_NO_PORT
+            ),
             SOL_IPV6 => matches!(optname, IPV6_V6ONLY | IPV6_TRANSPARENT | IPV6_FREEBIND),
             _ => false,
         }

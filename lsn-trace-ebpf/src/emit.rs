@@ -1,9 +1,9 @@
 //! Building and submitting events: the one piece every hook and backend shares.
 use aya_ebpf::{
-    bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_AVAIL_DATA},
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-        bpf_ktime_get_ns, generated::bpf_probe_read_user,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+        generated::bpf_probe_read_user,
     },
     maps::ring_buf::RingBufEntry,
 };
@@ -42,18 +42,25 @@ pub fn reserve(kind: EventKind, fd: i32, ret: i32) -> Option<RingBufEntry<Event>
     Some(entry)
 }
 
+/// `min(v, max)` in a form the verifier can follow: the volatile load stops LLVM from
+/// handing the helper the unbounded original register instead of the clamped one.
+#[inline(always)]
+fn bounded(v: u64, max: u64) -> u32 {
+    let slot = v;
+    let v = unsafe { core::ptr::read_volatile(&slot) };
+    (if v > max { max } else { v }) as u32
+}
+
 /// Copy the caller's sockaddr. Exit hooks call this after the kernel's own copy_from_user
 /// has faulted the page in, so a resident-only read does not lose it.
 #[inline(always)]
 pub fn copy_user_sockaddr(ev: &mut Event, uaddr: u64, addrlen: u32) {
     ev.addrlen = addrlen;
-    let n = if addrlen > SOCKADDR_CAP as u32 { SOCKADDR_CAP as u32 } else { addrlen };
+    let n = bounded(addrlen as u64, SOCKADDR_CAP as u64);
     if n == 0 {
         return;
     }
-    let r = unsafe {
-        bpf_probe_read_user(ev.addr.as_mut_ptr() as *mut _, n, uaddr as *const _)
-    };
+    let r = unsafe { bpf_probe_read_user(ev.addr.as_mut_ptr() as *mut _, n, uaddr as *const _) };
     ev.flags |= if r == 0 { F_ADDR_READ } else { F_ADDR_FAULT };
 }
 
@@ -61,18 +68,18 @@ pub fn copy_user_sockaddr(ev: &mut Event, uaddr: u64, addrlen: u32) {
 pub fn copy_user_optval(ev: &mut Event, uval: u64, optlen: i32) {
     let n = if optlen < 0 {
         0
-    } else if optlen as u32 > OPTVAL_CAP as u32 {
-        OPTVAL_CAP as u32
     } else {
-        optlen as u32
+        bounded(optlen as u64, OPTVAL_CAP as u64)
     };
     if n == 0 {
         return;
     }
-    let r = unsafe {
-        bpf_probe_read_user(ev.optval.as_mut_ptr() as *mut _, n, uval as *const _)
+    let r = unsafe { bpf_probe_read_user(ev.optval.as_mut_ptr() as *mut _, n, uval as *const _) };
+    ev.flags |= if r == 0 {
+        F_OPTVAL_READ
+    } else {
+        F_OPTVAL_FAULT
     };
-    ev.flags |= if r == 0 { F_OPTVAL_READ } else { F_OPTVAL_FAULT };
 }
 
 /// Submit, waking the reader only once enough is pending (it also polls on a short timer),

@@ -10,7 +10,12 @@ use lsn_trace_common::{Config, KernelOffsets, N_COUNTERS, PendingCall};
 pub static OFFSETS: KernelOffsets = KernelOffsets::UNRESOLVED;
 
 #[unsafe(no_mangle)]
-pub static CONFIG: Config = Config { flags: 0, self_pid: 0, wakeup_bytes: 0, _pad: 0 };
+pub static CONFIG: Config = Config {
+    flags: 0,
+    self_pid: 0,
+    wakeup_bytes: 0,
+    _pad: 0,
+};
 
 /// Read a global through a volatile load so the compiler cannot fold the placeholder.
 #[inline(always)]

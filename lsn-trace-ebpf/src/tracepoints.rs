@@ -23,6 +23,7 @@ const RET: usize = 16;
 const SS_SKADDR: usize = 8;
 const SS_OLDSTATE: usize = 16;
 const SS_NEWSTATE: usize = 20;
+const SS_SPORT: usize = 24;
 const TCP_LISTEN: i32 = 10;
 const TCP_CLOSE: i32 = 7;
 
@@ -39,7 +40,10 @@ fn stash(ctx: &TracePointContext, kind: EventKind, nargs: usize) {
     if !enabled() {
         return;
     }
-    let mut call = PendingCall { kind: kind as u8, ..Default::default() };
+    let mut call = PendingCall {
+        kind: kind as u8,
+        ..Default::default()
+    };
     let mut i = 0;
     while i < 5 {
         if i < nargs {
@@ -80,7 +84,10 @@ fn fill_sock_from_fd(ctx: &TracePointContext, ev: &mut Event, fd: i32, ret: i32)
         }
         None => {
             count(CTR_SOCK_READ_FAIL);
-            warn!(ctx, "lsn-trace: fd {} of the calling task did not resolve to a socket", fd);
+            warn!(
+                ctx,
+                "lsn-trace: fd {} of the calling task did not resolve to a socket", fd
+            );
         }
     }
 }
@@ -93,10 +100,14 @@ pub fn sys_enter_bind(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn sys_exit_bind(ctx: TracePointContext) -> u32 {
-    let Some(call) = take(EventKind::Bind) else { return 0 };
+    let Some(call) = take(EventKind::Bind) else {
+        return 0;
+    };
     let [fd, uaddr, addrlen, ..] = call.args;
     let ret = ret(&ctx);
-    let Some(mut entry) = reserve(EventKind::Bind, fd as i32, ret) else { return 0 };
+    let Some(mut entry) = reserve(EventKind::Bind, fd as i32, ret) else {
+        return 0;
+    };
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     copy_user_sockaddr(ev, uaddr, addrlen as u32);
     fill_sock_from_fd(&ctx, ev, fd as i32, ret);
@@ -112,10 +123,14 @@ pub fn sys_enter_listen(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn sys_exit_listen(ctx: TracePointContext) -> u32 {
-    let Some(call) = take(EventKind::Listen) else { return 0 };
+    let Some(call) = take(EventKind::Listen) else {
+        return 0;
+    };
     let [fd, backlog, ..] = call.args;
     let ret = ret(&ctx);
-    let Some(mut entry) = reserve(EventKind::Listen, fd as i32, ret) else { return 0 };
+    let Some(mut entry) = reserve(EventKind::Listen, fd as i32, ret) else {
+        return 0;
+    };
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     ev.arg0 = backlog as i32 as i64;
     fill_sock_from_fd(&ctx, ev, fd as i32, ret);
@@ -136,10 +151,14 @@ pub fn sys_enter_setsockopt(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn sys_exit_setsockopt(ctx: TracePointContext) -> u32 {
-    let Some(call) = take(EventKind::Setsockopt) else { return 0 };
+    let Some(call) = take(EventKind::Setsockopt) else {
+        return 0;
+    };
     let [fd, level, optname, optval, optlen] = call.args;
     let ret = ret(&ctx);
-    let Some(mut entry) = reserve(EventKind::Setsockopt, fd as i32, ret) else { return 0 };
+    let Some(mut entry) = reserve(EventKind::Setsockopt, fd as i32, ret) else {
+        return 0;
+    };
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     ev.arg0 = level as i32 as i64;
     ev.arg1 = optname as i32;
@@ -172,7 +191,9 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let sk: u64 = unsafe { ctx.read_at(SS_SKADDR).unwrap_or(0) };
-    let Some(mut entry) = reserve(kind, -1, 0) else { return 0 };
+    let Some(mut entry) = reserve(kind, -1, 0) else {
+        return 0;
+    };
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     ev.source = SOURCE_KERNEL;
     ev.flags |= F_NO_FD;
@@ -180,6 +201,12 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
         ev.sock_ptr = sk;
         ev.flags |= F_SOCK;
         read_sock(sk, &mut ev.sock);
+    }
+    // A closing listener may already have released its port in the socket; the
+    // tracepoint recorded it before that.
+    if ev.sock.num == 0 {
+        ev.sock.num = unsafe { ctx.read_at::<u16>(SS_SPORT).unwrap_or(0) };
+        ev.sock.known |= K_NUM;
     }
     submit(entry);
     0

@@ -1,4 +1,167 @@
-fn main() {
-    static OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lsn-trace"));
-    println!("{}", OBJ.len());
+//! lsn-trace: how processes ask the Linux kernel to listen, live.
+//!
+//! hook (eBPF) -> event (ring buffer) -> decode -> sink (renderer on stdout).
+mod backend;
+mod btf;
+mod errno;
+mod event;
+mod names;
+mod netif;
+mod offsets;
+mod output;
+mod preflight;
+mod sockaddr;
+mod tracer;
+
+use std::{io::Write, process::ExitCode};
+
+use anyhow::{Context as _, Result};
+use clap::Parser;
+
+use crate::{
+    backend::{BackendChoice, LoadOptions},
+    output::{Format, Render},
+    tracer::{Sink, Tracer},
+};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lsn-trace",
+    version,
+    about = "Trace how processes ask the kernel to listen: every bind(), listen() and \
+             listener-shaping setsockopt() on the host, live, with what was asked and what \
+             the kernel did."
+)]
+struct Cli {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    format: Format,
+    /// JSON Lines on stdout (same as --format json).
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
+    /// Which kernel hooks to use.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendChoice,
+    /// Ring buffer size in MiB (a power of two): raise it if events are reported lost.
+    #[arg(long, value_name = "MiB", default_value_t = 4, value_parser = ring_size)]
+    ring_size: u32,
+    /// More diagnostics on stderr (-v, -vv).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+fn ring_size(s: &str) -> Result<u32, String> {
+    let mib: u32 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of MiB"))?;
+    if !(1..=1024).contains(&mib) || !mib.is_power_of_two() {
+        return Err(format!(
+            "{mib} MiB: the ring buffer size must be a power of two from 1 to 1024"
+        ));
+    }
+    Ok(mib)
+}
+
+/// Renders to stdout, batching writes per drained batch.
+struct StdoutSink {
+    render: Box<dyn Render + Send>,
+    buf: Vec<u8>,
+    out: std::io::Stdout,
+}
+
+impl Sink for StdoutSink {
+    fn event(&mut self, ev: &event::Event) -> std::io::Result<()> {
+        self.render.event(&mut self.buf, ev);
+        if self.buf.len() > 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn lost(&mut self, count: u64, reason: &str) -> std::io::Result<()> {
+        eprintln!("lsn-trace: {count} events lost ({reason})");
+        self.render.lost(&mut self.buf, count, reason);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let mut out = self.out.lock();
+            out.write_all(&self.buf)?;
+            out.flush()?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    preflight::check_privileges()?;
+    preflight::ensure_tracefs()?;
+    let btf = btf::Btf::from_sys()?;
+    let resolved = offsets::resolve(&btf);
+    for name in &resolved.missing {
+        log::warn!("kernel field {name} not found in BTF: it will be reported as unknown (null)");
+    }
+    let opts = LoadOptions {
+        offsets: resolved.offsets,
+        ring_bytes: cli.ring_size * 1024 * 1024,
+        wakeup_bytes: 64 * 1024,
+    };
+    let loaded = backend::load_and_attach(cli.backend, &opts)?;
+    let format = if cli.json { Format::Json } else { cli.format };
+    eprintln!(
+        "lsn-trace: attached, backend {}: {}. Tracing; Ctrl-C to stop.",
+        loaded.backend, loaded.description
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let _rt = rt.enter();
+    let mut tracer = Tracer::new(loaded)?;
+    let mut sink = StdoutSink {
+        render: output::renderer(format),
+        buf: Vec::new(),
+        out: std::io::stdout(),
+    };
+    let stats = rt.block_on(tracer.run(&mut sink, stop_signal()))?;
+    eprintln!(
+        "lsn-trace: stopped: {} events, {} lost",
+        stats.events, stats.lost
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp(None)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lsn-trace: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

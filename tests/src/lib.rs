@@ -1,1 +1,193 @@
+//! End-to-end harness: runs the real `lsn-trace` binary, waits for its attach line, and
+//! lets tests wait for the JSON events their own sockets cause (filtered by pid/tid, so
+//! whatever else the host does cannot break them).
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Condvar, Mutex, OnceLock},
+    time::{Duration, Instant},
+};
 
+pub use serde_json::Value;
+
+pub mod sock;
+
+/// The binary under test: $LSN_TRACE_BIN (set by `cargo xtask test`), else the workspace's
+/// release build, else its debug build.
+pub fn bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("LSN_TRACE_BIN") {
+        return p.into();
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    for profile in ["release", "debug"] {
+        let p = root.join("target").join(profile).join("lsn-trace");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("lsn-trace binary not found: build it (cargo build -p lsn-trace) or set LSN_TRACE_BIN");
+}
+
+pub const ATTACH_LINE: &str = "lsn-trace: attached";
+
+#[derive(Default)]
+struct Shared {
+    lines: Vec<Value>,
+    stderr: Vec<String>,
+    exited: bool,
+}
+
+/// A running lsn-trace with its JSON output collected.
+pub struct Tracer {
+    child: Mutex<Child>,
+    state: Arc<(Mutex<Shared>, Condvar)>,
+}
+
+impl Tracer {
+    /// Start `lsn-trace --json ARGS` and return once it printed its attach line.
+    pub fn start(args: &[&str]) -> Tracer {
+        let mut child = Command::new(bin())
+            .arg("--json")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn lsn-trace");
+        let state = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
+        let stdout = child.stdout.take().unwrap();
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let v: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("lsn-trace printed invalid JSON ({e}): {line}"));
+                st.0.lock().unwrap().lines.push(v);
+                st.1.notify_all();
+            }
+            st.0.lock().unwrap().exited = true;
+            st.1.notify_all();
+        });
+        let stderr = child.stderr.take().unwrap();
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                st.0.lock().unwrap().stderr.push(line);
+                st.1.notify_all();
+            }
+        });
+        let t = Tracer {
+            child: Mutex::new(child),
+            state,
+        };
+        t.wait_stderr(ATTACH_LINE, Duration::from_secs(60));
+        t
+    }
+
+    /// One tracer for the whole test binary (tests run as threads and filter by tid).
+    pub fn shared() -> &'static Tracer {
+        static T: OnceLock<Tracer> = OnceLock::new();
+        T.get_or_init(|| Tracer::start(&[]))
+    }
+
+    pub fn wait_stderr(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let (lock, cv) = &*self.state;
+        let mut g = lock.lock().unwrap();
+        loop {
+            if let Some(l) = g.stderr.iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                panic!(
+                    "lsn-trace did not print {needle:?} within {timeout:?}; stderr: {:#?}",
+                    g.stderr
+                );
+            }
+            g = cv.wait_timeout(g, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Wait until `n` events match `pred`; returns them in order.
+    pub fn wait_n(&self, n: usize, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        let (lock, cv) = &*self.state;
+        let mut g = lock.lock().unwrap();
+        loop {
+            let found: Vec<Value> = g.lines.iter().filter(|v| pred(v)).cloned().collect();
+            if found.len() >= n {
+                return found;
+            }
+            let now = Instant::now();
+            if now >= deadline || g.exited {
+                panic!(
+                    "expected {n} matching events within {timeout:?}, got {}: {found:#?}\nstderr: {:#?}",
+                    found.len(),
+                    g.stderr
+                );
+            }
+            g = cv.wait_timeout(g, deadline - now).unwrap().0;
+        }
+    }
+
+    /// The events of thread `tid` of kind `event` (waits for at least `n`).
+    pub fn events_of(&self, tid: i32, event: &str, n: usize) -> Vec<Value> {
+        self.wait_n(n, Duration::from_secs(20), |v| {
+            v["tid"] == tid && v["event"] == event
+        })
+    }
+
+    /// Everything seen so far that matches.
+    pub fn seen(&self, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.state
+            .0
+            .lock()
+            .unwrap()
+            .lines
+            .iter()
+            .filter(|v| pred(v))
+            .cloned()
+            .collect()
+    }
+
+    pub fn stderr(&self) -> Vec<String> {
+        self.state.0.lock().unwrap().stderr.clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.lock().unwrap().id()
+    }
+
+    /// SIGTERM, then the exit status and everything it printed on stderr.
+    pub fn terminate(&self) -> (std::process::ExitStatus, Vec<String>) {
+        unsafe { libc::kill(self.pid() as i32, libc::SIGTERM) };
+        let status = self.child.lock().unwrap().wait().unwrap();
+        // let the stderr reader catch up
+        std::thread::sleep(Duration::from_millis(100));
+        (status, self.stderr())
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.child.lock() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn tid() -> i32 {
+    unsafe { libc::gettid() }
+}
+
+pub fn read_sysctl(path: &str) -> i64 {
+    std::fs::read_to_string(format!("/proc/sys/{path}"))
+        .unwrap_or_else(|e| panic!("read /proc/sys/{path}: {e}"))
+        .trim()
+        .parse()
+        .unwrap()
+}

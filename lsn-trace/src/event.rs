@@ -1,0 +1,382 @@
+//! Decoding: the raw `lsn_trace_common::Event` from the ring buffer into what it means.
+//! Nothing here guesses: a field the kernel side could not read is `None`.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use lsn_trace_common as wire;
+
+use crate::sockaddr::{AF_INET, AF_INET6, AF_UNIX, SockAddr};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Bind,
+    Listen,
+    Setsockopt,
+    /// A socket entered LISTEN without listen(2) (io_uring, in-kernel).
+    ListenState,
+    /// A listener left LISTEN.
+    Close,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Bind => "bind",
+            Kind::Listen | Kind::ListenState => "listen",
+            Kind::Setsockopt => "setsockopt",
+            Kind::Close => "close",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    Bind(SockAddr),
+    Listen {
+        backlog: i32,
+    },
+    Setsockopt {
+        level: i32,
+        optname: i32,
+        optlen: i32,
+        value: OptValue,
+    },
+    None,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OptValue {
+    Int(i32),
+    /// SO_BINDTODEVICE: an interface name (empty = unbind).
+    Name(String),
+    /// optlen shorter than an int, or a value we do not interpret.
+    Bytes(Vec<u8>),
+    Unreadable,
+}
+
+/// The socket's state as the kernel had it after the call.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sock {
+    pub family: Option<u16>,
+    pub sock_type: Option<u16>,
+    pub protocol: Option<u16>,
+    pub state: Option<u8>,
+    /// The local address and port the kernel holds (port 0 = not bound).
+    pub local: Option<IpAddr>,
+    pub port: Option<u16>,
+    pub v6only: Option<bool>,
+    pub reuseaddr: Option<bool>,
+    pub reuseport: Option<bool>,
+    pub freebind: Option<bool>,
+    pub transparent: Option<bool>,
+    pub bind_no_port: Option<bool>,
+    pub bound_dev_if: Option<i32>,
+    pub backlog: Option<u32>,
+    pub netns: Option<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub kind: Kind,
+    /// Wall clock, nanoseconds since the epoch.
+    pub time_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: Option<u32>,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: String,
+    pub fd: Option<i32>,
+    /// 0 or a positive errno.
+    pub errno: i32,
+    /// Requested by a syscall (false: seen in the kernel, e.g. io_uring).
+    pub from_syscall: bool,
+    pub request: Request,
+    pub sock: Option<Sock>,
+    /// Kernel socket identity, scrambled (see `Decoder`): never a raw kernel pointer.
+    pub sock_id: Option<u64>,
+}
+
+pub const SOCK_STREAM: u16 = 1;
+pub const SOCK_DGRAM: u16 = 2;
+pub const SOCK_RAW: u16 = 3;
+pub const SOCK_SEQPACKET: u16 = 5;
+pub const IPPROTO_TCP: u16 = 6;
+pub const IPPROTO_UDP: u16 = 17;
+
+impl Event {
+    /// The family the event is about: the requested one for bind, else the socket's.
+    pub fn family(&self) -> Option<u16> {
+        if let Request::Bind(a) = &self.request
+            && let Some(f) = a.family()
+        {
+            return Some(f);
+        }
+        self.sock.as_ref()?.family
+    }
+
+    /// Protocol in the notation of ss's Netid column: tcp, udp, sctp, mptcp, raw, u_str,
+    /// u_dgr, u_seq, ...
+    pub fn protocol(&self) -> Option<&'static str> {
+        let s = self.sock.as_ref()?;
+        let family = s.family.or_else(|| self.family())?;
+        let ty = s.sock_type;
+        if family == AF_UNIX {
+            return Some(match ty? {
+                SOCK_STREAM => "u_str",
+                SOCK_DGRAM => "u_dgr",
+                SOCK_SEQPACKET => "u_seq",
+                _ => "unix",
+            });
+        }
+        if family != AF_INET && family != AF_INET6 {
+            return None;
+        }
+        if ty == Some(SOCK_RAW) {
+            return Some("raw");
+        }
+        Some(match s.protocol? {
+            IPPROTO_TCP => "tcp",
+            IPPROTO_UDP => "udp",
+            132 => "sctp",
+            136 => "udplite",
+            262 => "mptcp",
+            1 | 58 => "icmp",
+            _ => return None,
+        })
+    }
+
+    pub fn failed(&self) -> bool {
+        self.errno != 0
+    }
+}
+
+/// Turns raw events into `Event`s: knows the boot-to-wall clock offset and the key that
+/// scrambles socket pointers (a raw kernel address in a log would defeat KASLR).
+pub struct Decoder {
+    boot_to_wall_ns: i128,
+    sock_key: u64,
+}
+
+impl Decoder {
+    pub fn new() -> Self {
+        let now = |clock| {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            unsafe { libc::clock_gettime(clock, &mut ts) };
+            ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+        };
+        let wall = now(libc::CLOCK_REALTIME);
+        let mono = now(libc::CLOCK_MONOTONIC);
+        let mut key = [0u8; 8];
+        // getrandom never fails for 8 bytes after boot; a zero key only weakens scrambling.
+        unsafe { libc::getrandom(key.as_mut_ptr().cast(), key.len(), 0) };
+        Decoder {
+            boot_to_wall_ns: wall - mono,
+            sock_key: u64::from_ne_bytes(key) | 1,
+        }
+    }
+
+    pub fn decode(&self, raw: &wire::Event) -> Option<Event> {
+        let kind = match wire::EventKind::from_u8(raw.kind)? {
+            wire::EventKind::Bind => Kind::Bind,
+            wire::EventKind::Listen => Kind::Listen,
+            wire::EventKind::Setsockopt => Kind::Setsockopt,
+            wire::EventKind::ListenState => Kind::ListenState,
+            wire::EventKind::ListenClose => Kind::Close,
+        };
+        let request = match kind {
+            Kind::Bind => Request::Bind(if raw.flags & wire::F_ADDR_READ != 0 {
+                let n = (raw.addrlen as usize).min(wire::SOCKADDR_CAP);
+                SockAddr::decode(&raw.addr[..n], raw.addrlen)
+            } else if raw.flags & wire::F_ADDR_FAULT != 0 || raw.addrlen > 0 {
+                SockAddr::Unreadable { len: raw.addrlen }
+            } else {
+                SockAddr::Other { family: 0, len: 0 }
+            }),
+            Kind::Listen => Request::Listen {
+                backlog: raw.arg0 as i32,
+            },
+            Kind::Setsockopt => Request::Setsockopt {
+                level: raw.arg0 as i32,
+                optname: raw.arg1,
+                optlen: raw.arg2,
+                value: decode_optval(raw),
+            },
+            Kind::ListenState | Kind::Close => Request::None,
+        };
+        let sock = (raw.flags & wire::F_SOCK != 0).then(|| decode_sock(&raw.sock));
+        Some(Event {
+            kind,
+            time_ns: (raw.ts_ns as i128 + self.boot_to_wall_ns).max(0) as u64,
+            pid: raw.pid,
+            tid: raw.tid,
+            ppid: (raw.ppid != 0).then_some(raw.ppid),
+            uid: raw.uid,
+            gid: raw.gid,
+            comm: comm(&raw.comm),
+            fd: (raw.flags & wire::F_NO_FD == 0).then_some(raw.fd),
+            errno: -raw.ret.min(0),
+            from_syscall: raw.source == wire::SOURCE_SYSCALL,
+            request,
+            sock,
+            sock_id: (raw.sock_ptr != 0).then(|| self.scramble(raw.sock_ptr)),
+        })
+    }
+
+    fn scramble(&self, ptr: u64) -> u64 {
+        // A keyed bijection (xorshift-multiply): stable within one run, meaningless outside.
+        let mut x = ptr ^ self.sock_key;
+        x = (x ^ (x >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x = (x ^ (x >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^ (x >> 33)
+    }
+}
+
+fn comm(raw: &[u8]) -> String {
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    crate::sockaddr::escape(&raw[..end])
+}
+
+fn decode_optval(raw: &wire::Event) -> OptValue {
+    use wire::sockopt::*;
+    if raw.flags & wire::F_OPTVAL_FAULT != 0 {
+        return OptValue::Unreadable;
+    }
+    let n = (raw.arg2.max(0) as usize).min(wire::OPTVAL_CAP);
+    let bytes = &raw.optval[..n];
+    if raw.arg0 as i32 == SOL_SOCKET && raw.arg1 == SO_BINDTODEVICE {
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        return OptValue::Name(crate::sockaddr::escape(&bytes[..end]));
+    }
+    match bytes.len() {
+        // The kernel reads an int when optlen >= 4 and, for IP-level options, a single
+        // byte when optlen >= 1 (do_ip_setsockopt).
+        4.. => OptValue::Int(i32::from_ne_bytes(bytes[..4].try_into().unwrap())),
+        1.. if raw.arg0 as i32 == SOL_IP => OptValue::Int(bytes[0] as i32),
+        _ => OptValue::Bytes(bytes.to_vec()),
+    }
+}
+
+fn decode_sock(s: &wire::SockState) -> Sock {
+    let has = |bit| s.known & bit != 0;
+    fn known<T>(mask: u32, bit: u32, v: T) -> Option<T> {
+        (mask & bit != 0).then_some(v)
+    }
+    let family = known(s.known, wire::K_FAMILY, s.family);
+    let local = match family {
+        Some(AF_INET) if has(wire::K_RCV_SADDR) => Some(IpAddr::V4(Ipv4Addr::from(s.rcv_saddr))),
+        Some(AF_INET6) if has(wire::K_V6_RCV_SADDR) => {
+            Some(IpAddr::V6(Ipv6Addr::from(s.v6_rcv_saddr)))
+        }
+        _ => None,
+    };
+    let inet = matches!(family, Some(AF_INET | AF_INET6));
+    Sock {
+        family,
+        sock_type: known(s.known, wire::K_TYPE, s.sock_type),
+        protocol: known(s.known, wire::K_PROTOCOL, s.protocol),
+        state: known(s.known, wire::K_STATE, s.state),
+        local,
+        port: known(s.known, wire::K_NUM, s.num).filter(|_| inet),
+        v6only: known(s.known, wire::K_V6ONLY, s.v6only != 0).filter(|_| family == Some(AF_INET6)),
+        reuseaddr: known(s.known, wire::K_REUSE, s.reuse != 0),
+        reuseport: known(s.known, wire::K_REUSEPORT, s.reuseport != 0),
+        freebind: known(s.known, wire::K_FREEBIND, s.freebind != 0).filter(|_| inet),
+        transparent: known(s.known, wire::K_TRANSPARENT, s.transparent != 0).filter(|_| inet),
+        bind_no_port: known(s.known, wire::K_BIND_NO_PORT, s.bind_no_port != 0).filter(|_| inet),
+        bound_dev_if: known(s.known, wire::K_BOUND_DEV, s.bound_dev_if),
+        backlog: known(s.known, wire::K_BACKLOG, s.max_ack_backlog),
+        netns: known(s.known, wire::K_NETNS, s.netns),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(kind: wire::EventKind) -> wire::Event {
+        // SAFETY: plain data, all-zero is valid.
+        let mut e: wire::Event = unsafe { std::mem::zeroed() };
+        e.kind = kind as u8;
+        e.pid = 42;
+        e.tid = 43;
+        e.comm[..5].copy_from_slice(b"nginx");
+        e
+    }
+
+    #[test]
+    fn failed_bind_keeps_request() {
+        let mut e = raw(wire::EventKind::Bind);
+        e.ret = -98;
+        e.fd = 6;
+        e.flags = wire::F_ADDR_READ | wire::F_SOCK;
+        e.addrlen = 16;
+        e.addr[..2].copy_from_slice(&AF_INET.to_ne_bytes());
+        e.addr[2..4].copy_from_slice(&80u16.to_be_bytes());
+        e.sock.known = wire::K_FAMILY | wire::K_TYPE | wire::K_PROTOCOL | wire::K_NUM;
+        e.sock.family = AF_INET;
+        e.sock.sock_type = SOCK_STREAM;
+        e.sock.protocol = IPPROTO_TCP;
+        let ev = Decoder::new().decode(&e).unwrap();
+        assert_eq!(ev.errno, 98);
+        assert_eq!(ev.comm, "nginx");
+        assert_eq!(ev.fd, Some(6));
+        assert_eq!(
+            ev.request,
+            Request::Bind(SockAddr::Inet {
+                addr: Ipv4Addr::UNSPECIFIED,
+                port: 80
+            })
+        );
+        assert_eq!(ev.protocol(), Some("tcp"));
+        let s = ev.sock.unwrap();
+        assert_eq!(s.port, Some(0));
+        // not read: unknown, not false
+        assert_eq!(s.reuseaddr, None);
+        assert_eq!(s.v6only, None);
+    }
+
+    #[test]
+    fn unreadable_sockaddr() {
+        let mut e = raw(wire::EventKind::Bind);
+        e.ret = -14;
+        e.flags = wire::F_ADDR_FAULT;
+        e.addrlen = 16;
+        let ev = Decoder::new().decode(&e).unwrap();
+        assert_eq!(ev.request, Request::Bind(SockAddr::Unreadable { len: 16 }));
+        assert!(ev.sock.is_none());
+    }
+
+    #[test]
+    fn optvals() {
+        let mut e = raw(wire::EventKind::Setsockopt);
+        e.arg0 = 41;
+        e.arg1 = 26;
+        e.arg2 = 4;
+        e.optval[..4].copy_from_slice(&1i32.to_ne_bytes());
+        assert_eq!(decode_optval(&e), OptValue::Int(1));
+        e.arg0 = 1;
+        e.arg1 = 25;
+        e.arg2 = 5;
+        e.optval[..5].copy_from_slice(b"eth0\0");
+        assert_eq!(decode_optval(&e), OptValue::Name("eth0".into()));
+        e.arg0 = 0;
+        e.arg1 = 15;
+        e.arg2 = 1;
+        e.optval[0] = 1;
+        assert_eq!(decode_optval(&e), OptValue::Int(1));
+        e.flags = wire::F_OPTVAL_FAULT;
+        assert_eq!(decode_optval(&e), OptValue::Unreadable);
+    }
+
+    #[test]
+    fn sock_ids_are_scrambled_and_stable() {
+        let d = Decoder::new();
+        let a = d.scramble(0xffff_8880_1234_5600);
+        assert_ne!(a, 0xffff_8880_1234_5600);
+        assert_eq!(a, d.scramble(0xffff_8880_1234_5600));
+        assert_ne!(a, d.scramble(0xffff_8880_1234_5700));
+    }
+}

@@ -1,0 +1,79 @@
+//! Renderers: one event in, text out. Each writes into a caller-owned buffer so the hot
+//! path allocates nothing per event beyond what formatting needs.
+pub mod human;
+pub mod json;
+
+use crate::event::Event;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One readable line per event.
+    Human,
+    /// JSON Lines, one object per event (see README).
+    Json,
+}
+
+pub trait Render {
+    fn event(&mut self, out: &mut Vec<u8>, ev: &Event);
+    /// Events the kernel side could not deliver since the last report.
+    fn lost(&mut self, out: &mut Vec<u8>, count: u64, reason: &str);
+}
+
+pub fn renderer(format: Format) -> Box<dyn Render + Send> {
+    match format {
+        Format::Human => Box::new(human::Human::default()),
+        Format::Json => Box::new(json::Json),
+    }
+}
+
+/// `2026-11-22T05:01:02.123456Z` from nanoseconds since the epoch.
+pub fn rfc3339(ns: u64) -> String {
+    let (date, hms, micros) = split_time(ns);
+    format!(
+        "{}-{:02}-{:02}T{}.{micros:06}Z",
+        date.0, date.1, date.2, hms
+    )
+}
+
+/// `05:01:02.123456`, UTC.
+pub fn clock(ns: u64) -> String {
+    let (_, hms, micros) = split_time(ns);
+    format!("{hms}.{micros:06}")
+}
+
+fn split_time(ns: u64) -> ((i64, u32, u32), String, u64) {
+    let secs = (ns / 1_000_000_000) as i64;
+    let micros = (ns % 1_000_000_000) / 1000;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let hms = format!("{:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60);
+    (civil_from_days(days), hms, micros)
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn time_formats() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        // 2026-11-22T04:55:07.5Z
+        let ns = 1_795_323_307_500_000_000;
+        assert_eq!(super::rfc3339(ns), "2026-11-22T04:55:07.500000Z");
+        assert_eq!(super::clock(ns), "04:55:07.500000");
+        assert_eq!(
+            super::rfc3339(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000Z"
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! The agent's loop: ring buffer -> decode -> sink, until told to stop. Lost events are
+//! counted in the kernel (per-CPU) and surfaced to the sink as they appear.
+use std::{future::Future, io, time::Duration};
+
+use anyhow::{Context as _, Result};
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya_log::EbpfLogger;
+use lsn_trace_common as wire;
+use tokio::io::{Interest, unix::AsyncFd};
+
+use crate::{
+    backend::Loaded,
+    event::{Decoder, Event},
+};
+
+/// Where decoded events go (a renderer on stdout, the audit log, a summariser...).
+pub trait Sink {
+    fn event(&mut self, ev: &Event) -> io::Result<()>;
+    fn lost(&mut self, count: u64, reason: &str) -> io::Result<()>;
+    /// End of a batch: write out what is buffered.
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub events: u64,
+    pub lost: u64,
+}
+
+pub struct Tracer {
+    ring: AsyncFd<RingBuf<MapData>>,
+    counters: PerCpuArray<MapData, u64>,
+    logger: Option<AsyncFd<EbpfLogger<&'static dyn log::Log>>>,
+    decoder: Decoder,
+    lost_reported: [u64; 2],
+    stats: Stats,
+    // Kept last: dropping it detaches the programs.
+    _loaded: Loaded,
+}
+
+/// Register a map's fd with the runtime (which must be entered).
+fn readable<T: std::os::fd::AsRawFd>(map: T) -> io::Result<AsyncFd<T>> {
+    // SAFETY: the fd belongs to `map`, which the AsyncFd owns and never closes early.
+    unsafe { AsyncFd::register_with_interest(map, Interest::READABLE) }.map_err(|e| e.into())
+}
+
+/// How often the ring is drained when the kernel side did not wake us (it only wakes the
+/// reader once a batch is pending): bounds the latency of a lone event.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+impl Tracer {
+    pub fn new(mut loaded: Loaded) -> Result<Tracer> {
+        let ring = RingBuf::try_from(loaded.ebpf.take_map("EVENTS").context("EVENTS map")?)?;
+        let counters =
+            PerCpuArray::try_from(loaded.ebpf.take_map("COUNTERS").context("COUNTERS map")?)?;
+        let logger = match EbpfLogger::init(&mut loaded.ebpf) {
+            Ok(l) => Some(readable(l)?),
+            Err(e) => {
+                log::debug!("eBPF logger unavailable: {e}");
+                None
+            }
+        };
+        Ok(Tracer {
+            ring: readable(ring)?,
+            counters,
+            logger,
+            decoder: Decoder::new(),
+            lost_reported: [0; 2],
+            stats: Stats::default(),
+            _loaded: loaded,
+        })
+    }
+
+    fn counter(&self, idx: u32) -> u64 {
+        self.counters
+            .get(&idx, 0)
+            .map(|v| v.iter().sum())
+            .unwrap_or(0)
+    }
+
+    fn drain(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
+        let ring = self.ring.get_mut();
+        while let Some(item) = ring.next() {
+            if item.len() < std::mem::size_of::<wire::Event>() {
+                continue;
+            }
+            // SAFETY: the programs write whole `wire::Event`s; read unaligned to be safe.
+            let raw: wire::Event = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+            drop(item);
+            if let Some(ev) = self.decoder.decode(&raw) {
+                self.stats.events += 1;
+                sink.event(&ev)?;
+            }
+        }
+        self.report_lost(sink)?;
+        sink.flush()
+    }
+
+    fn report_lost(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
+        for (i, (idx, reason)) in [
+            (
+                wire::CTR_LOST_RINGBUF,
+                "ring buffer full; raise --ring-size",
+            ),
+            (wire::CTR_LOST_PENDING, "too many syscalls in flight"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let total = self.counter(idx);
+            if total > self.lost_reported[i] {
+                let n = total - self.lost_reported[i];
+                self.lost_reported[i] = total;
+                self.stats.lost += n;
+                sink.lost(n, reason)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_logs(&mut self) {
+        if let Some(l) = &mut self.logger {
+            l.get_mut().flush();
+        }
+    }
+
+    /// Run until `stop` completes or the sink's reader goes away.
+    pub async fn run(
+        &mut self,
+        sink: &mut dyn Sink,
+        stop: impl Future<Output = ()>,
+    ) -> Result<Stats> {
+        tokio::pin!(stop);
+        let mut tick = tokio::time::interval(POLL_INTERVAL);
+        let result: io::Result<()> = async {
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    guard = self.ring.readable_mut() => {
+                        let mut guard = guard?;
+                        guard.clear_ready();
+                        drop(guard);
+                        self.drain(sink)?;
+                    }
+                    _ = tick.tick() => self.drain(sink)?,
+                    guard = async { match &mut self.logger {
+                        Some(l) => l.readable_mut().await.map(|mut g| g.clear_ready()),
+                        None => std::future::pending().await,
+                    } } => { guard?; self.flush_logs(); }
+                }
+            }
+            // What was submitted before the stop still belongs to the trace.
+            self.drain(sink)
+        }
+        .await;
+        self.flush_logs();
+        match result {
+            Ok(()) => Ok(self.stats),
+            // `lsn-trace | head`: the reader is gone, which is an ending, not an error.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(self.stats),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

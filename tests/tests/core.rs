@@ -1,0 +1,278 @@
+//! The core event stream, end to end: real sockets, the real binary, exact JSON.
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use lsn_trace_tests::{Tracer, Value, read_sysctl, sock::*, tid};
+
+fn last_bind(t: &Tracer, tid: i32) -> Value {
+    t.events_of(tid, "bind", 1).pop().unwrap()
+}
+
+#[test]
+fn ipv4_tcp_bind_and_listen_on_loopback() {
+    let t = Tracer::shared();
+    let port = free_port();
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    bind(&fd, &sin(Ipv4Addr::LOCALHOST, port)).unwrap();
+    listen(&fd, 64).unwrap();
+    let me = tid();
+    let b = last_bind(t, me);
+    assert_eq!(b["pid"], std::process::id());
+    assert_eq!(b["fd"], fd.0);
+    assert_eq!(b["family"], "inet");
+    assert_eq!(b["protocol"], "tcp");
+    assert_eq!(b["type"], "stream");
+    assert_eq!(b["addr"], "127.0.0.1");
+    assert_eq!(b["port"], port);
+    assert_eq!(b["bound_addr"], "127.0.0.1");
+    assert_eq!(b["bound_port"], port);
+    assert_eq!(b["errno"], Value::Null);
+    assert_eq!(b["error"], Value::Null);
+    assert_eq!(
+        b["v6only"],
+        Value::Null,
+        "v6only is only meaningful for inet6"
+    );
+    assert_eq!(b["reuseaddr"], false);
+    assert_eq!(b["reuseport"], false);
+    assert!(b["comm"].as_str().is_some_and(|c| !c.is_empty()));
+    assert!(b["netns"].as_u64().is_some_and(|n| n > 0));
+    let l = t.events_of(me, "listen", 1).pop().unwrap();
+    assert_eq!(l["fd"], fd.0);
+    assert_eq!(l["backlog"], 64);
+    assert_eq!(l["backlog_effective"], 64);
+    assert_eq!(l["addr"], "127.0.0.1");
+    assert_eq!(l["bound_port"], port);
+    assert_eq!(l["errno"], Value::Null);
+    assert_eq!(
+        l["sock_id"], b["sock_id"],
+        "bind and listen are on the same socket"
+    );
+}
+
+fn v6_any(v6only: Option<i32>) -> (Value, Option<Value>, u16) {
+    let t = Tracer::shared();
+    let fd = socket(libc::AF_INET6, libc::SOCK_STREAM);
+    if let Some(v) = v6only {
+        setsockopt_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, v).unwrap();
+    }
+    let port = free_port();
+    bind(&fd, &sin6(Ipv6Addr::UNSPECIFIED, port, 0)).unwrap();
+    let me = tid();
+    let b = last_bind(t, me);
+    let opt = v6only.map(|_| t.events_of(me, "setsockopt", 1).pop().unwrap());
+    (b, opt, port)
+}
+
+#[test]
+fn ipv6_any_v6only_explicitly_0() {
+    let (b, opt, port) = v6_any(Some(0));
+    let opt = opt.unwrap();
+    assert_eq!(opt["level"], "SOL_IPV6");
+    assert_eq!(opt["option"], "IPV6_V6ONLY");
+    assert_eq!(opt["value"], 0);
+    assert_eq!(opt["errno"], Value::Null);
+    assert_eq!(b["family"], "inet6");
+    assert_eq!(b["addr"], "::");
+    assert_eq!(b["port"], port);
+    assert_eq!(b["v6only"], false);
+}
+
+#[test]
+fn ipv6_any_v6only_explicitly_1() {
+    let (b, opt, _) = v6_any(Some(1));
+    assert_eq!(opt.unwrap()["value"], 1);
+    assert_eq!(b["v6only"], true);
+}
+
+#[test]
+fn ipv6_any_v6only_from_sysctl_default() {
+    let (b, _, _) = v6_any(None);
+    let default = read_sysctl("net/ipv6/bindv6only") != 0;
+    assert_eq!(b["v6only"], default);
+}
+
+#[test]
+fn port_zero_reports_the_port_the_kernel_picked() {
+    let t = Tracer::shared();
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let b = last_bind(t, tid());
+    assert_eq!(b["port"], 0);
+    let picked = local_port(&fd);
+    assert_ne!(picked, 0);
+    assert_eq!(b["bound_port"], picked);
+}
+
+#[test]
+fn eaddrinuse_keeps_the_requested_address() {
+    let t = Tracer::shared();
+    let holder = socket(libc::AF_INET, libc::SOCK_STREAM);
+    bind(&holder, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    listen(&holder, 1).unwrap();
+    let port = local_port(&holder);
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    let err = bind(&fd, &sin(Ipv4Addr::LOCALHOST, port)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+    let binds = t.events_of(tid(), "bind", 2);
+    let b = binds.iter().find(|b| b["fd"] == fd.0).unwrap();
+    assert_eq!(b["errno"], libc::EADDRINUSE);
+    assert_eq!(b["error"], "EADDRINUSE");
+    assert_eq!(b["addr"], "127.0.0.1");
+    assert_eq!(b["port"], port);
+    assert_eq!(b["bound_port"], 0, "nothing was bound");
+}
+
+#[test]
+fn eaddrnotavail_for_an_address_not_on_this_host() {
+    let t = Tracer::shared();
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    let err = bind(&fd, &sin(Ipv4Addr::new(192, 0, 2, 1), 8080)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRNOTAVAIL));
+    let b = last_bind(t, tid());
+    assert_eq!(b["errno"], libc::EADDRNOTAVAIL);
+    assert_eq!(b["error"], "EADDRNOTAVAIL");
+    assert_eq!(b["addr"], "192.0.2.1");
+    assert_eq!(b["port"], 8080);
+}
+
+#[test]
+fn udp_bind() {
+    let t = Tracer::shared();
+    let fd = socket(libc::AF_INET, libc::SOCK_DGRAM);
+    bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let b = last_bind(t, tid());
+    assert_eq!(b["protocol"], "udp");
+    assert_eq!(b["type"], "dgram");
+    assert_eq!(b["bound_port"], local_port(&fd));
+}
+
+#[test]
+fn unix_pathname_abstract_and_autobind() {
+    let t = Tracer::shared();
+    let me = tid();
+    let path = format!("/tmp/lsn-trace-test-{}-{me}.sock", std::process::id());
+    let _ = std::fs::remove_file(&path);
+    let fd1 = socket(libc::AF_UNIX, libc::SOCK_STREAM);
+    let (sun, len) = sun_path(path.as_bytes());
+    bind_raw(&fd1, &sun, len).unwrap();
+    let fd2 = socket(libc::AF_UNIX, libc::SOCK_DGRAM);
+    let name = format!("\0lsn-trace-test-{me}");
+    let (sun, len) = sun_path(name.as_bytes());
+    bind_raw(&fd2, &sun, len).unwrap();
+    let fd3 = socket(libc::AF_UNIX, libc::SOCK_SEQPACKET);
+    let (sun, _) = sun_path(b"");
+    bind_raw(&fd3, &sun, 2).unwrap();
+    let binds = t.events_of(me, "bind", 3);
+    let _ = std::fs::remove_file(&path);
+    let by_fd = |fd: &Fd| binds.iter().find(|b| b["fd"] == fd.0).unwrap().clone();
+    let (b1, b2, b3) = (by_fd(&fd1), by_fd(&fd2), by_fd(&fd3));
+    assert_eq!(b1["family"], "unix");
+    assert_eq!(b1["addr"], path);
+    assert_eq!(b1["protocol"], "u_str");
+    assert_eq!(b1["port"], Value::Null);
+    assert_eq!(b2["addr"], format!("@lsn-trace-test-{me}"));
+    assert_eq!(b2["protocol"], "u_dgr");
+    assert_eq!(b3["addr"], "@(autobind)");
+    assert_eq!(b3["protocol"], "u_seq");
+    for b in [&b1, &b2, &b3] {
+        assert_eq!(b["errno"], Value::Null);
+    }
+}
+
+#[test]
+fn reuseaddr_and_reuseport() {
+    let t = Tracer::shared();
+    let me = tid();
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).unwrap();
+    setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1).unwrap();
+    bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let opts = t.events_of(me, "setsockopt", 2);
+    assert_eq!(opts[0]["level"], "SOL_SOCKET");
+    assert_eq!(opts[0]["option"], "SO_REUSEADDR");
+    assert_eq!(opts[0]["value"], 1);
+    assert_eq!(opts[1]["option"], "SO_REUSEPORT");
+    assert_eq!(opts[1]["value"], 1);
+    let b = last_bind(t, me);
+    assert_eq!(b["reuseaddr"], true);
+    assert_eq!(b["reuseport"], true);
+    // the option is reported even when it is set back to 0
+    let fd2 = socket(libc::AF_INET, libc::SOCK_STREAM);
+    setsockopt_int(&fd2, libc::SOL_SOCKET, libc::SO_REUSEADDR, 0).unwrap();
+    let opts = t.events_of(me, "setsockopt", 3);
+    assert_eq!(opts[2]["value"], 0);
+    assert_eq!(opts[2]["fd"], fd2.0);
+}
+
+#[test]
+fn ipv4_mapped_ipv6_address() {
+    let t = Tracer::shared();
+    let fd = socket(libc::AF_INET6, libc::SOCK_STREAM);
+    setsockopt_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0).unwrap();
+    let mapped: Ipv6Addr = "::ffff:127.0.0.1".parse().unwrap();
+    bind(&fd, &sin6(mapped, 0, 0)).unwrap();
+    let b = last_bind(t, tid());
+    assert_eq!(b["family"], "inet6");
+    assert_eq!(b["addr"], "::ffff:127.0.0.1");
+    assert_eq!(b["bound_port"], local_port(&fd));
+    assert_eq!(b["errno"], Value::Null);
+}
+
+#[test]
+fn bad_sockaddr_pointer_is_efault_not_a_crash() {
+    let t = Tracer::shared();
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    let rc = unsafe { libc::bind(fd.0, 0x10 as *const libc::sockaddr, 16) };
+    assert_eq!(rc, -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::EFAULT)
+    );
+    let b = last_bind(t, tid());
+    assert_eq!(b["errno"], libc::EFAULT);
+    assert_eq!(b["error"], "EFAULT");
+    assert_eq!(b["addr"], Value::Null);
+    assert_eq!(b["addrlen"], 16);
+    assert_eq!(b["fd"], fd.0);
+}
+
+#[test]
+fn listen_without_bind_gets_an_ephemeral_port() {
+    let t = Tracer::shared();
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    listen(&fd, 5).unwrap();
+    let l = t.events_of(tid(), "listen", 1).pop().unwrap();
+    let port = local_port(&fd);
+    assert_ne!(port, 0);
+    assert_eq!(l["bound_port"], port);
+    assert_eq!(l["addr"], "0.0.0.0");
+}
+
+#[test]
+fn backlog_above_somaxconn_is_clamped() {
+    let t = Tracer::shared();
+    let somaxconn = read_sysctl("net/core/somaxconn");
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let asked = (somaxconn + 1000) as i32;
+    listen(&fd, asked).unwrap();
+    let l = t.events_of(tid(), "listen", 1).pop().unwrap();
+    assert_eq!(l["backlog"], asked);
+    assert_eq!(l["backlog_effective"], somaxconn);
+}
+
+#[test]
+fn a_listener_closing_is_reported() {
+    let t = Tracer::shared();
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    listen(&fd, 5).unwrap();
+    let port = local_port(&fd);
+    let id = t.events_of(tid(), "listen", 1).pop().unwrap()["sock_id"].clone();
+    drop(fd);
+    let c = t.events_of(tid(), "close", 1).pop().unwrap();
+    assert_eq!(c["sock_id"], id);
+    assert_eq!(c["port"], port);
+    assert_eq!(c["fd"], Value::Null);
+    assert_eq!(c["source"], "kernel");
+}

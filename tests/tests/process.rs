@@ -1,0 +1,132 @@
+//! Behaviour of the tracer process itself, and binds from other processes and users.
+use std::{os::unix::process::CommandExt, process::Command, time::Duration};
+
+use lsn_trace_tests::{Tracer, bin};
+
+/// Fork a child that, in a network namespace of its own where ports below 1024 are
+/// privileged, drops to uid 65534 and binds 0.0.0.0:80. Returns (pid, errno it saw).
+fn unprivileged_bind_port_80() -> (i32, i32) {
+    let sysctl = c"/proc/sys/net/ipv4/ip_unprivileged_port_start";
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork");
+    if pid == 0 {
+        // Child: raw syscalls only (we forked a threaded process).
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNET) != 0 {
+                libc::_exit(100);
+            }
+            let f = libc::open(sysctl.as_ptr(), libc::O_WRONLY);
+            if f < 0 || libc::write(f, b"1024".as_ptr().cast(), 4) != 4 {
+                libc::_exit(101);
+            }
+            libc::close(f);
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                libc::_exit(102);
+            }
+            let s = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            let sa = lsn_trace_tests::sock::sin(std::net::Ipv4Addr::UNSPECIFIED, 80);
+            let rc = libc::bind(s, (&sa as *const libc::sockaddr_in).cast(), 16);
+            let errno = if rc == 0 {
+                0
+            } else {
+                *libc::__errno_location()
+            };
+            libc::_exit(errno);
+        }
+    }
+    let mut status = 0;
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(libc::WIFEXITED(status));
+    (pid, libc::WEXITSTATUS(status))
+}
+
+#[test]
+fn eacces_for_a_privileged_port_without_the_capability() {
+    let t = Tracer::shared();
+    let (pid, errno) = unprivileged_bind_port_80();
+    assert_eq!(
+        errno,
+        libc::EACCES,
+        "child setup failed or bind did not fail as expected"
+    );
+    let b = t
+        .wait_n(1, Duration::from_secs(20), |v| {
+            v["pid"] == pid && v["event"] == "bind"
+        })
+        .pop()
+        .unwrap();
+    assert_eq!(b["uid"], 65534);
+    assert_eq!(b["errno"], libc::EACCES);
+    assert_eq!(b["error"], "EACCES");
+    assert_eq!(b["addr"], "0.0.0.0");
+    assert_eq!(b["port"], 80);
+    // the child's own network namespace, not ours
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert_ne!(format!("net:[{}]", b["netns"]), ours.to_string_lossy());
+}
+
+#[test]
+fn sigterm_ends_cleanly_with_a_summary() {
+    let t = Tracer::start(&[]);
+    let fd = lsn_trace_tests::sock::socket(libc::AF_INET, libc::SOCK_DGRAM);
+    lsn_trace_tests::sock::bind(
+        &fd,
+        &lsn_trace_tests::sock::sin(std::net::Ipv4Addr::LOCALHOST, 0),
+    )
+    .unwrap();
+    let me = lsn_trace_tests::tid();
+    t.events_of(me, "bind", 1);
+    let (status, stderr) = t.terminate();
+    assert!(
+        status.success(),
+        "exit status {status:?}, stderr {stderr:#?}"
+    );
+    let summary = stderr
+        .iter()
+        .find(|l| l.contains("stopped"))
+        .expect("summary line");
+    assert!(
+        summary.contains(" events") && summary.contains(" lost"),
+        "{summary}"
+    );
+    assert!(summary.contains(" 0 lost"), "{summary}");
+}
+
+#[test]
+fn without_privileges_it_says_what_is_missing() {
+    let out = unsafe {
+        Command::new(bin())
+            .pre_exec(|| {
+                if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+            .output()
+            .unwrap()
+    };
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("root") && err.contains("sudo"), "{err}");
+    assert!(err.contains("CAP_BPF"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn bad_flags_are_rejected_clearly() {
+    let out = Command::new(bin())
+        .args(["--ring-size", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("power of two"), "{err}");
+    let out = Command::new(bin()).arg("--no-such-flag").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn attach_line_names_the_backend() {
+    let line = Tracer::shared().wait_stderr(lsn_trace_tests::ATTACH_LINE, Duration::from_secs(1));
+    assert!(line.contains("backend tracepoint"), "{line}");
+}
