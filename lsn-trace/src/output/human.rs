@@ -161,3 +161,101 @@ fn push_options(notes: &mut Vec<String>, s: &Sock) {
         notes.push(format!("dev={}", netif::name_of(dev as u32)));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use super::line;
+    use crate::{
+        event::{Event, Kind, OptValue, Request, Sock},
+        sockaddr::SockAddr,
+    };
+
+    fn ev(kind: Kind, request: Request, errno: i32, sock: Option<Sock>) -> Event {
+        Event {
+            kind,
+            time_ns: 1_795_323_307_500_000_000,
+            pid: 1190,
+            tid: 1190,
+            ppid: Some(1),
+            uid: 0,
+            gid: 0,
+            comm: "nginx".into(),
+            fd: Some(6),
+            errno,
+            from_syscall: true,
+            request,
+            sock,
+            sock_id: Some(1),
+        }
+    }
+
+    fn tcp6(port: u16, v6only: bool) -> Sock {
+        Sock {
+            family: Some(10),
+            sock_type: Some(1),
+            protocol: Some(6),
+            local: Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+            port: Some(port),
+            v6only: Some(v6only),
+            reuseaddr: Some(true),
+            reuseport: Some(false),
+            backlog: Some(511),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn bind_with_kernel_picked_port() {
+        let req = Request::Bind(SockAddr::Inet6 {
+            addr: Ipv6Addr::UNSPECIFIED,
+            port: 0,
+            flowinfo: 0,
+            scope_id: 0,
+        });
+        let l = line(&ev(Kind::Bind, req, 0, Some(tcp6(41235, true))));
+        assert!(
+            l.starts_with("04:55:07.500000 1190    nginx           bind        tcp    [::]:0"),
+            "{l}"
+        );
+        assert!(
+            l.ends_with("ok  port 0 → kernel picked 41235 v6only=1 reuseaddr fd=6"),
+            "{l}"
+        );
+    }
+
+    #[test]
+    fn failed_bind_names_the_errno() {
+        let req = Request::Bind(SockAddr::Inet {
+            addr: Ipv4Addr::UNSPECIFIED,
+            port: 80,
+        });
+        let l = line(&ev(Kind::Bind, req, 98, None));
+        assert!(l.contains(" 0.0.0.0:80 "), "{l}");
+        assert!(l.contains("EADDRINUSE (Address already in use)"), "{l}");
+    }
+
+    #[test]
+    fn listen_shows_the_clamped_backlog_and_setsockopt_its_value() {
+        let l = line(&ev(
+            Kind::Listen,
+            Request::Listen { backlog: 4096 },
+            0,
+            Some(tcp6(80, false)),
+        ));
+        assert!(l.contains(" [::]:80 "), "{l}");
+        assert!(
+            l.contains("backlog 4096 (kernel applied 511) v6only=0 reuseaddr"),
+            "{l}"
+        );
+        let set = Request::Setsockopt {
+            level: 41,
+            optname: 26,
+            optlen: 4,
+            value: OptValue::Int(1),
+        };
+        let l = line(&ev(Kind::Setsockopt, set, 0, Some(tcp6(0, true))));
+        assert!(l.contains(" IPV6_V6ONLY=1 "), "{l}");
+    }
+}
