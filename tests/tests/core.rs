@@ -276,3 +276,62 @@ fn a_listener_closing_is_reported() {
     assert_eq!(c["fd"], Value::Null);
     assert_eq!(c["source"], "kernel");
 }
+
+#[test]
+fn freebind_allows_a_non_local_address() {
+    let t = Tracer::shared();
+    let me = tid();
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    setsockopt_int(&fd, libc::IPPROTO_IP, libc::IP_FREEBIND, 1).unwrap();
+    bind(&fd, &sin(Ipv4Addr::new(192, 0, 2, 1), 0)).unwrap();
+    let opt = t.events_of(me, "setsockopt", 1).pop().unwrap();
+    assert_eq!(opt["level"], "SOL_IP");
+    assert_eq!(opt["option"], "IP_FREEBIND");
+    assert_eq!(opt["value"], 1);
+    let b = last_bind(t, me);
+    assert_eq!(b["errno"], Value::Null);
+    assert_eq!(b["addr"], "192.0.2.1");
+    assert_eq!(b["bound_addr"], "192.0.2.1");
+    assert_eq!(b["freebind"], true);
+    assert_eq!(b["transparent"], false);
+}
+
+#[test]
+fn bindtodevice_names_the_interface() {
+    let t = Tracer::shared();
+    let me = tid();
+    let fd = socket(libc::AF_INET, libc::SOCK_DGRAM);
+    let name = b"lo\0";
+    check(unsafe {
+        libc::setsockopt(
+            fd.0,
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            name.as_ptr().cast(),
+            3,
+        )
+    })
+    .unwrap();
+    bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let opt = t.events_of(me, "setsockopt", 1).pop().unwrap();
+    assert_eq!(opt["option"], "SO_BINDTODEVICE");
+    assert_eq!(opt["value"], "lo");
+    let b = last_bind(t, me);
+    assert_eq!(b["bound_dev_if"], 1);
+    assert_eq!(b["device"], "lo");
+}
+
+#[test]
+fn ipv6_link_local_with_scope() {
+    let t = Tracer::shared();
+    let fd = socket(libc::AF_INET6, libc::SOCK_DGRAM);
+    // fe80::1%lo is not assigned, so the kernel refuses it — the request is still reported.
+    let ll: Ipv6Addr = "fe80::1".parse().unwrap();
+    let err = bind(&fd, &sin6(ll, 5353, 1)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRNOTAVAIL));
+    let b = last_bind(t, tid());
+    assert_eq!(b["addr"], "fe80::1%lo");
+    assert_eq!(b["scope_id"], 1);
+    assert_eq!(b["port"], 5353);
+    assert_eq!(b["error"], "EADDRNOTAVAIL");
+}
