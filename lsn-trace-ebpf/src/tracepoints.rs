@@ -92,6 +92,22 @@ fn fill_sock_from_fd(ctx: &TracePointContext, ev: &mut Event, fd: i32, ret: i32)
     }
 }
 
+/// The exit half shared by every syscall: take the stashed arguments, build the event
+/// (`fill` adds what is specific to the call), add the socket's state, submit.
+#[inline(always)]
+fn exit_event(ctx: &TracePointContext, kind: EventKind, fill: impl FnOnce(&mut Event, [u64; 5])) {
+    let Some(call) = take(kind) else { return };
+    let fd = call.args[0] as i32;
+    let ret = ret(ctx);
+    let Some(mut entry) = reserve(kind, fd, ret) else {
+        return;
+    };
+    let ev = unsafe { &mut *entry.as_mut_ptr() };
+    fill(ev, call.args);
+    fill_sock_from_fd(ctx, ev, fd, ret);
+    submit(entry);
+}
+
 #[tracepoint]
 pub fn sys_enter_bind(ctx: TracePointContext) -> u32 {
     stash(&ctx, EventKind::Bind, 3);
@@ -100,18 +116,9 @@ pub fn sys_enter_bind(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn sys_exit_bind(ctx: TracePointContext) -> u32 {
-    let Some(call) = take(EventKind::Bind) else {
-        return 0;
-    };
-    let [fd, uaddr, addrlen, ..] = call.args;
-    let ret = ret(&ctx);
-    let Some(mut entry) = reserve(EventKind::Bind, fd as i32, ret) else {
-        return 0;
-    };
-    let ev = unsafe { &mut *entry.as_mut_ptr() };
-    copy_user_sockaddr(ev, uaddr, addrlen as u32);
-    fill_sock_from_fd(&ctx, ev, fd as i32, ret);
-    submit(entry);
+    exit_event(&ctx, EventKind::Bind, |ev, [_, uaddr, addrlen, ..]| {
+        copy_user_sockaddr(ev, uaddr, addrlen as u32)
+    });
     0
 }
 
@@ -123,18 +130,9 @@ pub fn sys_enter_listen(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn sys_exit_listen(ctx: TracePointContext) -> u32 {
-    let Some(call) = take(EventKind::Listen) else {
-        return 0;
-    };
-    let [fd, backlog, ..] = call.args;
-    let ret = ret(&ctx);
-    let Some(mut entry) = reserve(EventKind::Listen, fd as i32, ret) else {
-        return 0;
-    };
-    let ev = unsafe { &mut *entry.as_mut_ptr() };
-    ev.arg0 = backlog as i32 as i64;
-    fill_sock_from_fd(&ctx, ev, fd as i32, ret);
-    submit(entry);
+    exit_event(&ctx, EventKind::Listen, |ev, [_, backlog, ..]| {
+        ev.arg0 = backlog as i32 as i64
+    });
     0
 }
 
@@ -151,21 +149,16 @@ pub fn sys_enter_setsockopt(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn sys_exit_setsockopt(ctx: TracePointContext) -> u32 {
-    let Some(call) = take(EventKind::Setsockopt) else {
-        return 0;
-    };
-    let [fd, level, optname, optval, optlen] = call.args;
-    let ret = ret(&ctx);
-    let Some(mut entry) = reserve(EventKind::Setsockopt, fd as i32, ret) else {
-        return 0;
-    };
-    let ev = unsafe { &mut *entry.as_mut_ptr() };
-    ev.arg0 = level as i32 as i64;
-    ev.arg1 = optname as i32;
-    ev.arg2 = optlen as i32;
-    copy_user_optval(ev, optval, optlen as i32);
-    fill_sock_from_fd(&ctx, ev, fd as i32, ret);
-    submit(entry);
+    exit_event(
+        &ctx,
+        EventKind::Setsockopt,
+        |ev, [_, level, optname, optval, optlen]| {
+            ev.arg0 = level as i32 as i64;
+            ev.arg1 = optname as i32;
+            ev.arg2 = optlen as i32;
+            copy_user_optval(ev, optval, optlen as i32);
+        },
+    );
     0
 }
 
