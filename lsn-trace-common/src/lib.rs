@@ -48,6 +48,7 @@ pub const F_SOCK: u16 = 1 << 2; // the fd resolved to a socket and `sock` is fil
 pub const F_OPTVAL_READ: u16 = 1 << 3;
 pub const F_OPTVAL_FAULT: u16 = 1 << 4;
 pub const F_NO_FD: u16 = 1 << 5; // the hook saw the socket, not a descriptor
+pub const F_FOLLOWED: u16 = 1 << 6; // the caller is in FOLLOW (`-- CMD`, `-p`)
 
 /// `SockState::known` bits: which fields were read. A field whose offset the agent could
 /// not resolve from BTF, or whose read failed, stays unknown — never guessed.
@@ -225,6 +226,9 @@ pub struct KernelOffsets {
     // process identity
     pub task_real_parent: Field,
     pub task_tgid: Field,
+    // current->nsproxy->net_ns: the caller's network namespace (`--netns` at entry)
+    pub task_nsproxy: Field,
+    pub nsproxy_net_ns: Field,
 }
 
 impl KernelOffsets {
@@ -256,11 +260,28 @@ impl KernelOffsets {
         inet_bind_no_port: Field::NONE,
         task_real_parent: Field::NONE,
         task_tgid: Field::NONE,
+        task_nsproxy: Field::NONE,
+        nsproxy_net_ns: Field::NONE,
     };
 }
 
 /// `Config::flags` bits.
 pub const CFG_ENABLED: u32 = 1 << 0;
+/// Filters. Who calls is decided at syscall entry (nothing is stashed for an unwanted
+/// caller); what the call is about at exit, before a ring-buffer record is reserved.
+/// Each kind is an OR of its values (a map or a bit set), kinds are ANDed.
+pub const CFG_F_PID: u32 = 1 << 1; // tgid in FILTER_PIDS
+pub const CFG_F_UID: u32 = 1 << 2; // uid in FILTER_UIDS
+pub const CFG_F_COMM: u32 = 1 << 3; // comm in FILTER_COMMS
+pub const CFG_F_NETNS: u32 = 1 << 4; // netns inode in FILTER_NETNS
+pub const CFG_F_PORT: u32 = 1 << 5; // requested or bound port in FILTER_PORTS
+pub const CFG_F_FAMILY: u32 = 1 << 6; // bit `family` of Config::families
+pub const CFG_F_PROTO: u32 = 1 << 7; // proto_bit(..) in Config::protos
+pub const CFG_F_FAILED: u32 = 1 << 8; // only calls that returned an error
+/// Track process ancestry in FOLLOW (sched_process_fork/exit).
+pub const CFG_TRACK: u32 = 1 << 9;
+/// Emit only for processes in FOLLOW (`-- CMD` and `-p` without `--all`).
+pub const CFG_FOLLOW_ONLY: u32 = 1 << 10;
 
 /// Run-time settings handed to the programs as the global `CONFIG`.
 #[repr(C)]
@@ -271,7 +292,62 @@ pub struct Config {
     pub self_pid: u32,
     /// Wake the reader only when this many bytes are pending (0 = every event).
     pub wakeup_bytes: u32,
-    pub _pad: u32,
+    /// `--proto`: OR of `proto_bit`s.
+    pub protos: u32,
+    /// `--family`: bit n set = address family n wanted (all families are < 64).
+    pub families: u64,
+}
+
+/// `FOLLOW` values: whether children of this process are followed too.
+pub const FOLLOW_SELF: u8 = 0;
+pub const FOLLOW_TREE: u8 = 1;
+
+/// Protocols as `--proto` names them (ss's Netid column). One bit each so a set of them
+/// is a mask the program tests with one AND.
+pub mod proto {
+    pub const TCP: u32 = 1 << 0;
+    pub const UDP: u32 = 1 << 1;
+    pub const SCTP: u32 = 1 << 2;
+    pub const MPTCP: u32 = 1 << 3;
+    pub const UDPLITE: u32 = 1 << 4;
+    pub const RAW: u32 = 1 << 5;
+    pub const ICMP: u32 = 1 << 6;
+    pub const U_STR: u32 = 1 << 7;
+    pub const U_DGR: u32 = 1 << 8;
+    pub const U_SEQ: u32 = 1 << 9;
+    pub const UNIX_OTHER: u32 = 1 << 10;
+
+    const AF_UNIX: u16 = 1;
+    const AF_INET: u16 = 2;
+    const AF_INET6: u16 = 10;
+
+    /// The bit of a socket's (family, type, protocol), 0 when it is none of the above.
+    #[inline(always)]
+    pub const fn bit(family: u16, sock_type: u16, protocol: u16) -> u32 {
+        match family {
+            AF_UNIX => match sock_type {
+                1 => U_STR,
+                2 => U_DGR,
+                5 => U_SEQ,
+                _ => UNIX_OTHER,
+            },
+            AF_INET | AF_INET6 => {
+                if sock_type == 3 {
+                    return RAW;
+                }
+                match protocol {
+                    6 => TCP,
+                    17 => UDP,
+                    132 => SCTP,
+                    136 => UDPLITE,
+                    262 => MPTCP,
+                    1 | 58 => ICMP,
+                    _ => 0,
+                }
+            }
+            _ => 0,
+        }
+    }
 }
 
 /// Indices of the per-CPU `COUNTERS` array.
@@ -279,7 +355,9 @@ pub const CTR_LOST_RINGBUF: u32 = 0;
 pub const CTR_LOST_PENDING: u32 = 1;
 pub const CTR_SOCK_READ_FAIL: u32 = 2;
 pub const CTR_EMITTED: u32 = 3;
-pub const N_COUNTERS: u32 = 4;
+/// Events the filters dropped in the kernel (at entry or before reserving).
+pub const CTR_FILTERED: u32 = 4;
+pub const N_COUNTERS: u32 = 5;
 
 /// Arguments of a syscall in flight, kept per thread from sys_enter_* to sys_exit_*.
 #[repr(C)]

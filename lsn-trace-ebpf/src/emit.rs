@@ -9,15 +9,23 @@ use aya_ebpf::{
 };
 use lsn_trace_common::*;
 
+pub use crate::filter::About;
 use crate::{
-    kernel::current_ppid,
-    maps::{EVENTS, config, count},
+    filter,
+    kernel::{current_ppid, read_sock},
+    maps::{EVENTS, FOLLOW, config, count},
 };
 
-/// A reserved, zeroed event with the caller's identity filled in; None (and the loss
-/// counted) when the ring buffer is full.
+/// A reserved, zeroed event with the caller's identity filled in. None when the filters
+/// drop the call (counted, and decided before reserving: a filtered-out event costs no
+/// ring-buffer space) or when the ring buffer is full (the loss counted).
 #[inline(always)]
-pub fn reserve(kind: EventKind, fd: i32, ret: i32) -> Option<RingBufEntry<Event>> {
+pub fn reserve(kind: EventKind, fd: i32, ret: i32, about: &About) -> Option<RingBufEntry<Event>> {
+    let cfg = config();
+    if !filter::call_wanted(&cfg, ret, about) {
+        count(CTR_FILTERED);
+        return None;
+    }
     let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
         count(CTR_LOST_RINGBUF);
         return None;
@@ -38,8 +46,22 @@ pub fn reserve(kind: EventKind, fd: i32, ret: i32) -> Option<RingBufEntry<Event>
         ev.ret = ret;
         ev.kind = kind as u8;
         ev.comm = bpf_get_current_comm().unwrap_or_default();
+        if cfg.flags & CFG_TRACK != 0 && FOLLOW.get(ev.pid).is_some() {
+            ev.flags |= F_FOLLOWED;
+        }
     }
     Some(entry)
+}
+
+/// The socket part of the event.
+#[inline(always)]
+pub fn fill_sock(ev: &mut Event, about: &About) {
+    if about.sk == 0 {
+        return;
+    }
+    ev.sock_ptr = about.sk;
+    ev.flags |= F_SOCK;
+    read_sock(about.sk, &mut ev.sock);
 }
 
 /// `min(v, max)` in a form the verifier can follow: the volatile load stops LLVM from
@@ -98,7 +120,8 @@ pub fn submit(entry: RingBufEntry<Event>) {
     count(CTR_EMITTED);
 }
 
-/// Whether this task's events are wanted at all.
+/// Whether this task's events are wanted at all: hooks ask first, before any work. A caller
+/// the filters drop is counted as filtered.
 #[inline(always)]
 pub fn enabled() -> bool {
     let cfg = config();
@@ -106,5 +129,12 @@ pub fn enabled() -> bool {
         return false;
     }
     let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    pid != cfg.self_pid
+    if pid == cfg.self_pid {
+        return false;
+    }
+    if !filter::task_wanted(&cfg, pid) {
+        count(CTR_FILTERED);
+        return false;
+    }
+    true
 }

@@ -67,6 +67,59 @@ pub fn current_ppid() -> u32 {
         .unwrap_or(0) as u32
 }
 
+/// The tgid of a `struct task_struct *`.
+#[inline(always)]
+pub fn task_tgid(task: u64) -> Option<u32> {
+    read(task, off!(task_tgid)).map(|v| v as u32)
+}
+
+/// Inode of the calling task's network namespace (`current->nsproxy->net_ns->ns.inum`).
+#[inline(always)]
+pub fn current_netns() -> Option<u32> {
+    let task = unsafe { bpf_get_current_task() };
+    let nsproxy = read_ptr(task, off!(task_nsproxy))?;
+    let net = read_ptr(nsproxy, off!(nsproxy_net_ns))?;
+    read(net, off!(net_ns_inum)).map(|v| v as u32)
+}
+
+/// The few socket fields the filters look at (see `filter::call_wanted`), without the
+/// cost (and stack) of a whole `read_sock`. 0 = unknown for each.
+#[derive(Clone, Copy, Default)]
+pub struct SockKey {
+    pub family: u16,
+    pub sock_type: u16,
+    pub protocol: u16,
+    pub num: u16,
+    pub netns: u32,
+    pub type_known: bool,
+    pub protocol_known: bool,
+}
+
+#[inline(always)]
+pub fn sock_key(sk: u64) -> SockKey {
+    let mut k = SockKey::default();
+    if let Some(v) = read(sk, off!(skc_family)) {
+        k.family = v as u16;
+    }
+    if let Some(v) = read(sk, off!(sk_type)) {
+        k.sock_type = v as u16;
+        k.type_known = true;
+    }
+    if let Some(v) = read(sk, off!(sk_protocol)) {
+        k.protocol = v as u16;
+        k.protocol_known = true;
+    }
+    if let Some(v) = read(sk, off!(skc_num)) {
+        k.num = v as u16;
+    }
+    if let Some(net) = read_ptr(sk, off!(skc_net))
+        && let Some(inum) = read(net, off!(net_ns_inum))
+    {
+        k.netns = inum as u32;
+    }
+    k
+}
+
 macro_rules! fill {
     ($st:ident, $sk:expr, $known:ident, $field:ident, $off:ident, $ty:ty) => {
         if let Some(v) = read($sk, off!($off)) {

@@ -5,6 +5,8 @@
 #![no_main]
 
 mod emit;
+mod filter;
+mod follow;
 mod kernel;
 mod maps;
 mod tracepoints;

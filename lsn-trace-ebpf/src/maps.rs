@@ -3,7 +3,7 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
-use lsn_trace_common::{Config, KernelOffsets, N_COUNTERS, PendingCall};
+use lsn_trace_common::{Config, KernelOffsets, N_COUNTERS, PendingCall, TASK_COMM_LEN};
 
 /// Filled by the agent before load (`EbpfLoader::override_global`).
 #[unsafe(no_mangle)]
@@ -14,7 +14,8 @@ pub static CONFIG: Config = Config {
     flags: 0,
     self_pid: 0,
     wakeup_bytes: 0,
-    _pad: 0,
+    protos: 0,
+    families: 0,
 };
 
 /// Read a global through a volatile load so the compiler cannot fold the placeholder.
@@ -39,3 +40,21 @@ pub fn count(idx: u32) {
         unsafe { *p += 1 };
     }
 }
+
+// Filter sets (see `filter`): the agent fills them before enabling; a key present = wanted.
+#[map]
+pub static FILTER_PIDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
+#[map]
+pub static FILTER_UIDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
+#[map]
+pub static FILTER_COMMS: HashMap<[u8; TASK_COMM_LEN], u8> = HashMap::with_max_entries(256, 0);
+#[map]
+pub static FILTER_NETNS: HashMap<u32, u8> = HashMap::with_max_entries(256, 0);
+#[map]
+pub static FILTER_PORTS: HashMap<u16, u8> = HashMap::with_max_entries(1024, 0);
+
+/// Followed processes (tgid -> FOLLOW_SELF/FOLLOW_TREE), kept by `follow` from
+/// sched_process_fork/exit so a daemon's descendants are followed from their first
+/// instruction, whatever they do with sessions and parents.
+#[map]
+pub static FOLLOW: HashMap<u32, u8> = HashMap::with_max_entries(65536, 0);

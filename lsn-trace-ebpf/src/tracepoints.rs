@@ -9,9 +9,9 @@ use aya_log_ebpf::warn;
 use lsn_trace_common::{sockopt::is_listener_option, *};
 
 use crate::{
-    emit::{copy_user_optval, copy_user_sockaddr, enabled, reserve, submit},
-    kernel::{read_sock, sock_from_fd},
-    maps::{PENDING, count},
+    emit::{About, copy_user_optval, copy_user_sockaddr, enabled, fill_sock, reserve, submit},
+    kernel::sock_from_fd,
+    maps::{PENDING, config, count},
 };
 
 // Layout of the syscall tracepoints: 8 bytes of common header + __syscall_nr, then one
@@ -70,41 +70,43 @@ fn ret(ctx: &TracePointContext) -> i32 {
     unsafe { ctx.read_at::<i64>(RET).unwrap_or(0) as i32 }
 }
 
-/// Fill the socket part; the descriptor is only looked up when the kernel accepted it.
+/// The socket behind `fd`; only looked up when the kernel accepted the descriptor.
 #[inline(always)]
-fn fill_sock_from_fd(ctx: &TracePointContext, ev: &mut Event, fd: i32, ret: i32) {
+fn sock_of_fd(ctx: &TracePointContext, fd: i32, ret: i32) -> About {
     if ret == -EBADF || ret == -ENOTSOCK {
-        return;
+        return About::sock(0);
     }
     match sock_from_fd(fd) {
-        Some(sk) => {
-            ev.sock_ptr = sk;
-            ev.flags |= F_SOCK;
-            read_sock(sk, &mut ev.sock);
-        }
+        Some(sk) => About::sock(sk),
         None => {
             count(CTR_SOCK_READ_FAIL);
             warn!(
                 ctx,
                 "lsn-trace: fd {} of the calling task did not resolve to a socket", fd
             );
+            About::sock(0)
         }
     }
 }
 
-/// The exit half shared by every syscall: take the stashed arguments, build the event
-/// (`fill` adds what is specific to the call), add the socket's state, submit.
+/// The exit half shared by every syscall: take the stashed arguments, ask the filters
+/// (before reserving), build the event (`fill` adds what is specific to the call), add the
+/// socket's state, submit.
 #[inline(always)]
 fn exit_event(ctx: &TracePointContext, kind: EventKind, fill: impl FnOnce(&mut Event, [u64; 5])) {
     let Some(call) = take(kind) else { return };
     let fd = call.args[0] as i32;
     let ret = ret(ctx);
-    let Some(mut entry) = reserve(kind, fd, ret) else {
+    let mut about = sock_of_fd(ctx, fd, ret);
+    if kind == EventKind::Bind {
+        about = about.with_user_sockaddr(&config(), call.args[1], call.args[2] as u32);
+    }
+    let Some(mut entry) = reserve(kind, fd, ret, &about) else {
         return;
     };
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     fill(ev, call.args);
-    fill_sock_from_fd(ctx, ev, fd, ret);
+    fill_sock(ev, &about);
     submit(entry);
 }
 
@@ -166,9 +168,6 @@ pub fn sys_exit_setsockopt(ctx: TracePointContext) -> u32 {
 /// listeners), and every listener's close.
 #[tracepoint]
 pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
-    if !enabled() {
-        return 0;
-    }
     let old: i32 = unsafe { ctx.read_at(SS_OLDSTATE).unwrap_or(0) };
     let new: i32 = unsafe { ctx.read_at(SS_NEWSTATE).unwrap_or(0) };
     let kind = if new == TCP_LISTEN {
@@ -183,22 +182,25 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     } else {
         return 0;
     };
+    // Asked only now: every TCP state change passes here, and only these are events.
+    if !enabled() {
+        return 0;
+    }
     let sk: u64 = unsafe { ctx.read_at(SS_SKADDR).unwrap_or(0) };
-    let Some(mut entry) = reserve(kind, -1, 0) else {
+    let mut about = About::sock(sk);
+    // A closing listener may already have released its port in the socket; the
+    // tracepoint recorded it before that.
+    let sport = unsafe { ctx.read_at::<u16>(SS_SPORT).unwrap_or(0) };
+    about.hook_port = sport;
+    let Some(mut entry) = reserve(kind, -1, 0, &about) else {
         return 0;
     };
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     ev.source = SOURCE_KERNEL;
     ev.flags |= F_NO_FD;
-    if sk != 0 {
-        ev.sock_ptr = sk;
-        ev.flags |= F_SOCK;
-        read_sock(sk, &mut ev.sock);
-    }
-    // A closing listener may already have released its port in the socket; the
-    // tracepoint recorded it before that.
+    fill_sock(ev, &about);
     if ev.sock.num == 0 {
-        ev.sock.num = unsafe { ctx.read_at::<u16>(SS_SPORT).unwrap_or(0) };
+        ev.sock.num = sport;
         ev.sock.known |= K_NUM;
     }
     submit(entry);

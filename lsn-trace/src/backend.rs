@@ -1,8 +1,13 @@
 //! Loading the programs and attaching one backend. Every backend emits the same events;
 //! a backend is only the set of attach points (and where the arguments come from).
 use anyhow::{Context as _, Result, anyhow};
-use aya::{Ebpf, EbpfLoader, programs::TracePoint};
-use lsn_trace_common::{CFG_ENABLED, Config, KernelOffsets};
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{RawTracePoint, TracePoint},
+};
+use lsn_trace_common::{CFG_ENABLED, CFG_FOLLOW_ONLY, CFG_TRACK, Config, KernelOffsets};
+
+use crate::filter::KernelFilter;
 
 /// The compiled eBPF object, built by build.rs (aya-build).
 static OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lsn-trace"));
@@ -37,21 +42,66 @@ pub struct LoadOptions {
     pub offsets: KernelOffsets,
     pub ring_bytes: u32,
     pub wakeup_bytes: u32,
+    pub filter: KernelFilter,
+    /// Follow process trees (`-- CMD`, `-p`): CFG_TRACK, and CFG_FOLLOW_ONLY unless --all.
+    pub follow: Option<FollowMode>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(dead_code)] // until `-- CMD` lands
+pub enum FollowMode {
+    /// Only the followed processes' events.
+    Only,
+    /// Every event, the followed ones marked.
+    All,
+}
+
+/// Process ancestry, shared by every backend: (program, raw tracepoint).
+const FOLLOW_HOOKS: &[(&str, &str)] = &[
+    ("sched_process_fork", "sched_process_fork"),
+    ("sched_process_exit", "sched_process_exit"),
+];
+
 fn load(opts: &LoadOptions) -> Result<Ebpf> {
+    let mut flags = CFG_ENABLED | opts.filter.flags;
+    match opts.follow {
+        Some(FollowMode::Only) => flags |= CFG_TRACK | CFG_FOLLOW_ONLY,
+        Some(FollowMode::All) => flags |= CFG_TRACK,
+        None => {}
+    }
     let config = Config {
-        flags: CFG_ENABLED,
+        flags,
         self_pid: std::process::id(),
         wakeup_bytes: opts.wakeup_bytes,
-        _pad: 0,
+        protos: opts.filter.protos,
+        families: opts.filter.families,
     };
-    EbpfLoader::new()
+    let mut ebpf = EbpfLoader::new()
         .override_global("OFFSETS", &opts.offsets, true)
         .override_global("CONFIG", &config, true)
         .map_max_entries("EVENTS", opts.ring_bytes)
         .load(OBJ)
-        .context("loading the eBPF object (maps and globals)")
+        .context("loading the eBPF object (maps and globals)")?;
+    opts.filter.apply(&mut ebpf)?;
+    if opts.follow.is_some() {
+        attach_follow(&mut ebpf)?;
+    }
+    Ok(ebpf)
+}
+
+fn attach_follow(ebpf: &mut Ebpf) -> Result<()> {
+    for &(prog, tp) in FOLLOW_HOOKS {
+        let p: &mut RawTracePoint = ebpf
+            .program_mut(prog)
+            .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
+            .try_into()?;
+        p.load()
+            .with_context(|| format!("loading program {prog} (BPF_PROG_LOAD)"))?;
+        p.attach(tp).with_context(|| {
+            format!("attaching to raw tracepoint {tp} (needed to follow processes)")
+        })?;
+    }
+    Ok(())
 }
 
 fn attach_tracepoints(ebpf: &mut Ebpf) -> Result<()> {

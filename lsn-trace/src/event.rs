@@ -94,6 +94,8 @@ pub struct Event {
     pub sock: Option<Sock>,
     /// Kernel socket identity, scrambled (see `Decoder`): never a raw kernel pointer.
     pub sock_id: Option<u64>,
+    /// The caller is one of the followed processes (`-- CMD`, `-p`).
+    pub followed: bool,
 }
 
 pub const SOCK_STREAM: u16 = 1;
@@ -222,6 +224,7 @@ impl Decoder {
             request,
             sock,
             sock_id: (raw.sock_ptr != 0).then(|| self.scramble(raw.sock_ptr)),
+            followed: raw.flags & wire::F_FOLLOWED != 0,
         })
     }
 

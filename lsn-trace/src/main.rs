@@ -5,6 +5,7 @@ mod backend;
 mod btf;
 mod errno;
 mod event;
+mod filter;
 mod names;
 mod netif;
 mod offsets;
@@ -12,6 +13,7 @@ mod output;
 mod preflight;
 mod sockaddr;
 mod tracer;
+mod user;
 
 use std::{io::Write, process::ExitCode};
 
@@ -45,6 +47,11 @@ struct Cli {
     /// Ring buffer size in MiB (a power of two): raise it if events are reported lost.
     #[arg(long, value_name = "MiB", default_value_t = 4, value_parser = ring_size)]
     ring_size: u32,
+    /// Timestamps in seconds since the trace started (JSON: adds `rel`, keeps `time`).
+    #[arg(short = 't', long)]
+    relative: bool,
+    #[command(flatten)]
+    filter: filter::FilterArgs,
     /// More diagnostics on stderr (-v, -vv).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -117,11 +124,24 @@ fn run(cli: Cli) -> Result<()> {
     for name in &resolved.missing {
         log::warn!("kernel field {name} not found in BTF: it will be reported as unknown (null)");
     }
+    let kfilter = cli.filter.to_kernel()?;
+    if kfilter.flags & lsn_trace_common::CFG_F_NETNS != 0
+        && !(resolved.offsets.task_nsproxy.is_known() && resolved.offsets.nsproxy_net_ns.is_known())
+    {
+        log::warn!(
+            "--netns: the caller's namespace is not resolvable on this kernel; filtering on \
+             the socket's namespace only"
+        );
+    }
     let opts = LoadOptions {
         offsets: resolved.offsets,
         ring_bytes: cli.ring_size * 1024 * 1024,
         wakeup_bytes: 64 * 1024,
+        filter: kfilter,
+        follow: None,
     };
+    // `-t` counts from here: nothing traced can precede it.
+    let start_ns = output::now_ns();
     let loaded = backend::load_and_attach(cli.backend, &opts)?;
     let format = if cli.json { Format::Json } else { cli.format };
     eprintln!(
@@ -134,15 +154,19 @@ fn run(cli: Cli) -> Result<()> {
         .context("starting the async runtime")?;
     let _rt = rt.enter();
     let mut tracer = Tracer::new(loaded)?;
+    let render_opts = output::Options {
+        relative_to_ns: cli.relative.then_some(start_ns),
+        mark_followed: false,
+    };
     let mut sink = StdoutSink {
-        render: output::renderer(format),
+        render: output::renderer(format, render_opts),
         buf: Vec::new(),
         out: std::io::stdout(),
     };
     let stats = rt.block_on(tracer.run(&mut sink, stop_signal()))?;
     eprintln!(
-        "lsn-trace: stopped: {} events, {} lost",
-        stats.events, stats.lost
+        "lsn-trace: stopped: {} events, {} lost, {} filtered in kernel",
+        stats.events, stats.lost, stats.filtered
     );
     Ok(())
 }

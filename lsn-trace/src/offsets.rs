@@ -59,6 +59,8 @@ pub fn resolve(btf: &Btf) -> Resolved {
         ),
         task_real_parent: r.scalar("task_struct.real_parent"),
         task_tgid: r.scalar("task_struct.tgid"),
+        task_nsproxy: r.scalar("task_struct.nsproxy"),
+        nsproxy_net_ns: r.scalar("nsproxy.net_ns"),
     };
     Resolved {
         offsets,
@@ -183,6 +185,8 @@ mod tests {
             o.socket_sk,
             o.skc_net,
             o.task_real_parent,
+            o.task_nsproxy,
+            o.nsproxy_net_ns,
         ];
         for f in pointers {
             assert_eq!((f.size, f.bit_len), (8, 0), "{f:?}");
@@ -312,7 +316,7 @@ mod tests {
         assert_eq!(o.inet_bind_no_port, Field::bits(777, 1, 0, 1));
         assert!(missing.contains(&"task_struct.files"));
         assert!(missing.contains(&"net.ns.inum"));
-        assert_eq!(missing.len(), 16, "{missing:?}");
+        assert_eq!(missing.len(), 18, "{missing:?}");
     }
 
     /// `inet_flags` without the enum numbering its bits: unknown, not guessed from the old

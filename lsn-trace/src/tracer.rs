@@ -25,6 +25,8 @@ pub trait Sink {
 pub struct Stats {
     pub events: u64,
     pub lost: u64,
+    /// Events the filters dropped in the kernel, never reaching the ring buffer.
+    pub filtered: u64,
 }
 
 pub struct Tracer {
@@ -154,6 +156,7 @@ impl Tracer {
         }
         .await;
         self.flush_logs();
+        self.stats.filtered = self.counter(wire::CTR_FILTERED);
         match result {
             Ok(()) => Ok(self.stats),
             // `lsn-trace | head`: the reader is gone, which is an ending, not an error.

@@ -2,7 +2,7 @@
 //! errno names with their message.
 use std::fmt::Write as _;
 
-use super::Render;
+use super::{Options, Render};
 use crate::{
     errno,
     event::{Event, Kind, OptValue, Request, Sock},
@@ -13,17 +13,39 @@ use crate::{
 #[derive(Default)]
 pub struct Human {
     header_done: bool,
+    opts: Options,
 }
 
-const HEADER: &str = "TIME            PID     COMM            EVENT       PROTO  ADDRESS                       RESULT\n";
+const HEADER: &str =
+    "PID     COMM            EVENT       PROTO  ADDRESS                       RESULT\n";
+
+impl Human {
+    pub fn new(opts: Options) -> Human {
+        Human {
+            header_done: false,
+            opts,
+        }
+    }
+}
 
 impl Render for Human {
     fn event(&mut self, out: &mut Vec<u8>, ev: &Event) {
+        let marks = self.opts.mark_followed;
         if !self.header_done {
-            out.extend_from_slice(HEADER.as_bytes());
+            let time = if self.opts.relative_to_ns.is_some() {
+                "TIME(s)         "
+            } else {
+                "TIME            "
+            };
+            let mark = if marks { "  " } else { "" };
+            let _ = write!(Bytes(out), "{mark}{time}{HEADER}");
             self.header_done = true;
         }
-        out.extend_from_slice(line(ev).as_bytes());
+        if marks {
+            // `*`: a followed process; the rest is the host's (--all).
+            out.extend_from_slice(if ev.followed { b"* " } else { b"  " });
+        }
+        out.extend_from_slice(line_with(ev, &self.opts).as_bytes());
         out.push(b'\n');
     }
 
@@ -43,7 +65,16 @@ impl std::fmt::Write for Bytes<'_> {
     }
 }
 
+#[cfg(test)]
 pub fn line(ev: &Event) -> String {
+    line_with(ev, &Options::default())
+}
+
+pub fn line_with(ev: &Event, opts: &Options) -> String {
+    let time = match opts.rel(ev) {
+        Some(secs) => format!("{secs:<15.6}"),
+        None => super::clock(ev.time_ns),
+    };
     let sock = ev.sock.as_ref();
     let proto = ev.protocol().map_or_else(
         || ev.family().map_or("?".into(), names::family),
@@ -78,7 +109,7 @@ pub fn line(ev: &Event) -> String {
     };
     let mut s = format!(
         "{} {:<7} {:<15} {:<11} {:<6} {:<29} {}",
-        super::clock(ev.time_ns),
+        time,
         ev.pid,
         ev.comm,
         match ev.kind {
@@ -188,6 +219,7 @@ mod tests {
             request,
             sock,
             sock_id: Some(1),
+            followed: false,
         }
     }
 

@@ -3,7 +3,7 @@
 //! is `null`, never a guess.
 use serde::Serialize;
 
-use super::Render;
+use super::{Options, Render};
 use crate::{
     errno,
     event::{Event, Kind, OptValue, Request},
@@ -11,12 +11,27 @@ use crate::{
     sockaddr::SockAddr,
 };
 
-pub struct Json;
+#[derive(Default)]
+pub struct Json {
+    opts: Options,
+}
+
+impl Json {
+    pub fn new(opts: Options) -> Json {
+        Json { opts }
+    }
+}
 
 #[derive(Serialize)]
 struct Record<'a> {
     event: &'static str,
     time: String,
+    /// `-t`: seconds since the trace started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rel: Option<f64>,
+    /// While following (`-- CMD`, `-p`): whether a followed process made the call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    followed: Option<bool>,
     pid: u32,
     tid: u32,
     ppid: Option<u32>,
@@ -62,7 +77,13 @@ struct Lost<'a> {
     reason: &'a str,
 }
 
+#[allow(dead_code)] // the plain record, for sinks that take no render options
 pub fn record(ev: &Event) -> impl Serialize + '_ {
+    record_with(ev, Options::default())
+}
+
+/// `record`, with `-t`'s `rel` and `--all`'s `followed` when asked for.
+pub fn record_with(ev: &Event, opts: Options) -> impl Serialize + '_ {
     let sock = ev.sock.as_ref();
     let s = |f: fn(&crate::event::Sock) -> Option<bool>| sock.and_then(f);
     let bound_port = sock.and_then(|s| s.port);
@@ -111,6 +132,8 @@ pub fn record(ev: &Event) -> impl Serialize + '_ {
     Record {
         event: ev.kind.name(),
         time: super::rfc3339(ev.time_ns),
+        rel: opts.rel(ev).map(|r| (r * 1e6).round() / 1e6),
+        followed: opts.mark_followed.then_some(ev.followed),
         pid: ev.pid,
         tid: ev.tid,
         ppid: ev.ppid,
@@ -159,7 +182,7 @@ pub fn record(ev: &Event) -> impl Serialize + '_ {
 impl Render for Json {
     fn event(&mut self, out: &mut Vec<u8>, ev: &Event) {
         // Serializing plain data into a Vec cannot fail.
-        serde_json::to_writer(&mut *out, &record(ev)).expect("serialize event");
+        serde_json::to_writer(&mut *out, &record_with(ev, self.opts)).expect("serialize event");
         out.push(b'\n');
     }
 

@@ -19,11 +19,35 @@ pub trait Render {
     fn lost(&mut self, out: &mut Vec<u8>, count: u64, reason: &str);
 }
 
-pub fn renderer(format: Format) -> Box<dyn Render + Send> {
-    match format {
-        Format::Human => Box::new(human::Human::default()),
-        Format::Json => Box::new(json::Json),
+/// How events are shown, beyond the format.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// `-t`: also (human: instead) show seconds since this wall-clock time (ns).
+    pub relative_to_ns: Option<u64>,
+    /// `--all` while following: mark the followed processes' events.
+    pub mark_followed: bool,
+}
+
+impl Options {
+    /// Seconds from the start of the trace, when asked for.
+    pub fn rel(&self, ev: &Event) -> Option<f64> {
+        self.relative_to_ns
+            .map(|t0| (ev.time_ns as i128 - t0 as i128) as f64 / 1e9)
     }
+}
+
+pub fn renderer(format: Format, opts: Options) -> Box<dyn Render + Send> {
+    match format {
+        Format::Human => Box::new(human::Human::new(opts)),
+        Format::Json => Box::new(json::Json::new(opts)),
+    }
+}
+
+/// The wall clock now, in nanoseconds since the epoch.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// `2026-11-22T05:01:02.123456Z` from nanoseconds since the epoch.

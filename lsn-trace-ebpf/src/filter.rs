@@ -1,0 +1,140 @@
+//! The user's filters, decided in the kernel as early as the data allows, so an unwanted
+//! event costs neither ring-buffer space nor a wake-up of the agent:
+//! * who calls (pid, uid, comm, netns, followed process tree) at syscall entry, before
+//!   anything is stashed — `task_wanted`, through `emit::enabled`;
+//! * what the call is about (port, family, protocol, failure) at exit, before a record is
+//!   reserved — `call_wanted`, through `emit::reserve`.
+//!
+//! Every backend goes through `emit`, so every backend filters the same way.
+use aya_ebpf::helpers::{
+    bpf_get_current_comm, bpf_get_current_uid_gid, generated::bpf_probe_read_user,
+};
+use lsn_trace_common::*;
+
+use crate::{
+    kernel::{SockKey, current_netns, sock_key},
+    maps::{FILTER_COMMS, FILTER_NETNS, FILTER_PIDS, FILTER_PORTS, FILTER_UIDS, FOLLOW},
+};
+
+/// Whether the calling process `tgid` passes the caller filters.
+#[inline(always)]
+pub fn task_wanted(cfg: &Config, tgid: u32) -> bool {
+    let f = cfg.flags;
+    if f & CFG_FOLLOW_ONLY != 0 && unsafe { FOLLOW.get(tgid) }.is_none() {
+        return false;
+    }
+    if f & CFG_F_PID != 0 && unsafe { FILTER_PIDS.get(tgid) }.is_none() {
+        return false;
+    }
+    if f & CFG_F_UID != 0 {
+        let uid = bpf_get_current_uid_gid() as u32;
+        if unsafe { FILTER_UIDS.get(uid) }.is_none() {
+            return false;
+        }
+    }
+    if f & CFG_F_COMM != 0 {
+        let comm = bpf_get_current_comm().unwrap_or_default();
+        if unsafe { FILTER_COMMS.get(comm) }.is_none() {
+            return false;
+        }
+    }
+    // The caller's namespace; `call_wanted` checks the socket's too, when it is known.
+    if f & CFG_F_NETNS != 0
+        && let Some(ns) = current_netns()
+        && unsafe { FILTER_NETNS.get(ns) }.is_none()
+    {
+        return false;
+    }
+    true
+}
+
+/// What an exit hook knows about a call before it reserves a record.
+#[derive(Clone, Copy)]
+pub struct About {
+    /// Kernel `struct sock *`, 0 when the call has none (bad fd, not a socket).
+    pub sk: u64,
+    /// Family and port (host order) of the caller's sockaddr, 0 = none/unknown.
+    pub req_family: u16,
+    pub req_port: u16,
+    /// A port the hook saw besides the socket's (inet_sock_set_state's sport).
+    pub hook_port: u16,
+}
+
+impl About {
+    #[inline(always)]
+    pub fn sock(sk: u64) -> About {
+        About {
+            sk,
+            req_family: 0,
+            req_port: 0,
+            hook_port: 0,
+        }
+    }
+
+    /// Peek at family and port of the caller's sockaddr (both at the same place in
+    /// sockaddr_in and sockaddr_in6), only when a filter needs them: exit hooks run after
+    /// the kernel copied it in, so it is resident.
+    #[inline(always)]
+    pub fn with_user_sockaddr(mut self, cfg: &Config, uaddr: u64, addrlen: u32) -> About {
+        if cfg.flags & (CFG_F_PORT | CFG_F_FAMILY) == 0 || addrlen < 2 || uaddr == 0 {
+            return self;
+        }
+        let mut head = [0u8; 4];
+        let n = if addrlen >= 4 { 4 } else { 2 };
+        if unsafe { bpf_probe_read_user(head.as_mut_ptr() as *mut _, n, uaddr as *const _) } == 0 {
+            self.req_family = u16::from_ne_bytes([head[0], head[1]]);
+            if n == 4 && (self.req_family == 2 || self.req_family == 10) {
+                self.req_port = u16::from_be_bytes([head[2], head[3]]);
+            }
+        }
+        self
+    }
+}
+
+/// Whether the call passes the port, family, protocol and failure filters. Reads the few
+/// socket fields it needs only when such a filter is set.
+#[inline(always)]
+pub fn call_wanted(cfg: &Config, ret: i32, about: &About) -> bool {
+    let f = cfg.flags;
+    if f & CFG_F_FAILED != 0 && ret == 0 {
+        return false;
+    }
+    if f & (CFG_F_PORT | CFG_F_FAMILY | CFG_F_PROTO | CFG_F_NETNS) == 0 {
+        return true;
+    }
+    let st = if about.sk != 0 {
+        sock_key(about.sk)
+    } else {
+        SockKey::default()
+    };
+    if f & CFG_F_NETNS != 0 && st.netns != 0 && unsafe { FILTER_NETNS.get(st.netns) }.is_none() {
+        return false;
+    }
+    if f & CFG_F_FAMILY != 0 {
+        // The family asked for (a bind), else the socket's: what the event shows.
+        let family = if about.req_family != 0 {
+            about.req_family
+        } else {
+            st.family
+        };
+        if family == 0 || family >= 64 || cfg.families & (1u64 << family) == 0 {
+            return false;
+        }
+    }
+    if f & CFG_F_PROTO != 0 {
+        if st.family == 0 || !st.type_known || !st.protocol_known {
+            return false;
+        }
+        if cfg.protos & proto::bit(st.family, st.sock_type, st.protocol) == 0 {
+            return false;
+        }
+    }
+    if f & CFG_F_PORT != 0 {
+        // The port asked for, or the one the socket holds (listen, port 0 binds, closes).
+        let hit = |p: u16| p != 0 && unsafe { FILTER_PORTS.get(p) }.is_some();
+        if !(hit(about.req_port) || hit(st.num) || hit(about.hook_port)) {
+            return false;
+        }
+    }
+    true
+}

@@ -1,0 +1,48 @@
+//! Process ancestry for `-- CMD` and `-p PID -f`: a child joins FOLLOW in the fork itself,
+//! before it runs, so no bind of a double-forking daemon's start-up is missed and nothing
+//! polls /proc. Raw tracepoints hand over the task pointers whatever the kernel's
+//! tracepoint record layout (sched_process_fork's changed across versions).
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
+};
+use lsn_trace_common::{CFG_TRACK, FOLLOW_TREE};
+
+use crate::{
+    kernel::task_tgid,
+    maps::{FOLLOW, config},
+};
+
+/// TP_PROTO(struct task_struct *parent, struct task_struct *child), run by the parent.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
+    if config().flags & CFG_TRACK == 0 {
+        return 0;
+    }
+    let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
+    match unsafe { FOLLOW.get(parent) } {
+        Some(&FOLLOW_TREE) => {}
+        _ => return 0,
+    }
+    let child: u64 = ctx.arg(1);
+    if let Some(tgid) = task_tgid(child)
+        && tgid != parent
+    {
+        // A full map only means this child goes unfollowed; the agent sizes it generously.
+        let _ = FOLLOW.insert(tgid, FOLLOW_TREE, 0);
+    }
+    0
+}
+
+/// Run by the exiting task: the process is gone when its thread-group leader exits.
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
+    if config().flags & CFG_TRACK == 0 {
+        return 0;
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if pid_tgid as u32 == tgid {
+        let _ = FOLLOW.remove(tgid);
+    }
+    0
+}
