@@ -1,0 +1,5 @@
+//! The parts of lsn-trace that need no kernel hooks, as a library so the CLI, the fuzz
+//! target and other tools share them: what an address means (`verdict`), the addresses of a
+//! network namespace (`nsaddrs`).
+pub mod nsaddrs;
+pub mod verdict;
