@@ -298,9 +298,12 @@ pub struct Config {
     pub families: u64,
 }
 
-/// `FOLLOW` values: whether children of this process are followed too.
+/// `FOLLOW` values: whether children of this process are followed too...
 pub const FOLLOW_SELF: u8 = 0;
 pub const FOLLOW_TREE: u8 = 1;
+/// ... and a bit set when the process exited: it stays followed for the rest of its exit
+/// (its listeners close after sched_process_exit), the agent removes it.
+pub const FOLLOW_EXITED: u8 = 2;
 
 /// Protocols as `--proto` names them (ss's Netid column). One bit each so a set of them
 /// is a mask the program tests with one AND.

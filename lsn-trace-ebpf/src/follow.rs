@@ -5,7 +5,7 @@
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
 };
-use lsn_trace_common::{CFG_TRACK, FOLLOW_TREE};
+use lsn_trace_common::{CFG_TRACK, FOLLOW_EXITED, FOLLOW_TREE};
 
 use crate::{
     kernel::task_tgid,
@@ -20,7 +20,7 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     }
     let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
     match unsafe { FOLLOW.get(parent) } {
-        Some(&FOLLOW_TREE) => {}
+        Some(&v) if v & FOLLOW_TREE != 0 => {}
         _ => return 0,
     }
     let child: u64 = ctx.arg(1);
@@ -33,7 +33,9 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// Run by the exiting task: the process is gone when its thread-group leader exits.
+/// Run by the exiting task: the process is gone when its thread-group leader exits. It is
+/// only marked here, because its descriptors (listeners) close later in the same exit and
+/// those closes belong to its trace; the agent removes marked entries.
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     if config().flags & CFG_TRACK == 0 {
@@ -41,8 +43,10 @@ pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     }
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
-    if pid_tgid as u32 == tgid {
-        let _ = FOLLOW.remove(tgid);
+    if pid_tgid as u32 == tgid
+        && let Some(v) = FOLLOW.get_ptr_mut(tgid)
+    {
+        unsafe { *v |= FOLLOW_EXITED };
     }
     0
 }

@@ -48,7 +48,6 @@ pub struct LoadOptions {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code)] // until `-- CMD` lands
 pub enum FollowMode {
     /// Only the followed processes' events.
     Only,

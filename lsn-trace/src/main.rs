@@ -6,6 +6,7 @@ mod btf;
 mod errno;
 mod event;
 mod filter;
+mod follow;
 mod names;
 mod netif;
 mod offsets;
@@ -15,6 +16,7 @@ mod sockaddr;
 // The story (culprit lookup) and the audit sink use it; not every item by both.
 #[allow(dead_code)]
 mod sockdiag;
+mod summary;
 mod tracer;
 mod user;
 
@@ -24,7 +26,7 @@ use anyhow::{Context as _, Result};
 use clap::Parser;
 
 use crate::{
-    backend::{BackendChoice, LoadOptions},
+    backend::{BackendChoice, FollowMode, LoadOptions},
     output::{Format, Render},
     tracer::{Sink, Tracer},
 };
@@ -55,6 +57,8 @@ struct Cli {
     relative: bool,
     #[command(flatten)]
     filter: filter::FilterArgs,
+    #[command(flatten)]
+    follow: follow::FollowArgs,
     /// More diagnostics on stderr (-v, -vv).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -119,8 +123,10 @@ async fn stop_signal() {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// Runs the trace; the exit code (CMD's, when running one).
+fn run(cli: Cli) -> Result<u8> {
     preflight::check_privileges()?;
+    let plan = cli.follow.plan()?;
     preflight::ensure_tracefs()?;
     let btf = btf::Btf::from_sys()?;
     let resolved = offsets::resolve(&btf);
@@ -141,37 +147,58 @@ fn run(cli: Cli) -> Result<()> {
         ring_bytes: cli.ring_size * 1024 * 1024,
         wakeup_bytes: 64 * 1024,
         filter: kfilter,
-        follow: None,
+        follow: plan.as_ref().map(|_| {
+            if cli.follow.all {
+                FollowMode::All
+            } else {
+                FollowMode::Only
+            }
+        }),
     };
     // `-t` counts from here: nothing traced can precede it.
     let start_ns = output::now_ns();
-    let loaded = backend::load_and_attach(cli.backend, &opts)?;
+    let mut loaded = backend::load_and_attach(cli.backend, &opts)?;
     let format = if cli.json { Format::Json } else { cli.format };
-    eprintln!(
-        "lsn-trace: attached, backend {}: {}. Tracing; Ctrl-C to stop.",
-        loaded.backend, loaded.description
-    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let _rt = rt.enter();
+    let mut following = match &plan {
+        Some(_) => Some((
+            follow::Followed::new(loaded.ebpf.take_map("FOLLOW").context("FOLLOW map")?)?,
+            follow::Signals::install()?,
+        )),
+        None => None,
+    };
+    // -p: followed from before the attach line, which is the go-ahead for users and tests.
+    if let (Some(follow::Plan::Attach { pids, tree }), Some((followed, _))) =
+        (&plan, &mut following)
+    {
+        for &pid in pids {
+            followed.add(pid, *tree)?;
+        }
+    }
+    eprintln!(
+        "lsn-trace: attached, backend {}: {}. Tracing; Ctrl-C to stop.",
+        loaded.backend, loaded.description
+    );
     let mut tracer = Tracer::new(loaded)?;
     let render_opts = output::Options {
         relative_to_ns: cli.relative.then_some(start_ns),
-        mark_followed: false,
+        mark_followed: plan.is_some() && cli.follow.all,
     };
     let mut sink = StdoutSink {
         render: output::renderer(format, render_opts),
         buf: Vec::new(),
         out: std::io::stdout(),
     };
-    let stats = rt.block_on(tracer.run(&mut sink, stop_signal()))?;
-    eprintln!(
-        "lsn-trace: stopped: {} events, {} lost, {} filtered in kernel",
-        stats.events, stats.lost, stats.filtered
-    );
-    Ok(())
+    let (Some(plan), Some((followed, signals))) = (plan, following) else {
+        let stats = rt.block_on(tracer.run(&mut sink, stop_signal()))?;
+        eprintln!("{}", stats.stopped_line());
+        return Ok(0);
+    };
+    follow::run(&rt, &mut tracer, &mut sink, plan, followed, signals)
 }
 
 fn main() -> ExitCode {
@@ -185,7 +212,7 @@ fn main() -> ExitCode {
         .format_timestamp(None)
         .init();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("lsn-trace: error: {e:#}");
             ExitCode::FAILURE

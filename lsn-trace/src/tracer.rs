@@ -29,6 +29,16 @@ pub struct Stats {
     pub filtered: u64,
 }
 
+impl Stats {
+    /// The line lsn-trace ends with on stderr.
+    pub fn stopped_line(&self) -> String {
+        format!(
+            "lsn-trace: stopped: {} events, {} lost, {} filtered in kernel",
+            self.events, self.lost, self.filtered
+        )
+    }
+}
+
 pub struct Tracer {
     ring: AsyncFd<RingBuf<MapData>>,
     counters: PerCpuArray<MapData, u64>,

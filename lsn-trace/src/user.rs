@@ -72,7 +72,6 @@ pub fn resolve(spec: &str) -> Result<User> {
 }
 
 /// The supplementary groups `user` gets at login (getgrouplist), including its primary one.
-#[allow(dead_code)] // until `-- CMD` lands
 pub fn groups(user: &User) -> Vec<libc::gid_t> {
     let Ok(name) = CString::new(user.name.as_str()) else {
         return vec![user.gid];

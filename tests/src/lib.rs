@@ -47,9 +47,15 @@ pub struct Tracer {
 impl Tracer {
     /// Start `lsn-trace --json ARGS` and return once it printed its attach line.
     pub fn start(args: &[&str]) -> Tracer {
+        Tracer::start_with_env(args, &[])
+    }
+
+    /// `start`, with extra environment variables for lsn-trace.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Tracer {
         let mut child = Command::new(bin())
             .arg("--json")
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -159,6 +165,34 @@ impl Tracer {
 
     pub fn pid(&self) -> u32 {
         self.child.lock().unwrap().id()
+    }
+
+    /// Wait for lsn-trace to end by itself (`-- CMD` done, `-p` processes gone): its exit
+    /// status and everything it printed on stderr, once its output is read to the end.
+    pub fn wait_exit(&self, timeout: Duration) -> (std::process::ExitStatus, Vec<String>) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(s) = self.child.lock().unwrap().try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "lsn-trace still running after {timeout:?}; stderr: {:#?}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let (lock, cv) = &*self.state;
+        let mut g = lock.lock().unwrap();
+        let until = Instant::now() + Duration::from_secs(5);
+        while !g.exited && Instant::now() < until {
+            g = cv.wait_timeout(g, Duration::from_millis(100)).unwrap().0;
+        }
+        drop(g);
+        // let the stderr reader catch up
+        std::thread::sleep(Duration::from_millis(100));
+        (status, self.stderr())
     }
 
     /// SIGTERM, then the exit status and everything it printed on stderr.

@@ -1,0 +1,370 @@
+//! The end-of-run report of `-- CMD` and `-p`: what the followed processes listen on,
+//! what failed and why, and — where nothing listens — that, in one plain sentence.
+use std::collections::HashMap;
+
+use crate::{
+    errno,
+    event::{Event, Kind, Request, Sock},
+    sockaddr::SockAddr,
+    tracer::Sink,
+};
+
+/// A sink in front of another that feeds the summary with the followed processes' events.
+pub struct Summarising<'a> {
+    pub inner: &'a mut dyn Sink,
+    pub summary: Summary,
+}
+
+impl Sink for Summarising<'_> {
+    fn event(&mut self, ev: &Event) -> std::io::Result<()> {
+        if ev.followed {
+            self.summary.event(ev);
+        }
+        self.inner.event(ev)
+    }
+
+    fn lost(&mut self, count: u64, reason: &str) -> std::io::Result<()> {
+        self.inner.lost(count, reason)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+struct Listener {
+    sock_id: Option<u64>,
+    proto: String,
+    addr: String,
+    pid: u32,
+    comm: String,
+    /// TCP listen (or LISTEN state), versus a bound datagram socket.
+    stream: bool,
+    closed: bool,
+}
+
+struct Failure {
+    call: &'static str,
+    target: String,
+    errno: i32,
+    count: u32,
+    pid: u32,
+    comm: String,
+}
+
+#[derive(Default)]
+pub struct Summary {
+    /// Successful binds by socket: protocol, address as shown (port 0 resolved), stream
+    /// socket or not, pid, comm.
+    bound: HashMap<u64, (String, String, bool, u32, String)>,
+    listeners: Vec<Listener>,
+    failures: Vec<Failure>,
+    calls: u64,
+}
+
+fn proto_of(ev: &Event) -> String {
+    ev.protocol()
+        .map(str::to_owned)
+        .or_else(|| ev.family().map(crate::names::family))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// What the socket holds, in ss notation, when the kernel side read it.
+fn held(sock: Option<&Sock>) -> Option<String> {
+    let s = sock?;
+    Some(match (s.local?, s.port?) {
+        (std::net::IpAddr::V4(a), p) => format!("{a}:{p}"),
+        (std::net::IpAddr::V6(a), p) => format!("[{a}]:{p}"),
+    })
+}
+
+impl Summary {
+    /// Take one event of a followed process.
+    pub fn event(&mut self, ev: &Event) {
+        self.calls += 1;
+        let proto = proto_of(ev);
+        match (&ev.request, ev.kind) {
+            (Request::Bind(a), _) => {
+                let asked = a.to_string();
+                if ev.failed() {
+                    self.fail("bind", format!("{proto} {asked}"), ev);
+                    return;
+                }
+                // port 0: show the port the kernel picked.
+                let shown = match a {
+                    SockAddr::Inet { .. } | SockAddr::Inet6 { .. } if a.port() == Some(0) => {
+                        held(ev.sock.as_ref()).unwrap_or(asked)
+                    }
+                    _ => asked,
+                };
+                let ty = ev.sock.as_ref().and_then(|s| s.sock_type);
+                let dgram = ty == Some(2);
+                if let Some(id) = ev.sock_id {
+                    let stream = matches!(ty, Some(1 | 5));
+                    let b = (
+                        proto.clone(),
+                        shown.clone(),
+                        stream,
+                        ev.pid,
+                        ev.comm.clone(),
+                    );
+                    self.bound.insert(id, b);
+                }
+                if dgram {
+                    self.listen(ev, proto, shown, false);
+                }
+            }
+            (Request::Listen { .. }, _) | (Request::None, Kind::ListenState) => {
+                let addr = ev
+                    .sock_id
+                    .and_then(|id| self.bound.get(&id))
+                    .map(|b| b.1.clone())
+                    .filter(|a| !a.ends_with(":0"))
+                    .or_else(|| held(ev.sock.as_ref()))
+                    .unwrap_or_else(|| "?".into());
+                if ev.failed() {
+                    self.fail("listen", format!("{proto} {addr}"), ev);
+                } else {
+                    self.listen(ev, proto, addr, true);
+                }
+            }
+            (Request::Setsockopt { level, optname, .. }, _) if ev.failed() => {
+                let name = crate::names::option(*level, *optname).unwrap_or("?");
+                self.fail("setsockopt", name.to_owned(), ev);
+            }
+            (_, Kind::Close) => {
+                for l in &mut self.listeners {
+                    if l.sock_id.is_some() && l.sock_id == ev.sock_id {
+                        l.closed = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn listen(&mut self, ev: &Event, proto: String, addr: String, stream: bool) {
+        if let Some(l) = self
+            .listeners
+            .iter_mut()
+            .find(|l| l.sock_id.is_some() && l.sock_id == ev.sock_id)
+        {
+            l.closed = false;
+            l.stream |= stream;
+            return;
+        }
+        self.listeners.push(Listener {
+            sock_id: ev.sock_id,
+            proto,
+            addr,
+            pid: ev.pid,
+            comm: ev.comm.clone(),
+            stream,
+            closed: false,
+        });
+    }
+
+    fn fail(&mut self, call: &'static str, target: String, ev: &Event) {
+        if let Some(f) = self
+            .failures
+            .iter_mut()
+            .find(|f| f.call == call && f.target == target && f.errno == ev.errno)
+        {
+            f.count += 1;
+            f.pid = ev.pid;
+            return;
+        }
+        self.failures.push(Failure {
+            call,
+            target,
+            errno: ev.errno,
+            count: 1,
+            pid: ev.pid,
+            comm: ev.comm.clone(),
+        });
+    }
+
+    /// The report, one line each; `head` says what was followed and how it ended.
+    /// `alive` tells whether a pid still runs.
+    pub fn render(&self, head: &str, alive: impl Fn(u32) -> bool) -> Vec<String> {
+        let mut out = vec![format!("lsn-trace: summary: {head}")];
+        let mut open = 0;
+        for l in &self.listeners {
+            let state = if l.closed {
+                "closed".to_owned()
+            } else if !alive(l.pid) {
+                "until it exited".to_owned()
+            } else {
+                open += 1;
+                "still open".to_owned()
+            };
+            let verb = if l.stream { "listening" } else { "bound    " };
+            out.push(format!(
+                "  {verb}  {} {}  {} (pid {}), {state}",
+                l.proto, l.addr, l.comm, l.pid
+            ));
+        }
+        // Bound for a connection-oriented protocol, but listen() never came.
+        let mut idle: Vec<_> = self
+            .bound
+            .iter()
+            .filter(|(id, b)| b.2 && !self.listeners.iter().any(|l| l.sock_id == Some(**id)))
+            .map(|(_, b)| b)
+            .collect();
+        idle.sort_by(|a, b| (a.3, &a.1).cmp(&(b.3, &b.1)));
+        for (proto, addr, _, pid, comm) in idle {
+            out.push(format!(
+                "  bound      {proto} {addr}  {comm} (pid {pid}), but never listened"
+            ));
+        }
+        for f in &self.failures {
+            out.push(format!(
+                "  failed     {} {}: {}{}  {} (pid {})",
+                f.call,
+                f.target,
+                errname(f.errno),
+                if f.count > 1 {
+                    format!(", {} times", f.count)
+                } else {
+                    String::new()
+                },
+                f.comm,
+                f.pid
+            ));
+        }
+        if open == 0 {
+            out.push(format!("  {}", self.nothing_listens(&alive)));
+        }
+        out
+    }
+
+    /// The plain sentence for when nothing listens (any more).
+    fn nothing_listens(&self, alive: &impl Fn(u32) -> bool) -> String {
+        let binds = self.failures.iter().filter(|f| f.call != "setsockopt");
+        if let Some(worst) = binds.clone().max_by_key(|f| f.count) {
+            let who = if alive(worst.pid) {
+                format!(
+                    "{} (pid {}) runs but listens nowhere",
+                    worst.comm, worst.pid
+                )
+            } else {
+                format!("{} exited", worst.comm)
+            };
+            let plural = if worst.count == 1 { "" } else { "s" };
+            let addr = worst
+                .target
+                .split_once(' ')
+                .map_or(worst.target.as_str(), |(_, a)| a);
+            let mut s = format!(
+                "nothing listens: {who} after {} failed {}{plural} on {addr}: {}",
+                worst.count,
+                worst.call,
+                errno::name(worst.errno).unwrap_or("error")
+            );
+            let others = binds.count() - 1;
+            if others > 0 {
+                s.push_str(&format!(
+                    " (and {others} other failure{})",
+                    if others == 1 { "" } else { "s" }
+                ));
+            }
+            return s;
+        }
+        if let Some(l) = self.listeners.last() {
+            let how = if l.closed {
+                "until the socket was closed"
+            } else {
+                "until it exited"
+            };
+            return format!(
+                "nothing listens any more: {} (pid {}) listened on {} {} {how}",
+                l.comm, l.pid, l.proto, l.addr
+            );
+        }
+        if self.calls == 0 {
+            "nothing listens: no bind or listen call was made".into()
+        } else {
+            "nothing listens: no bind or listen call succeeded".into()
+        }
+    }
+}
+
+fn errname(e: i32) -> String {
+    match (errno::name(e), errno::message(e)) {
+        (Some(n), Some(m)) => format!("{n} ({m})"),
+        _ => format!("errno {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    fn bind(pid: u32, port: u16, errno: i32) -> Event {
+        Event {
+            kind: Kind::Bind,
+            time_ns: 0,
+            pid,
+            tid: pid,
+            ppid: None,
+            uid: 0,
+            gid: 0,
+            comm: "nginx".into(),
+            fd: Some(6),
+            errno,
+            from_syscall: true,
+            request: Request::Bind(SockAddr::Inet {
+                addr: Ipv4Addr::UNSPECIFIED,
+                port,
+            }),
+            sock: Some(Sock {
+                family: Some(2),
+                sock_type: Some(1),
+                protocol: Some(6),
+                local: Some(Ipv4Addr::UNSPECIFIED.into()),
+                port: Some(if errno == 0 { port } else { 0 }),
+                ..Default::default()
+            }),
+            sock_id: Some(pid as u64 * 1000 + port as u64),
+            followed: true,
+        }
+    }
+
+    #[test]
+    fn failed_binds_say_plainly_that_nothing_listens() {
+        let mut s = Summary::default();
+        for _ in 0..5 {
+            s.event(&bind(7, 80, 98));
+        }
+        let out = s.render("nginx exited with status 1", |_| false);
+        assert!(
+            out.iter().any(|l| l.contains("failed     bind tcp 0.0.0.0:80: EADDRINUSE (Address already in use), 5 times  nginx (pid 7)")),
+            "{out:#?}"
+        );
+        assert_eq!(
+            out.last().unwrap(),
+            "  nothing listens: nginx exited after 5 failed binds on 0.0.0.0:80: EADDRINUSE"
+        );
+    }
+
+    #[test]
+    fn listeners_are_listed_with_their_state() {
+        let mut s = Summary::default();
+        s.event(&bind(7, 8080, 0));
+        let mut l = bind(7, 8080, 0);
+        l.kind = Kind::Listen;
+        l.request = Request::Listen { backlog: 511 };
+        s.event(&l);
+        let out = s.render("nginx", |_| true);
+        assert_eq!(out.len(), 2, "{out:#?}");
+        assert_eq!(
+            out[1],
+            "  listening  tcp 0.0.0.0:8080  nginx (pid 7), still open"
+        );
+        let out = s.render("nginx", |_| false);
+        assert!(out[1].ends_with("until it exited"), "{out:#?}");
+        assert!(out[2].contains("nothing listens any more"), "{out:#?}");
+    }
+}
