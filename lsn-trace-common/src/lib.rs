@@ -43,10 +43,10 @@ pub const SOURCE_KERNEL: u8 = 1;
 
 /// `Event::flags` bits.
 pub const F_ADDR_READ: u16 = 1 << 0; // the caller's sockaddr was copied
-pub const F_ADDR_FAULT: u16 = 1 << 1; // ... or reading it faulted (bad pointer)
+pub const F_ADDR_FAULT: u16 = 1 << 1; // ... or reading it faulted: addr[..8] = the pointer
 pub const F_SOCK: u16 = 1 << 2; // the fd resolved to a socket and `sock` is filled
 pub const F_OPTVAL_READ: u16 = 1 << 3;
-pub const F_OPTVAL_FAULT: u16 = 1 << 4;
+pub const F_OPTVAL_FAULT: u16 = 1 << 4; // optval[..8] = the pointer
 pub const F_NO_FD: u16 = 1 << 5; // the hook saw the socket, not a descriptor
 pub const F_FOLLOWED: u16 = 1 << 6; // the caller is in FOLLOW (`-- CMD`, `-p`)
 

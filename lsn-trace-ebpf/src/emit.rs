@@ -83,7 +83,13 @@ pub fn copy_user_sockaddr(ev: &mut Event, uaddr: u64, addrlen: u32) {
         return;
     }
     let r = unsafe { bpf_probe_read_user(ev.addr.as_mut_ptr() as *mut _, n, uaddr as *const _) };
-    ev.flags |= if r == 0 { F_ADDR_READ } else { F_ADDR_FAULT };
+    if r == 0 {
+        ev.flags |= F_ADDR_READ;
+    } else {
+        // Nothing was copied: the buffer carries the pointer instead (strace prints it).
+        ev.flags |= F_ADDR_FAULT;
+        unsafe { core::ptr::write_unaligned(ev.addr.as_mut_ptr() as *mut u64, uaddr) };
+    }
 }
 
 #[inline(always)]
@@ -97,11 +103,13 @@ pub fn copy_user_optval(ev: &mut Event, uval: u64, optlen: i32) {
         return;
     }
     let r = unsafe { bpf_probe_read_user(ev.optval.as_mut_ptr() as *mut _, n, uval as *const _) };
-    ev.flags |= if r == 0 {
-        F_OPTVAL_READ
+    if r == 0 {
+        ev.flags |= F_OPTVAL_READ;
     } else {
-        F_OPTVAL_FAULT
-    };
+        // As for sockaddrs: the pointer, for renderers that print it.
+        ev.flags |= F_OPTVAL_FAULT;
+        unsafe { core::ptr::write_unaligned(ev.optval.as_mut_ptr() as *mut u64, uval) };
+    }
 }
 
 /// Submit, waking the reader only once enough is pending (it also polls on a short timer),

@@ -94,8 +94,23 @@ pub struct Event {
     pub sock: Option<Sock>,
     /// Kernel socket identity, scrambled (see `Decoder`): never a raw kernel pointer.
     pub sock_id: Option<u64>,
+    /// The syscall's arguments as passed, for renderers that print them raw (strace).
+    pub raw: RawArgs,
     /// The caller is one of the followed processes (`-- CMD`, `-p`).
     pub followed: bool,
+}
+
+/// What `Request` does not keep: lengths as passed, bytes as read, and the user pointer of an
+/// argument that could not be read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawArgs {
+    /// bind: addrlen as passed.
+    pub addrlen: u32,
+    /// bind's sockaddr or setsockopt's optval pointer, when reading it faulted.
+    pub fault_ptr: Option<u64>,
+    /// setsockopt: the value bytes as read (`optval_len` of them).
+    pub optval: [u8; wire::OPTVAL_CAP],
+    pub optval_len: u8,
 }
 
 pub const SOCK_STREAM: u16 = 1;
@@ -209,6 +224,23 @@ impl Decoder {
             Kind::ListenState | Kind::Close => Request::None,
         };
         let sock = (raw.flags & wire::F_SOCK != 0).then(|| decode_sock(&raw.sock));
+        let ptr_in = |b: &[u8]| Some(u64::from_ne_bytes(b[..8].try_into().unwrap()));
+        let rawargs = RawArgs {
+            addrlen: raw.addrlen,
+            fault_ptr: if raw.flags & wire::F_ADDR_FAULT != 0 {
+                ptr_in(&raw.addr)
+            } else if raw.flags & wire::F_OPTVAL_FAULT != 0 {
+                ptr_in(&raw.optval)
+            } else {
+                None
+            },
+            optval: raw.optval,
+            optval_len: if raw.flags & wire::F_OPTVAL_READ != 0 {
+                (raw.arg2.max(0) as usize).min(wire::OPTVAL_CAP) as u8
+            } else {
+                0
+            },
+        };
         Some(Event {
             kind,
             time_ns: (raw.ts_ns as i128 + self.boot_to_wall_ns).max(0) as u64,
@@ -224,6 +256,7 @@ impl Decoder {
             request,
             sock,
             sock_id: (raw.sock_ptr != 0).then(|| self.scramble(raw.sock_ptr)),
+            raw: rawargs,
             followed: raw.flags & wire::F_FOLLOWED != 0,
         })
     }

@@ -5,6 +5,7 @@ mod backend;
 mod btf;
 mod errno;
 mod event;
+mod explain;
 mod filter;
 mod follow;
 mod names;
@@ -62,6 +63,15 @@ struct Cli {
     /// More diagnostics on stderr (-v, -vv).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Without a command: trace.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Explain what listening addresses mean (no privileges needed, nothing is traced).
+    Explain(explain::Args),
 }
 
 fn ring_size(s: &str) -> Result<u32, String> {
@@ -202,7 +212,10 @@ fn run(cli: Cli) -> Result<u8> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Some(Command::Explain(args)) = cli.command.take() {
+        return explain::run(args);
+    }
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",

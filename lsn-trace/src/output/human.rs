@@ -220,6 +220,7 @@ mod tests {
             sock,
             sock_id: Some(1),
             followed: false,
+            raw: Default::default(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! path allocates nothing per event beyond what formatting needs.
 pub mod human;
 pub mod json;
+pub mod strace;
 
 use crate::event::Event;
 
@@ -11,6 +12,8 @@ pub enum Format {
     Human,
     /// JSON Lines, one object per event (see README).
     Json,
+    /// Each call as `strace -f` prints it.
+    Strace,
 }
 
 pub trait Render {
@@ -40,6 +43,7 @@ pub fn renderer(format: Format, opts: Options) -> Box<dyn Render + Send> {
     match format {
         Format::Human => Box::new(human::Human::new(opts)),
         Format::Json => Box::new(json::Json::new(opts)),
+        Format::Strace => Box::new(strace::Strace::new(opts)),
     }
 }
 
