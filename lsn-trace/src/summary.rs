@@ -329,6 +329,7 @@ mod tests {
             }),
             sock_id: Some(pid as u64 * 1000 + port as u64),
             followed: true,
+            raw: Default::default(),
         }
     }
 
