@@ -119,17 +119,22 @@ impl Sink for StdoutSink {
     }
 }
 
-async fn stop_signal() {
+/// SIGINT or SIGTERM. The handlers are installed on the call, not on the first poll: a
+/// signal sent as soon as the attached line appears must stop the trace, not kill it.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
+    let sigs = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
+    );
+    async move {
+        let (Ok(mut int), Ok(mut term)) = sigs else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
     }
 }
 
@@ -189,6 +194,9 @@ fn run(cli: Cli) -> Result<u8> {
             followed.add(pid, *tree)?;
         }
     }
+    // Without a plan, SIGINT/SIGTERM stop the trace: caught from before the attach line, so
+    // a signal sent as soon as it appears still ends with the summary.
+    let stop = plan.is_none().then(stop_signal);
     eprintln!(
         "lsn-trace: attached, backend {}: {}. Tracing; Ctrl-C to stop.",
         loaded.backend, loaded.description
@@ -203,12 +211,17 @@ fn run(cli: Cli) -> Result<u8> {
         buf: Vec::new(),
         out: std::io::stdout(),
     };
-    let (Some(plan), Some((followed, signals))) = (plan, following) else {
-        let stats = rt.block_on(tracer.run(&mut sink, stop_signal()))?;
-        eprintln!("{}", stats.stopped_line());
-        return Ok(0);
-    };
-    follow::run(&rt, &mut tracer, &mut sink, plan, followed, signals)
+    match (plan, following, stop) {
+        (Some(plan), Some((followed, signals)), _) => {
+            follow::run(&rt, &mut tracer, &mut sink, plan, followed, signals)
+        }
+        (_, _, stop) => {
+            let stop = stop.expect("installed when there is no plan");
+            let stats = rt.block_on(tracer.run(&mut sink, stop))?;
+            eprintln!("{}", stats.stopped_line());
+            Ok(0)
+        }
+    }
 }
 
 fn main() -> ExitCode {

@@ -3,8 +3,10 @@
 //! * `setup` — install the toolchain prerequisites and test tools, mount tracefs (idempotent);
 //! * `build` — setup, then the release build of lsn-trace (prints the binary's path);
 //! * `run [-- ARGS…]` — setup, build, then the live tracer as root (sudo -E when not root);
-//! * `test [--no-vm] [-- CARGO-TEST-ARGS…]` — setup, build, every test as root.
+//! * `test [--no-vm] [-- CARGO-TEST-ARGS…]` — setup, build, every test as root;
+//! * `bench` — setup, build, the overhead benchmark (lsn-trace vs strace vs bpftrace).
 
+mod bench;
 mod cmd;
 mod run;
 mod setup;
@@ -49,6 +51,10 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Setup, build, then the overhead benchmark as root: a bind storm and a syscall-tax
+    /// probe, untraced and under lsn-trace, strace and bpftrace (interleaved rounds);
+    /// prints a table and writes it as JSON (target/bench/latest.json).
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +65,7 @@ fn main() -> ExitCode {
         Cmd::Build => run::build().map(|()| 0),
         Cmd::Run { args } => run::run_tracer(&args).map(|()| 0),
         Cmd::Test { no_vm, args } => test::test(no_vm, &args),
+        Cmd::Bench(args) => bench::bench(&args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

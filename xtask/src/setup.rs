@@ -22,10 +22,10 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 const TRACEFS: &str = "/sys/kernel/tracing";
 
 /// An apt package, and the program whose presence on PATH is enough to skip it.
-struct AptPackage {
-    name: &'static str,
-    program: Option<&'static str>,
-    why: &'static str,
+pub struct AptPackage {
+    pub name: &'static str,
+    pub program: Option<&'static str>,
+    pub why: &'static str,
 }
 
 const APT_PACKAGES: &[AptPackage] = &[
@@ -71,8 +71,13 @@ fn dpkg_installed(pkg: &str) -> bool {
 }
 
 fn apt_packages() -> Result<()> {
+    apt_install(APT_PACKAGES)
+}
+
+/// Install, through apt, those of `packages` that are absent (one line each).
+pub fn apt_install(packages: &[AptPackage]) -> Result<()> {
     let mut missing = Vec::new();
-    for p in APT_PACKAGES {
+    for p in packages {
         let present = p.program.is_some_and(|prog| which(prog).is_some())
             || dpkg_installed(p.name)
             // Not a Debian system: llvm-22's llvm-config is what bpf-linker's build looks for.
