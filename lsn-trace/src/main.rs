@@ -1,6 +1,7 @@
 //! lsn-trace: how processes ask the Linux kernel to listen, live.
 //!
 //! hook (eBPF) -> event (ring buffer) -> decode -> sink (renderer on stdout).
+mod audit;
 mod backend;
 mod btf;
 mod errno;
@@ -72,6 +73,10 @@ struct Cli {
 enum Command {
     /// Explain what listening addresses mean (no privileges needed, nothing is traced).
     Explain(explain::Args),
+    /// Run as a service: log every listener opened, failed and closed, with who opened it,
+    /// as JSON Lines (after a snapshot of the existing ones). Output flags do not apply;
+    /// --backend, --ring-size and the filters do.
+    Audit(audit::AuditArgs),
 }
 
 fn ring_size(s: &str) -> Result<u32, String> {
@@ -140,8 +145,16 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
 
 /// Runs the trace; the exit code (CMD's, when running one).
 fn run(cli: Cli) -> Result<u8> {
+    // First, so an unwritable log path fails before anything is loaded.
+    let audit = match &cli.command {
+        Some(Command::Audit(args)) => Some(audit::open(args)?),
+        _ => None,
+    };
     preflight::check_privileges()?;
     let plan = cli.follow.plan()?;
+    if audit.is_some() && plan.is_some() {
+        anyhow::bail!("audit records the whole host: it takes no `-- CMD` or -p PID");
+    }
     preflight::ensure_tracefs()?;
     let btf = btf::Btf::from_sys()?;
     let resolved = offsets::resolve(&btf);
@@ -201,7 +214,13 @@ fn run(cli: Cli) -> Result<u8> {
         "lsn-trace: attached, backend {}: {}. Tracing; Ctrl-C to stop.",
         loaded.backend, loaded.description
     );
+    let backend = loaded.backend;
     let mut tracer = Tracer::new(loaded)?;
+    if let Some(audit) = audit {
+        let stats = rt.block_on(audit.run(&mut tracer, backend))?;
+        eprintln!("{}", stats.stopped_line());
+        return Ok(0);
+    }
     let render_opts = output::Options {
         relative_to_ns: cli.relative.then_some(start_ns),
         mark_followed: plan.is_some() && cli.follow.all,
@@ -226,8 +245,9 @@ fn run(cli: Cli) -> Result<u8> {
 
 fn main() -> ExitCode {
     let mut cli = Cli::parse();
-    if let Some(Command::Explain(args)) = cli.command.take() {
-        return explain::run(args);
+    match cli.command.take() {
+        Some(Command::Explain(args)) => return explain::run(args),
+        other => cli.command = other,
     }
     let level = match cli.verbose {
         0 => "warn",

@@ -77,7 +77,7 @@ struct Lost<'a> {
     reason: &'a str,
 }
 
-#[allow(dead_code)] // the plain record, for sinks that take no render options
+/// The plain record, for sinks that take no render options (the audit log).
 pub fn record(ev: &Event) -> impl Serialize + '_ {
     record_with(ev, Options::default())
 }
@@ -179,6 +179,16 @@ pub fn record_with(ev: &Event, opts: Options) -> impl Serialize + '_ {
     }
 }
 
+/// `{"event":"lost","time":…,"count":N,"reason":…}`, timed now.
+pub fn lost_record(count: u64, reason: &str) -> impl Serialize + '_ {
+    Lost {
+        event: "lost",
+        time: super::rfc3339(super::now_ns()),
+        count,
+        reason,
+    }
+}
+
 impl Render for Json {
     fn event(&mut self, out: &mut Vec<u8>, ev: &Event) {
         // Serializing plain data into a Vec cannot fail.
@@ -187,16 +197,8 @@ impl Render for Json {
     }
 
     fn lost(&mut self, out: &mut Vec<u8>, count: u64, reason: &str) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let rec = Lost {
-            event: "lost",
-            time: super::rfc3339(now),
-            count,
-            reason,
-        };
-        serde_json::to_writer(&mut *out, &rec).expect("serialize lost record");
+        serde_json::to_writer(&mut *out, &lost_record(count, reason))
+            .expect("serialize lost record");
         out.push(b'\n');
     }
 }

@@ -1,0 +1,343 @@
+//! `lsn-trace audit`: a log of every listener, for running as a service. A `Sink` of the
+//! core event stream that keeps only what opens, fails to open or closes a listener,
+//! adds who the process is (read from /proc as the event arrives), and appends one JSON
+//! object per line to a file or stdout. Records carry the keys of `--json` plus `record`
+//! and the identity keys (README, "Audit log").
+//!
+//! What counts as a listener (an `open` record):
+//! * a socket that entered LISTEN: successful listen(2) of any family (TCP, SCTP, unix
+//!   stream/seqpacket), or a TCP socket put into LISTEN in the kernel (io_uring);
+//! * a successful bind(2) of a datagram socket (UDP, unix dgram): it receives from
+//!   anyone who knows the address, with no listen(2) ever coming.
+//!
+//! `failed` records every failed bind(2) and listen(2); `close` a TCP listener leaving
+//! LISTEN (the only close the kernel side sees: UDP and unix closes are not recorded).
+pub mod identity;
+pub mod log;
+
+use std::{
+    collections::{HashMap, VecDeque},
+    path::PathBuf,
+};
+
+use anyhow::{Context as _, Result};
+use serde_json::{Map, Value, json};
+
+use self::{
+    identity::{Identities, ProcInfo, Source},
+    log::Log,
+};
+use crate::{
+    errno,
+    event::{Event, Kind, Request, SOCK_DGRAM},
+    output::{self, json as jsonout},
+    sockaddr::{AF_INET, AF_INET6, AF_UNIX},
+    tracer::{Sink, Stats, Tracer},
+};
+
+#[derive(clap::Args, Debug)]
+pub struct AuditArgs {
+    /// Append JSON Lines to this file (created 0640, never truncated; SIGHUP reopens it,
+    /// for logrotate). Without it, records go to stdout (for journald).
+    #[arg(long, value_name = "PATH")]
+    pub log: Option<PathBuf>,
+}
+
+/// Unix paths remembered from bind until the listen that makes them a listener (listen
+/// events carry only the socket, whose address the kernel side reads for inet only).
+const UNIX_PATHS_CAP: usize = 4096;
+
+pub struct Audit {
+    log: Log,
+    ids: Identities,
+    unix_paths: HashMap<u64, String>,
+    unix_order: VecDeque<u64>,
+    records: u64,
+}
+
+/// Open the log (an unwritable path is an error now, naming the path and the errno) and
+/// take over SIGHUP.
+pub fn open(args: &AuditArgs) -> Result<Audit> {
+    let log = match &args.log {
+        None => Log::stdout(),
+        Some(p) => Log::file(p).map_err(|e| {
+            let name = e.raw_os_error().and_then(errno::name).unwrap_or("error");
+            anyhow::anyhow!("cannot open the audit log {}: {name}: {e}", p.display())
+        })?,
+    };
+    log::install_hup_handler().context("installing the SIGHUP handler")?;
+    Ok(Audit {
+        log,
+        ids: Identities::new(),
+        unix_paths: HashMap::new(),
+        unix_order: VecDeque::new(),
+        records: 0,
+    })
+}
+
+/// The audit record kind of an event, or None when it is not about a listener.
+fn classify(ev: &Event) -> Option<&'static str> {
+    let sock = ev.sock.as_ref();
+    Some(match ev.kind {
+        Kind::Close => "close",
+        Kind::ListenState => "open",
+        Kind::Listen | Kind::Bind if ev.failed() => "failed",
+        Kind::Listen => "open",
+        Kind::Bind
+            if sock.and_then(|s| s.sock_type) == Some(SOCK_DGRAM)
+                && matches!(ev.family(), Some(AF_INET | AF_INET6 | AF_UNIX)) =>
+        {
+            "open"
+        }
+        _ => return None,
+    })
+}
+
+fn now_time() -> String {
+    output::rfc3339(output::now_ns())
+}
+
+/// A JSON object of a `Serialize` struct (records are flat objects).
+fn object(v: impl serde::Serialize) -> Map<String, Value> {
+    match serde_json::to_value(v) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+impl Audit {
+    fn write(&mut self, rec: &Map<String, Value>) {
+        // Serializing a Value into a Vec cannot fail.
+        let line = serde_json::to_vec(rec).expect("serialize audit record");
+        if self.log.push(&line) {
+            self.records += 1;
+        }
+    }
+
+    /// The identity keys: who `pid` is, from /proc or the cache.
+    fn identify(&mut self, rec: &mut Map<String, Value>, pid: u32, comm: &str, uid: Option<u32>) {
+        let (info, source): (ProcInfo, Source) = self.ids.of(pid, comm);
+        rec.insert("identity".into(), json!(source));
+        let user = uid.and_then(|u| self.ids.user_name(u));
+        rec.insert("user".into(), json!(user));
+        if rec.get("ppid").is_none_or(Value::is_null) {
+            rec.insert("ppid".into(), json!(info.ppid));
+        }
+        // The caller's namespace where the socket's could not be read.
+        if rec.get("netns").is_none_or(Value::is_null) {
+            rec.insert("netns".into(), json!(info.proc_netns));
+        }
+        rec.extend(object(&info));
+    }
+
+    fn event_record(&mut self, ev: &Event, kind: &'static str) -> Map<String, Value> {
+        let mut rec = Map::new();
+        rec.insert("record".into(), kind.into());
+        rec.extend(object(jsonout::record(ev)));
+        if kind == "open"
+            && ev.family() == Some(AF_UNIX)
+            && let Some(id) = ev.sock_id
+            && let Some(path) = self.unix_paths.remove(&id)
+        {
+            rec.insert("addr".into(), path.into());
+        }
+        self.identify(&mut rec, ev.pid, &ev.comm, Some(ev.uid));
+        rec
+    }
+
+    fn remember_unix_path(&mut self, ev: &Event) {
+        if let (Kind::Bind, false, Some(id), Request::Bind(a)) =
+            (ev.kind, ev.failed(), ev.sock_id, &ev.request)
+            && a.family() == Some(AF_UNIX)
+            && let Some(host) = a.host()
+            && self.unix_paths.insert(id, host).is_none()
+        {
+            self.unix_order.push_back(id);
+            while self.unix_order.len() > UNIX_PATHS_CAP {
+                if let Some(old) = self.unix_order.pop_front() {
+                    self.unix_paths.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn start_record(&mut self, backend: &str) {
+        let mut rec = object(json!({
+            "record": "start",
+            "time": now_time(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "backend": backend,
+            "log": self.log.path().map(|p| p.display().to_string()),
+        }));
+        if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+            rec.insert("host".into(), h.trim().into());
+        }
+        self.write(&rec);
+    }
+
+    fn stop_record(&mut self, stats: &Stats) {
+        let rec = object(json!({
+            "record": "stop",
+            "time": now_time(),
+            "events": stats.events,
+            "lost": stats.lost,
+            "filtered": stats.filtered,
+            "records": self.records + 1,
+        }));
+        self.write(&rec);
+    }
+
+    /// Records the log could not hold become a `lost` record once it takes them again.
+    fn report_dropped(&mut self) {
+        if self.log.dropped > 0 && self.log.pending() == 0 {
+            let n = std::mem::take(&mut self.log.dropped);
+            self.lost_record(n, "audit log unwritable: records beyond what memory holds");
+        }
+    }
+
+    fn lost_record(&mut self, count: u64, reason: &str) {
+        let mut rec = Map::new();
+        rec.insert("record".into(), "lost".into());
+        rec.extend(object(jsonout::lost_record(count, reason)));
+        self.write(&rec);
+    }
+
+    /// Write the start record, then trace into the log until SIGTERM/SIGINT; then the stop
+    /// record, flushed.
+    pub async fn run(mut self, tracer: &mut Tracer, backend: &str) -> Result<Stats> {
+        use tokio::signal::unix::{SignalKind, signal};
+        // Registered before anything slow, so a SIGTERM from now on ends the run cleanly.
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        self.start_record(backend);
+        self.flush()?;
+        let stop = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        };
+        let stats = tracer.run(&mut self, stop).await?;
+        self.stop_record(&stats);
+        self.finish();
+        Ok(stats)
+    }
+
+    /// Last flush: a failing log gets a few more tries before what it holds is given up.
+    fn finish(&mut self) {
+        for _ in 0..20 {
+            if self.log.flush().is_err() || self.log.pending() == 0 {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        eprintln!(
+            "lsn-trace: audit log: {} bytes of records could not be written before exit",
+            self.log.pending()
+        );
+    }
+}
+
+impl Sink for Audit {
+    fn event(&mut self, ev: &Event) -> std::io::Result<()> {
+        self.remember_unix_path(ev);
+        if let Some(kind) = classify(ev) {
+            let rec = self.event_record(ev, kind);
+            self.write(&rec);
+        }
+        Ok(())
+    }
+
+    fn lost(&mut self, count: u64, reason: &str) -> std::io::Result<()> {
+        eprintln!("lsn-trace: {count} events lost ({reason})");
+        self.lost_record(count, reason);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.log.flush()?;
+        self.report_dropped();
+        if self.log.pending() > 0 {
+            self.log.flush()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{IPPROTO_TCP, IPPROTO_UDP, SOCK_STREAM, Sock};
+    use crate::sockaddr::SockAddr;
+
+    fn ev(kind: Kind, errno: i32, family: u16, ty: u16, proto: u16) -> Event {
+        Event {
+            kind,
+            time_ns: 0,
+            pid: std::process::id(),
+            tid: std::process::id(),
+            ppid: None,
+            uid: 0,
+            gid: 0,
+            comm: "t".into(),
+            fd: Some(3),
+            errno,
+            from_syscall: true,
+            request: Request::None,
+            sock: Some(Sock {
+                family: Some(family),
+                sock_type: Some(ty),
+                protocol: Some(proto),
+                ..Sock::default()
+            }),
+            sock_id: Some(7),
+            raw: Default::default(),
+            followed: false,
+        }
+    }
+
+    #[test]
+    fn what_is_a_listener() {
+        let tcp = |k, e| classify(&ev(k, e, AF_INET, SOCK_STREAM, IPPROTO_TCP));
+        let udp = |k, e| classify(&ev(k, e, AF_INET6, SOCK_DGRAM, IPPROTO_UDP));
+        assert_eq!(tcp(Kind::Bind, 0), None, "a TCP bind opens nothing yet");
+        assert_eq!(tcp(Kind::Listen, 0), Some("open"));
+        assert_eq!(tcp(Kind::ListenState, 0), Some("open"));
+        assert_eq!(tcp(Kind::Bind, 98), Some("failed"));
+        assert_eq!(tcp(Kind::Listen, 22), Some("failed"));
+        assert_eq!(tcp(Kind::Close, 0), Some("close"));
+        assert_eq!(tcp(Kind::Setsockopt, 0), None);
+        assert_eq!(udp(Kind::Bind, 0), Some("open"));
+        assert_eq!(udp(Kind::Bind, 98), Some("failed"));
+        let unix_dgram = ev(Kind::Bind, 0, AF_UNIX, SOCK_DGRAM, 0);
+        assert_eq!(classify(&unix_dgram), Some("open"));
+        let unix_stream = ev(Kind::Bind, 0, AF_UNIX, SOCK_STREAM, 0);
+        assert_eq!(classify(&unix_stream), None);
+        let netlink = ev(Kind::Bind, 0, 16, SOCK_DGRAM, 0);
+        assert_eq!(classify(&netlink), None);
+    }
+
+    #[test]
+    fn unix_listener_gets_its_bound_path() {
+        let mut a = Audit {
+            log: Log::stdout(),
+            ids: Identities::new(),
+            unix_paths: HashMap::new(),
+            unix_order: VecDeque::new(),
+            records: 0,
+        };
+        let mut bind = ev(Kind::Bind, 0, AF_UNIX, SOCK_STREAM, 0);
+        bind.request = Request::Bind(SockAddr::UnixPath(b"/run/x.sock".to_vec()));
+        a.remember_unix_path(&bind);
+        let listen = ev(Kind::Listen, 0, AF_UNIX, SOCK_STREAM, 0);
+        let rec = a.event_record(&listen, "open");
+        assert_eq!(rec["addr"], "/run/x.sock");
+        assert_eq!(rec["record"], "open");
+        assert_eq!(rec["event"], "listen");
+        assert_eq!(rec["identity"], "live");
+        assert_eq!(rec["user"], "root");
+        assert!(rec["exe"].is_string());
+        assert!(a.unix_paths.is_empty());
+    }
+}

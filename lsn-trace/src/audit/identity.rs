@@ -1,0 +1,464 @@
+//! Who a process is, read from /proc when its event arrives: exe, cmdline, cgroup (and the
+//! container and systemd unit it names), network namespace, user name.
+//!
+//! The process may be gone by then (a listener closed at exit, a short-lived helper):
+//! whatever /proc no longer has comes from the last identity read for that pid, and is
+//! `null` when there is none. The cache is bounded (`CACHE_CAP` pids, oldest evicted).
+use std::{
+    collections::{HashMap, VecDeque},
+    fs,
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+
+use crate::user;
+
+/// Enough for every process that binds on a busy host between two of its events.
+const CACHE_CAP: usize = 4096;
+/// Distinct uids are few; the cap only guards against a hostile flood of them.
+const USER_CAP: usize = 1024;
+/// Longest cmdline kept (bytes): a log line should stay a line.
+const CMDLINE_CAP: usize = 4096;
+
+/// How an identity was obtained (the `identity` key of an audit record).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Read from /proc/PID when the event arrived.
+    Live,
+    /// From an earlier read for the same process: the process was gone (or exiting), or
+    /// was read less than a second before (same pid and comm).
+    Cached,
+    /// The process was gone and never seen before: only what the event carries.
+    Event,
+}
+
+/// The /proc part of a process's identity. Every field is `None` when unreadable.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProcInfo {
+    pub exe: Option<String>,
+    pub cmdline: Option<Vec<String>>,
+    pub cgroup: Option<String>,
+    pub container_id: Option<String>,
+    pub container_runtime: Option<&'static str>,
+    pub systemd_unit: Option<String>,
+    /// The process's network namespace inode (/proc/PID/ns/net): the record's `netns`
+    /// where the socket's was not read.
+    #[serde(skip)]
+    pub proc_netns: Option<u64>,
+    /// Start time in clock ticks since boot (/proc/PID/stat field 22): tells a reused pid
+    /// from the process the cache remembers.
+    #[serde(skip)]
+    pub start: Option<u64>,
+    #[serde(skip)]
+    pub ppid: Option<u32>,
+}
+
+impl ProcInfo {
+    fn is_empty(&self) -> bool {
+        self.exe.is_none() && self.cmdline.is_none() && self.cgroup.is_none()
+    }
+
+    /// Fill what `self` lacks from `older`.
+    fn fill_from(&mut self, older: &ProcInfo) {
+        macro_rules! fill {
+            ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = older.$f.clone(); } )* };
+        }
+        fill!(
+            exe,
+            cmdline,
+            cgroup,
+            container_id,
+            container_runtime,
+            systemd_unit,
+            proc_netns,
+            start,
+            ppid
+        );
+    }
+}
+
+/// Read what /proc/PID still has. A zombie or an exiting task keeps stat and cgroup but
+/// loses exe (its mm is gone) and cmdline.
+pub fn read_proc(pid: u32) -> ProcInfo {
+    let base = format!("/proc/{pid}");
+    let mut info = ProcInfo {
+        exe: fs::read_link(format!("{base}/exe"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned()),
+        ..ProcInfo::default()
+    };
+    if let Ok(raw) = fs::read(format!("{base}/cmdline"))
+        && !raw.is_empty()
+    {
+        info.cmdline = Some(split_cmdline(&raw));
+    }
+    if let Ok(text) = fs::read_to_string(format!("{base}/cgroup"))
+        && let Some(path) = unified_cgroup(&text)
+    {
+        let (runtime, id) = container_of(path).unzip();
+        info.container_runtime = runtime;
+        info.container_id = id;
+        info.systemd_unit = systemd_unit(path).map(str::to_owned);
+        info.cgroup = Some(path.to_owned());
+    }
+    if let Ok(link) = fs::read_link(format!("{base}/ns/net")) {
+        info.proc_netns = link
+            .to_str()
+            .and_then(|s| s.strip_prefix("net:["))
+            .and_then(|s| s.strip_suffix(']'))
+            .and_then(|s| s.parse().ok());
+    }
+    if let Ok(stat) = fs::read_to_string(format!("{base}/stat")) {
+        let (ppid, start) = parse_stat(&stat);
+        info.ppid = ppid;
+        info.start = start;
+    }
+    info
+}
+
+fn split_cmdline(raw: &[u8]) -> Vec<String> {
+    let raw = &raw[..raw.len().min(CMDLINE_CAP)];
+    let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
+    raw.split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// ppid (field 4) and starttime (field 22) of /proc/PID/stat; comm (field 2) may hold
+/// spaces and parentheses, so count from the last `)`.
+fn parse_stat(stat: &str) -> (Option<u32>, Option<u64>) {
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return (None, None);
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // f[0] is field 3 (state).
+    (
+        f.get(1).and_then(|s| s.parse().ok()),
+        f.get(19).and_then(|s| s.parse().ok()),
+    )
+}
+
+/// The cgroup v2 path (`0::/…`); on a hybrid or v1-only host, systemd's `name=systemd`
+/// hierarchy, which carries the same unit and container names.
+pub fn unified_cgroup(text: &str) -> Option<&str> {
+    let line = |pred: &dyn Fn(&str) -> bool| {
+        text.lines().find_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let (_, ctrl, path) = (it.next()?, it.next()?, it.next()?);
+            pred(ctrl).then_some(path)
+        })
+    };
+    let v2 = line(&|c| c.is_empty());
+    // On a hybrid host processes often sit at the v2 root while v1 has the real path.
+    match v2 {
+        Some(p) if p != "/" => Some(p),
+        _ => line(&|c| c == "name=systemd").or(v2),
+    }
+}
+
+fn is_hex_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The container a cgroup path names, and its runtime:
+/// * docker: `…/docker-<id>.scope` (systemd driver), `/docker/<id>` (cgroupfs driver);
+/// * podman: `…/libpod-<id>.scope`, `/libpod_parent/libpod-<id>` (not `libpod-conmon-`,
+///   the monitor beside the container);
+/// * containerd (Kubernetes CRI): `…/cri-containerd-<id>.scope`; the cgroupfs layout
+///   `/kubepods/<qos>/pod<uid>/<id>` names no runtime: "kubernetes";
+/// * CRI-O: `…/crio-<id>.scope`.
+pub fn container_of(path: &str) -> Option<(&'static str, String)> {
+    const PREFIXES: [(&str, &str); 4] = [
+        ("docker-", "docker"),
+        ("libpod-", "podman"),
+        ("cri-containerd-", "containerd"),
+        ("crio-", "cri-o"),
+    ];
+    // The innermost component that names a container (nested cgroups below it belong to
+    // it too: `…/docker-<id>.scope/init`).
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    for (i, c) in comps.iter().enumerate().rev() {
+        let stem = c.strip_suffix(".scope").unwrap_or(c);
+        for (prefix, runtime) in PREFIXES {
+            if let Some(id) = stem.strip_prefix(prefix)
+                && is_hex_id(id)
+            {
+                return Some((runtime, id.to_owned()));
+            }
+        }
+        if is_hex_id(c) && i > 0 {
+            let parent = comps[i - 1];
+            if parent == "docker" {
+                return Some(("docker", (*c).to_owned()));
+            }
+            // The cgroupfs layout does not say which CRI runtime made it.
+            if parent.starts_with("pod") || comps[..i].contains(&"kubepods") {
+                return Some(("kubernetes", (*c).to_owned()));
+            }
+        }
+    }
+    None
+}
+
+/// The systemd unit a cgroup path belongs to: its innermost `.service` or `.scope`
+/// component (`/system.slice/nginx.service` → `nginx.service`; a user service below
+/// `user@1000.service/app.slice/` → that service).
+pub fn systemd_unit(path: &str) -> Option<&str> {
+    path.split('/')
+        .rev()
+        .find(|c| c.ends_with(".service") || c.ends_with(".scope"))
+}
+
+/// Within this long of a read, another event of the same pid and comm reuses it: a
+/// process binding in a loop costs one /proc read per second, not six per bind.
+const FRESH: Duration = Duration::from_secs(1);
+
+struct Entry {
+    info: ProcInfo,
+    /// The event's comm when it was read: an exec in between changes it.
+    comm: String,
+    at: Instant,
+}
+
+/// Identities of processes, with the cache that outlives them.
+pub struct Identities {
+    cache: HashMap<u32, Entry>,
+    order: VecDeque<u32>,
+    users: HashMap<u32, Option<String>>,
+}
+
+impl Identities {
+    pub fn new() -> Identities {
+        Identities {
+            cache: HashMap::new(),
+            order: VecDeque::new(),
+            users: HashMap::new(),
+        }
+    }
+
+    /// The identity of `pid` (whose event says it is `comm`) now: /proc, completed from
+    /// the cache where the process no longer shows everything (exiting) or is gone.
+    pub fn of(&mut self, pid: u32, comm: &str) -> (ProcInfo, Source) {
+        if pid == 0 {
+            return (ProcInfo::default(), Source::Event);
+        }
+        if let Some(e) = self.cache.get(&pid)
+            && e.comm == comm
+            && e.at.elapsed() < FRESH
+        {
+            return (e.info.clone(), Source::Cached);
+        }
+        let mut info = read_proc(pid);
+        let cached = self.cache.get(&pid).map(|e| &e.info);
+        let source = if info.start.is_none() {
+            // Gone entirely: the cache is all there is.
+            match cached {
+                Some(c) => {
+                    info = c.clone();
+                    Source::Cached
+                }
+                None => Source::Event,
+            }
+        } else {
+            match cached {
+                // Same process (same start time), partly torn down: complete it.
+                Some(c) if c.start == info.start && info.exe.is_none() => {
+                    info.fill_from(c);
+                    Source::Cached
+                }
+                _ => Source::Live,
+            }
+        };
+        if source == Source::Live && !info.is_empty() {
+            self.remember(pid, comm, info.clone());
+        }
+        (info, source)
+    }
+
+    fn remember(&mut self, pid: u32, comm: &str, info: ProcInfo) {
+        let entry = Entry {
+            info,
+            comm: comm.to_owned(),
+            at: Instant::now(),
+        };
+        if self.cache.insert(pid, entry).is_none() {
+            self.order.push_back(pid);
+            while self.order.len() > CACHE_CAP {
+                if let Some(old) = self.order.pop_front() {
+                    self.cache.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// The passwd name of `uid` (`None` when it has none).
+    pub fn user_name(&mut self, uid: u32) -> Option<String> {
+        if let Some(n) = self.users.get(&uid) {
+            return n.clone();
+        }
+        let name = user::by_uid(uid).map(|u| u.name);
+        if self.users.len() >= USER_CAP {
+            self.users.clear();
+        }
+        self.users.insert(uid, name.clone());
+        name
+    }
+
+    #[cfg(test)]
+    fn cached(&self) -> usize {
+        self.cache.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "4f2a6c0d9b8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a";
+
+    #[test]
+    fn containers_from_cgroup_paths() {
+        let cases = [
+            (format!("/system.slice/docker-{ID}.scope"), "docker"),
+            (format!("/docker/{ID}"), "docker"),
+            (
+                format!("/machine.slice/libpod-{ID}.scope/container"),
+                "podman",
+            ),
+            (
+                format!(
+                    "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope"
+                ),
+                "podman",
+            ),
+            (
+                format!(
+                    "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0c1d.slice/cri-containerd-{ID}.scope"
+                ),
+                "containerd",
+            ),
+            (
+                format!("/kubepods/besteffort/pod8d2f1e3a-1111-2222-3333-444455556666/{ID}"),
+                "kubernetes",
+            ),
+            (
+                format!("/kubepods.slice/kubepods-pod1.slice/crio-{ID}.scope"),
+                "cri-o",
+            ),
+        ];
+        for (path, runtime) in cases {
+            assert_eq!(
+                container_of(&path),
+                Some((runtime, ID.to_owned())),
+                "{path}"
+            );
+        }
+        for path in [
+            "/",
+            "/system.slice/nginx.service",
+            "/user.slice/user-1000.slice/session-3.scope",
+            &format!("/machine.slice/libpod-conmon-{ID}.scope"),
+            "/system.slice/docker-abc.scope",
+        ] {
+            assert_eq!(container_of(path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn units_from_cgroup_paths() {
+        assert_eq!(
+            systemd_unit("/system.slice/nginx.service"),
+            Some("nginx.service")
+        );
+        assert_eq!(
+            systemd_unit("/system.slice/nginx.service/worker"),
+            Some("nginx.service")
+        );
+        assert_eq!(
+            systemd_unit("/user.slice/user-1000.slice/user@1000.service/app.slice/web.service"),
+            Some("web.service")
+        );
+        assert_eq!(
+            systemd_unit("/user.slice/user-1000.slice/session-4.scope"),
+            Some("session-4.scope")
+        );
+        assert_eq!(systemd_unit("/init.scope"), Some("init.scope"));
+        assert_eq!(systemd_unit("/"), None);
+        assert_eq!(systemd_unit("/process_api/e248"), None);
+    }
+
+    #[test]
+    fn cgroup_v2_line_preferred_v1_systemd_on_hybrid_root() {
+        let hybrid = "9:name=systemd:/system.slice/ssh.service\n4:memory:/x\n0::/\n";
+        assert_eq!(unified_cgroup(hybrid), Some("/system.slice/ssh.service"));
+        let v2 = "0::/system.slice/cron.service\n";
+        assert_eq!(unified_cgroup(v2), Some("/system.slice/cron.service"));
+        assert_eq!(unified_cgroup("0::/\n"), Some("/"));
+        assert_eq!(unified_cgroup(""), None);
+    }
+
+    #[test]
+    fn stat_with_odd_comm() {
+        let stat = "123 (a) b) c) S 45 123 123 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 98765 0 0";
+        assert_eq!(parse_stat(stat), (Some(45), Some(98765)));
+    }
+
+    #[test]
+    fn own_identity_live_then_gone_pid_is_event_only() {
+        let mut ids = Identities::new();
+        let (me, src) = ids.of(std::process::id(), "t");
+        assert_eq!(src, Source::Live);
+        assert_eq!(
+            ids.of(std::process::id(), "t").1,
+            Source::Cached,
+            "read again within 1 s"
+        );
+        assert_eq!(
+            ids.of(std::process::id(), "exec'd").1,
+            Source::Live,
+            "another comm"
+        );
+        assert_eq!(
+            me.exe.as_deref().map(std::path::Path::new),
+            Some(std::env::current_exe().unwrap().as_path())
+        );
+        assert!(me.cmdline.as_ref().is_some_and(|c| !c.is_empty()));
+        assert!(me.proc_netns.is_some());
+        assert_eq!(me.ppid, Some(std::os::unix::process::parent_id()));
+        // A pid that cannot exist (above pid_max's ceiling).
+        let (none, src) = ids.of(u32::MAX - 1, "t");
+        assert_eq!(src, Source::Event);
+        assert_eq!(none, ProcInfo::default());
+        assert_eq!(ids.cached(), 1);
+        assert_eq!(ids.user_name(0).as_deref(), Some("root"));
+    }
+
+    #[test]
+    fn exited_child_comes_from_the_cache() {
+        let mut ids = Identities::new();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // spawn returns mid-execve: wait until the new image shows its arguments.
+        while read_proc(pid).cmdline.is_none() {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let (live, src) = ids.of(pid, "sleep");
+        assert_eq!(src, Source::Live);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Past the fresh window: /proc is read, and has nothing.
+        std::thread::sleep(FRESH);
+        let (gone, src) = ids.of(pid, "sleep");
+        assert_eq!(src, Source::Cached);
+        assert_eq!(gone.exe, live.exe);
+        assert_eq!(
+            gone.cmdline,
+            Some(vec!["sleep".to_owned(), "30".to_owned()])
+        );
+    }
+}

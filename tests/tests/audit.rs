@@ -1,0 +1,345 @@
+//! `lsn-trace audit --log PATH`, end to end: the real binary writing a real file, real
+//! daemons (python3 as another user), real rotation by rename + SIGHUP.
+use std::{
+    io::{BufRead, BufReader},
+    net::Ipv4Addr,
+    os::unix::{fs::PermissionsExt, process::CommandExt},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use lsn_trace_tests::{Tracer, Value, bin, sock::*, tid};
+
+/// A fresh directory for one test's log files.
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lsn-trace-audit-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Every record of the log file, each line checked to be one whole JSON object.
+fn records(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("{}: not a JSON line ({e}): {line:?}", path.display()));
+        out.push(v);
+    }
+    out
+}
+
+/// Wait until at least `n` records of `path` match.
+fn wait_records(path: &Path, n: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found: Vec<Value> = records(path).into_iter().filter(|v| pred(v)).collect();
+        if found.len() >= n {
+            return found;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "expected {n} matching records in {}, got {}: {found:#?}",
+                path.display(),
+                found.len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An audit instance logging to `path`, of this test process's calls only (the kernel
+/// filters apply to audit too), so other processes on a busy host cannot crowd it out.
+fn start_audit(path: &Path) -> Tracer {
+    let me = std::process::id().to_string();
+    Tracer::start(&["--pid", &me, "audit", "--log", path.to_str().unwrap()])
+}
+
+fn netns_inode(pid: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/net"))
+        .unwrap()
+        .ino()
+}
+
+/// One audit instance (on stdout, read by the harness) for the tests that only add
+/// records of their own. On stdout, it also ends when the test binary does.
+fn shared() -> &'static Tracer {
+    static S: OnceLock<Tracer> = OnceLock::new();
+    S.get_or_init(|| {
+        let t = Tracer::start(&["audit"]);
+        t.wait_n(1, Duration::from_secs(20), |v| v["record"] == "start");
+        t
+    })
+}
+
+fn wait(t: &Tracer, pred: impl Fn(&Value) -> bool) -> Value {
+    t.wait_n(1, Duration::from_secs(20), pred).pop().unwrap()
+}
+
+fn user_name(uid: u32) -> String {
+    let pw = unsafe { libc::getpwuid(uid) };
+    assert!(!pw.is_null(), "uid {uid} has no passwd entry");
+    unsafe { std::ffi::CStr::from_ptr((*pw).pw_name) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// python3 from the system (not a pyenv shim): its exe link is what the record must name.
+const PYTHON: &str = "/usr/bin/python3";
+
+#[test]
+fn a_daemon_of_another_user_opens_and_closes_a_listener_with_its_identity() {
+    let s = shared();
+    let marker = format!("lsn-audit-daemon-{}", std::process::id());
+    // Listens, says on which port, and exits (closing the listener) when stdin closes.
+    let script = "import socket,sys\n\
+                  s=socket.socket()\n\
+                  s.bind(('127.0.0.1',0))\n\
+                  s.listen(7)\n\
+                  print(s.getsockname()[1],flush=True)\n\
+                  sys.stdin.read()\n";
+    let mut child = Command::new(PYTHON)
+        .args(["-c", script, &marker])
+        .uid(65534)
+        .gid(65534)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn python3");
+    let pid = child.id();
+    let mut port = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut port)
+        .unwrap();
+    let port: u16 = port.trim().parse().expect("python printed its port");
+    let open = wait(s, |v| v["record"] == "open" && v["pid"] == pid);
+    drop(child.stdin.take());
+    child.wait().unwrap();
+    let close = wait(s, |v| v["record"] == "close" && v["port"] == port);
+
+    let exe = std::fs::canonicalize(PYTHON).unwrap();
+    let cmdline = serde_json::json!([PYTHON, "-c", script, marker]);
+    assert_eq!(open["event"], "listen");
+    assert_eq!(open["protocol"], "tcp");
+    assert_eq!(open["addr"], "127.0.0.1");
+    assert_eq!(open["port"], port);
+    assert_eq!(open["backlog"], 7);
+    assert_eq!(open["uid"], 65534);
+    assert_eq!(open["user"], user_name(65534));
+    assert_eq!(open["ppid"], std::process::id());
+    assert_eq!(open["comm"], "python3");
+    assert_eq!(open["exe"], exe.to_str().unwrap());
+    assert_eq!(open["cmdline"], cmdline);
+    assert_eq!(open["identity"], "live");
+    assert!(open["cgroup"].as_str().is_some_and(|c| c.starts_with('/')));
+    assert_eq!(open["netns"], netns_inode("self"));
+
+    // Closed as the process exits: /proc no longer has its exe by then, the record still
+    // names it (from what was read at open).
+    assert_eq!(close["pid"], pid);
+    assert_eq!(close["sock_id"], open["sock_id"]);
+    assert_eq!(close["event"], "close");
+    assert_eq!(close["addr"], "127.0.0.1");
+    assert_eq!(close["uid"], 65534);
+    assert_eq!(close["user"], user_name(65534));
+    assert_eq!(close["exe"], open["exe"]);
+    assert_eq!(close["cmdline"], cmdline);
+    assert_eq!(close["cgroup"], open["cgroup"]);
+    assert!(
+        close["identity"] == "cached" || close["identity"] == "live",
+        "{close:#}"
+    );
+}
+
+#[test]
+fn a_failed_bind_is_recorded_with_the_error_and_who_asked() {
+    let s = shared();
+    let holder = socket(libc::AF_INET, libc::SOCK_STREAM);
+    bind(&holder, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    listen(&holder, 1).unwrap();
+    let port = local_port(&holder);
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    let err = bind(&fd, &sin(Ipv4Addr::LOCALHOST, port)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+    let me = tid();
+    let f = wait(s, |v| v["record"] == "failed" && v["tid"] == me);
+    assert_eq!(f["event"], "bind");
+    assert_eq!(f["error"], "EADDRINUSE");
+    assert_eq!(f["errno"], libc::EADDRINUSE);
+    assert_eq!(f["addr"], "127.0.0.1");
+    assert_eq!(f["port"], port);
+    assert_eq!(f["fd"], fd.0);
+    assert_eq!(f["pid"], std::process::id());
+    assert_eq!(f["uid"], 0);
+    assert_eq!(f["user"], user_name(0));
+    // Read for this event, or within the second before for an earlier one of ours.
+    assert!(
+        f["identity"] == "live" || f["identity"] == "cached",
+        "{f:#}"
+    );
+    assert_eq!(
+        f["exe"],
+        std::env::current_exe().unwrap().to_str().unwrap(),
+        "{f:#}"
+    );
+    // The holder's open is in the log too; the failed socket never opened anything.
+    let opens = s.seen(|v| v["record"] == "open" && v["tid"] == me);
+    assert_eq!(opens.len(), 1, "{opens:#?}");
+    assert_eq!(opens[0]["port"], port);
+}
+
+/// UDP binds from this thread: each is an `open` record. Returns their ports.
+fn udp_binds(n: usize, keep: &mut Vec<Fd>) -> Vec<u16> {
+    (0..n)
+        .map(|_| {
+            let fd = socket(libc::AF_INET, libc::SOCK_DGRAM);
+            bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+            let p = local_port(&fd);
+            // Kept open so no port repeats within the test.
+            keep.push(fd);
+            p
+        })
+        .collect()
+}
+
+#[test]
+fn sighup_after_rename_moves_to_a_new_file_and_loses_nothing() {
+    let d = dir("rotate");
+    let log = d.join("audit.jsonl");
+    let rotated = d.join("audit.jsonl.1");
+    let t = start_audit(&log);
+    let me = tid();
+    let ours = |v: &Value| v["record"] == "open" && v["tid"] == me;
+    let mut keep = Vec::new();
+    let mut ports = udp_binds(100, &mut keep);
+    wait_records(&log, 100, ours);
+    // logrotate: rename, (more records land in the renamed file), then HUP.
+    std::fs::rename(&log, &rotated).unwrap();
+    ports.extend(udp_binds(100, &mut keep));
+    unsafe { libc::kill(t.pid() as i32, libc::SIGHUP) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log.exists() {
+        assert!(Instant::now() < deadline, "no new log file after SIGHUP");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ports.extend(udp_binds(100, &mut keep));
+    wait_records(&log, 100, ours);
+    let (status, stderr) = t.terminate();
+    assert!(status.success(), "{status:?} {stderr:#?}");
+
+    let old = records(&rotated);
+    let new = records(&log);
+    assert_eq!(old[0]["record"], "start");
+    assert_eq!(
+        new.last().unwrap()["record"],
+        "stop",
+        "SIGTERM flushes a stop record"
+    );
+    let mut seen: Vec<u16> = old
+        .iter()
+        .chain(&new)
+        .filter(|v| ours(v))
+        .map(|v| v["bound_port"].as_u64().unwrap() as u16)
+        .collect();
+    assert_eq!(seen.len(), 300, "every bind once, across both files");
+    assert!(
+        new.iter().filter(|v| ours(v)).count() >= 100,
+        "what came after the HUP is in the new file"
+    );
+    seen.sort_unstable();
+    ports.sort_unstable();
+    assert_eq!(seen, ports);
+    for p in [&log, &rotated] {
+        let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640, "{}", p.display());
+    }
+}
+
+#[test]
+fn an_existing_log_is_appended_to_never_truncated() {
+    let d = dir("append");
+    let log = d.join("audit.jsonl");
+    let before = "{\"record\":\"from an earlier run\"}\n";
+    std::fs::write(&log, before).unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let t = start_audit(&log);
+    let fd = socket(libc::AF_INET, libc::SOCK_DGRAM);
+    bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let me = tid();
+    wait_records(&log, 1, |v| v["record"] == "open" && v["tid"] == me);
+    let (status, _) = t.terminate();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.starts_with(before), "{text}");
+    let recs = records(&log);
+    assert_eq!(recs[1]["record"], "start");
+    assert_eq!(recs.last().unwrap()["record"], "stop");
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o600,
+        "the mode of an existing log is the admin's choice"
+    );
+}
+
+#[test]
+fn an_unwritable_log_path_is_a_clear_error() {
+    let d = dir("unwritable");
+    for (path, errno) in [
+        (d.join("no-such-dir").join("audit.jsonl"), "ENOENT"),
+        (d.clone(), "EISDIR"),
+    ] {
+        let out = Command::new(bin())
+            .args(["audit", "--log", path.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "cannot open the audit log {}: {errno}",
+                path.display()
+            )),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("attached"), "nothing loaded: {stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn without_log_records_go_to_stdout() {
+    // The harness reads stdout as JSON Lines (and adds --json, which audit ignores).
+    let t = Tracer::start(&["audit"]);
+    t.wait_n(1, Duration::from_secs(20), |v| v["record"] == "start");
+    let fd = socket(libc::AF_INET6, libc::SOCK_DGRAM);
+    bind(&fd, &sin6(std::net::Ipv6Addr::LOCALHOST, 0, 0)).unwrap();
+    let me = tid();
+    let o = t
+        .wait_n(1, Duration::from_secs(20), |v| {
+            v["record"] == "open" && v["tid"] == me
+        })
+        .pop()
+        .unwrap();
+    assert_eq!(o["protocol"], "udp");
+    assert_eq!(o["addr"], "::1");
+    assert_eq!(o["bound_port"], local_port(&fd));
+    // A HUP has no file to reopen here, and must not end the run.
+    unsafe { libc::kill(t.pid() as i32, libc::SIGHUP) };
+    let fd2 = socket(libc::AF_INET, libc::SOCK_DGRAM);
+    bind(&fd2, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    t.wait_n(2, Duration::from_secs(20), |v| {
+        v["record"] == "open" && v["tid"] == me
+    });
+    let (status, _) = t.terminate();
+    assert!(status.success());
+    assert_eq!(
+        t.seen(|v| v["record"] == "stop").len(),
+        1,
+        "SIGTERM ends with a stop record"
+    );
+}
