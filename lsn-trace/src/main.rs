@@ -7,6 +7,7 @@ mod btf;
 mod errno;
 mod event;
 mod explain;
+mod failure;
 mod filter;
 mod follow;
 mod names;
@@ -18,6 +19,7 @@ mod sockaddr;
 // The story (culprit lookup) and the audit sink use it; not every item by both.
 #[allow(dead_code)]
 mod sockdiag;
+mod story;
 mod summary;
 mod tracer;
 mod user;
@@ -93,6 +95,8 @@ fn ring_size(s: &str) -> Result<u32, String> {
 
 /// Renders to stdout, batching writes per drained batch.
 struct StdoutSink {
+    /// Events pass through the story (per-socket reconstruction) on their way out.
+    story: story::Story,
     render: Box<dyn Render + Send>,
     buf: Vec<u8>,
     out: std::io::Stdout,
@@ -100,7 +104,8 @@ struct StdoutSink {
 
 impl Sink for StdoutSink {
     fn event(&mut self, ev: &event::Event) -> std::io::Result<()> {
-        self.render.event(&mut self.buf, ev);
+        let note = self.story.observe(ev);
+        self.render.event_noted(&mut self.buf, ev, &note);
         if self.buf.len() > 64 * 1024 {
             self.flush()?;
         }
@@ -226,6 +231,7 @@ fn run(cli: Cli) -> Result<u8> {
         mark_followed: plan.is_some() && cli.follow.all,
     };
     let mut sink = StdoutSink {
+        story: story::Story::new(),
         render: output::renderer(format, render_opts),
         buf: Vec::new(),
         out: std::io::stdout(),

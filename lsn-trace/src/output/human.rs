@@ -49,6 +49,22 @@ impl Render for Human {
         out.push(b'\n');
     }
 
+    fn event_noted(&mut self, out: &mut Vec<u8>, ev: &Event, note: &crate::story::Note) {
+        self.event(out, ev);
+        // What it means, under the event: the listener summary, or why the call failed.
+        let indent = if self.opts.mark_followed {
+            "      "
+        } else {
+            "    "
+        };
+        if let Some(s) = &note.summary {
+            let _ = writeln!(Bytes(out), "{indent}↳ {s}");
+        }
+        if let Some(why) = &note.explanation {
+            let _ = writeln!(Bytes(out), "{indent}↳ why: {why}");
+        }
+    }
+
     fn lost(&mut self, out: &mut Vec<u8>, count: u64, reason: &str) {
         let _ = writeln!(
             Bytes(out),

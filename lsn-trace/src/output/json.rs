@@ -189,10 +189,28 @@ pub fn lost_record(count: u64, reason: &str) -> impl Serialize + '_ {
     }
 }
 
+/// The record with the story's keys (`verdict`, `meaning`, `summary`, `explanation`, ...)
+/// after the event's own: present on every record, null where they do not apply.
+#[derive(Serialize)]
+struct Noted<'a, R: Serialize> {
+    #[serde(flatten)]
+    record: R,
+    #[serde(flatten)]
+    note: &'a crate::story::Note,
+}
+
 impl Render for Json {
     fn event(&mut self, out: &mut Vec<u8>, ev: &Event) {
+        self.event_noted(out, ev, &crate::story::Note::default());
+    }
+
+    fn event_noted(&mut self, out: &mut Vec<u8>, ev: &Event, note: &crate::story::Note) {
+        let rec = Noted {
+            record: record_with(ev, self.opts),
+            note,
+        };
         // Serializing plain data into a Vec cannot fail.
-        serde_json::to_writer(&mut *out, &record_with(ev, self.opts)).expect("serialize event");
+        serde_json::to_writer(&mut *out, &rec).expect("serialize event");
         out.push(b'\n');
     }
 

@@ -18,6 +18,12 @@ pub enum Format {
 
 pub trait Render {
     fn event(&mut self, out: &mut Vec<u8>, ev: &Event);
+    /// The event with what the story made of it (verdict, summary, explanation).
+    /// Renderers that have no place for it show the event alone.
+    fn event_noted(&mut self, out: &mut Vec<u8>, ev: &Event, note: &crate::story::Note) {
+        let _ = note;
+        self.event(out, ev);
+    }
     /// Events the kernel side could not deliver since the last report.
     fn lost(&mut self, out: &mut Vec<u8>, count: u64, reason: &str);
 }

@@ -1,0 +1,866 @@
+//! Why a bind/listen/setsockopt failed, in one or two true sentences, with the facts looked
+//! up in the failing process's own network namespace: for EADDRINUSE, who holds the port
+//! (sock_diag, as `ss` does, and /proc/*/fd for the owner), why the two collide and what
+//! SO_REUSEADDR/SO_REUSEPORT would have changed; for EADDRNOTAVAIL, the addresses that do
+//! exist there; for EACCES, the privileged-port threshold and both ways out.
+//!
+//! The holder can exit at any moment, so the lookup runs as the event is handled, and it
+//! is bounded (owner scan budget, per-port cache) so a retry storm cannot stall the agent.
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+
+use crate::{
+    errno,
+    event::{Event, Kind, OptValue, Request},
+    names,
+    sockaddr::{AF_INET, AF_INET6, AF_UNIX, SockAddr},
+    sockdiag::{self, DiagSock, Netns, Query},
+    story::Entry,
+};
+use lsn_trace::nsaddrs;
+
+/// A socket holding the port a bind wanted (JSON `holders`).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+    pub protocol: &'static str,
+    pub addr: String,
+    pub port: u16,
+    /// As `ss` prints it: LISTEN, TIME-WAIT, ESTAB, UNCONN, ...
+    pub state: &'static str,
+    pub uid: Option<u32>,
+    /// The peer, for a connection (e.g. a TIME-WAIT leftover).
+    pub remote: Option<String>,
+}
+
+/// A socket the story traced on the port in question.
+#[derive(Clone, Debug)]
+pub struct Known {
+    pub pid: u32,
+    pub reuseport: Option<bool>,
+}
+
+/// What the story knows about the failing call's surroundings.
+pub struct Ctx {
+    /// Where to look (Err: why we cannot).
+    pub netns: Result<Netns, String>,
+    pub netns_inode: Option<u32>,
+    pub bindv6only: Option<bool>,
+    pub unprivileged_port_start: Option<u32>,
+    /// The namespace's addresses (EADDRNOTAVAIL only).
+    pub addrs: Option<nsaddrs::NsAddrs>,
+    pub known: Vec<Known>,
+}
+
+/// EADDRINUSE answers per (netns, protocol, address, port), reused briefly: a daemon
+/// retrying its bind in a loop gets one lookup, not one per retry.
+#[derive(Default)]
+pub struct Cache {
+    map: HashMap<CacheKey, (Instant, String, Vec<Holder>)>,
+}
+
+/// (netns, protocol, address/v6only, port, pid)
+type CacheKey = (Option<u32>, &'static str, String, u16, u32);
+
+const CACHE_TTL: Duration = Duration::from_millis(500);
+/// Upper bound on the /proc/*/fd scan per lookup.
+pub const OWNER_BUDGET: Duration = Duration::from_millis(50);
+
+pub fn explain(
+    ev: &Event,
+    entry: Option<&Entry>,
+    ctx: &Ctx,
+    cache: &mut Cache,
+) -> (String, Option<Vec<Holder>>) {
+    let e = ev.errno;
+    match e {
+        libc::EADDRINUSE => {
+            let (s, h) = addr_in_use(ev, entry, ctx, cache);
+            (s, Some(h))
+        }
+        libc::EADDRNOTAVAIL => (addr_not_avail(ev, ctx), None),
+        libc::EACCES => (access(ev, entry, ctx), None),
+        libc::EINVAL => (invalid(ev, entry), None),
+        _ => (other(ev, entry), None),
+    }
+}
+
+fn fd_text(ev: &Event) -> String {
+    ev.fd.map_or("the socket".into(), |f| format!("fd {f}"))
+}
+
+fn family_name(af: u16) -> &'static str {
+    match af {
+        AF_INET => "AF_INET",
+        AF_INET6 => "AF_INET6",
+        AF_UNIX => "AF_UNIX",
+        _ => "another family",
+    }
+}
+
+/// The failing socket, as far as collision rules go.
+#[derive(Clone, Copy, Debug)]
+struct Side {
+    family: u16,
+    ip: IpAddr,
+    v6only: bool,
+    dev: u32,
+}
+
+impl Side {
+    fn v4_view(&self) -> Option<Ipv4Addr> {
+        match self.ip {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(a) if a.is_unspecified() && !self.v6only => Some(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(a) => a.to_ipv4_mapped(),
+        }
+    }
+    fn v6_view(&self) -> Option<Ipv6Addr> {
+        match self.ip {
+            IpAddr::V6(a) if a.to_ipv4_mapped().is_none() => Some(a),
+            _ => None,
+        }
+    }
+    fn text(&self, port: u16) -> String {
+        SocketAddr::new(self.ip, port).to_string()
+    }
+}
+
+fn side_of(s: &DiagSock) -> Side {
+    Side {
+        family: s.family,
+        ip: s.local.ip(),
+        // a holder whose V6ONLY is not reported (not LISTEN/CLOSE) counts as dual-stack
+        // only when it is `::`; the kernel keeps the flag on every state, we just cannot see it
+        v6only: s.v6only.unwrap_or(false),
+        dev: s.bound_dev_if,
+    }
+}
+
+/// Whether binding `a` would collide with the existing `b` on the same port, address-wise
+/// (the kernel's inet_bind_conflict: overlapping addresses, compatible devices).
+fn overlaps(a: &Side, b: &Side) -> bool {
+    if a.dev != 0 && b.dev != 0 && a.dev != b.dev {
+        return false;
+    }
+    let v4 = match (a.v4_view(), b.v4_view()) {
+        (Some(x), Some(y)) => x == y || x.is_unspecified() || y.is_unspecified(),
+        _ => false,
+    };
+    let v6 = match (a.v6_view(), b.v6_view()) {
+        (Some(x), Some(y)) => x == y || x.is_unspecified() || y.is_unspecified(),
+        _ => false,
+    };
+    v4 || v6
+}
+
+/// Why `a` (the failing bind) and `b` (the holder) collide, in words.
+fn why_collide(a: &Side, b: &Side, port: u16, v6only_src: &str) -> String {
+    let (at, bt) = (a.text(port), b.text(port));
+    let a_dual = a.family == AF_INET6 && a.ip.is_unspecified() && !a.v6only;
+    let b_dual = b.family == AF_INET6 && b.ip.is_unspecified() && !b.v6only;
+    if a_dual && b.family == AF_INET {
+        return format!(
+            "{at} is dual-stack (IPV6_V6ONLY=0{v6only_src}): it claims IPv4 port {port} too, \
+             and {bt} already has it. Set IPV6_V6ONLY=1 on the IPv6 socket before bind (nginx: \
+             `listen [::]:{port} ipv6only=on`), or drop the IPv4 socket and let the \
+             dual-stack one serve both"
+        );
+    }
+    if b_dual && a.family == AF_INET {
+        return format!(
+            "the existing {bt} is dual-stack (IPV6_V6ONLY=0): it already takes IPv4 port \
+             {port}, which includes {at}. Set IPV6_V6ONLY=1 on that IPv6 socket, or drop this \
+             IPv4 socket: the dual-stack one serves IPv4 already"
+        );
+    }
+    if a.ip == b.ip {
+        return format!("both ask for the same address {at}");
+    }
+    if a.ip.is_unspecified() {
+        return format!(
+            "the wildcard {at} covers every local address, including {bt} which is taken"
+        );
+    }
+    if b.ip.is_unspecified() {
+        return format!("the existing wildcard {bt} covers every local address, including {at}");
+    }
+    match (a.ip, b.ip) {
+        (IpAddr::V6(x), _) if x.to_ipv4_mapped().is_some() => {
+            format!(
+                "{at} is the IPv4 address {} in IPv6 form",
+                x.to_ipv4_mapped().unwrap()
+            )
+        }
+        _ => format!("{at} overlaps {bt}"),
+    }
+}
+
+fn holder_of(s: &DiagSock, owner: Option<&sockdiag::Owner>) -> Holder {
+    Holder {
+        pid: owner.map(|o| o.pid),
+        comm: owner.map(|o| o.comm.clone()),
+        protocol: if s.protocol == sockdiag::IPPROTO_UDP {
+            "udp"
+        } else {
+            "tcp"
+        },
+        addr: s.local.ip().to_string(),
+        port: s.local.port(),
+        state: s.state_name(),
+        uid: (s.inode != 0).then_some(s.uid),
+        remote: (s.remote.port() != 0).then(|| s.remote.to_string()),
+    }
+}
+
+fn addr_in_use(
+    ev: &Event,
+    entry: Option<&Entry>,
+    ctx: &Ctx,
+    cache: &mut Cache,
+) -> (String, Vec<Holder>) {
+    let sock = ev.sock.as_ref();
+    let proto = match ev.protocol() {
+        Some("tcp") => "tcp",
+        Some("udp") => "udp",
+        Some(p) if p.starts_with("u_") => {
+            let path = match &ev.request {
+                Request::Bind(a) => a.to_string(),
+                _ => "that address".into(),
+            };
+            return (
+                format!(
+                    "{path} already exists: a unix socket's bind creates its file (or abstract \
+                     name) and fails if it is there. A stale file from a previous run is the \
+                     usual cause: unlink it before bind (after checking nothing listens on it)"
+                ),
+                Vec::new(),
+            );
+        }
+        _ => {
+            return (
+                "the address and port are already in use in this network namespace".into(),
+                Vec::new(),
+            );
+        }
+    };
+    // The address the failing call wanted: bind's request, or (listen) what it is bound to.
+    let (ip, port) = match (&ev.request, sock) {
+        (Request::Bind(SockAddr::Inet { addr, port }), _) => (IpAddr::V4(*addr), *port),
+        (Request::Bind(SockAddr::Inet6 { addr, port, .. }), _) => (IpAddr::V6(*addr), *port),
+        (_, Some(s)) if s.local.is_some() && s.port.is_some() => {
+            (s.local.unwrap(), s.port.unwrap())
+        }
+        _ => {
+            return (
+                "the address and port are already in use (the address could not be read)".into(),
+                Vec::new(),
+            );
+        }
+    };
+    if port == 0 {
+        return (
+            "no free port was left to pick: every port of net.ipv4.ip_local_port_range is in \
+             use for this address (widen the range, or free sockets)"
+                .into(),
+            Vec::new(),
+        );
+    }
+    let family =
+        sock.and_then(|s| s.family)
+            .unwrap_or(if ip.is_ipv4() { AF_INET } else { AF_INET6 });
+    let v6only = sock.and_then(|s| s.v6only).unwrap_or(false);
+    let me = Side {
+        family,
+        ip,
+        v6only,
+        dev: sock
+            .and_then(|s| s.bound_dev_if)
+            .map_or(0, |d| d.max(0) as u32),
+    };
+    let key = (
+        ctx.netns_inode,
+        proto,
+        format!("{ip}/{}", v6only as u8),
+        port,
+        ev.pid,
+    );
+    if let Some((at, s, h)) = cache.map.get(&key)
+        && at.elapsed() < CACHE_TTL
+    {
+        return (s.clone(), h.clone());
+    }
+    let res = lookup_in_use(ev, entry, ctx, proto, &me, port);
+    if cache.map.len() > 1024 {
+        cache.map.clear();
+    }
+    cache
+        .map
+        .insert(key, (Instant::now(), res.0.clone(), res.1.clone()));
+    res
+}
+
+fn lookup_in_use(
+    ev: &Event,
+    entry: Option<&Entry>,
+    ctx: &Ctx,
+    proto: &'static str,
+    me: &Side,
+    port: u16,
+) -> (String, Vec<Holder>) {
+    let sock = ev.sock.as_ref();
+    let netns = match &ctx.netns {
+        Ok(n) => n.clone(),
+        Err(why) => {
+            return (
+                format!(
+                    "{} is in use, but who holds it could not be looked up: {why}",
+                    me.text(port)
+                ),
+                Vec::new(),
+            );
+        }
+    };
+    let protocol = if proto == "udp" {
+        sockdiag::IPPROTO_UDP
+    } else {
+        sockdiag::IPPROTO_TCP
+    };
+    let queries: Vec<Query> = [AF_INET, AF_INET6]
+        .into_iter()
+        .map(|family| Query {
+            protocol,
+            family,
+            states: sockdiag::ALL_STATES,
+            local_port: port,
+        })
+        .collect();
+    let socks = match sockdiag::dump_in(&netns, &queries) {
+        Ok(s) => s,
+        Err(e) => {
+            return (
+                format!(
+                    "{} is in use, but the sockets of its network namespace could not be \
+                     listed: {e}",
+                    me.text(port)
+                ),
+                Vec::new(),
+            );
+        }
+    };
+    // The failing socket itself may be in the dump (listen() after a shared bind).
+    let own_inode = ev
+        .fd
+        .and_then(|fd| crate::story::fd_inode(ev.pid, fd))
+        .map(|i| i as u32);
+    let mut colliding: Vec<&DiagSock> = socks
+        .iter()
+        .filter(|s| Some(s.inode) != own_inode || s.inode == 0)
+        .filter(|s| overlaps(me, &side_of(s)))
+        .collect();
+    // Listeners first: they are what a person came for; TIME-WAIT leftovers last.
+    colliding.sort_by_key(|s| match s.state {
+        sockdiag::TCP_LISTEN => 0,
+        sockdiag::TCP_TIME_WAIT => 2,
+        _ => 1,
+    });
+    colliding.dedup_by(|a, b| a.inode != 0 && a.inode == b.inode);
+    let mine = me.text(port);
+    if colliding.is_empty() {
+        return (
+            format!(
+                "{mine}/{proto}: nothing holds a colliding socket any more in this network \
+                 namespace (looked up as the event arrived): the holder has exited or closed it \
+                 since"
+            ),
+            Vec::new(),
+        );
+    }
+    let inodes: Vec<u32> = colliding
+        .iter()
+        .map(|s| s.inode)
+        .filter(|&i| i != 0)
+        .take(8)
+        .collect();
+    let hint: Vec<u32> = ctx.known.iter().map(|k| k.pid).collect();
+    let owners = sockdiag::owners(&inodes, &hint, OWNER_BUDGET);
+    let holders: Vec<Holder> = colliding
+        .iter()
+        .take(8)
+        .map(|s| holder_of(s, owners.found.get(&s.inode).and_then(|o| o.first())))
+        .collect();
+    let first = colliding[0];
+    let h = &holders[0];
+    let who = match (&h.comm, h.pid) {
+        (Some(c), Some(p)) => format!("{c}[{p}]"),
+        _ if first.state == sockdiag::TCP_TIME_WAIT => "no process".into(),
+        _ if owners.complete => format!("a socket no process has open (inode {})", first.inode),
+        _ => format!(
+            "a socket of uid {} (inode {}; its process was not found within the {} ms scan \
+             budget)",
+            first.uid,
+            first.inode,
+            OWNER_BUDGET.as_millis()
+        ),
+    };
+    let state = first.state_name();
+    let mut s = if first.state == sockdiag::TCP_TIME_WAIT {
+        format!(
+            "{mine}/{proto} is held by a TIME-WAIT leftover of a closed connection ({} -> {}): \
+             the kernel keeps it up to 60 s after close, and no process owns it",
+            first.local, first.remote
+        )
+    } else {
+        format!(
+            "{mine}/{proto} is held by {who} ({state} {} uid {})",
+            first.local, first.uid
+        )
+    };
+    if colliding.len() > 1 {
+        s.push_str(&format!(" and {} other socket(s)", colliding.len() - 1));
+    }
+    let src = match entry {
+        Some(e) if me.family == AF_INET6 && me.ip.is_unspecified() && !me.v6only => {
+            let explicit = e.options.iter().any(|(l, o, v, err)| {
+                *l == lsn_trace_common::sockopt::SOL_IPV6
+                    && *o == lsn_trace_common::sockopt::IPV6_V6ONLY
+                    && *err == 0
+                    && *v == OptValue::Int(0)
+            });
+            if explicit {
+                ", set explicitly".to_string()
+            } else {
+                match ctx.bindv6only {
+                    Some(d) => format!(", inherited from net.ipv6.bindv6only={}", d as u8),
+                    None => String::new(),
+                }
+            }
+        }
+        _ => String::new(),
+    };
+    s.push_str(&format!(
+        ". Why: {}",
+        why_collide(me, &side_of(first), port, &src)
+    ));
+    s.push_str(&format!(
+        ". {}",
+        reuse_advice(ev, ctx, proto, first, &owners)
+    ));
+    if let Some(sock) = sock
+        && ev.kind == Kind::Listen
+        && sock.reuseaddr == Some(true)
+    {
+        s.push_str(
+            ". (bind() succeeded because both sockets had SO_REUSEADDR and neither was \
+             listening yet; listen() is where TCP refuses the second listener)",
+        );
+    }
+    (s, holders)
+}
+
+/// Whether SO_REUSEADDR / SO_REUSEPORT would have changed the outcome, Linux semantics.
+fn reuse_advice(
+    ev: &Event,
+    ctx: &Ctx,
+    proto: &str,
+    holder: &DiagSock,
+    owners: &sockdiag::Owners,
+) -> String {
+    let sock = ev.sock.as_ref();
+    let my_addr = sock.and_then(|s| s.reuseaddr);
+    let my_port = sock.and_then(|s| s.reuseport);
+    let owner_pid = owners
+        .found
+        .get(&holder.inode)
+        .and_then(|o| o.first())
+        .map(|o| o.pid);
+    let known = ctx.known.iter().find(|k| Some(k.pid) == owner_pid);
+    let their_port = known.and_then(|k| k.reuseport);
+    let same_uid = holder.uid == ev.uid;
+    let port_part = |what: &str| -> String {
+        if holder.state == sockdiag::TCP_TIME_WAIT {
+            return "SO_REUSEPORT on this socket would also get past a TIME-WAIT leftover".into();
+        }
+        if !same_uid {
+            return format!(
+                "SO_REUSEPORT would not help: it groups sockets of the same uid only (the \
+                 holder is uid {}, this process uid {})",
+                holder.uid, ev.uid
+            );
+        }
+        let theirs = match their_port {
+            Some(true) => "the holder has it",
+            Some(false) => "the holder did not set it",
+            None => "whether the holder set it is unknown",
+        };
+        format!(
+            "SO_REUSEPORT would {what} only if set before bind on both sockets ({theirs}; \
+             this one: {}), same uid — and then the kernel spreads {} between them, which \
+             suits copies of one server, not two different ones",
+            onoff(my_port),
+            if proto == "udp" {
+                "datagrams"
+            } else {
+                "connections"
+            }
+        )
+    };
+    if proto == "udp" {
+        return format!(
+            "SO_REUSEADDR on both sockets lets UDP share the port (unicast then reaches only \
+             one of them; this one: {}). {}",
+            onoff(my_addr),
+            port_part("allow it")
+        );
+    }
+    match holder.state {
+        sockdiag::TCP_LISTEN => format!(
+            "SO_REUSEADDR would not help: Linux never lets two TCP sockets listen on the same \
+             address and port with it (it only gets past TIME-WAIT and non-listening \
+             sockets). {}",
+            port_part("allow a second listener")
+        ),
+        sockdiag::TCP_TIME_WAIT => {
+            if my_addr == Some(true) {
+                format!(
+                    "this socket has SO_REUSEADDR, so the TIME-WAIT entry came from a socket \
+                     without it (both need it); {}",
+                    port_part("")
+                )
+            } else {
+                "SO_REUSEADDR set before bind would have let this bind succeed over the \
+                 TIME-WAIT leftover (servers set it for exactly this restart case)"
+                    .into()
+            }
+        }
+        _ => format!(
+            "the holder is not listening ({}): SO_REUSEADDR on both sockets would have let \
+             the bind succeed (this one: {})",
+            holder.state_name(),
+            onoff(my_addr)
+        ),
+    }
+}
+
+fn onoff(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "set",
+        Some(false) => "not set",
+        None => "unknown",
+    }
+}
+
+fn addr_not_avail(ev: &Event, ctx: &Ctx) -> String {
+    let Request::Bind(a) = &ev.request else {
+        return "the address is not available".into();
+    };
+    let ip = match a {
+        SockAddr::Inet { addr, .. } => IpAddr::V4(*addr),
+        SockAddr::Inet6 { addr, .. } => IpAddr::V6(*addr),
+        _ => return format!("{a} is not available here"),
+    };
+    let Some(addrs) = &ctx.addrs else {
+        return format!(
+            "{ip} is not assigned to any interface of the process's network namespace (that \
+             namespace could not be read to list the ones that are)"
+        );
+    };
+    let list = addrs.list();
+    let listed = if list.is_empty() {
+        "none".into()
+    } else {
+        list.join(", ")
+    };
+    if let lsn_trace::verdict::Ownership::Iface(name) = addrs.owner(ip) {
+        return format!(
+            "{ip} is on {name} now, but was not usable at bind time: a just-added IPv6 address \
+             stays tentative until duplicate address detection ends (about a second). Retry, \
+             or set IP_FREEBIND to bind before it is ready"
+        );
+    }
+    format!(
+        "{ip} is not assigned to any interface in this process's network namespace (there: \
+         {listed}). Bind to one of those or to the wildcard (0.0.0.0 / [::]), or set \
+         IP_FREEBIND (or net.ipv4.ip_nonlocal_bind / net.ipv6.ip_nonlocal_bind=1) to bind \
+         before the address exists"
+    )
+}
+
+/// CAP_NET_BIND_SERVICE in the process's effective set (None: process gone).
+fn has_bind_cap(pid: u32) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))?
+        .trim();
+    let caps = u64::from_str_radix(hex, 16).ok()?;
+    Some(caps & (1 << 10) != 0)
+}
+
+fn access(ev: &Event, entry: Option<&Entry>, ctx: &Ctx) -> String {
+    match &ev.request {
+        Request::Bind(SockAddr::UnixPath(p)) => {
+            let path = crate::sockaddr::escape(p);
+            let dir = std::path::Path::new(&path)
+                .parent()
+                .map_or(".".into(), |d| d.display().to_string());
+            format!(
+                "{}[{}] (uid {}) may not create {path}: a unix socket's bind creates the file, \
+                 which needs write and search permission on {dir}",
+                ev.comm, ev.pid, ev.uid
+            )
+        }
+        Request::Bind(a) if a.port().is_some() => {
+            let port = a.port().unwrap();
+            let start = ctx.unprivileged_port_start;
+            let cap = has_bind_cap(ev.pid);
+            let below = start.is_some_and(|s| u32::from(port) < s);
+            if below && cap != Some(true) {
+                let s = start.unwrap();
+                let exe = std::fs::read_link(format!("/proc/{}/exe", ev.pid))
+                    .map_or("/path/to/program".into(), |p| p.display().to_string());
+                let capword = if cap.is_none() {
+                    "(it exited before its capabilities could be read; without"
+                } else {
+                    "without"
+                };
+                return format!(
+                    "port {port} is privileged in this network namespace \
+                     (net.ipv4.ip_unprivileged_port_start={s}) and {}[{}] (uid {}) runs {capword} \
+                     CAP_NET_BIND_SERVICE{}. Either grant the capability (`setcap \
+                     cap_net_bind_service=+ep {exe}`, or AmbientCapabilities=CAP_NET_BIND_SERVICE \
+                     in its systemd unit), or lower the threshold (`sysctl \
+                     net.ipv4.ip_unprivileged_port_start={port}`, per network namespace), or use a \
+                     port >= {s}",
+                    ev.comm,
+                    ev.pid,
+                    ev.uid,
+                    if cap.is_none() { ")" } else { "" }
+                );
+            }
+            let why = if below {
+                "it has CAP_NET_BIND_SERVICE".to_string()
+            } else {
+                match start {
+                    Some(s) => format!("port {port} is unprivileged here (>= {s})"),
+                    None => "the privileged-port threshold could not be read".into(),
+                }
+            };
+            format!(
+                "the port is not the reason ({why}): a security module (SELinux, AppArmor) or \
+                 a cgroup BPF bind hook refused this bind"
+            )
+        }
+        _ => other(ev, entry),
+    }
+}
+
+fn invalid(ev: &Event, entry: Option<&Entry>) -> String {
+    let fd = fd_text(ev);
+    match &ev.request {
+        Request::Bind(a) => {
+            // What it is bound to: the story's record (kernel view), else the kernel's
+            // port in the event.
+            let bound = entry
+                .and_then(|e| e.bound.as_ref())
+                .map(|a| a.to_string())
+                .or_else(|| {
+                    ev.sock
+                        .as_ref()
+                        .and_then(|s| s.port)
+                        .filter(|&p| p != 0)
+                        .map(|p| format!("port {p}"))
+                });
+            if let Some(to) = bound {
+                return format!(
+                    "{fd} is already bound (to {to}): a socket binds once. Create a new socket \
+                     for another address"
+                );
+            }
+            let fam = ev.sock.as_ref().and_then(|s| s.family);
+            match a {
+                SockAddr::Other { family, len } => {
+                    let need = match *family {
+                        AF_INET => 16,
+                        AF_INET6 => 24,
+                        _ => 0,
+                    };
+                    if need > 0 && *len < need {
+                        return format!(
+                            "address length {len} is too short for {} (needs {need}): pass \
+                             sizeof the sockaddr structure",
+                            family_name(*family)
+                        );
+                    }
+                    format!("the kernel rejected this address (family {family}, {len} bytes)")
+                }
+                SockAddr::Inet6 {
+                    addr, scope_id: 0, ..
+                } if addr.is_unicast_link_local() => {
+                    format!(
+                        "{addr} is link-local, valid on one link only: the bind needs an \
+                         interface (sin6_scope_id, written {addr}%eth0) or SO_BINDTODEVICE"
+                    )
+                }
+                SockAddr::Inet6 { addr, .. }
+                    if addr.to_ipv4_mapped().is_some()
+                        && ev.sock.as_ref().and_then(|s| s.v6only) == Some(true) =>
+                {
+                    format!(
+                        "{addr} is an IPv4-mapped address, and this socket is IPv6-only \
+                         (IPV6_V6ONLY=1): bind it to an IPv6 address, or clear IPV6_V6ONLY"
+                    )
+                }
+                SockAddr::Inet { .. } if fam == Some(AF_INET6) => {
+                    "an AF_INET address was passed to an AF_INET6 socket: use the \
+                     IPv4-mapped form ::ffff:a.b.c.d, or an AF_INET socket"
+                        .into()
+                }
+                _ => format!(
+                    "the kernel rejected bind on {fd} as invalid (socket already bound, \
+                     shut down, or a malformed address)"
+                ),
+            }
+        }
+        Request::Listen { .. } => format!(
+            "{fd} cannot listen: it is connected (or connecting), or its type does not accept \
+             connections"
+        ),
+        Request::Setsockopt {
+            level,
+            optname,
+            optlen,
+            ..
+        } => format!(
+            "{} rejected: bad value or length ({optlen} bytes), or the socket's state forbids \
+             it now (IPV6_V6ONLY cannot change once the socket is bound)",
+            names::option(*level, *optname).unwrap_or("the option")
+        ),
+        Request::None => "invalid argument".into(),
+    }
+}
+
+fn other(ev: &Event, entry: Option<&Entry>) -> String {
+    let fd = fd_text(ev);
+    let what = ev.kind.name();
+    match ev.errno {
+        libc::EAFNOSUPPORT => {
+            let want = match &ev.request {
+                Request::Bind(a) => a.family(),
+                _ => None,
+            };
+            let have = ev
+                .sock
+                .as_ref()
+                .and_then(|s| s.family)
+                .or_else(|| entry.and_then(|e| e.family));
+            match (want, have) {
+                (Some(w), Some(h)) => format!(
+                    "an {} address was passed to an {} socket: the address family must match \
+                     the socket's",
+                    family_name(w),
+                    family_name(h)
+                ),
+                _ => "the address family does not match the socket's".into(),
+            }
+        }
+        libc::EFAULT => format!(
+            "the {what} argument points outside the process's memory: a bug in the program \
+             (bad pointer or length)"
+        ),
+        libc::EBADF => format!("{fd} is not an open file descriptor"),
+        libc::ENOTSOCK => format!("{fd} is a file descriptor, but not a socket"),
+        libc::EOPNOTSUPP if ev.kind == Kind::Listen => format!(
+            "{fd} is a datagram socket (UDP or unix dgram): those take no listen(), they \
+             receive as soon as they are bound"
+        ),
+        libc::ENOPROTOOPT => "the option is not known at that level for this socket".into(),
+        libc::EPERM | libc::EACCES if ev.kind == Kind::Setsockopt => format!(
+            "{}[{}] lacks the capability for this option (IP_TRANSPARENT needs \
+             CAP_NET_ADMIN or CAP_NET_RAW; SO_BINDTODEVICE may need CAP_NET_RAW)",
+            ev.comm, ev.pid
+        ),
+        libc::ENODEV => "no such network interface in this network namespace".into(),
+        libc::ENOENT => {
+            "a directory in the socket path does not exist: create it before bind".into()
+        }
+        libc::EROFS => "the socket file would be on a read-only filesystem".into(),
+        libc::ENAMETOOLONG => "the socket path is longer than sun_path (108 bytes)".into(),
+        libc::EISCONN => format!("{fd} is already connected"),
+        libc::EDESTADDRREQ => format!("{fd} has no address: bind it first"),
+        e => match (errno::name(e), errno::message(e)) {
+            (Some(n), Some(m)) => format!("{what} failed with {n}: {m}"),
+            _ => format!("{what} failed with errno {e}"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(ip: &str, v6only: bool) -> Side {
+        let ip: IpAddr = ip.parse().unwrap();
+        Side {
+            family: if ip.is_ipv4() { AF_INET } else { AF_INET6 },
+            ip,
+            v6only,
+            dev: 0,
+        }
+    }
+
+    #[test]
+    fn collision_rules() {
+        // the classic
+        assert!(overlaps(&side("::", false), &side("0.0.0.0", false)));
+        assert!(!overlaps(&side("::", true), &side("0.0.0.0", false)));
+        assert!(overlaps(&side("0.0.0.0", false), &side("::", false)));
+        assert!(!overlaps(&side("0.0.0.0", false), &side("::", true)));
+        // dual-stack covers specific IPv4 addresses
+        assert!(overlaps(&side("::", false), &side("127.0.0.1", false)));
+        // wildcard vs specific, same family
+        assert!(overlaps(&side("0.0.0.0", false), &side("127.0.0.1", false)));
+        assert!(!overlaps(
+            &side("127.0.0.2", false),
+            &side("127.0.0.1", false)
+        ));
+        assert!(overlaps(&side("::", true), &side("::1", true)));
+        // a specific IPv6 address never collides with IPv4
+        assert!(!overlaps(&side("::1", false), &side("0.0.0.0", false)));
+        // IPv4-mapped is IPv4
+        assert!(overlaps(
+            &side("::ffff:127.0.0.1", false),
+            &side("127.0.0.1", false)
+        ));
+        // different devices never collide
+        let mut a = side("0.0.0.0", false);
+        let mut b = side("0.0.0.0", false);
+        a.dev = 2;
+        b.dev = 3;
+        assert!(!overlaps(&a, &b));
+        b.dev = 0;
+        assert!(overlaps(&a, &b));
+    }
+
+    #[test]
+    fn collision_words() {
+        let w = why_collide(&side("::", false), &side("0.0.0.0", false), 80, "");
+        assert!(
+            w.starts_with("[::]:80 is dual-stack (IPV6_V6ONLY=0)"),
+            "{w}"
+        );
+        assert!(w.contains("0.0.0.0:80 already has it"), "{w}");
+        let w = why_collide(&side("0.0.0.0", false), &side("::", false), 80, "");
+        assert!(w.starts_with("the existing [::]:80 is dual-stack"), "{w}");
+        let w = why_collide(&side("127.0.0.1", false), &side("0.0.0.0", false), 80, "");
+        assert!(w.contains("existing wildcard 0.0.0.0:80"), "{w}");
+        let w = why_collide(&side("127.0.0.1", false), &side("127.0.0.1", false), 80, "");
+        assert_eq!(w, "both ask for the same address 127.0.0.1:80");
+    }
+}

@@ -1,0 +1,1044 @@
+//! Each socket's story: the stage between the tracer and the renderers. Events go in, in
+//! order; out comes a `Note` per event: what the bound/listening address means (the
+//! verdict), where IPV6_V6ONLY came from, a one-line summary when a socket starts
+//! listening, and why a call failed. Nothing flows back to the tracer.
+//!
+//! Sockets are keyed by the kernel's socket identity (`sock_id`), so dup()ed fds, a fork's
+//! inherited sockets and two sockets on the same port each keep one story; events without
+//! it fall back to (pid, fd). A slab address can be reused by a new socket, so an entry
+//! whose socket looks fresh again (unbound, other type, second successful bind) restarts.
+//! The table is bounded: a listener's `close` event drops it, and past `CAP` entries the
+//! ones of exited processes and then the least recently used go.
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    os::unix::fs::MetadataExt,
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+
+use crate::{
+    event::{Event, Kind, OptValue, Request, SOCK_DGRAM, Sock},
+    failure::{self, Holder},
+    netif,
+    sockaddr::{AF_INET, AF_INET6, SockAddr},
+    sockdiag::{self, Netns},
+};
+use lsn_trace::{
+    nsaddrs,
+    verdict::{self, Addr, Bound, FilePerms},
+};
+use lsn_trace_common::sockopt::{IPV6_V6ONLY, SOL_IPV6};
+
+/// What the story adds to one event (JSON: these keys on every record, null when they do
+/// not apply; human: extra indented lines).
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Note {
+    /// Machine-readable classification of the bound/listening address.
+    pub verdict: Option<&'static str>,
+    pub verdict_flags: Option<Vec<&'static str>>,
+    /// The verdict in words.
+    pub meaning: Option<String>,
+    /// Where the socket's IPV6_V6ONLY came from: "explicit" (setsockopt) or "sysctl"
+    /// (inherited from net.ipv6.bindv6only). AF_INET6 only.
+    pub v6only_source: Option<&'static str>,
+    /// Set on the event that makes a socket a listener (TCP listen, UDP/unix-dgram bind).
+    pub summary: Option<String>,
+    /// Why the call failed, in words.
+    pub explanation: Option<String>,
+    /// EADDRINUSE: the sockets holding the port.
+    pub holders: Option<Vec<Holder>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Sock(u64),
+    Fd(u32, i32),
+}
+
+/// What the story remembers of one socket.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub pid: u32,
+    pub comm: String,
+    pub netns: Option<u32>,
+    pub family: Option<u16>,
+    pub sock_type: Option<u16>,
+    pub protocol: Option<&'static str>,
+    /// Explicit setsockopt() calls seen, (level, optname, value, errno), oldest first.
+    pub options: Vec<(i32, i32, OptValue, i32)>,
+    /// bind() attempts: request and errno, oldest first.
+    pub binds: Vec<(SockAddr, i32)>,
+    /// The address a successful bind gave it (inet: from the kernel, unix: the request).
+    pub bound: Option<SockAddr>,
+    /// A unix socket file's mode and owner, read right after its bind.
+    pub perms: Option<FilePerms>,
+    pub listen_backlog: Option<(i32, Option<u32>)>,
+    pub listening: bool,
+    pub last: Option<Sock>,
+    /// The socket's inode (/proc/PID/fd/FD) when the entry was made: tells a new socket
+    /// that reuses the old one's kernel memory (same `sock_id`) from the old one.
+    inode: Option<u64>,
+    used: u64,
+}
+
+/// Per-socket history lists are capped: a process looping on a failing bind must not
+/// grow one entry without bound.
+const HISTORY: usize = 16;
+/// Sockets remembered at most.
+pub const CAP: usize = 4096;
+/// How long per-namespace facts (sysctls, addresses) are reused.
+const NS_TTL: Duration = Duration::from_secs(5);
+
+impl Entry {
+    fn new(ev: &Event) -> Entry {
+        Entry {
+            pid: ev.pid,
+            comm: ev.comm.clone(),
+            netns: ev.sock.as_ref().and_then(|s| s.netns),
+            family: ev.sock.as_ref().and_then(|s| s.family),
+            sock_type: ev.sock.as_ref().and_then(|s| s.sock_type),
+            protocol: ev.protocol(),
+            options: Vec::new(),
+            binds: Vec::new(),
+            bound: None,
+            perms: None,
+            listen_backlog: None,
+            listening: false,
+            last: None,
+            inode: ev.fd.and_then(|fd| fd_inode(ev.pid, fd)),
+            used: 0,
+        }
+    }
+
+    /// Whether IPV6_V6ONLY was set on this socket by a successful setsockopt we saw.
+    fn v6only_set(&self) -> bool {
+        self.options
+            .iter()
+            .any(|(l, o, _, e)| *l == SOL_IPV6 && *o == IPV6_V6ONLY && *e == 0)
+    }
+
+    /// The event shows a different socket than the one this entry describes (the key was
+    /// reused: fd reuse, or the kernel reused the socket's memory).
+    fn is_other_socket(&self, ev: &Event) -> bool {
+        let Some(s) = &ev.sock else { return false };
+        let differs = |a: Option<u16>, b: Option<u16>| a.is_some() && b.is_some() && a != b;
+        if differs(self.family, s.family) || differs(self.sock_type, s.sock_type) {
+            return true;
+        }
+        // Bound before, unbound now: a fresh socket.
+        if self.bound.is_some() && matches!(s.family, Some(AF_INET | AF_INET6)) && s.port == Some(0)
+        {
+            return true;
+        }
+        // A socket binds once: a second successful bind is another socket.
+        if ev.kind == Kind::Bind && !ev.failed() && self.bound.is_some() {
+            return true;
+        }
+        // Same kernel address, other socket: the old one was closed and its memory reused
+        // (checked where it matters, at bind and listen: one readlink).
+        if matches!(ev.kind, Kind::Bind | Kind::Listen)
+            && let (Some(old), Some(fd)) = (self.inode, ev.fd)
+            && let Some(now) = fd_inode(ev.pid, fd)
+        {
+            return now != old;
+        }
+        false
+    }
+}
+
+/// Facts about one network namespace, read from inside it.
+#[derive(Clone, Debug)]
+struct NsFacts {
+    at: Instant,
+    bindv6only: Option<bool>,
+    unprivileged_port_start: Option<u32>,
+}
+
+pub struct Story {
+    table: HashMap<Key, Entry>,
+    clock: u64,
+    own_netns: Option<u64>,
+    facts: HashMap<u32, NsFacts>,
+    addrs: HashMap<u32, (Instant, nsaddrs::NsAddrs)>,
+    failures: failure::Cache,
+}
+
+impl Default for Story {
+    fn default() -> Self {
+        Story::new()
+    }
+}
+
+impl Story {
+    pub fn new() -> Story {
+        Story {
+            table: HashMap::new(),
+            clock: 0,
+            own_netns: Netns::Current.inode().ok(),
+            facts: HashMap::new(),
+            addrs: HashMap::new(),
+            failures: failure::Cache::default(),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    fn key(ev: &Event) -> Option<Key> {
+        match (ev.sock_id, ev.fd) {
+            (Some(id), _) => Some(Key::Sock(id)),
+            (None, Some(fd)) if fd >= 0 && ev.sock.is_some() => Some(Key::Fd(ev.pid, fd)),
+            _ => None,
+        }
+    }
+
+    /// Take in one event; say what it means.
+    pub fn observe(&mut self, ev: &Event) -> Note {
+        self.clock += 1;
+        let key = Self::key(ev);
+        if ev.kind == Kind::Close {
+            if let Some(k) = key {
+                self.table.remove(&k);
+            }
+            return Note::default();
+        }
+        let mut note = Note::default();
+        let Some(key) = key else {
+            // Not a socket we can follow (EBADF, ENOTSOCK, unreadable): explain only.
+            if ev.failed() {
+                let ctx = self.failure_ctx(ev, None);
+                let (why, holders) = failure::explain(ev, None, &ctx, &mut self.failures);
+                note.explanation = Some(why);
+                note.holders = holders;
+            }
+            return note;
+        };
+        let fresh = match self.table.get(&key) {
+            Some(e) => e.is_other_socket(ev),
+            None => true,
+        };
+        if fresh {
+            let mut e = Entry::new(ev);
+            e.used = self.clock;
+            self.table.insert(key, e);
+            if self.table.len() > CAP {
+                self.evict();
+            }
+        }
+        let clock = self.clock;
+        let entry = self.table.get_mut(&key).expect("inserted above");
+        entry.used = clock;
+        entry.pid = ev.pid;
+        if entry.comm != ev.comm {
+            entry.comm = ev.comm.clone();
+        }
+        if let Some(s) = &ev.sock {
+            if entry.family.is_none() {
+                entry.family = s.family;
+            }
+            if entry.sock_type.is_none() {
+                entry.sock_type = s.sock_type;
+            }
+            if entry.netns.is_none() {
+                entry.netns = s.netns;
+            }
+            entry.last = Some(s.clone());
+        }
+        if entry.protocol.is_none() {
+            entry.protocol = ev.protocol();
+        }
+        let mut starts_listening = false;
+        match &ev.request {
+            Request::Setsockopt {
+                level,
+                optname,
+                value,
+                ..
+            } => {
+                if entry.options.len() >= HISTORY {
+                    entry.options.remove(0);
+                }
+                entry
+                    .options
+                    .push((*level, *optname, value.clone(), ev.errno));
+            }
+            Request::Bind(addr) => {
+                if entry.binds.len() >= HISTORY {
+                    entry.binds.remove(0);
+                }
+                entry.binds.push((addr.clone(), ev.errno));
+                if !ev.failed() {
+                    entry.bound = Some(bound_addr(addr, ev.sock.as_ref()));
+                    if let SockAddr::UnixPath(p) = addr {
+                        entry.perms = unix_perms(ev.pid, p);
+                    }
+                    // A datagram socket receives as soon as it is bound: that is its "listen".
+                    starts_listening = entry.sock_type == Some(SOCK_DGRAM);
+                }
+            }
+            Request::Listen { backlog } => {
+                if !ev.failed() {
+                    entry.listen_backlog =
+                        Some((*backlog, ev.sock.as_ref().and_then(|s| s.backlog)));
+                    starts_listening = !entry.listening;
+                    entry.listening = true;
+                }
+            }
+            Request::None if ev.kind == Kind::ListenState => {
+                if entry.bound.is_none()
+                    && let Some(s) = &ev.sock
+                    && let (Some(ip), Some(port)) = (s.local, s.port)
+                {
+                    entry.bound = Some(inet(ip, port));
+                }
+                starts_listening = !entry.listening;
+                entry.listening = true;
+            }
+            Request::None => {}
+        }
+        if ev.failed() {
+            let entry = entry.clone();
+            let ctx = self.failure_ctx(ev, Some(&entry));
+            let (why, holders) = failure::explain(ev, Some(&entry), &ctx, &mut self.failures);
+            note.explanation = Some(why);
+            note.holders = holders;
+            return note;
+        }
+        let entry = entry.clone();
+        if matches!(ev.kind, Kind::Bind | Kind::Listen | Kind::ListenState) {
+            self.describe(ev, &entry, starts_listening, &mut note);
+        }
+        note
+    }
+
+    /// Verdict, v6only source and (when it starts listening) the summary line.
+    fn describe(&mut self, ev: &Event, entry: &Entry, starts_listening: bool, note: &mut Note) {
+        let Some(addr) = entry.bound.clone() else {
+            return;
+        };
+        let sock = ev.sock.as_ref();
+        let v6 = entry.family == Some(AF_INET6);
+        let v6only = sock.and_then(|s| s.v6only);
+        let facts = self.facts(entry.netns, ev.pid);
+        let source = if v6 && v6only.is_some() {
+            Some(
+                if entry.v6only_set() || facts.bindv6only.is_some_and(|d| Some(d) != v6only) {
+                    // Not seen but different from the default: set before tracing began
+                    // (or by whoever handed over the socket, e.g. systemd's BindIPv6Only=).
+                    "explicit"
+                } else {
+                    "sysctl"
+                },
+            )
+        } else {
+            None
+        };
+        note.v6only_source = source;
+        let mut b = match &addr {
+            SockAddr::Inet { addr, port } => Bound::ip(IpAddr::V4(*addr), *port),
+            SockAddr::Inet6 {
+                addr,
+                port,
+                scope_id,
+                ..
+            } => Bound::new(
+                Addr::Ip {
+                    ip: IpAddr::V6(*addr),
+                    scope: (*scope_id != 0).then(|| netif::name_of(*scope_id)),
+                },
+                Some(*port),
+            ),
+            SockAddr::UnixPath(p) => Bound::new(
+                Addr::UnixPath {
+                    path: crate::sockaddr::escape(p),
+                },
+                None,
+            ),
+            SockAddr::UnixAbstract(n) => Bound::new(
+                Addr::UnixAbstract {
+                    name: crate::sockaddr::escape(n),
+                },
+                None,
+            ),
+            SockAddr::UnixAutobind => Bound::new(Addr::UnixAutobind, None),
+            SockAddr::Other { .. } | SockAddr::Unreadable { .. } => return,
+        };
+        b.protocol = entry.protocol.map(str::to_owned);
+        b.v6only = v6only.filter(|_| v6);
+        if let Some(s) = sock {
+            b.device = s
+                .bound_dev_if
+                .filter(|&d| d > 0)
+                .map(|d| netif::name_of(d as u32));
+            b.freebind = s.freebind == Some(true);
+            b.transparent = s.transparent == Some(true);
+        }
+        b.port_kernel_chosen = entry
+            .binds
+            .iter()
+            .rev()
+            .find(|(_, e)| *e == 0)
+            .is_some_and(|(a, _)| a.port() == Some(0))
+            && b.port.is_some_and(|p| p != 0);
+        b.unprivileged_port_start = facts.unprivileged_port_start;
+        if let Addr::Ip { ip, .. } = &b.addr
+            && !ip.is_unspecified()
+            && !ip.is_loopback()
+            && !ip.is_multicast()
+        {
+            b.owner = self.ns_addrs(entry.netns, ev.pid).map(|a| a.owner(*ip));
+        }
+        if let SockAddr::UnixPath(p) = &addr {
+            b.perms = entry.perms.or_else(|| unix_perms(ev.pid, p));
+        }
+        let v = verdict::classify(&b);
+        note.verdict = Some(v.kind.as_str());
+        note.verdict_flags = Some(v.flags.iter().map(|f| f.as_str()).collect());
+        let mut meaning = v.sentence.clone();
+        if let (Some(src), Some(on)) = (source, b.v6only) {
+            let why = match src {
+                "explicit" if entry.v6only_set() => "set explicitly".to_string(),
+                "explicit" => {
+                    "set before this trace began (differs from net.ipv6.bindv6only)".into()
+                }
+                _ => format!(
+                    "inherited from net.ipv6.bindv6only={}",
+                    facts
+                        .bindv6only
+                        .map_or("?".into(), |d| (d as u8).to_string())
+                ),
+            };
+            meaning = format!("{meaning} [V6ONLY={}, {why}]", on as u8);
+        }
+        note.meaning = Some(meaning.clone());
+        if starts_listening {
+            note.summary = Some(self.summary(ev, entry, &addr, &b, &meaning));
+        }
+    }
+
+    /// `nginx[1190] LISTEN tcp [::]:80  <meaning>; IPv4 is served by ... Connect: ...`
+    fn summary(
+        &self,
+        ev: &Event,
+        entry: &Entry,
+        addr: &SockAddr,
+        b: &Bound,
+        meaning: &str,
+    ) -> String {
+        let dgram = entry.sock_type == Some(SOCK_DGRAM);
+        let state = if dgram { "BOUND" } else { "LISTEN" };
+        let proto = entry.protocol.unwrap_or("?");
+        let mut s = format!("{}[{}] {state} {proto} {addr}  {meaning}", ev.comm, ev.pid);
+        let mut other_family = None;
+        if let (Some(port), Addr::Ip { ip, .. }) = (b.port, &b.addr)
+            && ip.is_unspecified()
+        {
+            // The other half of a two-socket dual-stack setup.
+            let want = if ip.is_ipv4() { AF_INET6 } else { AF_INET };
+            let covers = |e: &Entry| match e.last.as_ref() {
+                // only an IPv6-only [::] leaves IPv4 to another socket, and vice versa
+                Some(l) if want == AF_INET6 => l.v6only == Some(true),
+                _ => true,
+            };
+            if b.v6only != Some(false)
+                && let Some(o) = self.table.values().find(|e| {
+                    e.family == Some(want)
+                        && e.protocol == entry.protocol
+                        && e.netns == entry.netns
+                        && (e.listening || (dgram && e.bound.is_some()))
+                        && e.bound.as_ref().and_then(SockAddr::port) == Some(port)
+                        && covers(e)
+                })
+            {
+                let fam = if want == AF_INET { "IPv4" } else { "IPv6" };
+                let whose = if o.pid == ev.pid {
+                    "its other socket".to_string()
+                } else {
+                    format!("{}[{}]'s socket", o.comm, o.pid)
+                };
+                s.push_str(&format!(
+                    "; {fam} is served by {whose} {}",
+                    o.bound.as_ref().map(|a| a.to_string()).unwrap_or_default()
+                ));
+                other_family = Some(want);
+            }
+        }
+        if let Some((req, eff)) = entry.listen_backlog
+            && let Some(eff) = eff
+            && i64::from(eff) < i64::from(req)
+        {
+            s.push_str(&format!(
+                "; backlog {req} clamped to {eff} (net.core.somaxconn)"
+            ));
+        }
+        if let Some(c) = connect_hint(addr, b, proto, other_family) {
+            s.push_str(&format!(". {c}"));
+        }
+        s
+    }
+
+    fn failure_ctx(&mut self, ev: &Event, entry: Option<&Entry>) -> failure::Ctx {
+        let netns = entry
+            .and_then(|e| e.netns)
+            .or_else(|| ev.sock.as_ref().and_then(|s| s.netns));
+        let facts = self.facts(netns, ev.pid);
+        let port = entry
+            .and_then(|e| e.bound.as_ref().and_then(SockAddr::port))
+            .or_else(|| match &ev.request {
+                Request::Bind(a) => a.port(),
+                _ => None,
+            });
+        // Sockets we traced on that port: likely holders (scanned first) and their options.
+        let known = port
+            .filter(|&p| p != 0)
+            .map(|p| {
+                self.table
+                    .values()
+                    .filter(|e| {
+                        e.netns == netns
+                            && e.pid != 0
+                            && e.bound.as_ref().and_then(SockAddr::port) == Some(p)
+                    })
+                    .map(|e| failure::Known {
+                        pid: e.pid,
+                        reuseport: e.last.as_ref().and_then(|s| s.reuseport),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let needs_addrs = ev.errno == libc::EADDRNOTAVAIL;
+        failure::Ctx {
+            netns: self.resolve_netns(netns, ev.pid),
+            netns_inode: netns,
+            bindv6only: facts.bindv6only,
+            unprivileged_port_start: facts.unprivileged_port_start,
+            addrs: if needs_addrs {
+                self.ns_addrs(netns, ev.pid)
+            } else {
+                None
+            },
+            known,
+        }
+    }
+
+    /// Where to look for the namespace `ino` of process `pid`: the agent's own, the
+    /// process's, or (the process is gone) any other process's in it.
+    fn resolve_netns(&self, ino: Option<u32>, pid: u32) -> Result<Netns, String> {
+        let Some(ino) = ino else {
+            // Unknown inode: the process's own, if it still exists.
+            return if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                Ok(Netns::Pid(pid))
+            } else {
+                Err(format!(
+                    "process {pid} exited and its network namespace is unknown"
+                ))
+            };
+        };
+        if self.own_netns == Some(u64::from(ino)) {
+            return Ok(Netns::Current);
+        }
+        let ns = Netns::Pid(pid);
+        if ns.inode().ok() == Some(u64::from(ino)) {
+            return Ok(ns);
+        }
+        match sockdiag::pid_in_netns(u64::from(ino), Duration::from_millis(20)) {
+            Some(p) => Ok(Netns::Pid(p)),
+            None => Err(format!(
+                "process {pid} exited and no process is left in its network namespace \
+                 (net:[{ino}])"
+            )),
+        }
+    }
+
+    fn facts(&mut self, netns: Option<u32>, pid: u32) -> NsFacts {
+        let key = netns.unwrap_or(0);
+        if let Some(f) = self.facts.get(&key)
+            && f.at.elapsed() < NS_TTL
+        {
+            return f.clone();
+        }
+        let read = || NsFacts {
+            at: Instant::now(),
+            bindv6only: sysctl("net/ipv6/bindv6only").map(|v| v != 0),
+            unprivileged_port_start: sysctl("net/ipv4/ip_unprivileged_port_start")
+                .map(|v| v as u32),
+        };
+        let f = match self.resolve_netns(netns, pid) {
+            Ok(Netns::Current) => read(),
+            Ok(ns) => sockdiag::in_netns(&ns, read).unwrap_or_else(|_| NsFacts {
+                at: Instant::now(),
+                bindv6only: None,
+                unprivileged_port_start: None,
+            }),
+            Err(_) => NsFacts {
+                at: Instant::now(),
+                bindv6only: None,
+                unprivileged_port_start: None,
+            },
+        };
+        if self.facts.len() > 256 {
+            self.facts.clear();
+        }
+        self.facts.insert(key, f.clone());
+        f
+    }
+
+    fn ns_addrs(&mut self, netns: Option<u32>, pid: u32) -> Option<nsaddrs::NsAddrs> {
+        let key = netns.unwrap_or(0);
+        if let Some((at, a)) = self.addrs.get(&key)
+            && at.elapsed() < NS_TTL
+        {
+            return Some(a.clone());
+        }
+        let a = match self.resolve_netns(netns, pid).ok()? {
+            Netns::Current => nsaddrs::own(),
+            Netns::Pid(p) => nsaddrs::of_pid(p),
+            Netns::Path(_) => return None,
+        };
+        // of_pid falls back to our own namespace (with a note) when it cannot enter theirs:
+        // those are not the addresses asked for.
+        if a.note.is_some() && netns.is_some() && self.own_netns != netns.map(u64::from) {
+            return None;
+        }
+        if self.addrs.len() > 256 {
+            self.addrs.clear();
+        }
+        self.addrs.insert(key, (Instant::now(), a.clone()));
+        Some(a)
+    }
+
+    /// Make room: drop the sockets of processes that exited, then the least recently used.
+    fn evict(&mut self) {
+        self.table
+            .retain(|_, e| std::path::Path::new(&format!("/proc/{}", e.pid)).exists());
+        if self.table.len() > CAP * 3 / 4 {
+            let mut used: Vec<u64> = self.table.values().map(|e| e.used).collect();
+            used.sort_unstable();
+            let cut = used[self.table.len() - CAP * 3 / 4];
+            self.table.retain(|_, e| e.used >= cut);
+        }
+    }
+
+    #[cfg(test)]
+    fn entry(&self, ev: &Event) -> Option<&Entry> {
+        self.table.get(&Self::key(ev)?)
+    }
+}
+
+fn inet(ip: IpAddr, port: u16) -> SockAddr {
+    match ip {
+        IpAddr::V4(addr) => SockAddr::Inet { addr, port },
+        IpAddr::V6(addr) => SockAddr::Inet6 {
+            addr,
+            port,
+            flowinfo: 0,
+            scope_id: 0,
+        },
+    }
+}
+
+/// What a successful bind bound: the kernel's view for inet (port 0 becomes the port it
+/// picked), the request for unix.
+fn bound_addr(req: &SockAddr, sock: Option<&Sock>) -> SockAddr {
+    match (req, sock) {
+        (SockAddr::Inet6 { scope_id, .. }, Some(s)) if s.local.is_some() && s.port.is_some() => {
+            match inet(s.local.unwrap(), s.port.unwrap()) {
+                SockAddr::Inet6 {
+                    addr,
+                    port,
+                    flowinfo,
+                    ..
+                } => SockAddr::Inet6 {
+                    addr,
+                    port,
+                    flowinfo,
+                    scope_id: *scope_id,
+                },
+                other => other,
+            }
+        }
+        (SockAddr::Inet { .. }, Some(s)) if s.local.is_some() && s.port.is_some() => {
+            inet(s.local.unwrap(), s.port.unwrap())
+        }
+        _ => req.clone(),
+    }
+}
+
+/// The inode of the socket behind /proc/PID/fd/FD (None: gone, or not a socket).
+pub fn fd_inode(pid: u32, fd: i32) -> Option<u64> {
+    let l = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?;
+    l.to_str()?
+        .strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+fn sysctl(name: &str) -> Option<i64> {
+    std::fs::read_to_string(format!("/proc/sys/{name}"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The socket file's mode and owner, seen from the process's root and cwd (it may live in
+/// another mount namespace or chroot).
+fn unix_perms(pid: u32, path: &[u8]) -> Option<FilePerms> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::OsStr::from_bytes(path);
+    let full = if path.first() == Some(&b'/') {
+        std::path::Path::new(&format!("/proc/{pid}/root")).join(
+            std::path::Path::new(p)
+                .strip_prefix("/")
+                .unwrap_or(std::path::Path::new(p)),
+        )
+    } else {
+        std::path::Path::new(&format!("/proc/{pid}/cwd")).join(p)
+    };
+    // The process may be gone already: then look at the path from here.
+    let m = std::fs::symlink_metadata(full)
+        .or_else(|e| {
+            if path.first() == Some(&b'/') {
+                std::fs::symlink_metadata(p)
+            } else {
+                Err(e)
+            }
+        })
+        .ok()?;
+    Some(FilePerms {
+        mode: m.mode(),
+        uid: m.uid(),
+        gid: m.gid(),
+    })
+}
+
+/// How a person reaches the listener from this host.
+fn connect_hint(addr: &SockAddr, b: &Bound, proto: &str, other: Option<u16>) -> Option<String> {
+    let host = match (addr, &b.addr) {
+        (SockAddr::UnixPath(_) | SockAddr::UnixAbstract(_), _) => {
+            return Some(format!("Connect: {addr}"));
+        }
+        (_, Addr::Ip { ip, scope }) => {
+            if ip.is_multicast() || b.port == Some(0) {
+                return None;
+            }
+            match ip {
+                IpAddr::V4(v4) if v4.is_unspecified() => {
+                    if other == Some(AF_INET6) {
+                        "localhost".to_string()
+                    } else {
+                        "127.0.0.1".to_string()
+                    }
+                }
+                IpAddr::V6(v6) if v6.is_unspecified() => {
+                    if b.v6only == Some(true) && other.is_none() {
+                        "[::1]".to_string()
+                    } else {
+                        "localhost".to_string()
+                    }
+                }
+                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(v4) => v4.to_string(),
+                    None => match scope {
+                        Some(s) => format!("[{v6}%{s}]"),
+                        None => format!("[{v6}]"),
+                    },
+                },
+                IpAddr::V4(v4) => v4.to_string(),
+            }
+        }
+        _ => return None,
+    };
+    let port = b.port?;
+    if proto.starts_with("udp") {
+        return Some(format!("Send datagrams to {host}:{port}"));
+    }
+    if proto != "tcp" {
+        return Some(format!("Connect: {host}:{port}"));
+    }
+    Some(match port {
+        80 => format!("Connect: http://{host}/"),
+        443 => format!("Connect: https://{host}/"),
+        8443 => format!("Connect: https://{host}:{port}/"),
+        3000 | 5000 | 8000 | 8008 | 8080 | 8888 => format!("Connect: http://{host}:{port}/"),
+        _ => format!("Connect: {host}:{port}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+    use crate::event::{IPPROTO_TCP, IPPROTO_UDP, SOCK_STREAM};
+
+    fn sock(family: u16, ty: u16, proto: u16, ip: IpAddr, port: u16) -> Sock {
+        Sock {
+            family: Some(family),
+            sock_type: Some(ty),
+            protocol: Some(proto),
+            local: Some(ip),
+            port: Some(port),
+            v6only: (family == AF_INET6).then_some(true),
+            reuseaddr: Some(false),
+            reuseport: Some(false),
+            freebind: Some(false),
+            transparent: Some(false),
+            backlog: Some(128),
+            netns: Netns::Current.inode().ok().map(|i| i as u32),
+            ..Default::default()
+        }
+    }
+
+    const FAKE_PID: u32 = 0x3fff_fff0;
+
+    fn ev(kind: Kind, fd: i32, id: Option<u64>, request: Request, s: Sock) -> Event {
+        // A pid with no /proc entry: the fds of this test process are not these sockets.
+        Event {
+            kind,
+            time_ns: 0,
+            pid: FAKE_PID,
+            tid: FAKE_PID,
+            ppid: None,
+            uid: 0,
+            gid: 0,
+            comm: "web".into(),
+            fd: Some(fd),
+            errno: 0,
+            from_syscall: true,
+            request,
+            sock: Some(s),
+            sock_id: id,
+            followed: false,
+            raw: Default::default(),
+        }
+    }
+
+    fn v4(port: u16) -> SockAddr {
+        SockAddr::Inet {
+            addr: Ipv4Addr::UNSPECIFIED,
+            port,
+        }
+    }
+
+    fn any4(port: u16) -> Sock {
+        sock(
+            AF_INET,
+            SOCK_STREAM,
+            IPPROTO_TCP,
+            Ipv4Addr::UNSPECIFIED.into(),
+            port,
+        )
+    }
+
+    #[test]
+    fn fd_reuse_starts_a_new_story() {
+        let mut st = Story::new();
+        // fd 5 (no sock_id: keyed by pid/fd): bound and listening on 8081...
+        let b = ev(Kind::Bind, 5, None, Request::Bind(v4(8081)), any4(8081));
+        st.observe(&b);
+        let l = ev(
+            Kind::Listen,
+            5,
+            None,
+            Request::Listen { backlog: 10 },
+            any4(8081),
+        );
+        let n = st.observe(&l);
+        assert!(n.summary.is_some());
+        assert!(st.entry(&l).unwrap().listening);
+        // ...closed (no close event: it never got one) and fd 5 is a new, unbound socket.
+        let mut fresh = any4(0);
+        fresh.local = Some(Ipv4Addr::UNSPECIFIED.into());
+        let o = ev(
+            Kind::Setsockopt,
+            5,
+            None,
+            Request::Setsockopt {
+                level: 1,
+                optname: 2,
+                optlen: 4,
+                value: OptValue::Int(1),
+            },
+            fresh,
+        );
+        st.observe(&o);
+        let e = st.entry(&o).unwrap();
+        assert!(
+            !e.listening,
+            "the new socket on fd 5 is not the old listener"
+        );
+        assert!(e.bound.is_none());
+        assert_eq!(e.options.len(), 1);
+        assert_eq!(st.len(), 1);
+    }
+
+    #[test]
+    fn two_sockets_on_the_same_port_keep_two_stories() {
+        let mut st = Story::new();
+        // SO_REUSEPORT pair: same pid, same port, different sockets.
+        for (fd, id) in [(5, 0xa), (6, 0xb)] {
+            st.observe(&ev(
+                Kind::Bind,
+                fd,
+                Some(id),
+                Request::Bind(v4(8082)),
+                any4(8082),
+            ));
+        }
+        let l1 = ev(
+            Kind::Listen,
+            5,
+            Some(0xa),
+            Request::Listen { backlog: 1 },
+            any4(8082),
+        );
+        assert!(st.observe(&l1).summary.is_some());
+        // the second socket's listen is its own first listen: a summary too
+        let l2 = ev(
+            Kind::Listen,
+            6,
+            Some(0xb),
+            Request::Listen { backlog: 1 },
+            any4(8082),
+        );
+        assert!(st.observe(&l2).summary.is_some());
+        assert_eq!(st.len(), 2);
+        // listen() again on the first: not a new listener
+        assert!(st.observe(&l1).summary.is_none());
+        // dup()ed fd 7 of socket 0xa is the same story
+        let l3 = ev(
+            Kind::Listen,
+            7,
+            Some(0xa),
+            Request::Listen { backlog: 9 },
+            any4(8082),
+        );
+        st.observe(&l3);
+        assert_eq!(st.len(), 2);
+        assert_eq!(st.entry(&l3).unwrap().listen_backlog, Some((9, Some(128))));
+        // the listener's close ends its story
+        let c = ev(Kind::Close, 5, Some(0xa), Request::None, any4(8082));
+        st.observe(&c);
+        assert_eq!(st.len(), 1);
+        assert!(st.entry(&l2).is_some());
+    }
+
+    #[test]
+    fn fork_keeps_the_story_and_the_two_socket_summary() {
+        let mut st = Story::new();
+        let mut b4 = ev(Kind::Bind, 3, Some(1), Request::Bind(v4(80)), any4(80));
+        b4.comm = "nginx".into();
+        st.observe(&b4);
+        let mut l4 = ev(
+            Kind::Listen,
+            3,
+            Some(1),
+            Request::Listen { backlog: 511 },
+            any4(80),
+        );
+        l4.comm = "nginx".into();
+        let n4 = st.observe(&l4);
+        assert_eq!(n4.verdict, Some("all-ipv4"));
+        // IPv6 socket, V6ONLY set explicitly, listened on by a forked worker
+        let s6 = sock(
+            AF_INET6,
+            SOCK_STREAM,
+            IPPROTO_TCP,
+            Ipv6Addr::UNSPECIFIED.into(),
+            80,
+        );
+        let mut o = ev(
+            Kind::Setsockopt,
+            4,
+            Some(2),
+            Request::Setsockopt {
+                level: SOL_IPV6,
+                optname: IPV6_V6ONLY,
+                optlen: 4,
+                value: OptValue::Int(1),
+            },
+            s6.clone(),
+        );
+        o.sock.as_mut().unwrap().port = Some(0);
+        st.observe(&o);
+        let b6 = SockAddr::Inet6 {
+            addr: Ipv6Addr::UNSPECIFIED,
+            port: 80,
+            flowinfo: 0,
+            scope_id: 0,
+        };
+        st.observe(&ev(Kind::Bind, 4, Some(2), Request::Bind(b6), s6.clone()));
+        let mut l6 = ev(
+            Kind::Listen,
+            4,
+            Some(2),
+            Request::Listen { backlog: 511 },
+            s6,
+        );
+        l6.pid += 1; // a forked child does the listen(): same socket
+        l6.comm = "nginx".into();
+        let n6 = st.observe(&l6);
+        assert_eq!(st.len(), 2);
+        assert_eq!(n6.verdict, Some("ipv6-only-any"));
+        assert_eq!(n6.v6only_source, Some("explicit"));
+        let s = n6.summary.unwrap();
+        assert!(
+            s.starts_with(&format!("nginx[{}] LISTEN tcp [::]:80  ", l6.pid)),
+            "{s}"
+        );
+        assert!(s.contains("[V6ONLY=1, set explicitly]"), "{s}");
+        assert!(
+            s.contains(&format!(
+                "IPv4 is served by nginx[{}]'s socket 0.0.0.0:80",
+                b4.pid
+            )),
+            "{s}"
+        );
+        assert!(s.ends_with("Connect: http://localhost/"), "{s}");
+    }
+
+    #[test]
+    fn udp_bind_is_its_listen() {
+        let mut st = Story::new();
+        let s = sock(
+            AF_INET,
+            SOCK_DGRAM,
+            IPPROTO_UDP,
+            Ipv4Addr::LOCALHOST.into(),
+            5353,
+        );
+        let n = st.observe(&ev(
+            Kind::Bind,
+            3,
+            Some(9),
+            Request::Bind(SockAddr::Inet {
+                addr: Ipv4Addr::LOCALHOST,
+                port: 5353,
+            }),
+            s,
+        ));
+        assert_eq!(n.verdict, Some("loopback"));
+        let sum = n.summary.unwrap();
+        assert!(sum.contains("BOUND udp 127.0.0.1:5353"), "{sum}");
+        assert!(sum.ends_with("Send datagrams to 127.0.0.1:5353"), "{sum}");
+    }
+
+    #[test]
+    fn the_table_is_bounded() {
+        let mut st = Story::new();
+        for i in 0..(CAP as u64 + 10) {
+            let mut e = ev(Kind::Bind, 3, Some(i + 1), Request::Bind(v4(0)), any4(1));
+            // a live process, so eviction has to fall back on least-recently-used
+            e.pid = std::process::id();
+            st.observe(&e);
+        }
+        assert!(st.len() <= CAP, "{}", st.len());
+        assert!(st.len() >= CAP / 2);
+    }
+}

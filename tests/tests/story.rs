@@ -1,0 +1,553 @@
+//! The socket's story end to end: verdicts and listener summaries on real sockets, and
+//! failures explained with facts looked up live (who holds the port, which addresses
+//! exist, the privileged-port threshold). Culprits are real other processes.
+use std::{
+    io::{BufRead, BufReader, Write},
+    net::{Ipv4Addr, Ipv6Addr},
+    os::unix::fs::PermissionsExt,
+    process::{Child, ChildStdin, Command, Stdio},
+    time::Duration,
+};
+
+use lsn_trace_tests::{Tracer, Value, read_sysctl, sock::*, tid};
+
+/// The record of `kind` on `fd` from this thread (waits for it).
+fn rec(t: &Tracer, kind: &str, fd: &Fd) -> Value {
+    let me = tid();
+    let fd = fd.0;
+    t.wait_n(1, Duration::from_secs(20), |v| {
+        v["tid"] == me && v["event"] == kind && v["fd"] == fd
+    })
+    .pop()
+    .unwrap()
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} missing: {v:#}"))
+        .to_owned()
+}
+
+/// Another process running a Python snippet; its first stdout line is returned, and it
+/// lives until dropped (stdin closed, then killed).
+struct Py {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    line: String,
+}
+
+impl Py {
+    fn run(code: &str) -> Py {
+        let mut child = Command::new("python3")
+            .args(["-c", code])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 (installed by cargo xtask setup)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let stdin = child.stdin.take();
+        Py {
+            child,
+            stdin,
+            line: line.trim().to_owned(),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn comm(&self) -> String {
+        std::fs::read_to_string(format!("/proc/{}/comm", self.pid()))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+}
+
+impl Drop for Py {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.stdin.take() {
+            let _ = s.write_all(b"\n");
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A process listening on `addr` port 0; returns it and the port.
+fn holder(addr: &str) -> (Py, u16) {
+    let p = Py::run(&format!(
+        "import socket,sys\n\
+         s=socket.socket(socket.AF_INET,socket.SOCK_STREAM)\n\
+         s.bind(('{addr}',0)); s.listen(8)\n\
+         print(s.getsockname()[1],flush=True); sys.stdin.read()"
+    ));
+    let port = p.line.parse().expect("holder printed its port");
+    (p, port)
+}
+
+#[test]
+fn listener_summaries_for_a_two_socket_dual_stack_server() {
+    let t = Tracer::shared();
+    let port = free_port();
+    let s4 = socket(libc::AF_INET, libc::SOCK_STREAM);
+    bind(&s4, &sin(Ipv4Addr::UNSPECIFIED, port)).unwrap();
+    listen(&s4, 16).unwrap();
+    let s6 = socket(libc::AF_INET6, libc::SOCK_STREAM);
+    setsockopt_int(&s6, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1).unwrap();
+    bind(&s6, &sin6(Ipv6Addr::UNSPECIFIED, port, 0)).unwrap();
+    listen(&s6, 16).unwrap();
+
+    let l4 = rec(t, "listen", &s4);
+    assert_eq!(l4["verdict"], "all-ipv4");
+    assert_eq!(l4["v6only_source"], Value::Null);
+    assert!(
+        text(&l4, "meaning").contains("every IPv4 address"),
+        "{l4:#}"
+    );
+    let sum4 = text(&l4, "summary");
+    let me = format!(
+        "{}[{}]",
+        std::fs::read_to_string("/proc/thread-self/comm")
+            .unwrap()
+            .trim(),
+        std::process::id()
+    );
+    assert!(
+        sum4.starts_with(&format!("{me} LISTEN tcp 0.0.0.0:{port}  ")),
+        "{sum4}"
+    );
+    assert!(
+        sum4.ends_with(&format!("Connect: 127.0.0.1:{port}")),
+        "{sum4}"
+    );
+
+    let l6 = rec(t, "listen", &s6);
+    assert_eq!(l6["verdict"], "ipv6-only-any");
+    assert_eq!(l6["v6only_source"], "explicit");
+    // existing keys stay as they were
+    assert_eq!(l6["v6only"], true);
+    assert_eq!(l6["backlog"], 16);
+    let sum6 = text(&l6, "summary");
+    assert!(
+        sum6.starts_with(&format!("{me} LISTEN tcp [::]:{port}  ")),
+        "{sum6}"
+    );
+    assert!(sum6.contains("[V6ONLY=1, set explicitly]"), "{sum6}");
+    assert!(
+        sum6.contains(&format!(
+            "IPv4 is served by its other socket 0.0.0.0:{port}"
+        )),
+        "{sum6}"
+    );
+    assert!(
+        sum6.ends_with(&format!("Connect: localhost:{port}")),
+        "{sum6}"
+    );
+    // the bind records carry the verdict too, but no summary: binding is not listening
+    let b6 = rec(t, "bind", &s6);
+    assert_eq!(b6["verdict"], "ipv6-only-any");
+    assert_eq!(b6["summary"], Value::Null);
+}
+
+#[test]
+fn v6only_inherited_from_the_sysctl() {
+    let t = Tracer::shared();
+    let fd = socket(libc::AF_INET6, libc::SOCK_STREAM);
+    bind(&fd, &sin6(Ipv6Addr::UNSPECIFIED, 0, 0)).unwrap();
+    listen(&fd, 4).unwrap();
+    let l = rec(t, "listen", &fd);
+    let default = read_sysctl("net/ipv6/bindv6only");
+    assert_eq!(l["v6only_source"], "sysctl");
+    assert_eq!(
+        l["verdict"],
+        if default == 0 {
+            "dual-stack"
+        } else {
+            "ipv6-only-any"
+        }
+    );
+    let m = text(&l, "meaning");
+    assert!(
+        m.contains(&format!("inherited from net.ipv6.bindv6only={default}")),
+        "{m}"
+    );
+    let picked = local_port(&fd);
+    assert!(
+        text(&l, "summary").contains(&format!("port {picked} was chosen by the kernel")),
+        "{l:#}"
+    );
+}
+
+#[test]
+fn eaddrinuse_names_the_other_process_holding_the_port() {
+    let t = Tracer::shared();
+    let (py, port) = holder("127.0.0.1");
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).unwrap();
+    let err = bind(&fd, &sin(Ipv4Addr::LOCALHOST, port)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+    let b = rec(t, "bind", &fd);
+    assert_eq!(b["error"], "EADDRINUSE");
+    let h = &b["holders"][0];
+    assert_eq!(h["pid"], py.pid(), "{b:#}");
+    assert_eq!(h["comm"], py.comm());
+    assert_eq!(h["state"], "LISTEN");
+    assert_eq!(h["addr"], "127.0.0.1");
+    assert_eq!(h["port"], port);
+    assert_eq!(h["protocol"], "tcp");
+    let why = text(&b, "explanation");
+    assert!(
+        why.starts_with(&format!(
+            "127.0.0.1:{port}/tcp is held by {}[{}] (LISTEN 127.0.0.1:{port}",
+            py.comm(),
+            py.pid()
+        )),
+        "{why}"
+    );
+    assert!(why.contains("both ask for the same address"), "{why}");
+    assert!(why.contains("SO_REUSEADDR would not help"), "{why}");
+    assert!(
+        why.contains("SO_REUSEPORT would allow a second listener only if"),
+        "{why}"
+    );
+    // the same verdict as ss
+    let ss = Command::new("ss")
+        .args(["-Htlnp", &format!("sport = :{port}")])
+        .output()
+        .unwrap();
+    let ss = String::from_utf8_lossy(&ss.stdout);
+    assert!(ss.contains(&format!("pid={}", py.pid())), "{ss}");
+}
+
+#[test]
+fn dual_stack_bind_collides_with_an_ipv4_wildcard_and_v6only_fixes_it() {
+    let t = Tracer::shared();
+    let (py, port) = holder("0.0.0.0");
+    // [::] with V6ONLY=0 also claims IPv4: EADDRINUSE
+    let dual = socket(libc::AF_INET6, libc::SOCK_STREAM);
+    setsockopt_int(&dual, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0).unwrap();
+    let err = bind(&dual, &sin6(Ipv6Addr::UNSPECIFIED, port, 0)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+    // [::] with V6ONLY=1 does not
+    let v6 = socket(libc::AF_INET6, libc::SOCK_STREAM);
+    setsockopt_int(&v6, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1).unwrap();
+    bind(&v6, &sin6(Ipv6Addr::UNSPECIFIED, port, 0)).unwrap();
+
+    let b = rec(t, "bind", &dual);
+    let why = text(&b, "explanation");
+    assert!(
+        why.contains(&format!(
+            "[::]:{port} is dual-stack (IPV6_V6ONLY=0, set explicitly): it claims IPv4 port \
+             {port} too, and 0.0.0.0:{port} already has it"
+        )),
+        "{why}"
+    );
+    assert!(
+        why.contains("Set IPV6_V6ONLY=1 on the IPv6 socket"),
+        "{why}"
+    );
+    let h = &b["holders"][0];
+    assert_eq!(h["pid"], py.pid(), "{b:#}");
+    assert_eq!(h["addr"], "0.0.0.0");
+    assert_eq!(h["state"], "LISTEN");
+
+    let ok = rec(t, "bind", &v6);
+    assert_eq!(ok["errno"], Value::Null);
+    assert_eq!(ok["explanation"], Value::Null);
+    assert_eq!(ok["verdict"], "ipv6-only-any");
+    assert_eq!(ok["v6only_source"], "explicit");
+}
+
+#[test]
+fn a_time_wait_leftover_and_what_so_reuseaddr_changes() {
+    let t = Tracer::shared();
+    // A server whose side closes first keeps the TIME-WAIT on its own port.
+    let port = free_port();
+    let (tw_ready, holder_port) = std::thread::spawn(move || {
+        let l = socket(libc::AF_INET, libc::SOCK_STREAM);
+        setsockopt_int(&l, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).unwrap();
+        bind(&l, &sin(Ipv4Addr::LOCALHOST, port)).unwrap();
+        listen(&l, 1).unwrap();
+        let c = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+        let a = unsafe { libc::accept(l.0, std::ptr::null_mut(), std::ptr::null_mut()) };
+        assert!(a >= 0);
+        drop(Fd(a)); // server closes first
+        let mut buf = [0u8; 1];
+        use std::io::Read;
+        let _ = (&c).read(&mut buf); // wait for its FIN
+        drop(c);
+        drop(l);
+        (true, port)
+    })
+    .join()
+    .unwrap();
+    assert!(tw_ready);
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    let err = bind(&fd, &sin(Ipv4Addr::LOCALHOST, holder_port)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+    let b = rec(t, "bind", &fd);
+    let why = text(&b, "explanation");
+    assert!(
+        why.starts_with(&format!(
+            "127.0.0.1:{port}/tcp is held by a TIME-WAIT leftover of a closed connection"
+        )),
+        "{why}"
+    );
+    assert!(
+        why.contains("SO_REUSEADDR set before bind would have let this bind succeed"),
+        "{why}"
+    );
+    assert_eq!(b["holders"][0]["state"], "TIME-WAIT");
+    assert_eq!(b["holders"][0]["pid"], Value::Null);
+    // ...and it is true: the same bind with SO_REUSEADDR succeeds.
+    let fd2 = socket(libc::AF_INET, libc::SOCK_STREAM);
+    setsockopt_int(&fd2, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).unwrap();
+    bind(&fd2, &sin(Ipv4Addr::LOCALHOST, port)).unwrap();
+}
+
+#[test]
+fn second_listener_with_so_reuseaddr_fails_at_listen() {
+    let t = Tracer::shared();
+    let a = socket(libc::AF_INET, libc::SOCK_STREAM);
+    let b = socket(libc::AF_INET, libc::SOCK_STREAM);
+    for s in [&a, &b] {
+        setsockopt_int(s, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).unwrap();
+    }
+    bind(&a, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = local_port(&a);
+    // both bind: neither listens yet
+    bind(&b, &sin(Ipv4Addr::LOCALHOST, port)).unwrap();
+    listen(&a, 4).unwrap();
+    let err = listen(&b, 4).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+    let l = rec(t, "listen", &b);
+    let why = text(&l, "explanation");
+    assert!(
+        why.contains("SO_REUSEADDR would not help: Linux never lets two TCP sockets listen"),
+        "{why}"
+    );
+    assert!(
+        why.contains("listen() is where TCP refuses the second listener"),
+        "{why}"
+    );
+    // the holder is the other socket, not the failing one itself
+    let holders = l["holders"].as_array().unwrap();
+    assert_eq!(holders.len(), 1, "{l:#}");
+    assert_eq!(holders[0]["pid"], std::process::id());
+    assert_eq!(holders[0]["state"], "LISTEN");
+}
+
+#[test]
+fn eaddrnotavail_lists_the_addresses_that_exist() {
+    let t = Tracer::shared();
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    // TEST-NET-2: documentation space, on no interface
+    let err = bind(&fd, &sin(Ipv4Addr::new(198, 51, 100, 77), 0)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRNOTAVAIL));
+    let why = text(&rec(t, "bind", &fd), "explanation");
+    assert!(
+        why.starts_with("198.51.100.77 is not assigned to any interface"),
+        "{why}"
+    );
+    assert!(why.contains("lo: 127.0.0.1/8"), "{why}");
+    assert!(why.contains("IP_FREEBIND"), "{why}");
+}
+
+#[test]
+fn eacces_below_the_unprivileged_port_start() {
+    let t = Tracer::shared();
+    let start = read_sysctl("net/ipv4/ip_unprivileged_port_start");
+    assert!(
+        start > 1,
+        "this test needs privileged ports (ip_unprivileged_port_start={start})"
+    );
+    let port = start - 1;
+    let py = Py::run(&format!(
+        "import os,socket,sys\n\
+         os.setgid(65534); os.setuid(65534)\n\
+         s=socket.socket()\n\
+         try:\n  s.bind(('127.0.0.1',{port})); print('bound',flush=True)\n\
+         except OSError as e:\n  print(e.errno,flush=True)\n\
+         sys.stdin.read()"
+    ));
+    assert_eq!(py.line, libc::EACCES.to_string());
+    let pid = py.pid();
+    let b = t
+        .wait_n(1, Duration::from_secs(20), |v| {
+            v["pid"] == pid && v["event"] == "bind"
+        })
+        .pop()
+        .unwrap();
+    assert_eq!(b["error"], "EACCES");
+    let why = text(&b, "explanation");
+    assert!(
+        why.starts_with(&format!(
+            "port {port} is privileged in this network namespace \
+             (net.ipv4.ip_unprivileged_port_start={start}) and {}[{pid}] (uid 65534) runs \
+             without CAP_NET_BIND_SERVICE",
+            py.comm()
+        )),
+        "{why}"
+    );
+    assert!(why.contains("setcap cap_net_bind_service=+ep /"), "{why}");
+    assert!(
+        why.contains("AmbientCapabilities=CAP_NET_BIND_SERVICE"),
+        "{why}"
+    );
+    assert!(
+        why.contains(&format!("net.ipv4.ip_unprivileged_port_start={port}")),
+        "{why}"
+    );
+    assert!(why.contains(&format!("use a port >= {start}")), "{why}");
+}
+
+#[test]
+fn short_true_sentences_for_the_other_errors() {
+    let t = Tracer::shared();
+    // EINVAL: already bound
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = local_port(&fd);
+    assert_eq!(
+        bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0))
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EINVAL)
+    );
+    let me = tid();
+    let binds = t.wait_n(2, Duration::from_secs(20), |v| {
+        v["tid"] == me && v["event"] == "bind" && v["fd"] == fd.0
+    });
+    assert_eq!(
+        text(&binds[1], "explanation"),
+        format!(
+            "fd {} is already bound (to 127.0.0.1:{port}): a socket binds once. Create a new \
+             socket for another address",
+            fd.0
+        )
+    );
+    // EAFNOSUPPORT: an IPv6 address on an IPv4 socket
+    let v4 = socket(libc::AF_INET, libc::SOCK_STREAM);
+    let err = bind(&v4, &sin6(Ipv6Addr::LOCALHOST, 0, 0)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EAFNOSUPPORT));
+    assert_eq!(
+        text(&rec(t, "bind", &v4), "explanation"),
+        "an AF_INET6 address was passed to an AF_INET socket: the address family must match \
+         the socket's"
+    );
+    // EFAULT
+    let f = socket(libc::AF_INET, libc::SOCK_STREAM);
+    assert_eq!(
+        unsafe { libc::bind(f.0, 0x10 as *const libc::sockaddr, 16) },
+        -1
+    );
+    assert!(
+        text(&rec(t, "bind", &f), "explanation")
+            .starts_with("the bind argument points outside the process's memory"),
+    );
+    // ENOTSOCK: a pipe
+    let mut p = [0i32; 2];
+    assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
+    let (r, _w) = (Fd(p[0]), Fd(p[1]));
+    let sa = sin(Ipv4Addr::LOCALHOST, 0);
+    assert!(bind(&r, &sa).is_err());
+    assert_eq!(
+        text(&rec(t, "bind", &r), "explanation"),
+        format!("fd {} is a file descriptor, but not a socket", r.0)
+    );
+    // EOPNOTSUPP: listen on UDP
+    let u = socket(libc::AF_INET, libc::SOCK_DGRAM);
+    assert_eq!(
+        listen(&u, 1).unwrap_err().raw_os_error(),
+        Some(libc::EOPNOTSUPP)
+    );
+    assert!(text(&rec(t, "listen", &u), "explanation").contains("datagram socket"),);
+}
+
+#[test]
+fn udp_listener_verdict() {
+    let t = Tracer::shared();
+    let fd = socket(libc::AF_INET, libc::SOCK_DGRAM);
+    bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = local_port(&fd);
+    let b = rec(t, "bind", &fd);
+    assert_eq!(b["verdict"], "loopback");
+    assert!(text(&b, "meaning").contains("not reachable from other hosts"));
+    let s = text(&b, "summary");
+    assert!(s.contains(&format!(" BOUND udp 127.0.0.1:{port}  ")), "{s}");
+    assert!(s.contains("UDP: receives datagrams once bound"), "{s}");
+    assert!(
+        s.ends_with(&format!("Send datagrams to 127.0.0.1:{port}")),
+        "{s}"
+    );
+}
+
+#[test]
+fn unix_socket_verdicts() {
+    let t = Tracer::shared();
+    let me = tid();
+    let path = format!("/tmp/lsn-story-{}-{me}.sock", std::process::id());
+    let _ = std::fs::remove_file(&path);
+    let s1 = socket(libc::AF_UNIX, libc::SOCK_STREAM);
+    let (sun, len) = sun_path(path.as_bytes());
+    bind_raw(&s1, &sun, len).unwrap();
+    listen(&s1, 8).unwrap();
+    let l = rec(t, "listen", &s1);
+    // mode from the umask at bind; nothing changes it afterwards
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(l["verdict"], "unix-path");
+    let m = text(&l, "meaning");
+    assert!(
+        m.contains(&format!(
+            "(mode {:04o}, owner {}:{}",
+            meta.permissions().mode() & 0o7777,
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            std::os::unix::fs::MetadataExt::gid(&meta)
+        )),
+        "{m}"
+    );
+    assert!(
+        text(&l, "summary").starts_with(&format!(
+            "{}[{}] LISTEN u_str {path}  a filesystem socket at {path}",
+            std::fs::read_to_string("/proc/thread-self/comm")
+                .unwrap()
+                .trim(),
+            std::process::id()
+        )),
+        "{l:#}"
+    );
+    // bind over the existing file: EADDRINUSE, explained
+    let s2 = socket(libc::AF_UNIX, libc::SOCK_STREAM);
+    assert_eq!(
+        bind_raw(&s2, &sun, len).unwrap_err().raw_os_error(),
+        Some(libc::EADDRINUSE)
+    );
+    assert!(
+        text(&rec(t, "bind", &s2), "explanation").starts_with(&format!(
+            "{path} already exists: a unix socket's bind creates"
+        )),
+    );
+    let _ = std::fs::remove_file(&path);
+    // abstract (datagram: bound = receiving, so a summary at bind)
+    let s3 = socket(libc::AF_UNIX, libc::SOCK_DGRAM);
+    let name = format!("\0lsn-story-{me}");
+    let (sun, len) = sun_path(name.as_bytes());
+    bind_raw(&s3, &sun, len).unwrap();
+    let b3 = rec(t, "bind", &s3);
+    assert_eq!(b3["verdict"], "unix-abstract");
+    assert!(
+        text(&b3, "summary").contains(&format!("BOUND u_dgr @lsn-story-{me}")),
+        "{b3:#}"
+    );
+    // autobind
+    let s4 = socket(libc::AF_UNIX, libc::SOCK_STREAM);
+    let (sun, _) = sun_path(b"");
+    bind_raw(&s4, &sun, 2).unwrap();
+    assert_eq!(rec(t, "bind", &s4)["verdict"], "unix-autobind");
+}
