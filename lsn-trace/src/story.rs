@@ -61,6 +61,8 @@ enum Key {
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub pid: u32,
+    /// The descriptor of the last event.
+    pub fd: Option<i32>,
     pub comm: String,
     pub netns: Option<u32>,
     pub family: Option<u16>,
@@ -95,6 +97,7 @@ impl Entry {
     fn new(ev: &Event) -> Entry {
         Entry {
             pid: ev.pid,
+            fd: ev.fd,
             comm: ev.comm.clone(),
             netns: ev.sock.as_ref().and_then(|s| s.netns),
             family: ev.sock.as_ref().and_then(|s| s.family),
@@ -136,9 +139,29 @@ impl Entry {
         if ev.kind == Kind::Bind && !ev.failed() && self.bound.is_some() {
             return true;
         }
-        // Same kernel address, other socket: the old one was closed and its memory reused
-        // (checked where it matters, at bind and listen: one readlink).
-        if matches!(ev.kind, Kind::Bind | Kind::Listen)
+        // An option the kernel shows with another value than the one we saw set.
+        use lsn_trace_common::sockopt::{SO_REUSEADDR, SO_REUSEPORT, SOL_SOCKET};
+        for (level, opt, field) in [
+            (SOL_IPV6, IPV6_V6ONLY, s.v6only),
+            (SOL_SOCKET, SO_REUSEADDR, s.reuseaddr),
+            (SOL_SOCKET, SO_REUSEPORT, s.reuseport),
+        ] {
+            let set = self.options.iter().rev().find_map(|(l, o, v, e)| match v {
+                OptValue::Int(v) if *l == level && *o == opt && *e == 0 => Some(*v != 0),
+                _ => None,
+            });
+            if let (Some(set), Some(now)) = (set, field)
+                && set != now
+            {
+                return true;
+            }
+        }
+        // Same kernel address, other socket: the old one was closed and its memory reused.
+        // Seen from another fd or process it may be that, or a dup()/fork: the socket's
+        // inode tells (one readlink, only then, so a tight loop on one fd costs nothing).
+        // A listener needs no check: its close event ended its entry.
+        if !self.listening
+            && (self.fd != ev.fd || self.pid != ev.pid)
             && let (Some(old), Some(fd)) = (self.inode, ev.fd)
             && let Some(now) = fd_inode(ev.pid, fd)
         {
@@ -233,6 +256,7 @@ impl Story {
         let entry = self.table.get_mut(&key).expect("inserted above");
         entry.used = clock;
         entry.pid = ev.pid;
+        entry.fd = ev.fd;
         if entry.comm != ev.comm {
             entry.comm = ev.comm.clone();
         }
