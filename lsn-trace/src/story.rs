@@ -509,6 +509,11 @@ impl Story {
         let netns = entry
             .and_then(|e| e.netns)
             .or_else(|| ev.sock.as_ref().and_then(|s| s.netns));
+        // EACCES hinges on ip_unprivileged_port_start, which an admin may just have
+        // changed: read it afresh rather than from the cache.
+        if ev.errno == libc::EACCES {
+            self.facts.remove(&netns.unwrap_or(0));
+        }
         let facts = self.facts(netns, ev.pid);
         let port = entry
             .and_then(|e| e.bound.as_ref().and_then(SockAddr::port))
@@ -1051,6 +1056,24 @@ mod tests {
         let sum = n.summary.unwrap();
         assert!(sum.contains("BOUND udp 127.0.0.1:5353"), "{sum}");
         assert!(sum.ends_with("Send datagrams to 127.0.0.1:5353"), "{sum}");
+    }
+
+    #[test]
+    fn an_option_the_kernel_contradicts_means_another_socket() {
+        let mut st = Story::new();
+        let set = |v| Request::Setsockopt {
+            level: 1,
+            optname: 2, // SO_REUSEADDR
+            optlen: 4,
+            value: OptValue::Int(v),
+        };
+        let mut s = any4(0);
+        s.reuseaddr = Some(true);
+        st.observe(&ev(Kind::Setsockopt, 4, Some(7), set(1), s));
+        // same kernel address, but the kernel says SO_REUSEADDR is off: a new socket
+        let e = ev(Kind::Bind, 4, Some(7), Request::Bind(v4(0)), any4(0));
+        st.observe(&e);
+        assert!(st.entry(&e).unwrap().options.is_empty());
     }
 
     #[test]

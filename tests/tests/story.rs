@@ -39,8 +39,11 @@ struct Py {
 
 impl Py {
     fn run(code: &str) -> Py {
-        let mut child = Command::new("python3")
-            .args(["-c", code])
+        Py::spawn(Command::new("python3").args(["-c", code]))
+    }
+
+    fn spawn(cmd: &mut Command) -> Py {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -550,4 +553,98 @@ fn unix_socket_verdicts() {
     let (sun, _) = sun_path(b"");
     bind_raw(&s4, &sun, 2).unwrap();
     assert_eq!(rec(t, "bind", &s4)["verdict"], "unix-autobind");
+}
+
+#[test]
+fn failures_are_explained_from_the_callers_own_network_namespace() {
+    let t = Tracer::shared();
+    // Here, in lsn-trace's namespace, this test holds 0.0.0.0:P...
+    let port = free_port();
+    let host = socket(libc::AF_INET, libc::SOCK_STREAM);
+    bind(&host, &sin(Ipv4Addr::UNSPECIFIED, port)).unwrap();
+    listen(&host, 1).unwrap();
+    // ...and in a fresh namespace a process holds P too, collides with itself, binds an
+    // address that exists only out here, and (privileged threshold raised to 2000 there)
+    // binds port 1500 as nobody.
+    let code = format!(
+        "import socket,os,sys\n\
+         a=socket.socket(); a.bind(('0.0.0.0',{port})); a.listen(4)\n\
+         r=[]\n\
+         for addr in [('0.0.0.0',{port}), ('{eth}',0)]:\n  \
+           try: socket.socket().bind(addr)\n  \
+           except OSError as e: r.append(e.errno)\n\
+         open('/proc/sys/net/ipv4/ip_unprivileged_port_start','w').write('2000')\n\
+         os.setgid(65534); os.setuid(65534)\n\
+         try: socket.socket().bind(('0.0.0.0',1500))\n\
+         except OSError as e: r.append(e.errno)\n\
+         print(' '.join(map(str,r)),flush=True); sys.stdin.read()",
+        eth = host_address()
+    );
+    // lo up: with no interface up at all, the kernel accepts binds to any IPv4 address.
+    let py = Py::spawn(Command::new("unshare").args([
+        "-n",
+        "sh",
+        "-c",
+        "ip link set lo up && exec python3 -c \"$0\"",
+        &code,
+    ]));
+    assert_eq!(
+        py.line,
+        format!(
+            "{} {} {}",
+            libc::EADDRINUSE,
+            libc::EADDRNOTAVAIL,
+            libc::EACCES
+        )
+    );
+    let pid = py.pid();
+    let binds = t.wait_n(4, Duration::from_secs(20), |v| {
+        v["pid"] == pid && v["event"] == "bind"
+    });
+    let by = |e: &str| binds.iter().find(|b| b["error"] == e).unwrap().clone();
+    let inuse = by("EADDRINUSE");
+    let holders = inuse["holders"].as_array().unwrap();
+    assert_eq!(holders.len(), 1, "{inuse:#}");
+    assert_eq!(holders[0]["pid"], pid, "the namespace's holder, not ours");
+    assert!(
+        !text(&inuse, "explanation").contains(&format!("[{}]", std::process::id())),
+        "{inuse:#}"
+    );
+    let na = text(&by("EADDRNOTAVAIL"), "explanation");
+    assert!(
+        na.contains(&format!(
+            "{} is not assigned to any interface in this process's network namespace",
+            host_address()
+        )),
+        "{na}"
+    );
+    assert!(na.contains("(there: lo: 127.0.0.1/8"), "{na}");
+    assert!(
+        !na.contains("eth"),
+        "only the namespace's own interfaces: {na}"
+    );
+    let acc = text(&by("EACCES"), "explanation");
+    assert!(
+        acc.starts_with(
+            "port 1500 is privileged in this network namespace \
+             (net.ipv4.ip_unprivileged_port_start=2000)"
+        ),
+        "{acc}"
+    );
+}
+
+/// An IPv4 address assigned to a non-loopback interface here (fallback: one that is not,
+/// which a fresh namespace lacks all the same).
+fn host_address() -> String {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .expect("ip (iproute2, installed by cargo xtask setup)");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or("192.0.2.1")
+        .to_owned()
 }

@@ -307,4 +307,35 @@ mod tests {
         let l = line(&ev(Kind::Setsockopt, set, 0, Some(tcp6(0, true))));
         assert!(l.contains(" IPV6_V6ONLY=1 "), "{l}");
     }
+
+    #[test]
+    fn the_story_goes_under_its_event() {
+        use crate::output::{Options, Render};
+        let mut h = super::Human::new(Options::default());
+        let note = crate::story::Note {
+            summary: Some("nginx[1190] LISTEN tcp [::]:80  dual-stack".into()),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        h.event_noted(
+            &mut out,
+            &ev(
+                Kind::Listen,
+                Request::Listen { backlog: 1 },
+                0,
+                Some(tcp6(80, false)),
+            ),
+            &note,
+        );
+        let why = crate::story::Note {
+            explanation: Some("held by x".into()),
+            ..Default::default()
+        };
+        h.event_noted(&mut out, &ev(Kind::Bind, Request::None, 98, None), &why);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}"); // header, event, summary, event, why
+        assert_eq!(lines[2], "    ↳ nginx[1190] LISTEN tcp [::]:80  dual-stack");
+        assert_eq!(lines[4], "    ↳ why: held by x");
+    }
 }
