@@ -14,6 +14,7 @@
 //! LISTEN (the only close the kernel side sees: UDP and unix closes are not recorded).
 pub mod identity;
 pub mod log;
+pub mod snapshot;
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -32,6 +33,7 @@ use crate::{
     event::{Event, Kind, Request, SOCK_DGRAM},
     output::{self, json as jsonout},
     sockaddr::{AF_INET, AF_INET6, AF_UNIX},
+    sockdiag,
     tracer::{Sink, Stats, Tracer},
 };
 
@@ -176,6 +178,89 @@ impl Audit {
         self.write(&rec);
     }
 
+    /// One `snapshot` record per listener that exists now, in every network namespace,
+    /// then a `snapshot_end` record with what was covered.
+    fn snapshot(&mut self) {
+        let now = output::now_ns();
+        let namespaces = snapshot::namespaces();
+        let ours = namespaces.first().map(|n| n.inode);
+        let mut found = Vec::new();
+        let mut errors = Vec::new();
+        for ns in &namespaces {
+            match snapshot::listeners(ns, now) {
+                Ok(f) => found.extend(f),
+                Err(e) => {
+                    eprintln!(
+                        "lsn-trace: audit snapshot: network namespace net:[{}]: {e}",
+                        ns.inode
+                    );
+                    errors.push(format!("net:[{}]: {e}", ns.inode));
+                }
+            }
+        }
+        let inodes: Vec<u32> = found.iter().map(|f| f.inode).filter(|&i| i != 0).collect();
+        let owners = sockdiag::owners(&inodes, &[], snapshot::OWNER_BUDGET);
+        for f in &mut found {
+            let unix = f.event.family() == Some(AF_UNIX);
+            let mut who = owners.found.get(&f.inode).cloned().unwrap_or_default();
+            who.sort_by_key(|o| o.pid);
+            if let Some(o) = who.first() {
+                f.event.pid = o.pid;
+                f.event.comm = o.comm.clone();
+            }
+            let mut rec = Map::new();
+            rec.insert("record".into(), "snapshot".into());
+            rec.extend(object(jsonout::record(&f.event)));
+            rec.insert("state".into(), f.state.into());
+            let source = if unix { "proc_net_unix" } else { "sock_diag" };
+            rec.insert("source".into(), source.into());
+            for key in ["tid", "gid"] {
+                rec.insert(key.into(), Value::Null);
+            }
+            // The socket's uid is in sock_diag's answer, not in /proc/net/unix.
+            let uid = (!unix).then_some(f.event.uid);
+            rec.insert("uid".into(), json!(uid));
+            if Some(f.netns) != ours {
+                // An interface index names an interface of that namespace, not ours.
+                rec.insert("device".into(), Value::Null);
+            }
+            if who.is_empty() {
+                for key in [
+                    "pid", "comm", "ppid", "identity", "exe", "cmdline", "cgroup",
+                ] {
+                    rec.insert(key.into(), Value::Null);
+                }
+                for key in ["container_id", "container_runtime", "systemd_unit"] {
+                    rec.insert(key.into(), Value::Null);
+                }
+                let user = uid.and_then(|u| self.ids.user_name(u));
+                rec.insert("user".into(), json!(user));
+            } else {
+                let (pid, comm) = (f.event.pid, f.event.comm.clone());
+                self.identify(&mut rec, pid, &comm, uid);
+                // The socket's namespace, not the owner's (it may have moved since).
+                rec.insert("netns".into(), json!(f.netns));
+            }
+            if who.len() > 1 {
+                let list: Vec<Value> = who
+                    .iter()
+                    .map(|o| json!({"pid": o.pid, "comm": o.comm}))
+                    .collect();
+                rec.insert("owners".into(), Value::Array(list));
+            }
+            self.write(&rec);
+        }
+        let rec = object(json!({
+            "record": "snapshot_end",
+            "time": now_time(),
+            "namespaces": namespaces.len(),
+            "listeners": found.len(),
+            "owners_complete": owners.complete,
+            "errors": errors,
+        }));
+        self.write(&rec);
+    }
+
     fn stop_record(&mut self, stats: &Stats) {
         let rec = object(json!({
             "record": "stop",
@@ -203,21 +288,20 @@ impl Audit {
         self.write(&rec);
     }
 
-    /// Write the start record, then trace into the log until SIGTERM/SIGINT; then the stop
-    /// record, flushed.
-    pub async fn run(mut self, tracer: &mut Tracer, backend: &str) -> Result<Stats> {
-        use tokio::signal::unix::{SignalKind, signal};
-        // Registered before anything slow, so a SIGTERM from now on ends the run cleanly.
-        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-        let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    /// Write the start record, then trace into the log until `stop` (SIGTERM/SIGINT, caught
+    /// from before the attach line); then the stop record, flushed.
+    pub async fn run(
+        mut self,
+        tracer: &mut Tracer,
+        backend: &str,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<Stats> {
         self.start_record(backend);
         self.flush()?;
-        let stop = async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        };
+        // After the attach: a listener opened meanwhile is in the snapshot, the stream, or
+        // both — never in neither.
+        self.snapshot();
+        self.flush()?;
         let stats = tracer.run(&mut self, stop).await?;
         self.stop_record(&stats);
         self.finish();

@@ -222,7 +222,8 @@ fn run(cli: Cli) -> Result<u8> {
     let backend = loaded.backend;
     let mut tracer = Tracer::new(loaded)?;
     if let Some(audit) = audit {
-        let stats = rt.block_on(audit.run(&mut tracer, backend))?;
+        let stop = stop.expect("installed when there is no plan");
+        let stats = rt.block_on(audit.run(&mut tracer, backend, stop))?;
         eprintln!("{}", stats.stopped_line());
         return Ok(0);
     }

@@ -343,3 +343,126 @@ fn without_log_records_go_to_stdout() {
         "SIGTERM ends with a stop record"
     );
 }
+
+/// A named network namespace (`ip netns add`) with a python3 listening on [::]:4242 in it;
+/// both removed on drop.
+struct NetnsDaemon {
+    name: String,
+    child: std::process::Child,
+}
+
+impl NetnsDaemon {
+    fn start() -> NetnsDaemon {
+        let name = format!("lsnt-audit-{}", std::process::id());
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("run ip (iproute2)");
+        assert!(ok.success(), "ip netns add {name}");
+        let script = "import socket,sys\n\
+                      s=socket.socket(socket.AF_INET6)\n\
+                      s.bind(('::',4242))\n\
+                      s.listen(3)\n\
+                      print('ready',flush=True)\n\
+                      sys.stdin.read()\n";
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &name, PYTHON, "-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+        NetnsDaemon { name, child }
+    }
+}
+
+impl Drop for NetnsDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+#[test]
+fn the_snapshot_lists_listeners_that_existed_before_start_in_every_namespace() {
+    // Before lsn-trace starts: a TCP listener, a bound UDP socket and a unix listener of
+    // this process, and a daemon in a namespace of its own.
+    let tcp = socket(libc::AF_INET, libc::SOCK_STREAM);
+    bind(&tcp, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    listen(&tcp, 5).unwrap();
+    let udp = socket(libc::AF_INET, libc::SOCK_DGRAM);
+    bind(&udp, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let d = dir("snapshot");
+    let unix_path = d.join("listener.sock");
+    let ux = socket(libc::AF_UNIX, libc::SOCK_STREAM);
+    let (sun, len) = sun_path(unix_path.to_str().unwrap().as_bytes());
+    bind_raw(&ux, &sun, len).unwrap();
+    listen(&ux, 5).unwrap();
+    let daemon = NetnsDaemon::start();
+    let their_ns = netns_inode(&daemon.child.id().to_string());
+    assert_ne!(their_ns, netns_inode("self"));
+
+    let t = Tracer::start(&["audit"]);
+    let end = wait(&t, |v| v["record"] == "snapshot_end");
+    let all = t.seen(|_| true);
+    let snaps: Vec<&Value> = all.iter().filter(|v| v["record"] == "snapshot").collect();
+    let pos = |v: &Value| all.iter().position(|x| x == v).unwrap();
+    assert_eq!(
+        all[0]["record"], "start",
+        "the log begins with the start record"
+    );
+    assert!(snaps.iter().all(|v| pos(v) < pos(&end)));
+    assert_eq!(end["errors"], serde_json::json!([]));
+    assert!(end["namespaces"].as_u64().unwrap() >= 2, "{end}");
+    assert_eq!(end["listeners"], snaps.len());
+
+    let me = std::process::id();
+    let exe = std::env::current_exe().unwrap();
+    let find = |pred: &dyn Fn(&Value) -> bool| -> Value {
+        snaps
+            .iter()
+            .find(|v| pred(v))
+            .map(|v| (*v).clone())
+            .unwrap_or_else(|| panic!("not in the snapshot: {snaps:#?}"))
+    };
+    let l = find(&|v| v["protocol"] == "tcp" && v["port"] == local_port(&tcp));
+    assert_eq!(l["event"], "listen");
+    assert_eq!(l["state"], "LISTEN");
+    assert_eq!(l["addr"], "127.0.0.1");
+    assert_eq!(l["pid"], me);
+    assert_eq!(l["exe"], exe.to_str().unwrap());
+    assert_eq!(l["uid"], 0);
+    assert_eq!(l["user"], user_name(0));
+    assert_eq!(l["netns"], netns_inode("self"));
+    assert_eq!(l["source"], "sock_diag");
+
+    let u = find(&|v| v["protocol"] == "udp" && v["port"] == local_port(&udp));
+    assert_eq!(u["state"], "UNCONN");
+    assert_eq!(u["addr"], "127.0.0.1");
+    assert_eq!(u["pid"], me);
+
+    let x = find(&|v| v["addr"] == unix_path.to_str().unwrap());
+    assert_eq!(x["protocol"], "u_str");
+    assert_eq!(x["state"], "LISTEN");
+    assert_eq!(x["source"], "proc_net_unix");
+    assert_eq!(x["pid"], me);
+
+    let n = find(&|v| v["netns"] == their_ns && v["port"] == 4242);
+    assert_eq!(n["protocol"], "tcp");
+    assert_eq!(n["addr"], "::");
+    assert_eq!(n["pid"], daemon.child.id());
+    assert_eq!(n["comm"], "python3");
+    assert_eq!(
+        n["exe"],
+        std::fs::canonicalize(PYTHON).unwrap().to_str().unwrap()
+    );
+    let (status, _) = t.terminate();
+    assert!(status.success());
+}
