@@ -33,7 +33,7 @@ use crate::{
     event::{Event, Kind, Request, SOCK_DGRAM},
     output::{self, json as jsonout},
     sockaddr::{AF_INET, AF_INET6, AF_UNIX},
-    sockdiag,
+    sockdiag, story,
     tracer::{Sink, Stats, Tracer},
 };
 
@@ -51,6 +51,8 @@ const UNIX_PATHS_CAP: usize = 4096;
 
 pub struct Audit {
     log: Log,
+    /// Per-socket reconstruction, as for `--json`: verdict, summary, failure explanation.
+    story: story::Story,
     ids: Identities,
     unix_paths: HashMap<u64, String>,
     unix_order: VecDeque<u64>,
@@ -70,6 +72,7 @@ pub fn open(args: &AuditArgs) -> Result<Audit> {
     log::install_hup_handler().context("installing the SIGHUP handler")?;
     Ok(Audit {
         log,
+        story: story::Story::new(),
         ids: Identities::new(),
         unix_paths: HashMap::new(),
         unix_order: VecDeque::new(),
@@ -132,10 +135,16 @@ impl Audit {
         rec.extend(object(&info));
     }
 
-    fn event_record(&mut self, ev: &Event, kind: &'static str) -> Map<String, Value> {
+    fn event_record(
+        &mut self,
+        ev: &Event,
+        note: &story::Note,
+        kind: &'static str,
+    ) -> Map<String, Value> {
         let mut rec = Map::new();
         rec.insert("record".into(), kind.into());
         rec.extend(object(jsonout::record(ev)));
+        rec.extend(object(note));
         if kind == "open"
             && ev.family() == Some(AF_UNIX)
             && let Some(id) = ev.sock_id
@@ -200,6 +209,8 @@ impl Audit {
         }
         let inodes: Vec<u32> = found.iter().map(|f| f.inode).filter(|&i| i != 0).collect();
         let owners = sockdiag::owners(&inodes, &[], snapshot::OWNER_BUDGET);
+        // Its own story: what each address means, as for an event (no history to share).
+        let mut story = story::Story::new();
         for f in &mut found {
             let unix = f.event.family() == Some(AF_UNIX);
             let mut who = owners.found.get(&f.inode).cloned().unwrap_or_default();
@@ -211,6 +222,7 @@ impl Audit {
             let mut rec = Map::new();
             rec.insert("record".into(), "snapshot".into());
             rec.extend(object(jsonout::record(&f.event)));
+            rec.extend(object(story.observe(&f.event)));
             rec.insert("state".into(), f.state.into());
             let source = if unix { "proc_net_unix" } else { "sock_diag" };
             rec.insert("source".into(), source.into());
@@ -326,8 +338,9 @@ impl Audit {
 impl Sink for Audit {
     fn event(&mut self, ev: &Event) -> std::io::Result<()> {
         self.remember_unix_path(ev);
+        let note = self.story.observe(ev);
         if let Some(kind) = classify(ev) {
-            let rec = self.event_record(ev, kind);
+            let rec = self.event_record(ev, &note, kind);
             self.write(&rec);
         }
         Ok(())
@@ -406,6 +419,7 @@ mod tests {
     fn unix_listener_gets_its_bound_path() {
         let mut a = Audit {
             log: Log::stdout(),
+            story: story::Story::new(),
             ids: Identities::new(),
             unix_paths: HashMap::new(),
             unix_order: VecDeque::new(),
@@ -415,7 +429,7 @@ mod tests {
         bind.request = Request::Bind(SockAddr::UnixPath(b"/run/x.sock".to_vec()));
         a.remember_unix_path(&bind);
         let listen = ev(Kind::Listen, 0, AF_UNIX, SOCK_STREAM, 0);
-        let rec = a.event_record(&listen, "open");
+        let rec = a.event_record(&listen, &story::Note::default(), "open");
         assert_eq!(rec["addr"], "/run/x.sock");
         assert_eq!(rec["record"], "open");
         assert_eq!(rec["event"], "listen");
