@@ -380,9 +380,13 @@ mod tests {
         e.ret = -14;
         e.flags = wire::F_ADDR_FAULT;
         e.addrlen = 16;
+        // the eBPF side leaves the faulting pointer in the buffer
+        e.addr[..8].copy_from_slice(&0x10u64.to_ne_bytes());
         let ev = Decoder::new().decode(&e).unwrap();
         assert_eq!(ev.request, Request::Bind(SockAddr::Unreadable { len: 16 }));
         assert!(ev.sock.is_none());
+        assert_eq!(ev.raw.fault_ptr, Some(0x10));
+        assert_eq!(ev.raw.addrlen, 16);
     }
 
     #[test]
