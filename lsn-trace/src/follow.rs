@@ -522,8 +522,42 @@ pub fn run(
             pid_list(&outcome.still_running)
         ));
     }
-    for line in sink.summary.render(&head, alive) {
+    for line in sink.summary.render(&head, alive, held_by) {
         eprintln!("{line}");
     }
     Ok(code)
+}
+
+/// Who holds `protocol` port `port` now, in lsn-trace's network namespace (sock_diag, and
+/// /proc/*/fd for the owners, as `ss -p`): for an EADDRINUSE in the summary.
+fn held_by(protocol: &str, port: u16) -> Option<String> {
+    use crate::sockdiag::{IPPROTO_TCP, IPPROTO_UDP, Query, dump_all, owners};
+    let proto = match protocol {
+        "tcp" => IPPROTO_TCP,
+        "udp" => IPPROTO_UDP,
+        _ => return None,
+    };
+    let socks: Vec<_> = dump_all(&Query::all_inet(port))
+        .ok()?
+        .into_iter()
+        .filter(|s| s.protocol == proto && s.local.port() == port && s.inode != 0)
+        .collect();
+    let inodes: Vec<u32> = socks.iter().map(|s| s.inode).collect();
+    let found = owners(&inodes, &[], Duration::from_millis(500)).found;
+    let mut who: Vec<String> = Vec::new();
+    for s in &socks {
+        for o in found.get(&s.inode).into_iter().flatten() {
+            let w = format!(
+                "{} (pid {}) on {} ({})",
+                o.comm,
+                o.pid,
+                s.local_text(),
+                s.state_name()
+            );
+            if !who.contains(&w) {
+                who.push(w);
+            }
+        }
+    }
+    (!who.is_empty()).then(|| who.join(", "))
 }

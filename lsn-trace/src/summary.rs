@@ -2,6 +2,8 @@
 //! what failed and why, and — where nothing listens — that, in one plain sentence.
 use std::collections::HashMap;
 
+use lsn_trace::verdict::{self, Bound};
+
 use crate::{
     errno,
     event::{Event, Kind, Request, Sock},
@@ -34,6 +36,8 @@ impl Sink for Summarising<'_> {
 
 struct Listener {
     sock_id: Option<u64>,
+    /// What the address means (verdict), for IP sockets.
+    bound: Option<Bound>,
     proto: String,
     addr: String,
     pid: u32,
@@ -46,6 +50,8 @@ struct Listener {
 struct Failure {
     call: &'static str,
     target: String,
+    /// EADDRINUSE on a port: (protocol, port), to name who holds it.
+    in_use: Option<(String, u16)>,
     errno: i32,
     count: u32,
     pid: u32,
@@ -60,6 +66,22 @@ pub struct Summary {
     listeners: Vec<Listener>,
     failures: Vec<Failure>,
     calls: u64,
+}
+
+/// The facts `verdict::classify` takes, from what the kernel side read of the socket.
+fn verdict_input(ev: &Event) -> Option<Bound> {
+    let s = ev.sock.as_ref()?;
+    let mut b = Bound::ip(s.local?, s.port?);
+    b.protocol = ev.protocol().map(str::to_owned);
+    b.v6only = s.v6only;
+    b.device = s
+        .bound_dev_if
+        .filter(|&d| d > 0)
+        .map(|d| crate::netif::name_of(d as u32));
+    b.freebind = s.freebind == Some(true);
+    b.transparent = s.transparent == Some(true);
+    b.port_kernel_chosen = matches!(&ev.request, Request::Bind(a) if a.port() == Some(0));
+    Some(b)
 }
 
 fn proto_of(ev: &Event) -> String {
@@ -155,6 +177,7 @@ impl Summary {
         }
         self.listeners.push(Listener {
             sock_id: ev.sock_id,
+            bound: verdict_input(ev),
             proto,
             addr,
             pid: ev.pid,
@@ -174,9 +197,16 @@ impl Summary {
             f.pid = ev.pid;
             return;
         }
+        let in_use = match &ev.request {
+            Request::Bind(a) if ev.errno == libc::EADDRINUSE => {
+                a.port().filter(|&p| p != 0).map(|p| (proto_of(ev), p))
+            }
+            _ => None,
+        };
         self.failures.push(Failure {
             call,
             target,
+            in_use,
             errno: ev.errno,
             count: 1,
             pid: ev.pid,
@@ -185,8 +215,14 @@ impl Summary {
     }
 
     /// The report, one line each; `head` says what was followed and how it ended.
-    /// `alive` tells whether a pid still runs.
-    pub fn render(&self, head: &str, alive: impl Fn(u32) -> bool) -> Vec<String> {
+    /// `alive` tells whether a pid still runs, `held_by(protocol, port)` who holds a port
+    /// now (for EADDRINUSE).
+    pub fn render(
+        &self,
+        head: &str,
+        alive: impl Fn(u32) -> bool,
+        held_by: impl Fn(&str, u16) -> Option<String>,
+    ) -> Vec<String> {
         let mut out = vec![format!("lsn-trace: summary: {head}")];
         let mut open = 0;
         for l in &self.listeners {
@@ -203,6 +239,9 @@ impl Summary {
                 "  {verb}  {} {}  {} (pid {}), {state}",
                 l.proto, l.addr, l.comm, l.pid
             ));
+            if let Some(b) = &l.bound {
+                out.push(format!("             → {}", verdict::classify(b).sentence));
+            }
         }
         // Bound for a connection-oriented protocol, but listen() never came.
         let mut idle: Vec<_> = self
@@ -217,9 +256,14 @@ impl Summary {
                 "  bound      {proto} {addr}  {comm} (pid {pid}), but never listened"
             ));
         }
-        for f in &self.failures {
+        let holders: Vec<Option<String>> = self
+            .failures
+            .iter()
+            .map(|f| f.in_use.as_ref().and_then(|(p, port)| held_by(p, *port)))
+            .collect();
+        for (f, holder) in self.failures.iter().zip(&holders) {
             out.push(format!(
-                "  failed     {} {}: {}{}  {} (pid {})",
+                "  failed     {} {}: {}{}  {} (pid {}){}",
                 f.call,
                 f.target,
                 errname(f.errno),
@@ -229,19 +273,26 @@ impl Summary {
                     String::new()
                 },
                 f.comm,
-                f.pid
+                f.pid,
+                holder
+                    .as_ref()
+                    .map_or_else(String::new, |h| format!("; port held now by {h}"))
             ));
         }
         if open == 0 {
-            out.push(format!("  {}", self.nothing_listens(&alive)));
+            out.push(format!("  {}", self.nothing_listens(&alive, &holders)));
         }
         out
     }
 
     /// The plain sentence for when nothing listens (any more).
-    fn nothing_listens(&self, alive: &impl Fn(u32) -> bool) -> String {
-        let binds = self.failures.iter().filter(|f| f.call != "setsockopt");
-        if let Some(worst) = binds.clone().max_by_key(|f| f.count) {
+    fn nothing_listens(&self, alive: &impl Fn(u32) -> bool, holders: &[Option<String>]) -> String {
+        let binds = self
+            .failures
+            .iter()
+            .zip(holders)
+            .filter(|(f, _)| f.call != "setsockopt");
+        if let Some((worst, holder)) = binds.clone().max_by_key(|(f, _)| f.count) {
             let who = if alive(worst.pid) {
                 format!(
                     "{} (pid {}) runs but listens nowhere",
@@ -261,6 +312,9 @@ impl Summary {
                 worst.call,
                 errno::name(worst.errno).unwrap_or("error")
             );
+            if let Some(h) = holder {
+                s.push_str(&format!(", held by {h}"));
+            }
             let others = binds.count() - 1;
             if others > 0 {
                 s.push_str(&format!(
@@ -339,7 +393,7 @@ mod tests {
         for _ in 0..5 {
             s.event(&bind(7, 80, 98));
         }
-        let out = s.render("nginx exited with status 1", |_| false);
+        let out = s.render("nginx exited with status 1", |_| false, |_, _| None);
         assert!(
             out.iter().any(|l| l.contains("failed     bind tcp 0.0.0.0:80: EADDRINUSE (Address already in use), 5 times  nginx (pid 7)")),
             "{out:#?}"
@@ -347,6 +401,19 @@ mod tests {
         assert_eq!(
             out.last().unwrap(),
             "  nothing listens: nginx exited after 5 failed binds on 0.0.0.0:80: EADDRINUSE"
+        );
+        let held = |p: &str, port| Some(format!("apache2 (pid 99) on 0.0.0.0:{port} ({p})"));
+        let out = s.render("nginx exited with status 1", |_| false, held);
+        assert!(
+            out[1]
+                .ends_with("nginx (pid 7); port held now by apache2 (pid 99) on 0.0.0.0:80 (tcp)"),
+            "{out:#?}"
+        );
+        assert!(
+            out.last()
+                .unwrap()
+                .ends_with("EADDRINUSE, held by apache2 (pid 99) on 0.0.0.0:80 (tcp)"),
+            "{out:#?}"
         );
     }
 
@@ -358,14 +425,18 @@ mod tests {
         l.kind = Kind::Listen;
         l.request = Request::Listen { backlog: 511 };
         s.event(&l);
-        let out = s.render("nginx", |_| true);
-        assert_eq!(out.len(), 2, "{out:#?}");
+        let out = s.render("nginx", |_| true, |_, _| None);
+        assert_eq!(out.len(), 3, "{out:#?}");
         assert_eq!(
             out[1],
             "  listening  tcp 0.0.0.0:8080  nginx (pid 7), still open"
         );
-        let out = s.render("nginx", |_| false);
+        assert!(
+            out[2].starts_with("             → every IPv4 address on every interface"),
+            "{out:#?}"
+        );
+        let out = s.render("nginx", |_| false, |_, _| None);
         assert!(out[1].ends_with("until it exited"), "{out:#?}");
-        assert!(out[2].contains("nothing listens any more"), "{out:#?}");
+        assert!(out[3].contains("nothing listens any more"), "{out:#?}");
     }
 }

@@ -17,12 +17,17 @@ use lsn_trace_tests::{Tracer, Value, sock::*};
 const PY: &str = "/usr/bin/python3";
 
 /// A python helper's pid, from the `NAME=PID` line it wrote on stderr.
-fn reported_pid(stderr: &[String], name: &str) -> i64 {
+fn reported_pid(t: &Tracer, stderr: &[String], name: &str) -> i64 {
     let prefix = format!("{name}=");
     stderr
         .iter()
         .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("helper did not report {name}: {stderr:#?}"))
+        .unwrap_or_else(|| {
+            panic!(
+                "helper did not report {name}: {stderr:#?}\nevents: {:#?}",
+                t.seen(|_| true)
+            )
+        })
         .trim()
         .parse()
         .unwrap()
@@ -65,8 +70,8 @@ fn a_forking_child_is_followed_and_the_exit_status_passed_through() {
     let (status, stderr) = t.wait_exit(Duration::from_secs(30));
     drop(mine);
     assert_eq!(status.code(), Some(7), "{stderr:#?}");
-    let child = reported_pid(&stderr, "child");
-    let port = reported_pid(&stderr, "port");
+    let child = reported_pid(&t, &stderr, "child");
+    let port = reported_pid(&t, &stderr, "port");
     let b = t
         .seen(|v| v["pid"] == child && v["event"] == "bind")
         .pop()
@@ -122,8 +127,8 @@ fn a_double_forking_daemon_is_followed_until_it_exits() {
     let (status, stderr) = t.wait_exit(Duration::from_secs(30));
     drop(mine);
     assert_eq!(status.code(), Some(0), "{stderr:#?}");
-    let daemon = reported_pid(&stderr, "daemon");
-    let port = reported_pid(&stderr, "port");
+    let daemon = reported_pid(&t, &stderr, "daemon");
+    let port = reported_pid(&t, &stderr, "port");
     let b = t
         .seen(|v| v["pid"] == daemon && v["event"] == "bind")
         .pop()
@@ -152,6 +157,36 @@ fn a_double_forking_daemon_is_followed_until_it_exits() {
         "{stderr:#?}"
     );
     assert!(t.seen(|v| v["pid"] == std::process::id()).is_empty());
+}
+
+#[test]
+fn eaddrinuse_names_who_holds_the_port() {
+    // This (unfollowed) process holds the port; CMD fails to bind it three times.
+    let held = socket(libc::AF_INET, libc::SOCK_STREAM);
+    bind(&held, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    listen(&held, 8).unwrap();
+    let port = local_port(&held);
+    let code = format!(
+        "import socket\nfor _ in range(3):\n    s = socket.socket()\n    try:\n        \
+         s.bind(('127.0.0.1', {port}))\n    except OSError:\n        pass\n"
+    );
+    let t = Tracer::start(&["--", PY, "-c", &code]);
+    let (status, stderr) = t.wait_exit(Duration::from_secs(30));
+    drop(held);
+    assert_eq!(status.code(), Some(0), "{stderr:#?}");
+    let s = summary(&stderr);
+    let me = std::process::id();
+    assert!(
+        s.contains(&format!(
+            "nothing listens: python3 exited after 3 failed binds on 127.0.0.1:{port}: \
+             EADDRINUSE, held by "
+        )),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!("(pid {me}) on 127.0.0.1:{port} (LISTEN)")),
+        "{s}"
+    );
 }
 
 #[test]
@@ -198,7 +233,7 @@ fn failures_are_summarised_with_their_errno() {
     let t = Tracer::start(&["--", PY, "-c", FAIL_TWICE]);
     let (status, stderr) = t.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(3), "{stderr:#?}");
-    let port = reported_pid(&stderr, "port");
+    let port = reported_pid(&t, &stderr, "port");
     let s = summary(&stderr);
     assert!(
         s.contains(&format!(
