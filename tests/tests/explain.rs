@@ -121,3 +121,25 @@ fn unix_path_reports_the_real_socket_file() {
         .unwrap();
     assert!(s.contains("(mode 0640, owner 0:0"), "{s}");
 }
+
+#[test]
+fn needs_no_privileges() {
+    // A copy nobody can run (the build tree may not be traversable by other users).
+    let dir = std::env::temp_dir().join(format!("lsn-explain-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("lsn-trace");
+    std::fs::copy(bin(), &copy).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&copy)
+        .args(["explain", "--json", "0.0.0.0:80"])
+        .output()
+        .expect("setpriv (util-linux)");
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["readings"][0]["verdict"]["kind"], "all-ipv4");
+}
