@@ -466,3 +466,75 @@ fn the_snapshot_lists_listeners_that_existed_before_start_in_every_namespace() {
     let (status, _) = t.terminate();
     assert!(status.success());
 }
+
+/// A small tmpfs mounted for one test, unmounted on drop.
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    fn mount(at: PathBuf, size: &str) -> SmallFs {
+        std::fs::create_dir_all(&at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount tmpfs on {}", at.display());
+        SmallFs(at)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_reported_loudly_and_nothing_is_lost_once_space_returns() {
+    let fs = SmallFs::mount(dir("full").join("mnt"), "256k");
+    let log = fs.0.join("audit.jsonl");
+    // Fill the file system to the last byte.
+    let filler = fs.0.join("filler");
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![b'x'; 4096];
+        loop {
+            match f.write(&block) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
+                    break;
+                }
+            }
+        }
+    }
+    let t = start_audit(&log);
+    let me = tid();
+    let ours = |v: &Value| v["record"] == "open" && v["tid"] == me;
+    let mut keep = Vec::new();
+    let mut ports = udp_binds(50, &mut keep);
+    let alarm = t.wait_stderr("CANNOT BE WRITTEN", Duration::from_secs(20));
+    assert!(alarm.contains(log.to_str().unwrap()), "{alarm}");
+    assert!(alarm.contains("No space left on device"), "{alarm}");
+    assert!(alarm.contains("tracing continues"), "{alarm}");
+    ports.extend(udp_binds(50, &mut keep));
+    // Still tracing, still holding: free the space and everything arrives, in order.
+    std::fs::remove_file(&filler).unwrap();
+    wait_records(&log, 100, ours);
+    t.wait_stderr("writable again", Duration::from_secs(20));
+    let (status, stderr) = t.terminate();
+    assert!(status.success(), "{stderr:#?}");
+    let recs = records(&log);
+    assert_eq!(recs[0]["record"], "start", "held records keep their order");
+    assert_eq!(recs.last().unwrap()["record"], "stop");
+    let mut seen: Vec<u16> = recs
+        .iter()
+        .filter(|v| ours(v))
+        .map(|v| v["bound_port"].as_u64().unwrap() as u16)
+        .collect();
+    seen.sort_unstable();
+    ports.sort_unstable();
+    assert_eq!(seen, ports, "each bind exactly once");
+}
