@@ -115,11 +115,14 @@ pub fn copy_user_optval(ev: &mut Event, uval: u64, optlen: i32) {
 /// Submit, waking the reader only once enough is pending (it also polls on a short timer),
 /// so a storm of events costs one wake-up per batch rather than one per event.
 #[inline(always)]
-pub fn submit(entry: RingBufEntry<Event>) {
+pub fn submit(mut entry: RingBufEntry<Event>) {
     let threshold = config().wakeup_bytes as u64;
+    // A failure wakes the reader at once: explaining it (who holds the port) means looking
+    // while the culprit still exists.
+    let failed = unsafe { (*entry.as_mut_ptr()).ret } != 0;
     let flags = if threshold == 0 {
         0
-    } else if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= threshold {
+    } else if failed || EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= threshold {
         BPF_RB_FORCE_WAKEUP as u64
     } else {
         BPF_RB_NO_WAKEUP as u64
