@@ -5,7 +5,7 @@ use std::{
     io::{BufRead, BufReader},
     path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::{Arc, Condvar, Mutex, OnceLock},
+    sync::{Arc, Condvar, Mutex, OnceLock, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -69,10 +69,13 @@ impl Tracer {
                 let Ok(line) = line else { break };
                 let v: Value = serde_json::from_str(&line)
                     .unwrap_or_else(|e| panic!("lsn-trace printed invalid JSON ({e}): {line}"));
-                st.0.lock().unwrap().lines.push(v);
+                st.0.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .lines
+                    .push(v);
                 st.1.notify_all();
             }
-            st.0.lock().unwrap().exited = true;
+            st.0.lock().unwrap_or_else(PoisonError::into_inner).exited = true;
             st.1.notify_all();
         });
         let stderr = child.stderr.take().unwrap();
@@ -80,7 +83,10 @@ impl Tracer {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                st.0.lock().unwrap().stderr.push(line);
+                st.0.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .stderr
+                    .push(line);
                 st.1.notify_all();
             }
         });
@@ -101,7 +107,7 @@ impl Tracer {
     pub fn wait_stderr(&self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         let (lock, cv) = &*self.state;
-        let mut g = lock.lock().unwrap();
+        let mut g = lock.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if let Some(l) = g.stderr.iter().find(|l| l.contains(needle)) {
                 return l.clone();
@@ -113,7 +119,10 @@ impl Tracer {
                     g.stderr
                 );
             }
-            g = cv.wait_timeout(g, deadline - now).unwrap().0;
+            g = cv
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 
@@ -121,7 +130,7 @@ impl Tracer {
     pub fn wait_n(&self, n: usize, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
         let deadline = Instant::now() + timeout;
         let (lock, cv) = &*self.state;
-        let mut g = lock.lock().unwrap();
+        let mut g = lock.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             let found: Vec<Value> = g.lines.iter().filter(|v| pred(v)).cloned().collect();
             if found.len() >= n {
@@ -129,13 +138,25 @@ impl Tracer {
             }
             let now = Instant::now();
             if now >= deadline || g.exited {
+                // Lost events explain a miss (another process storming the host).
+                let lost: u64 = g
+                    .lines
+                    .iter()
+                    .filter(|v| v["event"] == "lost")
+                    .filter_map(|v| v["count"].as_u64())
+                    .sum();
+                let total = g.lines.len();
+                drop(g);
                 panic!(
-                    "expected {n} matching events within {timeout:?}, got {}: {found:#?}\nstderr: {:#?}",
+                    "expected {n} matching events within {timeout:?}, got {}: {found:#?}\n\
+                     ({total} events seen in all, {lost} reported lost)",
                     found.len(),
-                    g.stderr
                 );
             }
-            g = cv.wait_timeout(g, deadline - now).unwrap().0;
+            g = cv
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 
@@ -151,7 +172,7 @@ impl Tracer {
         self.state
             .0
             .lock()
-            .unwrap()
+            .unwrap_or_else(PoisonError::into_inner)
             .lines
             .iter()
             .filter(|v| pred(v))
@@ -160,11 +181,19 @@ impl Tracer {
     }
 
     pub fn stderr(&self) -> Vec<String> {
-        self.state.0.lock().unwrap().stderr.clone()
+        self.state
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stderr
+            .clone()
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.lock().unwrap().id()
+        self.child
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .id()
     }
 
     /// Wait for lsn-trace to end by itself (`-- CMD` done, `-p` processes gone): its exit
@@ -172,7 +201,13 @@ impl Tracer {
     pub fn wait_exit(&self, timeout: Duration) -> (std::process::ExitStatus, Vec<String>) {
         let deadline = Instant::now() + timeout;
         let status = loop {
-            if let Some(s) = self.child.lock().unwrap().try_wait().unwrap() {
+            if let Some(s) = self
+                .child
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .try_wait()
+                .unwrap()
+            {
                 break s;
             }
             if Instant::now() >= deadline {
@@ -184,7 +219,7 @@ impl Tracer {
             std::thread::sleep(Duration::from_millis(50));
         };
         let (lock, cv) = &*self.state;
-        let mut g = lock.lock().unwrap();
+        let mut g = lock.lock().unwrap_or_else(PoisonError::into_inner);
         let until = Instant::now() + Duration::from_secs(5);
         while !g.exited && Instant::now() < until {
             g = cv.wait_timeout(g, Duration::from_millis(100)).unwrap().0;
@@ -198,7 +233,12 @@ impl Tracer {
     /// SIGTERM, then the exit status and everything it printed on stderr.
     pub fn terminate(&self) -> (std::process::ExitStatus, Vec<String>) {
         unsafe { libc::kill(self.pid() as i32, libc::SIGTERM) };
-        let status = self.child.lock().unwrap().wait().unwrap();
+        let status = self
+            .child
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .wait()
+            .unwrap();
         // let the stderr reader catch up
         std::thread::sleep(Duration::from_millis(100));
         (status, self.stderr())
