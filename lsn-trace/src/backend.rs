@@ -76,11 +76,21 @@ fn load(opts: &LoadOptions) -> Result<Ebpf> {
         families: opts.filter.families,
     };
     let mut ebpf = EbpfLoader::new()
+        // new() has parsed the kernel's BTF, but these programs have no CO-RE relocations
+        // to apply (offsets.rs resolves the offsets): free it before the load, not after.
+        .btf(None)
         .override_global("OFFSETS", &opts.offsets, true)
         .override_global("CONFIG", &config, true)
         .map_max_entries("EVENTS", opts.ring_bytes)
         .load(OBJ)
         .context("loading the eBPF object (maps and globals)")?;
+    // The BTF parses (ours and aya's) left megabytes of freed heap behind: give them back
+    // now, before the ring buffer is mapped, so they do not add to the agent's footprint.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free memory; no pointer is invalidated.
+    unsafe {
+        libc::malloc_trim(0);
+    }
     opts.filter.apply(&mut ebpf)?;
     if opts.follow.is_some() {
         attach_follow(&mut ebpf)?;

@@ -163,6 +163,9 @@ fn run(cli: Cli) -> Result<u8> {
     preflight::ensure_tracefs()?;
     let btf = btf::Btf::from_sys()?;
     let resolved = offsets::resolve(&btf);
+    // Only the offsets are needed from here on; the parsed types are megabytes, and aya's
+    // loader is about to parse the same BTF again: do not hold both at once (peak RSS).
+    drop(btf);
     for name in &resolved.missing {
         log::warn!("kernel field {name} not found in BTF: it will be reported as unknown (null)");
     }
