@@ -191,6 +191,7 @@ pub fn lost_record(count: u64, reason: &str) -> impl Serialize + '_ {
 
 /// The record with the story's keys (`verdict`, `meaning`, `summary`, `explanation`, ...)
 /// after the event's own: present on every record, null where they do not apply.
+#[cfg(test)]
 #[derive(Serialize)]
 struct Noted<'a, R: Serialize> {
     #[serde(flatten)]
@@ -199,12 +200,10 @@ struct Noted<'a, R: Serialize> {
     note: &'a crate::story::Note,
 }
 
-impl Render for Json {
-    fn event(&mut self, out: &mut Vec<u8>, ev: &Event) {
-        self.event_noted(out, ev, &crate::story::Note::default());
-    }
-
-    fn event_noted(&mut self, out: &mut Vec<u8>, ev: &Event, note: &crate::story::Note) {
+impl Json {
+    /// The reference for `json_fast`: the same record through serde.
+    #[cfg(test)]
+    pub fn serde_noted(&self, out: &mut Vec<u8>, ev: &Event, note: &crate::story::Note) {
         let rec = Noted {
             record: record_with(ev, self.opts),
             note,
@@ -212,6 +211,16 @@ impl Render for Json {
         // Serializing plain data into a Vec cannot fail.
         serde_json::to_writer(&mut *out, &rec).expect("serialize event");
         out.push(b'\n');
+    }
+}
+
+impl Render for Json {
+    fn event(&mut self, out: &mut Vec<u8>, ev: &Event) {
+        self.event_noted(out, ev, &crate::story::Note::default());
+    }
+
+    fn event_noted(&mut self, out: &mut Vec<u8>, ev: &Event, note: &crate::story::Note) {
+        super::json_fast::write_event(out, ev, self.opts, note);
     }
 
     fn lost(&mut self, out: &mut Vec<u8>, count: u64, reason: &str) {

@@ -2,6 +2,7 @@
 //! path allocates nothing per event beyond what formatting needs.
 pub mod human;
 pub mod json;
+pub mod json_fast;
 pub mod strace;
 
 use crate::event::Event;
@@ -69,6 +70,37 @@ pub fn rfc3339(ns: u64) -> String {
     )
 }
 
+/// [`rfc3339`] appended to `out` without allocating (the JSON hot path).
+pub fn write_rfc3339(out: &mut Vec<u8>, ns: u64) {
+    let secs = (ns / 1_000_000_000) as i64;
+    let micros = (ns % 1_000_000_000) / 1000;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    if !(1000..=9999).contains(&y) {
+        out.extend_from_slice(rfc3339(ns).as_bytes());
+        return;
+    }
+    let digits = |out: &mut Vec<u8>, n: u64, width: u32| {
+        for i in (0..width).rev() {
+            out.push(b'0' + (n / 10u64.pow(i) % 10) as u8);
+        }
+    };
+    digits(out, y as u64, 4);
+    out.push(b'-');
+    digits(out, m.into(), 2);
+    out.push(b'-');
+    digits(out, d.into(), 2);
+    out.push(b'T');
+    digits(out, (rem / 3600) as u64, 2);
+    out.push(b':');
+    digits(out, (rem / 60 % 60) as u64, 2);
+    out.push(b':');
+    digits(out, (rem % 60) as u64, 2);
+    out.push(b'.');
+    digits(out, micros, 6);
+    out.push(b'Z');
+}
+
 /// `05:01:02.123456`, UTC.
 pub fn clock(ns: u64) -> String {
     let (_, hms, micros) = split_time(ns);
@@ -105,6 +137,17 @@ mod tests {
         let ns = 1_795_323_307_500_000_000;
         assert_eq!(super::rfc3339(ns), "2026-11-22T04:55:07.500000Z");
         assert_eq!(super::clock(ns), "04:55:07.500000");
+        for ns in [
+            0,
+            ns,
+            951_782_400_000_000_000,
+            253_402_300_799_999_999,
+            1_795_323_307_512_345_678,
+        ] {
+            let mut out = Vec::new();
+            super::write_rfc3339(&mut out, ns);
+            assert_eq!(String::from_utf8(out).unwrap(), super::rfc3339(ns));
+        }
         assert_eq!(
             super::rfc3339(951_782_400_000_000_000),
             "2000-02-29T00:00:00.000000Z"
