@@ -20,16 +20,26 @@ fn dir(name: &str) -> PathBuf {
     d
 }
 
-/// Every record of the log file, each line checked to be one whole JSON object.
+/// Every record of the log file, each line checked to be one whole JSON object. A last
+/// line without its newline is being written right now (a reader may see a write in
+/// progress): it is left for the next look.
 fn records(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
     let mut out = Vec::new();
-    for line in text.lines() {
+    for line in complete.lines() {
         let v: Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("{}: not a JSON line ({e}): {line:?}", path.display()));
         out.push(v);
     }
     out
+}
+
+/// The records of a log no one writes any more: it must end with a whole line.
+fn final_records(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.ends_with('\n'), "{} ends mid-line", path.display());
+    records(path)
 }
 
 /// Wait until at least `n` records of `path` match.
@@ -231,8 +241,8 @@ fn sighup_after_rename_moves_to_a_new_file_and_loses_nothing() {
     let (status, stderr) = t.terminate();
     assert!(status.success(), "{status:?} {stderr:#?}");
 
-    let old = records(&rotated);
-    let new = records(&log);
+    let old = final_records(&rotated);
+    let new = final_records(&log);
     assert_eq!(old[0]["record"], "start");
     assert_eq!(
         new.last().unwrap()["record"],
@@ -275,7 +285,7 @@ fn an_existing_log_is_appended_to_never_truncated() {
     assert!(status.success());
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.starts_with(before), "{text}");
-    let recs = records(&log);
+    let recs = final_records(&log);
     assert_eq!(recs[1]["record"], "start");
     assert_eq!(recs.last().unwrap()["record"], "stop");
     let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
@@ -352,8 +362,8 @@ struct NetnsDaemon {
 }
 
 impl NetnsDaemon {
-    fn start() -> NetnsDaemon {
-        let name = format!("lsnt-audit-{}", std::process::id());
+    fn start(tag: &str) -> NetnsDaemon {
+        let name = format!("lsnt-{tag}-{}", std::process::id());
         let ok = Command::new("ip")
             .args(["netns", "add", &name])
             .status()
@@ -405,7 +415,7 @@ fn the_snapshot_lists_listeners_that_existed_before_start_in_every_namespace() {
     let (sun, len) = sun_path(unix_path.to_str().unwrap().as_bytes());
     bind_raw(&ux, &sun, len).unwrap();
     listen(&ux, 5).unwrap();
-    let daemon = NetnsDaemon::start();
+    let daemon = NetnsDaemon::start("snap");
     let their_ns = netns_inode(&daemon.child.id().to_string());
     assert_ne!(their_ns, netns_inode("self"));
 
@@ -526,7 +536,7 @@ fn a_full_disk_is_reported_loudly_and_nothing_is_lost_once_space_returns() {
     t.wait_stderr("writable again", Duration::from_secs(20));
     let (status, stderr) = t.terminate();
     assert!(status.success(), "{stderr:#?}");
-    let recs = records(&log);
+    let recs = final_records(&log);
     assert_eq!(recs[0]["record"], "start", "held records keep their order");
     assert_eq!(recs.last().unwrap()["record"], "stop");
     let mut seen: Vec<u16> = recs
@@ -537,4 +547,184 @@ fn a_full_disk_is_reported_loudly_and_nothing_is_lost_once_space_returns() {
     seen.sort_unstable();
     ports.sort_unstable();
     assert_eq!(seen, ports, "each bind exactly once");
+}
+
+fn unit_file() -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/lsn-trace-audit.service");
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The capabilities a unit line grants, as setpriv names them (`bpf`, `sys_admin`, …).
+fn unit_caps(unit: &str, key: &str) -> Vec<String> {
+    let line = unit
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= in the unit"));
+    line.split_whitespace()
+        .map(|c| c.strip_prefix("CAP_").unwrap().to_lowercase())
+        .collect()
+}
+
+#[test]
+fn the_unit_file_verifies() {
+    let d = dir("unit");
+    // verify checks that ExecStart's binary exists: point it at the one under test.
+    let unit = unit_file().replace("/usr/local/bin/lsn-trace", bin().to_str().unwrap());
+    let path = d.join("lsn-trace-audit.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (installed by cargo xtask setup)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("lsn-trace-audit.service"),
+        "warnings: {stderr}"
+    );
+}
+
+/// Run `lsn-trace --pid ME audit --log PATH` with only `caps` in its bounding set (what
+/// the unit's CapabilityBoundingSet does), until its snapshot is written and one UDP bind
+/// of ours is recorded; returns the snapshot_end record and the records.
+fn audit_with_caps(caps: &[String], log: &Path) -> (Value, Vec<Value>) {
+    let set = format!(
+        "-all,{}",
+        caps.iter()
+            .map(|c| format!("+{c}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let me = std::process::id().to_string();
+    let mut child = Command::new("setpriv")
+        .arg(format!("--bounding-set={set}"))
+        .arg(bin())
+        .args(["--pid", &me, "audit", "--log", log.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("setpriv (util-linux)");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            panic!("lsn-trace with {set} exited before attaching: {seen}");
+        }
+        seen.push_str(&line);
+        if line.contains("lsn-trace: attached") {
+            break;
+        }
+    }
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let end = wait_records(log, 1, |v| v["record"] == "snapshot_end")
+        .pop()
+        .unwrap();
+    let fd = socket(libc::AF_INET, libc::SOCK_DGRAM);
+    bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = local_port(&fd);
+    wait_records(log, 1, |v| v["record"] == "open" && v["bound_port"] == port);
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    (end, final_records(log))
+}
+
+#[test]
+fn the_units_capabilities_suffice_and_sys_admin_serves_only_other_namespaces() {
+    let unit = unit_file();
+    let caps = unit_caps(&unit, "CapabilityBoundingSet");
+    assert_eq!(caps, unit_caps(&unit, "AmbientCapabilities"));
+    assert!(caps.contains(&"sys_admin".to_owned()));
+    let daemon = NetnsDaemon::start("caps");
+    let theirs = netns_inode(&daemon.child.id().to_string());
+    let d = dir("caps");
+
+    let (end, recs) = audit_with_caps(&caps, &d.join("all.jsonl"));
+    assert_eq!(end["errors"], serde_json::json!([]), "{end}");
+    let n = recs
+        .iter()
+        .find(|v| v["record"] == "snapshot" && v["netns"] == theirs && v["port"] == 4242)
+        .unwrap_or_else(|| panic!("the other namespace's listener: {recs:#?}"));
+    // With CAP_SYS_PTRACE, the identity of the owner is readable.
+    assert_eq!(
+        n["exe"],
+        std::fs::canonicalize(PYTHON).unwrap().to_str().unwrap()
+    );
+
+    let without: Vec<String> = caps.into_iter().filter(|c| c != "sys_admin").collect();
+    let (end, recs) = audit_with_caps(&without, &d.join("less.jsonl"));
+    let errors = end["errors"].as_array().unwrap();
+    assert!(
+        errors.iter().any(|e| {
+            let e = e.as_str().unwrap();
+            e.contains(&format!("net:[{theirs}]")) && e.contains("not permitted")
+        }),
+        "{end}"
+    );
+    assert!(
+        !recs
+            .iter()
+            .any(|v| v["record"] == "snapshot" && v["netns"] == theirs),
+        "no snapshot of a namespace it could not enter"
+    );
+}
+
+#[test]
+fn lost_events_become_a_lost_record_in_the_log() {
+    const BINDS: usize = 20_000; // ~300 bytes each: several times the 1 MiB ring
+    let d = dir("lost");
+    let log = d.join("audit.jsonl");
+    let me_pid = std::process::id().to_string();
+    let t = Tracer::start(&[
+        "--pid",
+        &me_pid,
+        "--ring-size",
+        "1",
+        "audit",
+        "--log",
+        log.to_str().unwrap(),
+    ]);
+    wait_records(&log, 1, |v| v["record"] == "snapshot_end");
+    // Stop the reader so the ring fills up.
+    unsafe { libc::kill(t.pid() as i32, libc::SIGSTOP) };
+    let me = tid();
+    for _ in 0..BINDS {
+        let fd = socket(libc::AF_INET, libc::SOCK_DGRAM);
+        bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    }
+    unsafe { libc::kill(t.pid() as i32, libc::SIGCONT) };
+    let lost = wait_records(&log, 1, |v| v["record"] == "lost")
+        .pop()
+        .unwrap();
+    assert_eq!(lost["event"], "lost");
+    assert!(
+        lost["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ring buffer full"),
+        "{lost}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, _) = t.terminate();
+    assert!(status.success());
+    let recs = final_records(&log);
+    let ours = recs
+        .iter()
+        .filter(|v| v["record"] == "open" && v["tid"] == me)
+        .count();
+    let lost: u64 = recs
+        .iter()
+        .filter(|v| v["record"] == "lost")
+        .map(|v| v["count"].as_u64().unwrap())
+        .sum();
+    assert!(ours < BINDS, "the ring cannot have held all {BINDS}");
+    // --pid keeps other processes out; this process's other test threads may lose some too.
+    assert!(
+        ours as u64 + lost >= BINDS as u64,
+        "ours {ours} + lost {lost} < {BINDS}"
+    );
+    let stop = recs.last().unwrap();
+    assert_eq!(stop["record"], "stop");
+    assert_eq!(stop["lost"], lost);
 }

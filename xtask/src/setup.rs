@@ -49,6 +49,11 @@ const APT_PACKAGES: &[AptPackage] = &[
         program: Some("python3"),
         why: "end-to-end tests",
     },
+    AptPackage {
+        name: "systemd",
+        program: Some("systemd-analyze"),
+        why: "end-to-end tests (the audit unit is checked with systemd-analyze verify)",
+    },
 ];
 
 pub fn setup() -> Result<()> {
