@@ -229,6 +229,12 @@ pub struct KernelOffsets {
     // current->nsproxy->net_ns: the caller's network namespace (`--netns` at entry)
     pub task_nsproxy: Field,
     pub nsproxy_net_ns: Field,
+    // struct unix_sock (first member: struct sock) -> struct unix_address: a unix
+    // listener's own address, which listen(2) does not pass
+    pub unix_sock_addr: Field,
+    pub unix_address_len: Field,
+    /// Only the offset of the flexible `name[]` array is meaningful.
+    pub unix_address_name: Field,
 }
 
 impl KernelOffsets {
@@ -262,6 +268,9 @@ impl KernelOffsets {
         task_tgid: Field::NONE,
         task_nsproxy: Field::NONE,
         nsproxy_net_ns: Field::NONE,
+        unix_sock_addr: Field::NONE,
+        unix_address_len: Field::NONE,
+        unix_address_name: Field::NONE,
     };
 }
 

@@ -3,7 +3,7 @@ use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
-        generated::bpf_probe_read_user,
+        generated::{bpf_probe_read_kernel, bpf_probe_read_user},
     },
     maps::ring_buf::RingBufEntry,
 };
@@ -12,7 +12,7 @@ use lsn_trace_common::*;
 pub use crate::filter::About;
 use crate::{
     filter,
-    kernel::{current_ppid, read_sock},
+    kernel::{current_ppid, read_sock, unix_address},
     maps::{EVENTS, FOLLOW, config, count},
 };
 
@@ -62,6 +62,21 @@ pub fn fill_sock(ev: &mut Event, about: &About) {
     ev.sock_ptr = about.sk;
     ev.flags |= F_SOCK;
     read_sock(about.sk, &mut ev.sock);
+    // listen(2) names no address: for a unix listener, report the one it holds (the only
+    // place its path is known, e.g. after an autobind).
+    if ev.kind == EventKind::Listen as u8
+        && ev.sock.known & K_FAMILY != 0
+        && ev.sock.family == 1 // AF_UNIX
+        && let Some((name, len)) = unix_address(about.sk)
+    {
+        let n = bounded(len, SOCKADDR_CAP as u64);
+        let r =
+            unsafe { bpf_probe_read_kernel(ev.addr.as_mut_ptr() as *mut _, n, name as *const _) };
+        if r == 0 {
+            ev.addrlen = n;
+            ev.flags |= F_ADDR_READ;
+        }
+    }
 }
 
 /// `min(v, max)` in a form the verifier can follow: the volatile load stops LLVM from

@@ -58,6 +58,18 @@ pub fn sock_from_fd(fd: i32) -> Option<u64> {
     read_ptr(socket, off!(socket_sk))
 }
 
+/// A unix socket's bound address: (kernel pointer to its sockaddr_un, length).
+#[inline(always)]
+pub fn unix_address(sk: u64) -> Option<(u64, u64)> {
+    let name = off!(unix_address_name);
+    if !name.is_known() {
+        return None;
+    }
+    let addr = read_ptr(sk, off!(unix_sock_addr))?;
+    let len = read(addr, off!(unix_address_len))?;
+    Some((addr + name.offset as u64, len))
+}
+
 /// The calling task's parent's tgid (for the audit record; 0 when unknown).
 #[inline(always)]
 pub fn current_ppid() -> u32 {

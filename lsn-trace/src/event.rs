@@ -72,6 +72,9 @@ pub struct Sock {
     pub bound_dev_if: Option<i32>,
     pub backlog: Option<u32>,
     pub netns: Option<u32>,
+    /// A unix listener's own address (path, @abstract, or the name an autobind picked),
+    /// read from the socket at listen time.
+    pub unix_addr: Option<SockAddr>,
 }
 
 #[derive(Clone, Debug)]
@@ -223,7 +226,14 @@ impl Decoder {
             },
             Kind::ListenState | Kind::Close => Request::None,
         };
-        let sock = (raw.flags & wire::F_SOCK != 0).then(|| decode_sock(&raw.sock));
+        let mut sock = (raw.flags & wire::F_SOCK != 0).then(|| decode_sock(&raw.sock));
+        if kind == Kind::Listen
+            && raw.flags & wire::F_ADDR_READ != 0
+            && let Some(s) = sock.as_mut()
+        {
+            let n = (raw.addrlen as usize).min(wire::SOCKADDR_CAP);
+            s.unix_addr = Some(SockAddr::decode(&raw.addr[..n], raw.addrlen));
+        }
         let ptr_in = |b: &[u8]| Some(u64::from_ne_bytes(b[..8].try_into().unwrap()));
         let rawargs = RawArgs {
             addrlen: raw.addrlen,
@@ -325,6 +335,7 @@ fn decode_sock(s: &wire::SockState) -> Sock {
         bound_dev_if: known(s.known, wire::K_BOUND_DEV, s.bound_dev_if),
         backlog: known(s.known, wire::K_BACKLOG, s.max_ack_backlog),
         netns: known(s.known, wire::K_NETNS, s.netns),
+        unix_addr: None,
     }
 }
 

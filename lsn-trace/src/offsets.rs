@@ -61,6 +61,9 @@ pub fn resolve(btf: &Btf) -> Resolved {
         task_tgid: r.scalar("task_struct.tgid"),
         task_nsproxy: r.scalar("task_struct.nsproxy"),
         nsproxy_net_ns: r.scalar("nsproxy.net_ns"),
+        unix_sock_addr: r.scalar("unix_sock.addr"),
+        unix_address_len: r.scalar("unix_address.len"),
+        unix_address_name: r.array_start("unix_address.name"),
     };
     Resolved {
         offsets,
@@ -75,6 +78,9 @@ enum Shape {
     Scalar,
     /// A byte array (an address) of exactly this many bytes.
     Bytes(u32),
+    /// Where a flexible array member begins (its size is not in the type: the program
+    /// reads a length field). Marked known with size 1.
+    ArrayStart,
 }
 
 struct Resolver<'a> {
@@ -89,6 +95,10 @@ impl Resolver<'_> {
 
     fn bytes(&mut self, path: &'static str, len: u32) -> Field {
         self.found(path, field(self.btf, path, Shape::Bytes(len)))
+    }
+
+    fn array_start(&mut self, path: &'static str) -> Field {
+        self.found(path, field(self.btf, path, Shape::ArrayStart))
     }
 
     /// Since 6.6 the inet_sock flags are bits of `inet_flags`, numbered by an enum; before,
@@ -132,13 +142,14 @@ fn field(btf: &Btf, path: &str, shape: Shape) -> Option<Field> {
     if m.bitfield_size > 0 {
         return match shape {
             Shape::Scalar => bitfield(m.bit_offset, m.bitfield_size),
-            Shape::Bytes(_) => None,
+            Shape::Bytes(_) | Shape::ArrayStart => None,
         };
     }
     let size = btf.size_of(m.type_id)?;
-    let fits = match shape {
-        Shape::Scalar => matches!(size, 1 | 2 | 4 | 8),
-        Shape::Bytes(len) => size == len,
+    let (fits, size) = match shape {
+        Shape::Scalar => (matches!(size, 1 | 2 | 4 | 8), size),
+        Shape::Bytes(len) => (size == len, size),
+        Shape::ArrayStart => (size == 0, 1),
     };
     if !fits || m.bit_offset % 8 != 0 {
         return None;
@@ -192,6 +203,12 @@ mod tests {
             assert_eq!((f.size, f.bit_len), (8, 0), "{f:?}");
         }
         assert_eq!((o.skc_rcv_saddr.size, o.skc_v6_rcv_saddr.size), (4, 16));
+        // struct unix_address { refcount_t refcnt; int len; struct sockaddr_un name[]; }
+        assert_eq!((o.unix_address_len.offset, o.unix_address_len.size), (4, 4));
+        assert_eq!(
+            (o.unix_address_name.offset, o.unix_address_name.size),
+            (8, 1)
+        );
         assert_eq!((o.skc_reuse.size, o.skc_reuse.bit_len), (1, 4));
         assert_eq!((o.skc_reuseport.bit_len, o.skc_ipv6only.bit_len), (1, 1));
 

@@ -98,10 +98,12 @@ impl Tracer {
         t
     }
 
-    /// One tracer for the whole test binary (tests run as threads and filter by tid).
+    /// One tracer for the whole test binary (tests run as threads and filter by tid). It
+    /// follows this process and its children in the kernel (`-p self -f`), so a storm of
+    /// binds elsewhere on the host cannot fill its ring and starve the tests.
     pub fn shared() -> &'static Tracer {
         static T: OnceLock<Tracer> = OnceLock::new();
-        T.get_or_init(|| Tracer::start(&[]))
+        T.get_or_init(|| Tracer::start(&["-p", &std::process::id().to_string(), "-f"]))
     }
 
     pub fn wait_stderr(&self, needle: &str, timeout: Duration) -> String {

@@ -335,3 +335,39 @@ fn ipv6_link_local_with_scope() {
     assert_eq!(b["port"], 5353);
     assert_eq!(b["error"], "EADDRNOTAVAIL");
 }
+
+#[test]
+fn unix_listeners_report_their_own_address() {
+    let t = Tracer::shared();
+    let me = tid();
+    let path = format!("/tmp/lsn-trace-listen-{}-{me}.sock", std::process::id());
+    let _ = std::fs::remove_file(&path);
+    let named = socket(libc::AF_UNIX, libc::SOCK_STREAM);
+    let (sun, len) = sun_path(path.as_bytes());
+    bind_raw(&named, &sun, len).unwrap();
+    listen(&named, 8).unwrap();
+    // bind() with only the family autobinds: the kernel picks an abstract name, which
+    // only the socket itself knows afterwards
+    let auto = socket(libc::AF_UNIX, libc::SOCK_STREAM);
+    let (sun, _) = sun_path(b"");
+    bind_raw(&auto, &sun, 2).unwrap();
+    listen(&auto, 8).unwrap();
+    let listens = t.events_of(me, "listen", 2);
+    let _ = std::fs::remove_file(&path);
+    let by_fd = |fd: &Fd| listens.iter().find(|l| l["fd"] == fd.0).unwrap().clone();
+    assert_eq!(by_fd(&named)["addr"], path);
+    assert_eq!(by_fd(&named)["protocol"], "u_str");
+    // the kernel's autobind name: five hex digits in the abstract namespace
+    let mut ss: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    let mut sl = std::mem::size_of_val(&ss) as u32;
+    check(unsafe {
+        libc::getsockname(auto.0, (&mut ss as *mut libc::sockaddr_un).cast(), &mut sl)
+    })
+    .unwrap();
+    let name: String = ss.sun_path[1..sl as usize - 2]
+        .iter()
+        .map(|&c| c as u8 as char)
+        .collect();
+    assert_eq!(name.len(), 5, "{name:?}");
+    assert_eq!(by_fd(&auto)["addr"], format!("@{name}"));
+}

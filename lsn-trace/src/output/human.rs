@@ -178,6 +178,9 @@ pub fn line_with(ev: &Event, opts: &Options) -> String {
 
 fn bound(sock: Option<&Sock>) -> Option<String> {
     let s = sock?;
+    if let Some(unix) = &s.unix_addr {
+        return Some(unix.to_string());
+    }
     let ip = s.local?;
     Some(match ip {
         std::net::IpAddr::V4(a) => format!("{a}:{}", s.port?),

@@ -125,7 +125,10 @@ pub fn record_with(ev: &Event, opts: Options) -> impl Serialize + '_ {
     }
     // listen and close have no request address: report what the socket listens on.
     if matches!(ev.kind, Kind::Listen | Kind::ListenState | Kind::Close) {
-        addr = bound_addr.clone();
+        addr = match sock.and_then(|s| s.unix_addr.as_ref()) {
+            Some(unix) => unix.host(),
+            None => bound_addr.clone(),
+        };
         port = bound_port;
     }
     let dev = sock.and_then(|s| s.bound_dev_if);

@@ -82,7 +82,13 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
     };
     key(out, "addr");
     if held {
-        local(out, sock);
+        match sock
+            .and_then(|s| s.unix_addr.as_ref())
+            .and_then(SockAddr::host)
+        {
+            Some(unix) => str(out, &unix),
+            None => local(out, sock),
+        }
     } else {
         match bind.and_then(SockAddr::host) {
             Some(h) => str(out, &h),
@@ -379,6 +385,7 @@ mod tests {
             bound_dev_if: Some(0),
             backlog: Some(16),
             netns: Some(4026531840),
+            unix_addr: None,
         }
     }
 
@@ -452,6 +459,20 @@ mod tests {
             ),
             (
                 ev(Kind::ListenState, Request::None, Some(inet6_sock())),
+                Note::default(),
+            ),
+            (
+                ev(
+                    Kind::Listen,
+                    Request::Listen { backlog: 5 },
+                    Some(Sock {
+                        family: Some(1),
+                        local: None,
+                        port: None,
+                        unix_addr: Some(SockAddr::UnixPath(b"/run/a \"b\".sock".to_vec())),
+                        ..inet6_sock()
+                    }),
+                ),
                 Note::default(),
             ),
             (kernel, Note::default()),
