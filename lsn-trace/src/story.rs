@@ -127,7 +127,11 @@ impl Entry {
     fn is_other_socket(&self, ev: &Event) -> bool {
         let Some(s) = &ev.sock else { return false };
         let differs = |a: Option<u16>, b: Option<u16>| a.is_some() && b.is_some() && a != b;
+        // A socket never changes family, type or network namespace.
         if differs(self.family, s.family) || differs(self.sock_type, s.sock_type) {
+            return true;
+        }
+        if self.netns.is_some() && s.netns.is_some() && self.netns != s.netns {
             return true;
         }
         // Bound before, unbound now: a fresh socket.
@@ -162,10 +166,12 @@ impl Entry {
         // A listener needs no check: its close event ended its entry.
         if !self.listening
             && (self.fd != ev.fd || self.pid != ev.pid)
-            && let (Some(old), Some(fd)) = (self.inode, ev.fd)
+            && let Some(fd) = ev.fd
             && let Some(now) = fd_inode(ev.pid, fd)
         {
-            return now != old;
+            // No inode recorded (the fd was gone when the entry was made): cannot tell a
+            // fork from a reuse; starting afresh loses less than mixing two sockets.
+            return self.inode != Some(now);
         }
         false
     }
@@ -332,8 +338,9 @@ impl Story {
             note.holders = holders;
             return note;
         }
-        let entry = entry.clone();
+        // Only bind and listen are described; a setsockopt needs no copy of the entry.
         if matches!(ev.kind, Kind::Bind | Kind::Listen | Kind::ListenState) {
+            let entry = entry.clone();
             self.describe(ev, &entry, starts_listening, &mut note);
         }
         note
@@ -506,9 +513,12 @@ impl Story {
     }
 
     fn failure_ctx(&mut self, ev: &Event, entry: Option<&Entry>) -> failure::Ctx {
-        let netns = entry
-            .and_then(|e| e.netns)
-            .or_else(|| ev.sock.as_ref().and_then(|s| s.netns));
+        // The event's own namespace is the authority; the entry's is a fallback.
+        let netns = ev
+            .sock
+            .as_ref()
+            .and_then(|s| s.netns)
+            .or_else(|| entry.and_then(|e| e.netns));
         // EACCES hinges on ip_unprivileged_port_start, which an admin may just have
         // changed: read it afresh rather than from the cache.
         if ev.errno == libc::EACCES {
@@ -1074,6 +1084,106 @@ mod tests {
         let e = ev(Kind::Bind, 4, Some(7), Request::Bind(v4(0)), any4(0));
         st.observe(&e);
         assert!(st.entry(&e).unwrap().options.is_empty());
+    }
+
+    /// `cargo test --release -p lsn-trace story_cost -- --ignored --nocapture`: the story's
+    /// cost per event in the bench storm's shape (2 setsockopt, bind, listen, close).
+    #[test]
+    #[ignore]
+    fn story_cost() {
+        let mut st = Story::new();
+        let n = 50_000u64;
+        let base = sock(
+            AF_INET6,
+            SOCK_STREAM,
+            IPPROTO_TCP,
+            Ipv6Addr::LOCALHOST.into(),
+            0,
+        );
+        let t = Instant::now();
+        for i in 0..n {
+            let mut s6 = base.clone();
+            let set = Request::Setsockopt {
+                level: SOL_IPV6,
+                optname: IPV6_V6ONLY,
+                optlen: 4,
+                value: OptValue::Int(1),
+            };
+            st.observe(&ev(
+                Kind::Setsockopt,
+                3,
+                Some(i + 1),
+                set.clone(),
+                s6.clone(),
+            ));
+            st.observe(&ev(Kind::Setsockopt, 3, Some(i + 1), set, s6.clone()));
+            s6.port = Some(40000 + (i % 1000) as u16);
+            let b = SockAddr::Inet6 {
+                addr: Ipv6Addr::LOCALHOST,
+                port: 0,
+                flowinfo: 0,
+                scope_id: 0,
+            };
+            st.observe(&ev(
+                Kind::Bind,
+                3,
+                Some(i + 1),
+                Request::Bind(b),
+                s6.clone(),
+            ));
+            st.observe(&ev(
+                Kind::Listen,
+                3,
+                Some(i + 1),
+                Request::Listen { backlog: 16 },
+                s6.clone(),
+            ));
+            st.observe(&ev(Kind::Close, 3, Some(i + 1), Request::None, s6));
+        }
+        let per = t.elapsed().as_nanos() as f64 / (n * 5) as f64;
+        eprintln!("story: {per:.0} ns per event");
+        // The culprit lookup, as for an EADDRINUSE: sock_diag dump of one port here plus
+        // the owner scan of /proc.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let t = Instant::now();
+        let rounds = 50;
+        for _ in 0..rounds {
+            let socks =
+                sockdiag::dump_in(&Netns::Current, &sockdiag::Query::all_inet(port)).unwrap();
+            let inodes: Vec<u32> = socks.iter().map(|s| s.inode).collect();
+            let o = sockdiag::owners(&inodes, &[], failure::OWNER_BUDGET);
+            assert!(o.found.values().any(|v| v[0].pid == std::process::id()));
+        }
+        let procs = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.parse::<u32>().is_ok())
+            })
+            .count();
+        eprintln!(
+            "culprit lookup: {:.2} ms ({procs} processes)",
+            t.elapsed().as_secs_f64() * 1e3 / rounds as f64
+        );
+        let mut child = std::process::Command::new("unshare")
+            .args(["-n", "sleep", "10"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let ns = Netns::Pid(child.id());
+        let t = Instant::now();
+        for _ in 0..rounds {
+            sockdiag::dump_in(&ns, &sockdiag::Query::all_inet(port)).unwrap();
+        }
+        eprintln!(
+            "sock_diag dump in another netns (thread + setns): {:.0} us",
+            t.elapsed().as_secs_f64() * 1e6 / rounds as f64
+        );
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     #[test]

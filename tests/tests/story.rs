@@ -11,6 +11,14 @@ use std::{
 
 use lsn_trace_tests::{Tracer, Value, read_sysctl, sock::*, tid};
 
+/// One tracer for this file that follows this test process and the processes it starts
+/// (`-p PID -f`): the records carry long sentences, and a host-wide trace would make the
+/// harness parse every other engineer's bind storm too.
+fn tracer() -> &'static Tracer {
+    static T: std::sync::OnceLock<Tracer> = std::sync::OnceLock::new();
+    T.get_or_init(|| Tracer::start(&["-p", &std::process::id().to_string(), "-f"]))
+}
+
 /// The record of `kind` on `fd` from this thread (waits for it).
 fn rec(t: &Tracer, kind: &str, fd: &Fd) -> Value {
     let me = tid();
@@ -96,7 +104,7 @@ fn holder(addr: &str) -> (Py, u16) {
 
 #[test]
 fn listener_summaries_for_a_two_socket_dual_stack_server() {
-    let t = Tracer::shared();
+    let t = tracer();
     let port = free_port();
     let s4 = socket(libc::AF_INET, libc::SOCK_STREAM);
     bind(&s4, &sin(Ipv4Addr::UNSPECIFIED, port)).unwrap();
@@ -160,7 +168,7 @@ fn listener_summaries_for_a_two_socket_dual_stack_server() {
 
 #[test]
 fn v6only_inherited_from_the_sysctl() {
-    let t = Tracer::shared();
+    let t = tracer();
     let fd = socket(libc::AF_INET6, libc::SOCK_STREAM);
     bind(&fd, &sin6(Ipv6Addr::UNSPECIFIED, 0, 0)).unwrap();
     listen(&fd, 4).unwrap();
@@ -189,7 +197,7 @@ fn v6only_inherited_from_the_sysctl() {
 
 #[test]
 fn eaddrinuse_names_the_other_process_holding_the_port() {
-    let t = Tracer::shared();
+    let t = tracer();
     let (py, port) = holder("127.0.0.1");
     let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
     setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).unwrap();
@@ -230,7 +238,7 @@ fn eaddrinuse_names_the_other_process_holding_the_port() {
 
 #[test]
 fn dual_stack_bind_collides_with_an_ipv4_wildcard_and_v6only_fixes_it() {
-    let t = Tracer::shared();
+    let t = tracer();
     let (py, port) = holder("0.0.0.0");
     // [::] with V6ONLY=0 also claims IPv4: EADDRINUSE
     let dual = socket(libc::AF_INET6, libc::SOCK_STREAM);
@@ -269,7 +277,7 @@ fn dual_stack_bind_collides_with_an_ipv4_wildcard_and_v6only_fixes_it() {
 
 #[test]
 fn a_time_wait_leftover_and_what_so_reuseaddr_changes() {
-    let t = Tracer::shared();
+    let t = tracer();
     // A server whose side closes first keeps the TIME-WAIT on its own port.
     let port = free_port();
     let (tw_ready, holder_port) = std::thread::spawn(move || {
@@ -316,7 +324,7 @@ fn a_time_wait_leftover_and_what_so_reuseaddr_changes() {
 
 #[test]
 fn second_listener_with_so_reuseaddr_fails_at_listen() {
-    let t = Tracer::shared();
+    let t = tracer();
     let a = socket(libc::AF_INET, libc::SOCK_STREAM);
     let b = socket(libc::AF_INET, libc::SOCK_STREAM);
     for s in [&a, &b] {
@@ -348,7 +356,7 @@ fn second_listener_with_so_reuseaddr_fails_at_listen() {
 
 #[test]
 fn eaddrnotavail_lists_the_addresses_that_exist() {
-    let t = Tracer::shared();
+    let t = tracer();
     let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
     // TEST-NET-2: documentation space, on no interface
     let err = bind(&fd, &sin(Ipv4Addr::new(198, 51, 100, 77), 0)).unwrap_err();
@@ -364,7 +372,7 @@ fn eaddrnotavail_lists_the_addresses_that_exist() {
 
 #[test]
 fn eacces_below_the_unprivileged_port_start() {
-    let t = Tracer::shared();
+    let t = tracer();
     let start = read_sysctl("net/ipv4/ip_unprivileged_port_start");
     assert!(
         start > 1,
@@ -412,7 +420,7 @@ fn eacces_below_the_unprivileged_port_start() {
 
 #[test]
 fn short_true_sentences_for_the_other_errors() {
-    let t = Tracer::shared();
+    let t = tracer();
     // EINVAL: already bound
     let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
     bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
@@ -475,7 +483,7 @@ fn short_true_sentences_for_the_other_errors() {
 
 #[test]
 fn udp_listener_verdict() {
-    let t = Tracer::shared();
+    let t = tracer();
     let fd = socket(libc::AF_INET, libc::SOCK_DGRAM);
     bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
     let port = local_port(&fd);
@@ -493,7 +501,7 @@ fn udp_listener_verdict() {
 
 #[test]
 fn unix_socket_verdicts() {
-    let t = Tracer::shared();
+    let t = tracer();
     let me = tid();
     let path = format!("/tmp/lsn-story-{}-{me}.sock", std::process::id());
     let _ = std::fs::remove_file(&path);
@@ -557,7 +565,7 @@ fn unix_socket_verdicts() {
 
 #[test]
 fn failures_are_explained_from_the_callers_own_network_namespace() {
-    let t = Tracer::shared();
+    let t = tracer();
     // Here, in lsn-trace's namespace, this test holds 0.0.0.0:P...
     let port = free_port();
     let host = socket(libc::AF_INET, libc::SOCK_STREAM);
