@@ -63,7 +63,14 @@ pub struct Ctx {
 #[derive(Default)]
 pub struct Cache {
     map: HashMap<CacheKey, (Instant, String, Vec<Holder>)>,
+    /// Time spent on lookups in the current one-second window, and when it began.
+    window: Option<Instant>,
+    spent: Duration,
 }
+
+/// At most this much lookup time per second: a storm of failing binds (many ports, many
+/// processes) must not make the agent fall behind the ring buffer.
+const LOOKUP_BUDGET_PER_SEC: Duration = Duration::from_millis(200);
 
 /// (netns, protocol, address/v6only, port, pid)
 type CacheKey = (Option<u32>, &'static str, String, u16, u32);
@@ -296,7 +303,27 @@ fn addr_in_use(
     {
         return (s.clone(), h.clone());
     }
+    let now = Instant::now();
+    if cache
+        .window
+        .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1))
+    {
+        cache.window = Some(now);
+        cache.spent = Duration::ZERO;
+    }
+    if cache.spent >= LOOKUP_BUDGET_PER_SEC {
+        return (
+            format!(
+                "{}/{proto} is in use; who holds it was not looked up: more failed binds this                  second than the lookup budget ({} ms/s) allows",
+                me.text(port),
+                LOOKUP_BUDGET_PER_SEC.as_millis()
+            ),
+            Vec::new(),
+        );
+    }
     let res = lookup_in_use(ev, entry, ctx, proto, &me, port);
+    cache.spent += now.elapsed();
+    log::debug!("EADDRINUSE holder lookup: {:?}", now.elapsed());
     if cache.map.len() > 1024 {
         cache.map.clear();
     }

@@ -191,6 +191,8 @@ pub struct Story {
     own_netns: Option<u64>,
     facts: HashMap<u32, NsFacts>,
     addrs: HashMap<u32, (Instant, nsaddrs::NsAddrs)>,
+    /// netns inode -> a process found in it (for namespaces whose process exited).
+    ns_pids: HashMap<u32, (Instant, Option<u32>)>,
     failures: failure::Cache,
 }
 
@@ -208,6 +210,7 @@ impl Story {
             own_netns: Netns::Current.inode().ok(),
             facts: HashMap::new(),
             addrs: HashMap::new(),
+            ns_pids: HashMap::new(),
             failures: failure::Cache::default(),
         }
     }
@@ -566,7 +569,7 @@ impl Story {
 
     /// Where to look for the namespace `ino` of process `pid`: the agent's own, the
     /// process's, or (the process is gone) any other process's in it.
-    fn resolve_netns(&self, ino: Option<u32>, pid: u32) -> Result<Netns, String> {
+    fn resolve_netns(&mut self, ino: Option<u32>, pid: u32) -> Result<Netns, String> {
         let Some(ino) = ino else {
             // Unknown inode: the process's own, if it still exists.
             return if std::path::Path::new(&format!("/proc/{pid}")).exists() {
@@ -584,7 +587,28 @@ impl Story {
         if ns.inode().ok() == Some(u64::from(ino)) {
             return Ok(ns);
         }
-        match sockdiag::pid_in_netns(u64::from(ino), Duration::from_millis(20)) {
+        // The process is gone: another one in that namespace (remembered, and a miss is
+        // not rescanned for a while: the /proc walk is the expensive part).
+        if let Some((at, found)) = self.ns_pids.get(&ino) {
+            match found {
+                Some(p) if Netns::Pid(*p).inode().ok() == Some(u64::from(ino)) => {
+                    return Ok(Netns::Pid(*p));
+                }
+                None if at.elapsed() < NS_TTL => {
+                    return Err(format!(
+                        "process {pid} exited and no process is left in its network \
+                         namespace (net:[{ino}])"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let found = sockdiag::pid_in_netns(u64::from(ino), Duration::from_millis(20));
+        if self.ns_pids.len() > 256 {
+            self.ns_pids.clear();
+        }
+        self.ns_pids.insert(ino, (Instant::now(), found));
+        match found {
             Some(p) => Ok(Netns::Pid(p)),
             None => Err(format!(
                 "process {pid} exited and no process is left in its network namespace \
@@ -1184,6 +1208,40 @@ mod tests {
         );
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    #[test]
+    fn a_gone_process_namespace_is_reached_through_another_process() {
+        let mut child = std::process::Command::new("unshare")
+            .args(["-n", "sleep", "30"])
+            .spawn()
+            .expect("unshare(1)");
+        let ns = Netns::Pid(child.id());
+        let ours = Netns::Current.inode().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ns.inode().unwrap() == ours {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let ino = ns.inode().unwrap() as u32;
+        let mut st = Story::new();
+        // the event's process (FAKE_PID) is gone: found through the sleeping child
+        assert_eq!(
+            st.resolve_netns(Some(ino), FAKE_PID),
+            Ok(Netns::Pid(child.id()))
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        st.ns_pids.clear();
+        let err = st.resolve_netns(Some(ino), FAKE_PID).unwrap_err();
+        assert!(
+            err.contains("no process is left in its network namespace"),
+            "{err}"
+        );
+        assert_eq!(
+            st.resolve_netns(Some(ours as u32), FAKE_PID),
+            Ok(Netns::Current)
+        );
     }
 
     #[test]
