@@ -150,6 +150,13 @@ pub fn submit(mut entry: RingBufEntry<Event>) {
 /// the filters drop is counted as filtered.
 #[inline(always)]
 pub fn enabled() -> bool {
+    enabled_counting(true)
+}
+
+/// `enabled`, counting a drop or not (when the same call was already counted, e.g. the
+/// LISTEN transition of a listen(2) that entry filtering dropped).
+#[inline(always)]
+pub fn enabled_counting(counted: bool) -> bool {
     let cfg = config();
     if cfg.flags & CFG_ENABLED == 0 {
         return false;
@@ -159,7 +166,9 @@ pub fn enabled() -> bool {
         return false;
     }
     if !filter::task_wanted(&cfg, pid) {
-        count(CTR_FILTERED);
+        if counted {
+            count(CTR_FILTERED);
+        }
         return false;
     }
     true

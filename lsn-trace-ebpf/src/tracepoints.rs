@@ -9,7 +9,10 @@ use aya_log_ebpf::warn;
 use lsn_trace_common::{sockopt::is_listener_option, *};
 
 use crate::{
-    emit::{About, copy_user_optval, copy_user_sockaddr, enabled, fill_sock, reserve, submit},
+    emit::{
+        About, copy_user_optval, copy_user_sockaddr, enabled, enabled_counting, fill_sock, reserve,
+        submit,
+    },
     kernel::sock_from_fd,
     maps::{PENDING, config, count},
 };
@@ -182,8 +185,10 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     } else {
         return 0;
     };
-    // Asked only now: every TCP state change passes here, and only these are events.
-    if !enabled() {
+    // Asked only now: every TCP state change passes here, and only these are events. A LISTEN
+    // transition of an unwanted caller is most likely its listen(2), already counted as
+    // filtered at syscall entry: not counted twice.
+    if !enabled_counting(kind != EventKind::ListenState) {
         return 0;
     }
     let sk: u64 = unsafe { ctx.read_at(SS_SKADDR).unwrap_or(0) };

@@ -58,12 +58,17 @@ struct Failure {
     comm: String,
 }
 
+/// Lines per section: a storm of sockets must not bury the conclusion.
+const MAX_LISTED: usize = 20;
+
 #[derive(Default)]
 pub struct Summary {
     /// Successful binds by socket: protocol, address as shown (port 0 resolved), stream
     /// socket or not, pid, comm.
     bound: HashMap<u64, (String, String, bool, u32, String)>,
     listeners: Vec<Listener>,
+    /// sock_id -> index in `listeners` (a storm of sockets must not cost a scan each).
+    by_sock: HashMap<u64, usize>,
     failures: Vec<Failure>,
     calls: u64,
 }
@@ -155,10 +160,8 @@ impl Summary {
                 self.fail("setsockopt", name.to_owned(), ev);
             }
             (_, Kind::Close) => {
-                for l in &mut self.listeners {
-                    if l.sock_id.is_some() && l.sock_id == ev.sock_id {
-                        l.closed = true;
-                    }
+                if let Some(&i) = ev.sock_id.and_then(|id| self.by_sock.get(&id)) {
+                    self.listeners[i].closed = true;
                 }
             }
             _ => {}
@@ -166,14 +169,16 @@ impl Summary {
     }
 
     fn listen(&mut self, ev: &Event, proto: String, addr: String, stream: bool) {
-        if let Some(l) = self
-            .listeners
-            .iter_mut()
-            .find(|l| l.sock_id.is_some() && l.sock_id == ev.sock_id)
+        // The same socket again (bind then listen), unless it was closed and the kernel
+        // reused the memory for another socket.
+        if let Some(&i) = ev.sock_id.and_then(|id| self.by_sock.get(&id))
+            && !self.listeners[i].closed
         {
-            l.closed = false;
-            l.stream |= stream;
+            self.listeners[i].stream |= stream;
             return;
+        }
+        if let Some(id) = ev.sock_id {
+            self.by_sock.insert(id, self.listeners.len());
         }
         self.listeners.push(Listener {
             sock_id: ev.sock_id,
@@ -225,7 +230,8 @@ impl Summary {
     ) -> Vec<String> {
         let mut out = vec![format!("lsn-trace: summary: {head}")];
         let mut open = 0;
-        for l in &self.listeners {
+        for (i, l) in self.listeners.iter().enumerate() {
+            let shown = i < MAX_LISTED;
             let state = if l.closed {
                 "closed".to_owned()
             } else if !alive(l.pid) {
@@ -234,6 +240,9 @@ impl Summary {
                 open += 1;
                 "still open".to_owned()
             };
+            if !shown {
+                continue;
+            }
             let verb = if l.stream { "listening" } else { "bound    " };
             out.push(format!(
                 "  {verb}  {} {}  {} (pid {}), {state}",
@@ -243,6 +252,12 @@ impl Summary {
                 out.push(format!("             → {}", verdict::classify(b).sentence));
             }
         }
+        if self.listeners.len() > MAX_LISTED {
+            out.push(format!(
+                "  … and {} more listeners ({open} still open in all)",
+                self.listeners.len() - MAX_LISTED
+            ));
+        }
         // Bound for a connection-oriented protocol, but listen() never came.
         let mut idle: Vec<_> = self
             .bound
@@ -251,7 +266,7 @@ impl Summary {
             .map(|(_, b)| b)
             .collect();
         idle.sort_by(|a, b| (a.3, &a.1).cmp(&(b.3, &b.1)));
-        for (proto, addr, _, pid, comm) in idle {
+        for (proto, addr, _, pid, comm) in idle.into_iter().take(MAX_LISTED) {
             out.push(format!(
                 "  bound      {proto} {addr}  {comm} (pid {pid}), but never listened"
             ));
@@ -438,5 +453,30 @@ mod tests {
         let out = s.render("nginx", |_| false, |_, _| None);
         assert!(out[1].ends_with("until it exited"), "{out:#?}");
         assert!(out[3].contains("nothing listens any more"), "{out:#?}");
+    }
+
+    #[test]
+    fn a_storm_of_sockets_is_listed_briefly() {
+        let mut s = Summary::default();
+        for _ in 0..30 {
+            // The kernel reuses the freed socket's memory: same id, new socket each time.
+            let mut l = bind(7, 8080, 0);
+            l.kind = Kind::Listen;
+            l.request = Request::Listen { backlog: 511 };
+            s.event(&l);
+            let mut c = bind(7, 8080, 0);
+            c.kind = Kind::Close;
+            c.request = Request::None;
+            s.event(&c);
+        }
+        let out = s.render("storm", |_| true, |_, _| None);
+        assert_eq!(
+            out.iter().filter(|l| l.starts_with("  listening")).count(),
+            MAX_LISTED
+        );
+        assert!(
+            out.contains(&"  … and 10 more listeners (0 still open in all)".to_string()),
+            "{out:#?}"
+        );
     }
 }

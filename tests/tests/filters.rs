@@ -183,7 +183,9 @@ fn uid_filter_by_user_name() {
 
 #[test]
 fn family_filter_uses_the_requested_family() {
-    let t = Tracer::start(&["--family", "inet6"]);
+    // --pid too: a bind storm elsewhere on the host (inet6 ::1) must not fill the ring.
+    let me_pid = std::process::id().to_string();
+    let t = Tracer::start(&["--family", "inet6", "--pid", &me_pid]);
     let me = tid();
     let v4 = socket(libc::AF_INET, libc::SOCK_DGRAM);
     bind(&v4, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
@@ -220,7 +222,8 @@ fn proto_filter_and_port_filter_combine_with_and() {
 
 #[test]
 fn failed_filter_shows_only_failures() {
-    let t = Tracer::start(&["--failed"]);
+    let me_pid = std::process::id().to_string();
+    let t = Tracer::start(&["--failed", "--pid", &me_pid]);
     let me = tid();
     let a = socket(libc::AF_INET, libc::SOCK_STREAM);
     bind(&a, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
@@ -240,8 +243,10 @@ fn failed_filter_shows_only_failures() {
 #[test]
 fn netns_filter_by_namespace_inode() {
     let ours = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
-    let t = Tracer::start(&["--netns", &ours.to_string()]);
+    // --comm too: only our children, whatever else binds in this namespace.
+    let t = Tracer::start(&["--netns", &ours.to_string(), "--comm", "lsnt-netns"]);
     let elsewhere = in_child(|| unsafe {
+        libc::prctl(libc::PR_SET_NAME, c"lsnt-netns".as_ptr());
         if libc::unshare(libc::CLONE_NEWNET) != 0 {
             return 93;
         }
@@ -253,7 +258,10 @@ fn netns_filter_by_namespace_inode() {
         }
         0
     });
-    let here = in_child(child_udp_bind);
+    let here = in_child(|| unsafe {
+        libc::prctl(libc::PR_SET_NAME, c"lsnt-netns".as_ptr());
+        child_udp_bind()
+    });
     let b = wait_bind_of_pid(&t, here);
     assert_eq!(b["netns"], ours);
     let filtered = stop_and_count_filtered(&t);
