@@ -221,8 +221,12 @@ impl Audit {
             }
             let mut rec = Map::new();
             rec.insert("record".into(), "snapshot".into());
+            // The story keys sockets by identity: the inode serves, and is not printed (a
+            // snapshot record's socket has no sock_id a later close could match).
+            f.event.sock_id = Some((1 << 63) | u64::from(f.inode));
             rec.extend(object(jsonout::record(&f.event)));
             rec.extend(object(story.observe(&f.event)));
+            rec.insert("sock_id".into(), Value::Null);
             rec.insert("state".into(), f.state.into());
             let source = if unix { "proc_net_unix" } else { "sock_diag" };
             rec.insert("source".into(), source.into());
@@ -237,6 +241,12 @@ impl Audit {
                 rec.insert("device".into(), Value::Null);
             }
             if who.is_empty() {
+                // The story names the owner as comm[pid]; there is none to name.
+                if let Some(Value::String(sum)) = rec.get_mut("summary")
+                    && let Some(rest) = sum.strip_prefix("[0] ")
+                {
+                    *sum = format!("(no owning process) {rest}");
+                }
                 for key in [
                     "pid", "comm", "ppid", "identity", "exe", "cmdline", "cgroup",
                 ] {

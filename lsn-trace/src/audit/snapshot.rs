@@ -170,7 +170,8 @@ fn blank_event(kind: Kind, now_ns: u64, request: Request, sock: Sock) -> Event {
     }
 }
 
-/// A TCP listener reads as a listen, a UDP socket as its bind (the address is all there is).
+/// A TCP listener reads as a socket found in LISTEN (as io_uring's would: no listen(2)
+/// seen), a UDP socket as its bind (the address is all there is).
 fn inet_event(d: &DiagSock, netns: u64, now_ns: u64) -> Event {
     let udp = d.protocol == IPPROTO_UDP;
     let sock = Sock {
@@ -188,29 +189,33 @@ fn inet_event(d: &DiagSock, netns: u64, now_ns: u64) -> Event {
         ..Sock::default()
     };
     let request = if udp {
-        Request::Bind(match d.local {
-            SocketAddr::V4(a) => SockAddr::Inet {
-                addr: *a.ip(),
-                port: a.port(),
-            },
-            SocketAddr::V6(a) => SockAddr::Inet6 {
-                addr: *a.ip(),
-                port: a.port(),
-                flowinfo: 0,
-                scope_id: 0,
-            },
-        })
+        Request::Bind(sockaddr(d.local))
     } else {
         Request::None
     };
     let mut ev = blank_event(
-        if udp { Kind::Bind } else { Kind::Listen },
+        if udp { Kind::Bind } else { Kind::ListenState },
         now_ns,
         request,
         sock,
     );
     ev.uid = d.uid;
     ev
+}
+
+fn sockaddr(a: SocketAddr) -> SockAddr {
+    match a {
+        SocketAddr::V4(a) => SockAddr::Inet {
+            addr: *a.ip(),
+            port: a.port(),
+        },
+        SocketAddr::V6(a) => SockAddr::Inet6 {
+            addr: *a.ip(),
+            port: a.port(),
+            flowinfo: 0,
+            scope_id: 0,
+        },
+    }
 }
 
 fn unix_event(ty: u16, addr: SockAddr, netns: u64, now_ns: u64) -> Event {
@@ -318,7 +323,7 @@ mod tests {
             .find(|f| f.event.sock.as_ref().unwrap().port == Some(port))
             .expect("our listener");
         assert_eq!(f.state, "LISTEN");
-        assert_eq!(f.event.kind, Kind::Listen);
+        assert_eq!(f.event.kind, Kind::ListenState);
         assert_eq!(f.event.protocol(), Some("tcp"));
     }
 }
