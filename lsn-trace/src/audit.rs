@@ -45,8 +45,9 @@ pub struct AuditArgs {
     pub log: Option<PathBuf>,
 }
 
-/// Unix paths remembered from bind until the listen that makes them a listener (listen
-/// events carry only the socket, whose address the kernel side reads for inet only).
+/// Unix paths remembered from bind until the listen that makes them a listener, for
+/// kernels whose unix socket layout the agent could not resolve (listen then carries no
+/// address).
 const UNIX_PATHS_CAP: usize = 4096;
 
 pub struct Audit {
@@ -145,10 +146,13 @@ impl Audit {
         rec.insert("record".into(), kind.into());
         rec.extend(object(jsonout::record(ev)));
         rec.extend(object(note));
+        // The kernel side reads a unix listener's own address at listen where the kernel's
+        // layout is known; elsewhere, the path its bind asked for.
         if kind == "open"
             && ev.family() == Some(AF_UNIX)
             && let Some(id) = ev.sock_id
             && let Some(path) = self.unix_paths.remove(&id)
+            && rec.get("addr").is_none_or(Value::is_null)
         {
             rec.insert("addr".into(), path.into());
         }

@@ -757,3 +757,32 @@ fn lost_events_become_a_lost_record_in_the_log() {
     assert_eq!(stop["record"], "stop");
     assert_eq!(stop["lost"], lost);
 }
+
+#[test]
+fn a_unix_listener_and_a_bound_unix_datagram_socket_are_opens_with_their_paths() {
+    let _calm = calm();
+    let s = shared();
+    let d = dir("unix");
+    let me = tid();
+    let stream_path = d.join("stream.sock");
+    let ux = socket(libc::AF_UNIX, libc::SOCK_STREAM);
+    let (sun, len) = sun_path(stream_path.to_str().unwrap().as_bytes());
+    bind_raw(&ux, &sun, len).unwrap();
+    // Bound but not listening yet: not a listener.
+    let dgram_path = d.join("dgram.sock");
+    let dg = socket(libc::AF_UNIX, libc::SOCK_DGRAM);
+    let (sun, len) = sun_path(dgram_path.to_str().unwrap().as_bytes());
+    bind_raw(&dg, &sun, len).unwrap();
+    listen(&ux, 4).unwrap();
+    let opens = s.wait_n(2, Duration::from_secs(20), |v| {
+        v["record"] == "open" && v["tid"] == me
+    });
+    assert_eq!(opens[0]["event"], "bind");
+    assert_eq!(opens[0]["protocol"], "u_dgr");
+    assert_eq!(opens[0]["addr"], dgram_path.to_str().unwrap());
+    assert_eq!(opens[1]["event"], "listen");
+    assert_eq!(opens[1]["protocol"], "u_str");
+    assert_eq!(opens[1]["addr"], stream_path.to_str().unwrap());
+    assert_eq!(opens[1]["backlog"], 4);
+    assert_eq!(s.seen(|v| v["record"] == "open" && v["tid"] == me).len(), 2);
+}
