@@ -77,7 +77,7 @@ enum Command {
     Explain(explain::Args),
     /// Run as a service: log every listener opened, failed and closed, with who opened it,
     /// as JSON Lines (after a snapshot of the existing ones). Output flags do not apply;
-    /// --backend, --ring-size and the filters do.
+    /// --backend, --ring-size and the filters do, given before `audit`.
     Audit(audit::AuditArgs),
 }
 
