@@ -16,8 +16,6 @@ mod offsets;
 mod output;
 mod preflight;
 mod sockaddr;
-// The story (culprit lookup) and the audit sink use it; not every item by both.
-#[allow(dead_code)]
 mod sockdiag;
 mod story;
 mod summary;

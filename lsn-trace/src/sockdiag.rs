@@ -132,14 +132,7 @@ impl Query {
     }
 }
 
-/// Dump the sockets matching `q` in the calling thread's network namespace.
-pub fn dump(q: &Query) -> io::Result<Vec<DiagSock>> {
-    let mut out = Vec::new();
-    dump_into(q, &mut out)?;
-    Ok(out)
-}
-
-/// Dump several queries over one netlink socket (calling thread's namespace).
+/// Dump the sockets matching `queries` in the calling thread's network namespace.
 pub fn dump_all(queries: &[Query]) -> io::Result<Vec<DiagSock>> {
     let mut out = Vec::new();
     for q in queries {
@@ -530,12 +523,12 @@ mod tests {
     fn tcp_listener_appears_with_owner() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let socks = dump(&Query {
+        let socks = dump_all(&[Query {
             protocol: IPPROTO_TCP,
             family: libc::AF_INET as u16,
             states: ALL_STATES,
             local_port: port,
-        })
+        }])
         .unwrap();
         let found = find(&socks, port, TCP_LISTEN);
         assert_eq!(found.len(), 1, "{socks:#?}");

@@ -443,6 +443,15 @@ fn short_true_sentences_for_the_other_errors() {
             fd.0
         )
     );
+    // EINVAL: a sockaddr_in cut short
+    let short = socket(libc::AF_INET, libc::SOCK_STREAM);
+    let err = bind_raw(&short, &sin(Ipv4Addr::LOCALHOST, 0), 8).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    assert_eq!(
+        text(&rec(t, "bind", &short), "explanation"),
+        "address length 8 is too short for AF_INET (needs 16): pass sizeof the sockaddr \
+         structure"
+    );
     // EAFNOSUPPORT: an IPv6 address on an IPv4 socket
     let v4 = socket(libc::AF_INET, libc::SOCK_STREAM);
     let err = bind(&v4, &sin6(Ipv6Addr::LOCALHOST, 0, 0)).unwrap_err();
