@@ -40,6 +40,9 @@ impl EventKind {
 /// Where the request came from.
 pub const SOURCE_SYSCALL: u8 = 0;
 pub const SOURCE_KERNEL: u8 = 1;
+/// io_uring (IORING_OP_BIND/IORING_OP_LISTEN, kernel 6.11+): seen by the kernel-function
+/// backends only.
+pub const SOURCE_IO_URING: u8 = 2;
 
 /// `Event::flags` bits.
 pub const F_ADDR_READ: u16 = 1 << 0; // the caller's sockaddr was copied
@@ -49,6 +52,8 @@ pub const F_OPTVAL_READ: u16 = 1 << 3;
 pub const F_OPTVAL_FAULT: u16 = 1 << 4; // optval[..8] = the pointer
 pub const F_NO_FD: u16 = 1 << 5; // the hook saw the socket, not a descriptor
 pub const F_FOLLOWED: u16 = 1 << 6; // the caller is in FOLLOW (`-- CMD`, `-p`)
+/// listen: the backlog asked for is unknown (the hook saw it already clamped to somaxconn).
+pub const F_NO_BACKLOG: u16 = 1 << 7;
 
 /// `SockState::known` bits: which fields were read. A field whose offset the agent could
 /// not resolve from BTF, or whose read failed, stays unknown — never guessed.
@@ -235,6 +240,14 @@ pub struct KernelOffsets {
     pub unix_address_len: Field,
     /// Only the offset of the flexible `name[]` array is meaningful.
     pub unix_address_name: Field,
+    // who called a kernel function (kernel-function backends): `current->flags`
+    // (PF_KTHREAD, PF_IO_WORKER) and the syscall in progress (`task_pt_regs(current)->orig_ax`)
+    pub task_flags: Field,
+    pub pt_regs_orig_ax: Field,
+    /// The syscall's second argument (x86_64 `si`): listen(2)'s backlog before the clamp.
+    pub pt_regs_arg1: Field,
+    /// `sock_net(sk)->core.sysctl_somaxconn`: the clamp applied before `inet_listen`.
+    pub net_somaxconn: Field,
 }
 
 impl KernelOffsets {
@@ -271,6 +284,10 @@ impl KernelOffsets {
         unix_sock_addr: Field::NONE,
         unix_address_len: Field::NONE,
         unix_address_name: Field::NONE,
+        task_flags: Field::NONE,
+        pt_regs_orig_ax: Field::NONE,
+        pt_regs_arg1: Field::NONE,
+        net_somaxconn: Field::NONE,
     };
 }
 
@@ -305,6 +322,22 @@ pub struct Config {
     pub protos: u32,
     /// `--family`: bit n set = address family n wanted (all families are < 64).
     pub families: u64,
+}
+
+/// What the kernel-function programs (fentry, kprobe) need to know about the running
+/// kernel's functions, decided by the agent from BTF (lsn-trace/src/kfunc.rs) and handed
+/// over as the global `KFUNC`: the programs take it as given.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KfuncConfig {
+    /// 1: the SOL_SOCKET setsockopt function hooked takes a `struct socket *`
+    /// (`sock_setsockopt`); 0: a `struct sock *` (`sk_setsockopt`).
+    pub sol_socket_takes_socket: u8,
+    /// The setsockopt functions take `sockptr_t optval` (16 bytes, passed as two 8-byte
+    /// halves: the pointer, then the word holding `is_kernel`): the bit of `is_kernel` in
+    /// that second half.
+    pub sockptr_kernel_bit: u8,
+    pub _pad: [u8; 6],
 }
 
 /// `FOLLOW` values: whether children of this process are followed too...
@@ -416,4 +449,5 @@ mod pod {
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::PendingCall {}
+    unsafe impl aya::Pod for super::KfuncConfig {}
 }

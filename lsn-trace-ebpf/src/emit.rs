@@ -107,8 +107,31 @@ pub fn copy_user_sockaddr(ev: &mut Event, uaddr: u64, addrlen: u32) {
     }
 }
 
+/// The kernel's own copy of the caller's sockaddr (what `inet_bind` and friends get).
+#[inline(always)]
+pub fn copy_kernel_sockaddr(ev: &mut Event, kaddr: u64, addrlen: u32) {
+    ev.addrlen = addrlen;
+    let n = bounded(addrlen as u64, SOCKADDR_CAP as u64);
+    if n == 0 {
+        return;
+    }
+    let r = unsafe { bpf_probe_read_kernel(ev.addr.as_mut_ptr() as *mut _, n, kaddr as *const _) };
+    if r == 0 {
+        ev.flags |= F_ADDR_READ;
+    } else {
+        ev.flags |= F_ADDR_FAULT;
+        unsafe { core::ptr::write_unaligned(ev.addr.as_mut_ptr() as *mut u64, kaddr) };
+    }
+}
+
 #[inline(always)]
 pub fn copy_user_optval(ev: &mut Event, uval: u64, optlen: i32) {
+    copy_optval(ev, uval, optlen, false);
+}
+
+/// An option value in user memory, or in kernel memory (a `sockptr_t` with `is_kernel`).
+#[inline(always)]
+pub fn copy_optval(ev: &mut Event, val: u64, optlen: i32, kernel: bool) {
     let n = if optlen < 0 {
         0
     } else {
@@ -117,13 +140,20 @@ pub fn copy_user_optval(ev: &mut Event, uval: u64, optlen: i32) {
     if n == 0 {
         return;
     }
-    let r = unsafe { bpf_probe_read_user(ev.optval.as_mut_ptr() as *mut _, n, uval as *const _) };
+    let dst = ev.optval.as_mut_ptr() as *mut _;
+    let r = unsafe {
+        if kernel {
+            bpf_probe_read_kernel(dst, n, val as *const _)
+        } else {
+            bpf_probe_read_user(dst, n, val as *const _)
+        }
+    };
     if r == 0 {
         ev.flags |= F_OPTVAL_READ;
     } else {
         // As for sockaddrs: the pointer, for renderers that print it.
         ev.flags |= F_OPTVAL_FAULT;
-        unsafe { core::ptr::write_unaligned(ev.optval.as_mut_ptr() as *mut u64, uval) };
+        unsafe { core::ptr::write_unaligned(ev.optval.as_mut_ptr() as *mut u64, val) };
     }
 }
 

@@ -7,7 +7,8 @@
 //!
 //! Every backend goes through `emit`, so every backend filters the same way.
 use aya_ebpf::helpers::{
-    bpf_get_current_comm, bpf_get_current_uid_gid, generated::bpf_probe_read_user,
+    bpf_get_current_comm, bpf_get_current_uid_gid,
+    generated::{bpf_probe_read_kernel, bpf_probe_read_user},
 };
 use lsn_trace_common::*;
 
@@ -75,13 +76,32 @@ impl About {
     /// sockaddr_in and sockaddr_in6), only when a filter needs them: exit hooks run after
     /// the kernel copied it in, so it is resident.
     #[inline(always)]
-    pub fn with_user_sockaddr(mut self, cfg: &Config, uaddr: u64, addrlen: u32) -> About {
-        if cfg.flags & (CFG_F_PORT | CFG_F_FAMILY) == 0 || addrlen < 2 || uaddr == 0 {
+    pub fn with_user_sockaddr(self, cfg: &Config, uaddr: u64, addrlen: u32) -> About {
+        self.with_sockaddr(cfg, uaddr, addrlen, false)
+    }
+
+    /// The same, from the kernel's copy (kernel-function hooks).
+    #[inline(always)]
+    pub fn with_kernel_sockaddr(self, cfg: &Config, kaddr: u64, addrlen: u32) -> About {
+        self.with_sockaddr(cfg, kaddr, addrlen, true)
+    }
+
+    #[inline(always)]
+    fn with_sockaddr(mut self, cfg: &Config, addr: u64, addrlen: u32, kernel: bool) -> About {
+        if cfg.flags & (CFG_F_PORT | CFG_F_FAMILY) == 0 || addrlen < 2 || addr == 0 {
             return self;
         }
         let mut head = [0u8; 4];
         let n = if addrlen >= 4 { 4 } else { 2 };
-        if unsafe { bpf_probe_read_user(head.as_mut_ptr() as *mut _, n, uaddr as *const _) } == 0 {
+        let dst = head.as_mut_ptr() as *mut _;
+        let r = unsafe {
+            if kernel {
+                bpf_probe_read_kernel(dst, n, addr as *const _)
+            } else {
+                bpf_probe_read_user(dst, n, addr as *const _)
+            }
+        };
+        if r == 0 {
             self.req_family = u16::from_ne_bytes([head[0], head[1]]);
             if n == 4 && (self.req_family == 2 || self.req_family == 10) {
                 self.req_port = u16::from_be_bytes([head[2], head[3]]);

@@ -1,6 +1,9 @@
 //! Reading kernel structs through the offsets table (no CO-RE in Rust eBPF: the agent
 //! resolves every field from the running kernel's BTF; an unresolved one stays unknown).
-use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
+use aya_ebpf::helpers::{
+    bpf_get_current_task, bpf_probe_read_kernel,
+    generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
+};
 use lsn_trace_common::*;
 
 use crate::maps::OFFSETS;
@@ -68,6 +71,43 @@ pub fn unix_address(sk: u64) -> Option<(u64, u64)> {
     let addr = read_ptr(sk, off!(unix_sock_addr))?;
     let len = read(addr, off!(unix_address_len))?;
     Some((addr + name.offset as u64, len))
+}
+
+/// `socket->sk`: the sock of a `struct socket *` (kernel-function hooks get the latter).
+#[inline(always)]
+pub fn socket_sk(socket: u64) -> Option<u64> {
+    read_ptr(socket, off!(socket_sk))
+}
+
+/// `current->flags` (PF_*), None when unresolved.
+#[inline(always)]
+pub fn current_task_flags() -> Option<u64> {
+    read(unsafe { bpf_get_current_task() }, off!(task_flags))
+}
+
+/// The user registers saved at syscall entry (`task_pt_regs(current)`).
+#[inline(always)]
+fn current_regs() -> u64 {
+    unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) as u64 }
+}
+
+/// The number of the syscall the calling task is in.
+#[inline(always)]
+pub fn current_syscall_nr() -> Option<u64> {
+    read(current_regs(), off!(pt_regs_orig_ax))
+}
+
+/// The second argument of the syscall the calling task is in, as the caller passed it.
+#[inline(always)]
+pub fn current_syscall_arg1() -> Option<u64> {
+    read(current_regs(), off!(pt_regs_arg1))
+}
+
+/// net.core.somaxconn of the socket's network namespace.
+#[inline(always)]
+pub fn somaxconn(sk: u64) -> Option<u32> {
+    let net = read_ptr(sk, off!(skc_net))?;
+    read(net, off!(net_somaxconn)).map(|v| v as u32)
 }
 
 /// The calling task's parent's tgid (for the audit record; 0 when unknown).

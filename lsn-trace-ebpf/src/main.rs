@@ -5,9 +5,12 @@
 #![no_main]
 
 mod emit;
+mod fentry;
 mod filter;
 mod follow;
 mod kernel;
+mod kfunc;
+mod kprobe;
 mod maps;
 mod tracepoints;
 

@@ -3,7 +3,9 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
-use lsn_trace_common::{Config, KernelOffsets, N_COUNTERS, PendingCall, TASK_COMM_LEN};
+use lsn_trace_common::{
+    Config, KernelOffsets, KfuncConfig, N_COUNTERS, PendingCall, TASK_COMM_LEN,
+};
 
 /// Filled by the agent before load (`EbpfLoader::override_global`).
 #[unsafe(no_mangle)]
@@ -17,6 +19,19 @@ pub static CONFIG: Config = Config {
     protos: 0,
     families: 0,
 };
+
+/// The kernel functions' shapes, for the fentry and kprobe backends (see `KfuncConfig`).
+#[unsafe(no_mangle)]
+pub static KFUNC: KfuncConfig = KfuncConfig {
+    sol_socket_takes_socket: 0,
+    sockptr_kernel_bit: 0,
+    _pad: [0; 6],
+};
+
+#[inline(always)]
+pub fn kfunc() -> KfuncConfig {
+    unsafe { core::ptr::read_volatile(&raw const KFUNC) }
+}
 
 /// Read a global through a volatile load so the compiler cannot fold the placeholder.
 #[inline(always)]

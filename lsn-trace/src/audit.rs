@@ -394,7 +394,7 @@ mod tests {
             comm: "t".into(),
             fd: Some(3),
             errno,
-            from_syscall: true,
+            source: crate::event::Source::Syscall,
             request: Request::None,
             sock: Some(Sock {
                 family: Some(family),

@@ -1,41 +1,69 @@
 //! Loading the programs and attaching one backend. Every backend emits the same events;
 //! a backend is only the set of attach points (and where the arguments come from).
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{RawTracePoint, TracePoint},
+    programs::{KProbe, ProgramError, RawTracePoint, TracePoint},
 };
-use lsn_trace_common::{CFG_ENABLED, CFG_FOLLOW_ONLY, CFG_TRACK, Config, KernelOffsets};
+use lsn_trace_common::{
+    CFG_ENABLED, CFG_FOLLOW_ONLY, CFG_TRACK, Config, KernelOffsets, KfuncConfig,
+};
 
-use crate::filter::KernelFilter;
+use crate::{
+    errno,
+    filter::KernelFilter,
+    kfunc::{self, Role},
+};
 
 /// The compiled eBPF object, built by build.rs (aya-build).
 static OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lsn-trace"));
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendChoice {
-    /// Probe the kernel and take the best backend that loads and attaches.
+    /// Probe the kernel and take the first that loads and attaches: fentry, kprobe,
+    /// tracepoint.
     Auto,
+    /// fentry/fexit on inet_bind, inet6_bind, inet_listen and the setsockopt functions
+    /// (BPF trampolines: no cost to unrelated syscalls; sees io_uring and in-kernel binds).
+    Fentry,
+    /// kprobe/kretprobe on the same functions, where the kernel has no BPF trampolines.
+    Kprobe,
     /// syscalls:sys_{enter,exit}_{bind,listen,setsockopt} + sock:inet_sock_set_state.
     Tracepoint,
 }
 
+impl BackendChoice {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Fentry => "fentry",
+            Self::Kprobe => "kprobe",
+            Self::Tracepoint => "tracepoint",
+        }
+    }
+}
+
 /// (program, category, tracepoint)
-const TRACEPOINTS: &[(&str, &str, &str)] = &[
+const SYSCALL_TRACEPOINTS: &[(&str, &str, &str)] = &[
     ("sys_enter_bind", "syscalls", "sys_enter_bind"),
     ("sys_exit_bind", "syscalls", "sys_exit_bind"),
     ("sys_enter_listen", "syscalls", "sys_enter_listen"),
     ("sys_exit_listen", "syscalls", "sys_exit_listen"),
     ("sys_enter_setsockopt", "syscalls", "sys_enter_setsockopt"),
     ("sys_exit_setsockopt", "syscalls", "sys_exit_setsockopt"),
-    ("inet_sock_set_state", "sock", "inet_sock_set_state"),
 ];
+
+/// Every backend: listeners' closes, and TCP LISTEN transitions no listen hook explains.
+const SET_STATE: (&str, &str, &str) = ("inet_sock_set_state", "sock", "inet_sock_set_state");
 
 pub struct Loaded {
     pub ebpf: Ebpf,
     pub backend: &'static str,
     /// One line for the user: what is attached and what it costs.
     pub description: String,
+    /// The backends `auto` passed over, each with why ("fentry: BPF_PROG_LOAD refused
+    /// (EPERM)").
+    pub passed_over: Vec<String>,
 }
 
 pub struct LoadOptions {
@@ -45,6 +73,8 @@ pub struct LoadOptions {
     pub filter: KernelFilter,
     /// Follow process trees (`-- CMD`, `-p`): CFG_TRACK, and CFG_FOLLOW_ONLY unless --all.
     pub follow: Option<FollowMode>,
+    /// The kernel functions the fentry and kprobe backends hook (or why they cannot).
+    pub kfunc: Result<kfunc::Plan>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,12 +105,17 @@ fn load(opts: &LoadOptions) -> Result<Ebpf> {
         protos: opts.filter.protos,
         families: opts.filter.families,
     };
+    let kfunc_config = match &opts.kfunc {
+        Ok(plan) => plan.config,
+        Err(_) => KfuncConfig::default(),
+    };
     let mut ebpf = EbpfLoader::new()
         // new() has parsed the kernel's BTF, but these programs have no CO-RE relocations
         // to apply (offsets.rs resolves the offsets): free it before the load, not after.
         .btf(None)
         .override_global("OFFSETS", &opts.offsets, true)
         .override_global("CONFIG", &config, true)
+        .override_global("KFUNC", &kfunc_config, true)
         .map_max_entries("EVENTS", opts.ring_bytes)
         .load(OBJ)
         .context("loading the eBPF object (maps and globals)")?;
@@ -114,32 +149,216 @@ fn attach_follow(ebpf: &mut Ebpf) -> Result<()> {
 }
 
 fn attach_tracepoints(ebpf: &mut Ebpf) -> Result<()> {
-    for &(prog, category, name) in TRACEPOINTS {
-        let p: &mut TracePoint = ebpf
-            .program_mut(prog)
-            .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
-            .try_into()?;
-        p.load()
-            .with_context(|| format!("loading program {prog} (BPF_PROG_LOAD)"))?;
+    for &(prog, category, name) in SYSCALL_TRACEPOINTS.iter().chain([&SET_STATE]) {
+        let p: &mut TracePoint = program(ebpf, prog)?;
+        p.load().map_err(|e| anyhow!("{}", load_error(prog, &e)))?;
         p.attach(category, name)
             .with_context(|| format!("attaching to tracepoint {category}:{name}"))?;
     }
     Ok(())
 }
 
-pub fn load_and_attach(choice: BackendChoice, opts: &LoadOptions) -> Result<Loaded> {
-    match choice {
-        BackendChoice::Auto | BackendChoice::Tracepoint => {
-            let mut ebpf = load(opts)?;
-            attach_tracepoints(&mut ebpf).context("backend tracepoint")?;
-            Ok(Loaded {
-                ebpf,
-                backend: "tracepoint",
-                description: "syscalls:sys_{enter,exit}_{bind,listen,setsockopt} + \
-                              sock:inet_sock_set_state (while attached every syscall on the \
-                              host pays the syscall-tracepoint cost, ~30 ns)"
-                    .into(),
-            })
+fn program<'a, T>(ebpf: &'a mut Ebpf, prog: &str) -> Result<&'a mut T>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    Ok(ebpf
+        .program_mut(prog)
+        .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
+        .try_into()?)
+}
+
+/// Why BPF_PROG_LOAD failed, in a few words: EPERM is the kernel refusing the program type
+/// (lockdown, or no BPF trampolines), anything else is the verifier's (its log at -vv).
+fn load_error(prog: &str, e: &ProgramError) -> String {
+    match e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let errno = io_error.raw_os_error().unwrap_or(0);
+            let name = errno::name(errno).unwrap_or("?");
+            if errno == libc::EPERM {
+                return format!("BPF_PROG_LOAD refused ({name})");
+            }
+            log::debug!("verifier log of {prog}:\n{verifier_log}");
+            let last = verifier_log
+                .to_string()
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty() && !l.starts_with("processed"))
+                .unwrap_or("")
+                .to_owned();
+            format!("BPF_PROG_LOAD of {prog} failed ({name}): {last}")
+        }
+        e => format!("loading {prog}: {e}"),
+    }
+}
+
+/// The fentry/fexit programs of each role (lsn-trace-ebpf/src/fentry.rs).
+fn fentry_programs(role: Role, f: &str) -> &'static [&'static str] {
+    match (role, f) {
+        (Role::Bind, "inet_bind") => &["fexit_inet_bind"],
+        (Role::Bind, "inet6_bind") => &["fexit_inet6_bind"],
+        (Role::Bind, _) => &["fexit_unix_bind"],
+        (Role::Listen, "inet_listen") => &["fentry_inet_listen", "fexit_inet_listen"],
+        (Role::Listen, _) => &["fexit_unix_listen"],
+        (Role::SockoptSocket, _) => &["fexit_sockopt_socket"],
+        (Role::SockoptIp, _) => &["fexit_sockopt_ip"],
+        (Role::SockoptIpv6, _) => &["fexit_sockopt_ipv6"],
+    }
+}
+
+/// The kprobe/kretprobe pair of each role (lsn-trace-ebpf/src/kprobe.rs): one pair serves
+/// every function of that shape.
+fn kprobe_programs(role: Role) -> [&'static str; 2] {
+    match role {
+        Role::Bind => ["kprobe_bind", "kretprobe_bind"],
+        Role::Listen => ["kprobe_listen", "kretprobe_listen"],
+        Role::SockoptSocket => ["kprobe_sockopt_socket", "kretprobe_sockopt_socket"],
+        Role::SockoptIp | Role::SockoptIpv6 => ["kprobe_sockopt_ip", "kretprobe_sockopt_ip"],
+    }
+}
+
+/// Attach a backend's programs; Err is the reason, for the attach line.
+fn attach_fentry(ebpf: &mut Ebpf, plan: &kfunc::Plan) -> Result<(), String> {
+    let btf = aya::Btf::from_sys_fs().map_err(|e| format!("reading kernel BTF: {e}"))?;
+    for &(role, f) in &plan.hooks {
+        for &prog in fentry_programs(role, f) {
+            let p = ebpf
+                .program_mut(prog)
+                .ok_or_else(|| format!("program {prog} missing from the eBPF object"))?;
+            let attached = match p {
+                aya::programs::Program::FEntry(p) => {
+                    p.load(f, &btf).map_err(|e| load_error(prog, &e))?;
+                    p.attach().map(drop)
+                }
+                aya::programs::Program::FExit(p) => {
+                    p.load(f, &btf).map_err(|e| load_error(prog, &e))?;
+                    p.attach().map(drop)
+                }
+                _ => return Err(format!("program {prog} is not fentry/fexit")),
+            };
+            attached.map_err(|e| format!("attaching {prog} to {f}: {e}"))?;
         }
     }
+    attach_tracepoint_set_state(ebpf)
+}
+
+/// Whether this kernel can have kprobes at all: perf's kprobe PMU (4.17+) or the tracefs
+/// kprobe_events file (what aya falls back to) exist only with CONFIG_KPROBES.
+fn kprobes_available() -> bool {
+    [
+        "/sys/bus/event_source/devices/kprobe",
+        "/sys/kernel/tracing/kprobe_events",
+        "/sys/kernel/debug/tracing/kprobe_events",
+    ]
+    .iter()
+    .any(|p| std::path::Path::new(p).exists())
+}
+
+fn attach_kprobes(ebpf: &mut Ebpf, plan: &kfunc::Plan) -> Result<(), String> {
+    if !kprobes_available() {
+        return Err("kernel built without kprobes".into());
+    }
+    for &(role, f) in &plan.hooks {
+        for prog in kprobe_programs(role) {
+            let p: &mut KProbe = program(ebpf, prog).map_err(|e| e.to_string())?;
+            if p.fd().is_err() {
+                p.load().map_err(|e| load_error(prog, &e))?;
+            }
+            p.attach(f, 0)
+                .map_err(|e| format!("attaching {prog} to {f}: {e}"))?;
+        }
+    }
+    attach_tracepoint_set_state(ebpf)
+}
+
+fn attach_tracepoint_set_state(ebpf: &mut Ebpf) -> Result<(), String> {
+    let (prog, category, name) = SET_STATE;
+    let p: &mut TracePoint = program(ebpf, prog).map_err(|e| e.to_string())?;
+    p.load().map_err(|e| load_error(prog, &e))?;
+    p.attach(category, name)
+        .map_err(|e| format!("attaching to tracepoint {category}:{name}: {e}"))?;
+    Ok(())
+}
+
+fn hooked(plan: &kfunc::Plan) -> String {
+    plan.hooks
+        .iter()
+        .map(|h| h.1)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Load the object and attach one backend: Ok, or the reason it is not available here.
+fn try_backend(choice: BackendChoice, opts: &LoadOptions) -> Result<Loaded, String> {
+    let mut ebpf = load(opts).map_err(|e| format!("{e:#}"))?;
+    let plan = || opts.kfunc.as_ref().map_err(|e| format!("{e:#}"));
+    let description = match choice {
+        BackendChoice::Fentry => {
+            let plan = plan()?;
+            attach_fentry(&mut ebpf, plan)?;
+            format!(
+                "fentry/fexit on {} + sock:inet_sock_set_state (no cost to unrelated syscalls)",
+                hooked(plan)
+            )
+        }
+        BackendChoice::Kprobe => {
+            let plan = plan()?;
+            attach_kprobes(&mut ebpf, plan)?;
+            format!(
+                "kprobe/kretprobe on {} + sock:inet_sock_set_state (no cost to unrelated \
+                 syscalls)",
+                hooked(plan)
+            )
+        }
+        BackendChoice::Tracepoint | BackendChoice::Auto => {
+            attach_tracepoints(&mut ebpf).map_err(|e| format!("{e:#}"))?;
+            "syscalls:sys_{enter,exit}_{bind,listen,setsockopt} + sock:inet_sock_set_state \
+             (while attached every syscall on the host pays the syscall-tracepoint cost, ~30 ns)"
+                .into()
+        }
+    };
+    if let Ok(plan) = &opts.kfunc
+        && choice != BackendChoice::Tracepoint
+    {
+        for note in &plan.notes {
+            log::warn!("{note}");
+        }
+    }
+    Ok(Loaded {
+        ebpf,
+        backend: choice.name(),
+        description,
+        passed_over: Vec::new(),
+    })
+}
+
+pub fn load_and_attach(choice: BackendChoice, opts: &LoadOptions) -> Result<Loaded> {
+    let order: &[BackendChoice] = match choice {
+        BackendChoice::Auto => &[
+            BackendChoice::Fentry,
+            BackendChoice::Kprobe,
+            BackendChoice::Tracepoint,
+        ],
+        forced => &[forced][..],
+    };
+    let mut passed_over = Vec::new();
+    for &b in order {
+        match try_backend(b, opts) {
+            Ok(mut loaded) => {
+                loaded.passed_over = passed_over;
+                return Ok(loaded);
+            }
+            Err(why) => passed_over.push(format!("{}: {why}", b.name())),
+        }
+    }
+    if choice == BackendChoice::Auto {
+        bail!(
+            "no backend loads on this kernel: {}",
+            passed_over.join("; ")
+        )
+    }
+    bail!("backend {}", passed_over.join("; "))
 }

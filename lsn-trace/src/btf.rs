@@ -60,7 +60,8 @@ enum Kind {
         bits: u32,
         bit_offset: u32,
     },
-    Ptr,
+    /// A pointer to this type.
+    Ptr(TypeId),
     Array {
         elem: TypeId,
         len: u32,
@@ -80,7 +81,11 @@ enum Kind {
     },
     /// TYPEDEF, CONST, VOLATILE, RESTRICT, TYPE_TAG: look through to the referenced type.
     Alias(TypeId),
-    /// FWD, FUNC, FUNC_PROTO, VAR, DATASEC, DECL_TAG: sizeless for our purposes.
+    /// A function, by its FUNC_PROTO.
+    Func(TypeId),
+    /// A function's parameter types.
+    FuncProto(Vec<TypeId>),
+    /// FWD, VAR, DATASEC, DECL_TAG: sizeless for our purposes.
     Other,
 }
 
@@ -216,6 +221,36 @@ impl Btf {
         matching.all(|v| v == first).then_some(first)
     }
 
+    /// The parameter types of kernel function `name`, None when BTF has no such function
+    /// (never built, or inlined everywhere).
+    pub fn func_params(&self, name: &str) -> Option<&[TypeId]> {
+        let proto = self.types.iter().find_map(|t| match t.kind {
+            Kind::Func(proto) if self.name(t.name) == name.as_bytes() => Some(proto),
+            _ => None,
+        })?;
+        match self.kind(proto)? {
+            Kind::FuncProto(params) => Some(params),
+            _ => None,
+        }
+    }
+
+    /// The name of the struct `ty` points to (`struct sock *` -> "sock").
+    pub fn pointee_name(&self, ty: TypeId) -> Option<String> {
+        let Kind::Ptr(to) = self.kind(self.strip(ty)?)? else {
+            return None;
+        };
+        let to = self.strip(*to)?;
+        let t = self.types.get(to as usize)?;
+        matches!(t.kind, Kind::Composite { .. })
+            .then(|| String::from_utf8_lossy(self.name(t.name)).into_owned())
+    }
+
+    /// The name `ty` is spelled with (a typedef's own name, not what it stands for).
+    pub fn type_name(&self, ty: TypeId) -> Option<String> {
+        let t = self.types.get(ty as usize)?;
+        Some(String::from_utf8_lossy(self.name(t.name)).into_owned())
+    }
+
     fn name(&self, offset: u32) -> &[u8] {
         let tail = self.strings.get(offset as usize..).unwrap_or_default();
         &tail[..tail.iter().position(|&b| b == 0).unwrap_or(tail.len())]
@@ -242,7 +277,7 @@ impl Btf {
             | Kind::Composite { size, .. }
             | Kind::Enum { size, .. }
             | Kind::Float { size } => Some(*size),
-            Kind::Ptr => Some(PTR_SIZE),
+            Kind::Ptr(_) => Some(PTR_SIZE),
             Kind::Array { elem, len } if depth < MAX_DEPTH => {
                 self.size_at(*elem, depth + 1)?.checked_mul(*len)
             }
@@ -312,7 +347,7 @@ fn parse_kind(r: &mut Reader, info: u32, size_or_type: u32) -> Result<Kind> {
                 bit_offset,
             }
         }
-        kind::PTR => Kind::Ptr,
+        kind::PTR => Kind::Ptr(size_or_type),
         kind::ARRAY => {
             let [elem, _index_type, len] = [r.u32()?, r.u32()?, r.u32()?];
             Kind::Array { elem, len }
@@ -371,11 +406,16 @@ fn parse_kind(r: &mut Reader, info: u32, size_or_type: u32) -> Result<Kind> {
         kind::TYPEDEF | kind::VOLATILE | kind::CONST | kind::RESTRICT | kind::TYPE_TAG => {
             Kind::Alias(size_or_type)
         }
-        kind::FWD | kind::FUNC => Kind::Other,
-        kind::FUNC_PROTO => {
-            r.skip(2 * vlen)?; // parameters: name, type
-            Kind::Other
-        }
+        kind::FWD => Kind::Other,
+        kind::FUNC => Kind::Func(size_or_type),
+        kind::FUNC_PROTO => Kind::FuncProto(
+            (0..vlen)
+                .map(|_| {
+                    let [_name, ty] = [r.u32()?, r.u32()?];
+                    Ok(ty)
+                })
+                .collect::<Result<_>>()?,
+        ),
         kind::VAR | kind::DECL_TAG => {
             r.skip(1)?; // linkage, component index
             Kind::Other

@@ -32,7 +32,8 @@ impl Kind {
 pub enum Request {
     Bind(SockAddr),
     Listen {
-        backlog: i32,
+        /// As asked; None where the hook saw it only after the somaxconn clamp.
+        backlog: Option<i32>,
     },
     Setsockopt {
         level: i32,
@@ -51,6 +52,36 @@ pub enum OptValue {
     /// optlen shorter than an int, or a value we do not interpret.
     Bytes(Vec<u8>),
     Unreadable,
+}
+
+/// Who made the request (`source` in the JSON).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// bind(2), listen(2), setsockopt(2).
+    Syscall,
+    /// io_uring (IORING_OP_BIND/LISTEN): only the kernel-function backends see these.
+    IoUring,
+    /// The kernel on its own behalf, or a state change no call of the task explains
+    /// (a listener's close).
+    Kernel,
+}
+
+impl Source {
+    fn from_wire(v: u8) -> Source {
+        match v {
+            wire::SOURCE_SYSCALL => Source::Syscall,
+            wire::SOURCE_IO_URING => Source::IoUring,
+            _ => Source::Kernel,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Syscall => "syscall",
+            Source::IoUring => "io_uring",
+            Source::Kernel => "kernel",
+        }
+    }
 }
 
 /// The socket's state as the kernel had it after the call.
@@ -91,8 +122,8 @@ pub struct Event {
     pub fd: Option<i32>,
     /// 0 or a positive errno.
     pub errno: i32,
-    /// Requested by a syscall (false: seen in the kernel, e.g. io_uring).
-    pub from_syscall: bool,
+    /// Who asked: a syscall, io_uring, or the kernel.
+    pub source: Source,
     pub request: Request,
     pub sock: Option<Sock>,
     /// Kernel socket identity, scrambled (see `Decoder`): never a raw kernel pointer.
@@ -216,7 +247,7 @@ impl Decoder {
                 SockAddr::Other { family: 0, len: 0 }
             }),
             Kind::Listen => Request::Listen {
-                backlog: raw.arg0 as i32,
+                backlog: (raw.flags & wire::F_NO_BACKLOG == 0).then_some(raw.arg0 as i32),
             },
             Kind::Setsockopt => Request::Setsockopt {
                 level: raw.arg0 as i32,
@@ -262,7 +293,7 @@ impl Decoder {
             comm: comm(&raw.comm),
             fd: (raw.flags & wire::F_NO_FD == 0).then_some(raw.fd),
             errno: -raw.ret.min(0),
-            from_syscall: raw.source == wire::SOURCE_SYSCALL,
+            source: Source::from_wire(raw.source),
             request,
             sock,
             sock_id: (raw.sock_ptr != 0).then(|| self.scramble(raw.sock_ptr)),

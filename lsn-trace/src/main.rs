@@ -10,6 +10,7 @@ mod explain;
 mod failure;
 mod filter;
 mod follow;
+mod kfunc;
 mod names;
 mod netif;
 mod offsets;
@@ -161,6 +162,7 @@ fn run(cli: Cli) -> Result<u8> {
     preflight::ensure_tracefs()?;
     let btf = btf::Btf::from_sys()?;
     let resolved = offsets::resolve(&btf);
+    let kfunc_plan = kfunc::plan(&btf);
     // Only the offsets are needed from here on; the parsed types are megabytes, and aya's
     // loader is about to parse the same BTF again: do not hold both at once (peak RSS).
     drop(btf);
@@ -188,6 +190,7 @@ fn run(cli: Cli) -> Result<u8> {
                 FollowMode::Only
             }
         }),
+        kfunc: kfunc_plan,
     };
     // `-t` counts from here: nothing traced can precede it.
     let start_ns = output::now_ns();
@@ -216,8 +219,13 @@ fn run(cli: Cli) -> Result<u8> {
     // Without a plan, SIGINT/SIGTERM stop the trace: caught from before the attach line, so
     // a signal sent as soon as it appears still ends with the summary.
     let stop = plan.is_none().then(stop_signal);
+    let passed_over = if loaded.passed_over.is_empty() {
+        String::new()
+    } else {
+        format!(" (passed over: {})", loaded.passed_over.join("; "))
+    };
     eprintln!(
-        "lsn-trace: attached, backend {}: {}. Tracing; Ctrl-C to stop.",
+        "lsn-trace: attached, backend {}{passed_over}: {}. Tracing; Ctrl-C to stop.",
         loaded.backend, loaded.description
     );
     let backend = loaded.backend;

@@ -64,6 +64,10 @@ pub fn resolve(btf: &Btf) -> Resolved {
         unix_sock_addr: r.scalar("unix_sock.addr"),
         unix_address_len: r.scalar("unix_address.len"),
         unix_address_name: r.array_start("unix_address.name"),
+        task_flags: r.scalar("task_struct.flags"),
+        pt_regs_orig_ax: r.scalar("pt_regs.orig_ax"),
+        pt_regs_arg1: r.scalar("pt_regs.si"),
+        net_somaxconn: r.scalar("net.core.sysctl_somaxconn"),
     };
     Resolved {
         offsets,
@@ -335,7 +339,7 @@ mod tests {
         assert!(missing.contains(&"net.ns.inum"));
         // the blob has no task/fd/unix structs: those are reported missing, not guessed
         assert!(missing.contains(&"unix_address.name"));
-        assert_eq!(missing.len(), 21, "{missing:?}");
+        assert_eq!(missing.len(), 25, "{missing:?}");
     }
 
     /// `inet_flags` without the enum numbering its bits: unknown, not guessed from the old

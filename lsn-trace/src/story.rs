@@ -315,8 +315,9 @@ impl Story {
             }
             Request::Listen { backlog } => {
                 if !ev.failed() {
+                    // unknown when the hook saw it only after the somaxconn clamp
                     entry.listen_backlog =
-                        Some((*backlog, ev.sock.as_ref().and_then(|s| s.backlog)));
+                        backlog.map(|b| (b, ev.sock.as_ref().and_then(|s| s.backlog)));
                     starts_listening = !entry.listening;
                     entry.listening = true;
                 }
@@ -873,7 +874,7 @@ mod tests {
             comm: "web".into(),
             fd: Some(fd),
             errno: 0,
-            from_syscall: true,
+            source: crate::event::Source::Syscall,
             request,
             sock: Some(s),
             sock_id: id,
@@ -909,7 +910,7 @@ mod tests {
             Kind::Listen,
             5,
             None,
-            Request::Listen { backlog: 10 },
+            Request::Listen { backlog: Some(10) },
             any4(8081),
         );
         let n = st.observe(&l);
@@ -958,7 +959,7 @@ mod tests {
             Kind::Listen,
             5,
             Some(0xa),
-            Request::Listen { backlog: 1 },
+            Request::Listen { backlog: Some(1) },
             any4(8082),
         );
         assert!(st.observe(&l1).summary.is_some());
@@ -967,7 +968,7 @@ mod tests {
             Kind::Listen,
             6,
             Some(0xb),
-            Request::Listen { backlog: 1 },
+            Request::Listen { backlog: Some(1) },
             any4(8082),
         );
         assert!(st.observe(&l2).summary.is_some());
@@ -979,7 +980,7 @@ mod tests {
             Kind::Listen,
             7,
             Some(0xa),
-            Request::Listen { backlog: 9 },
+            Request::Listen { backlog: Some(9) },
             any4(8082),
         );
         st.observe(&l3);
@@ -1002,7 +1003,7 @@ mod tests {
             Kind::Listen,
             3,
             Some(1),
-            Request::Listen { backlog: 511 },
+            Request::Listen { backlog: Some(511) },
             any4(80),
         );
         l4.comm = "nginx".into();
@@ -1041,7 +1042,7 @@ mod tests {
             Kind::Listen,
             4,
             Some(2),
-            Request::Listen { backlog: 511 },
+            Request::Listen { backlog: Some(511) },
             s6,
         );
         l6.pid += 1; // a forked child does the listen(): same socket
@@ -1159,7 +1160,7 @@ mod tests {
                 Kind::Listen,
                 3,
                 Some(i + 1),
-                Request::Listen { backlog: 16 },
+                Request::Listen { backlog: Some(16) },
                 s6.clone(),
             ));
             st.observe(&ev(Kind::Close, 3, Some(i + 1), Request::None, s6));

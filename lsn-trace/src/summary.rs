@@ -383,7 +383,7 @@ mod tests {
             comm: "nginx".into(),
             fd: Some(6),
             errno,
-            from_syscall: true,
+            source: crate::event::Source::Syscall,
             request: Request::Bind(SockAddr::Inet {
                 addr: Ipv4Addr::UNSPECIFIED,
                 port,
@@ -438,7 +438,7 @@ mod tests {
         s.event(&bind(7, 8080, 0));
         let mut l = bind(7, 8080, 0);
         l.kind = Kind::Listen;
-        l.request = Request::Listen { backlog: 511 };
+        l.request = Request::Listen { backlog: Some(511) };
         s.event(&l);
         let out = s.render("nginx", |_| true, |_, _| None);
         assert_eq!(out.len(), 3, "{out:#?}");

@@ -31,6 +31,48 @@ pub fn bin() -> PathBuf {
 
 pub const ATTACH_LINE: &str = "lsn-trace: attached";
 
+/// The backend every test's tracer uses unless a test names one: $LSN_TRACE_BACKEND (the
+/// VM matrix runs the suite once per backend), else lsn-trace's own choice (`auto`).
+pub fn backend_under_test() -> Option<String> {
+    std::env::var("LSN_TRACE_BACKEND")
+        .ok()
+        .filter(|b| !b.is_empty())
+}
+
+/// The backends that hook kernel functions rather than syscalls: they see a socket, not a
+/// descriptor (the fd is null), and they also see io_uring's and the kernel's own calls.
+pub const KERNEL_FUNCTION_BACKENDS: [&str; 2] = ["fentry", "kprobe"];
+
+/// Run `lsn-trace --backend NAME` until it attaches or fails: Ok(attach line) or Err(the
+/// error it printed).
+pub fn try_backend(name: &str) -> Result<String, String> {
+    let mut child = Command::new(bin())
+        .args(["--json", "--backend", name])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn lsn-trace");
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.expect("read lsn-trace's stderr");
+        if line.starts_with(ATTACH_LINE) {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+            return Ok(line);
+        }
+        seen.push(line);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{name}: {seen:#?}");
+    let err = seen
+        .into_iter()
+        .find(|l| l.starts_with("lsn-trace: error: "))
+        .expect("an error line");
+    Err(err)
+}
+
 #[derive(Default)]
 struct Shared {
     lines: Vec<Value>,
@@ -52,10 +94,14 @@ impl Tracer {
 
     /// `start`, with extra environment variables for lsn-trace.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Tracer {
-        let mut child = Command::new(bin())
-            .arg("--json")
-            .args(args)
-            .envs(env.iter().copied())
+        let mut cmd = Command::new(bin());
+        cmd.arg("--json").args(args).envs(env.iter().copied());
+        if let Some(b) = backend_under_test()
+            && !args.contains(&"--backend")
+        {
+            cmd.args(["--backend", &b]);
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -104,6 +150,31 @@ impl Tracer {
     pub fn shared() -> &'static Tracer {
         static T: OnceLock<Tracer> = OnceLock::new();
         T.get_or_init(|| Tracer::start(&["-p", &std::process::id().to_string(), "-f"]))
+    }
+
+    /// The backend it attached (from its attach line: "attached, backend NAME").
+    pub fn backend(&self) -> String {
+        let line = self.wait_stderr(ATTACH_LINE, Duration::from_secs(1));
+        let rest = line
+            .split("backend ")
+            .nth(1)
+            .expect("backend in the attach line");
+        rest.split([' ', ':']).next().unwrap().to_owned()
+    }
+
+    /// Whether it hooks kernel functions (fentry, kprobe) rather than syscalls.
+    pub fn hooks_kernel_functions(&self) -> bool {
+        KERNEL_FUNCTION_BACKENDS.contains(&self.backend().as_str())
+    }
+
+    /// The JSON `fd` an event of descriptor `fd` carries: the descriptor, or null where the
+    /// backend sees only the socket.
+    pub fn fd_json(&self, fd: i32) -> Value {
+        if self.hooks_kernel_functions() {
+            Value::Null
+        } else {
+            fd.into()
+        }
     }
 
     pub fn wait_stderr(&self, needle: &str, timeout: Duration) -> String {

@@ -129,5 +129,16 @@ fn bad_flags_are_rejected_clearly() {
 #[test]
 fn attach_line_names_the_backend() {
     let line = Tracer::shared().wait_stderr(lsn_trace_tests::ATTACH_LINE, Duration::from_secs(1));
-    assert!(line.contains("backend tracepoint"), "{line}");
+    // The one asked for, else the first this kernel allows, in auto's order.
+    let expected = lsn_trace_tests::backend_under_test().unwrap_or_else(|| {
+        ["fentry", "kprobe", "tracepoint"]
+            .into_iter()
+            .find(|b| lsn_trace_tests::try_backend(b).is_ok())
+            .expect("some backend attaches")
+            .to_owned()
+    });
+    assert!(
+        line.starts_with(&format!("lsn-trace: attached, backend {expected}")),
+        "{line}"
+    );
 }

@@ -161,7 +161,7 @@ fn blank_event(kind: Kind, now_ns: u64, request: Request, sock: Sock) -> Event {
         comm: String::new(),
         fd: None,
         errno: 0,
-        from_syscall: false,
+        source: crate::event::Source::Kernel,
         request,
         sock: Some(sock),
         sock_id: None,

@@ -148,11 +148,14 @@ pub fn line_with(ev: &Event, opts: &Options) -> String {
             push_options(&mut notes, s);
         }
         (Request::Listen { backlog }, Some(s)) if !ev.failed() => {
-            match s.backlog {
-                Some(eff) if eff as i64 != *backlog as i64 => {
-                    notes.push(format!("backlog {backlog} (kernel applied {eff})"))
+            match (backlog, s.backlog) {
+                (Some(b), Some(eff)) if eff as i64 != *b as i64 => {
+                    notes.push(format!("backlog {b} (kernel applied {eff})"))
                 }
-                _ => notes.push(format!("backlog {backlog}")),
+                (Some(b), _) => notes.push(format!("backlog {b}")),
+                // asked for at least somaxconn (io_uring, kernel): only the result is known
+                (None, Some(eff)) => notes.push(format!("backlog {eff} (at somaxconn)")),
+                (None, None) => {}
             }
             if s.family == Some(crate::sockaddr::AF_INET6) {
                 push_v6only(&mut notes, s);
@@ -234,7 +237,7 @@ mod tests {
             comm: "nginx".into(),
             fd: Some(6),
             errno,
-            from_syscall: true,
+            source: crate::event::Source::Syscall,
             request,
             sock,
             sock_id: Some(1),
@@ -292,7 +295,9 @@ mod tests {
     fn listen_shows_the_clamped_backlog_and_setsockopt_its_value() {
         let l = line(&ev(
             Kind::Listen,
-            Request::Listen { backlog: 4096 },
+            Request::Listen {
+                backlog: Some(4096),
+            },
             0,
             Some(tcp6(80, false)),
         ));
@@ -324,7 +329,7 @@ mod tests {
             &mut out,
             &ev(
                 Kind::Listen,
-                Request::Listen { backlog: 1 },
+                Request::Listen { backlog: Some(1) },
                 0,
                 Some(tcp6(80, false)),
             ),

@@ -103,7 +103,7 @@ pub fn record_with(ev: &Event, opts: Options) -> impl Serialize + '_ {
                 scope_id = Some(*id);
             }
         }
-        Request::Listen { backlog: b } => backlog = Some(*b),
+        Request::Listen { backlog: b } => backlog = *b,
         Request::Setsockopt {
             level: l,
             optname,
@@ -145,7 +145,7 @@ pub fn record_with(ev: &Event, opts: Options) -> impl Serialize + '_ {
         gid: ev.gid,
         netns: sock.and_then(|s| s.netns),
         fd: ev.fd,
-        source: if ev.from_syscall { "syscall" } else { "kernel" },
+        source: ev.source.name(),
         sock_id: ev.sock_id.map(|id| format!("{id:016x}")),
         family: ev.family().map(names::family),
         sock_type: sock.and_then(|s| s.sock_type).and_then(names::sock_type),

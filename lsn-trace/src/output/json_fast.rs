@@ -50,7 +50,7 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
     key(out, "fd");
     opt_int(out, ev.fd);
     key(out, "source");
-    str(out, if ev.from_syscall { "syscall" } else { "kernel" });
+    str(out, ev.source.name());
     key(out, "sock_id");
     match ev.sock_id {
         Some(id) => {
@@ -162,7 +162,7 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
     opt_int(
         out,
         match &ev.request {
-            Request::Listen { backlog } => Some(*backlog),
+            Request::Listen { backlog } => *backlog,
             _ => None,
         },
     );
@@ -359,7 +359,7 @@ mod tests {
             comm: "na\"me\\\u{1}\t\u{7f}é".into(),
             fd: Some(3),
             errno: 0,
-            from_syscall: true,
+            source: crate::event::Source::Syscall,
             request,
             sock,
             sock_id: Some(0x00ab_cdef_0123_4567),
@@ -406,7 +406,7 @@ mod tests {
         );
         failed.errno = 98;
         let mut kernel = ev(Kind::Close, Request::None, Some(inet6_sock()));
-        kernel.from_syscall = false;
+        kernel.source = crate::event::Source::Kernel;
         kernel.fd = None;
         kernel.sock_id = None;
         kernel.ppid = None;
@@ -452,7 +452,9 @@ mod tests {
             (
                 ev(
                     Kind::Listen,
-                    Request::Listen { backlog: 4096 },
+                    Request::Listen {
+                        backlog: Some(4096),
+                    },
                     Some(inet6_sock()),
                 ),
                 Note::default(),
@@ -464,7 +466,7 @@ mod tests {
             (
                 ev(
                     Kind::Listen,
-                    Request::Listen { backlog: 5 },
+                    Request::Listen { backlog: Some(5) },
                     Some(Sock {
                         family: Some(1),
                         local: None,

@@ -59,6 +59,7 @@ pub fn line(ev: &Event) -> String {
             let _ = write!(s, "bind({fd}, {}, {})", sockaddr(a, ev), ev.raw.addrlen);
         }
         (Request::Listen { backlog }, _) => {
+            let backlog = backlog.map_or_else(|| "?".to_string(), |b| b.to_string());
             let _ = write!(s, "listen({fd}, {backlog})");
         }
         (
@@ -249,7 +250,7 @@ mod tests {
             comm: "nginx".into(),
             fd: Some(4),
             errno,
-            from_syscall: true,
+            source: crate::event::Source::Syscall,
             request,
             sock: None,
             sock_id: None,
@@ -289,7 +290,7 @@ mod tests {
              sin_addr=inet_addr(\"0.0.0.0\")}, 16) = -1 EADDRINUSE (Address already in use)"
         );
         assert_eq!(
-            line(&ev(Request::Listen { backlog: 128 }, 0, len(0))),
+            line(&ev(Request::Listen { backlog: Some(128) }, 0, len(0))),
             "[pid  1190] listen(4, 128)              = 0"
         );
         let ll = Request::Bind(SockAddr::Inet6 {

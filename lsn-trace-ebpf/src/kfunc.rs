@@ -1,0 +1,171 @@
+//! The calls as the kernel functions see them, shared by the `fentry` and `kprobe` backends
+//! (which only say where the arguments come from):
+//! * a socket, not a descriptor: the fd is unknown (F_NO_FD, null in the JSON);
+//! * the sockaddr is the kernel's own copy (read with bpf_probe_read_kernel);
+//! * who asked: bind(2)/listen(2)/setsockopt(2), io_uring, or the kernel itself — from the
+//!   task's flags and the syscall it is in.
+use aya_ebpf::helpers::bpf_get_current_pid_tgid;
+use lsn_trace_common::{sockopt::is_listener_option, *};
+
+use crate::{
+    emit::{About, copy_kernel_sockaddr, copy_optval, enabled, fill_sock, reserve, submit},
+    kernel::{current_syscall_arg1, current_syscall_nr, current_task_flags, socket_sk, somaxconn},
+    maps::{PENDING, config, count, kfunc},
+};
+
+// include/linux/sched.h: stable since io_uring's workers became threads of the task (5.12).
+const PF_IO_WORKER: u64 = 0x10;
+const PF_KTHREAD: u64 = 0x0020_0000;
+// x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl).
+const NR_BIND: u64 = 49;
+const NR_LISTEN: u64 = 50;
+const NR_SETSOCKOPT: u64 = 54;
+const NR_IO_URING_ENTER: u64 = 426;
+
+/// Who made the call: the syscall of the same name, io_uring (inline in io_uring_enter(2),
+/// or in one of its worker threads), else the kernel on its own behalf.
+#[inline(always)]
+fn source() -> u8 {
+    let flags = current_task_flags().unwrap_or(0);
+    if flags & PF_IO_WORKER != 0 {
+        return SOURCE_IO_URING;
+    }
+    if flags & PF_KTHREAD != 0 {
+        return SOURCE_KERNEL;
+    }
+    match current_syscall_nr() {
+        Some(NR_BIND | NR_LISTEN | NR_SETSOCKOPT) => SOURCE_SYSCALL,
+        Some(NR_IO_URING_ENTER) => SOURCE_IO_URING,
+        _ => SOURCE_KERNEL,
+    }
+}
+
+#[inline(always)]
+fn tid() -> u32 {
+    bpf_get_current_pid_tgid() as u32
+}
+
+/// Keep a call's arguments from function entry to return (kprobe/kretprobe), and mark a
+/// listen in flight (so sock:inet_sock_set_state leaves it to the listen hook).
+#[inline(always)]
+pub fn stash(kind: EventKind, args: [u64; 5]) {
+    let call = PendingCall {
+        kind: kind as u8,
+        _pad: [0; 7],
+        args,
+    };
+    if PENDING.insert(tid(), call, 0).is_err() {
+        count(CTR_LOST_PENDING);
+    }
+}
+
+/// This thread's stashed arguments, if they belong to `kind`.
+#[inline(always)]
+pub fn take(kind: EventKind) -> Option<[u64; 5]> {
+    let tid = tid();
+    let call = unsafe { *PENDING.get(tid)? };
+    let _ = PENDING.remove(tid);
+    (call.kind == kind as u8).then_some(call.args)
+}
+
+/// The event common part: reserve (the filters decide first), fill, add the socket, submit.
+#[inline(always)]
+fn emit(kind: EventKind, ret: i32, about: About, src: u8, fill: impl FnOnce(&mut Event)) {
+    let Some(mut entry) = reserve(kind, -1, ret, &about) else {
+        return;
+    };
+    let ev = unsafe { &mut *entry.as_mut_ptr() };
+    ev.source = src;
+    ev.flags |= F_NO_FD;
+    fill(ev);
+    fill_sock(ev, &about);
+    submit(entry);
+}
+
+/// `inet_bind`/`inet6_bind`/`unix_bind(struct socket *, struct sockaddr *, int)` returned.
+#[inline(always)]
+pub fn bind(socket: u64, kaddr: u64, addrlen: i32, ret: i32) {
+    if !enabled() {
+        return;
+    }
+    let sk = socket_sk(socket).unwrap_or(0);
+    let about = About::sock(sk).with_kernel_sockaddr(&config(), kaddr, addrlen as u32);
+    emit(EventKind::Bind, ret, about, source(), |ev| {
+        copy_kernel_sockaddr(ev, kaddr, addrlen as u32)
+    });
+}
+
+/// `inet_listen`/`unix_listen(struct socket *, int backlog)` returned. The callers clamp
+/// `backlog` to somaxconn first, so what was asked is listen(2)'s own argument; for other
+/// callers it is known only below the clamp.
+#[inline(always)]
+pub fn listen(socket: u64, backlog: i32, ret: i32) {
+    if !enabled() {
+        return;
+    }
+    let sk = socket_sk(socket).unwrap_or(0);
+    let src = source();
+    let asked = if src == SOURCE_SYSCALL {
+        current_syscall_arg1().map(|v| v as i32)
+    } else {
+        somaxconn(sk)
+            .filter(|&max| (backlog as u32) < max)
+            .map(|_| backlog)
+    };
+    emit(
+        EventKind::Listen,
+        ret,
+        About::sock(sk),
+        src,
+        |ev| match asked {
+            Some(b) => ev.arg0 = b as i64,
+            None => ev.flags |= F_NO_BACKLOG,
+        },
+    );
+}
+
+/// Whether a setsockopt call is one lsn-trace reports: hooks ask at entry.
+#[inline(always)]
+pub fn sockopt_wanted(level: i32, optname: i32) -> bool {
+    is_listener_option(level, optname) && enabled()
+}
+
+/// A setsockopt function returned. `first` is its first argument (a `struct sock *`, or for
+/// `sock_setsockopt` a `struct socket *`: `via_socket`); `optval` is the `sockptr_t` as its
+/// two 8-byte halves.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn setsockopt(
+    first: u64,
+    via_socket: bool,
+    level: i32,
+    optname: i32,
+    optval: [u64; 2],
+    optlen: u32,
+    ret: i32,
+) {
+    let sk = if via_socket {
+        socket_sk(first).unwrap_or(0)
+    } else {
+        first
+    };
+    let kernel = (optval[1] >> (kfunc().sockptr_kernel_bit & 63)) & 1 != 0;
+    emit(
+        EventKind::Setsockopt,
+        ret,
+        About::sock(sk),
+        source(),
+        |ev| {
+            ev.arg0 = level as i64;
+            ev.arg1 = optname;
+            ev.arg2 = optlen as i32;
+            copy_optval(ev, optval[0], optlen as i32, kernel);
+        },
+    );
+}
+
+/// Whether the SOL_SOCKET function hooked takes a `struct socket *`.
+#[inline(always)]
+pub fn sol_socket_via_socket() -> bool {
+    kfunc().sol_socket_takes_socket != 0
+}

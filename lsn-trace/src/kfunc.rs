@@ -1,0 +1,162 @@
+//! Which kernel functions the kernel-function backends (fentry, kprobe) hook on the running
+//! kernel, decided once, here, from its BTF: the programs get the answer (attach points, and
+//! the few facts in [`KfuncConfig`]) and stay free of version checks.
+//!
+//! * bind: `inet_bind`, `inet6_bind`, `unix_bind` — `(struct socket *, struct sockaddr *,
+//!   int)` on every kernel with BTF.
+//! * listen: `inet_listen`, `unix_listen` — `(struct socket *, int)`.
+//! * setsockopt, one function per level, the first the kernel has with the expected shape
+//!   `(sk, int level, int optname, sockptr_t optval, unsigned int optlen)`:
+//!   SOL_SOCKET `sk_setsockopt(struct sock *)` (6.0+), else `sock_setsockopt(struct socket
+//!   *)`; SOL_IP `do_ip_setsockopt`, else `ip_setsockopt`; SOL_IPV6 `do_ipv6_setsockopt`,
+//!   else `ipv6_setsockopt` (the `do_` ones may be inlined away, then absent from BTF).
+//!   `sockptr_t` (5.9+) carries a user or a kernel pointer; its `is_kernel` bit tells which.
+use anyhow::{Result, bail};
+use lsn_trace_common::KfuncConfig;
+
+use crate::btf::Btf;
+
+/// Which program serves a hooked function (program names in lsn-trace-ebpf's fentry.rs and
+/// kprobe.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Bind,
+    Listen,
+    SockoptSocket,
+    SockoptIp,
+    SockoptIpv6,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub config: KfuncConfig,
+    /// (role, kernel function) to hook.
+    pub hooks: Vec<(Role, &'static str)>,
+    /// What this kernel lacks, for the user: the events that go unreported.
+    pub notes: Vec<String>,
+}
+
+/// (function, the struct its first argument points to), in order of preference.
+type Candidates = &'static [(&'static str, &'static str)];
+
+const SETSOCKOPT: &[(Role, &str, Candidates)] = &[
+    (
+        Role::SockoptSocket,
+        "SOL_SOCKET",
+        &[("sk_setsockopt", "sock"), ("sock_setsockopt", "socket")],
+    ),
+    (
+        Role::SockoptIp,
+        "SOL_IP",
+        &[("do_ip_setsockopt", "sock"), ("ip_setsockopt", "sock")],
+    ),
+    (
+        Role::SockoptIpv6,
+        "SOL_IPV6",
+        &[("do_ipv6_setsockopt", "sock"), ("ipv6_setsockopt", "sock")],
+    ),
+];
+
+/// Decide the hooks for the kernel described by `btf`.
+pub fn plan(btf: &Btf) -> Result<Plan> {
+    let mut plan = Plan {
+        config: KfuncConfig::default(),
+        hooks: Vec::new(),
+        notes: Vec::new(),
+    };
+    let takes = |f: &str, first: &[(&str, usize)]| -> bool {
+        btf.func_params(f).is_some_and(|p| {
+            first.iter().all(|&(name, i)| {
+                p.get(i)
+                    .and_then(|&t| btf.pointee_name(t))
+                    .is_some_and(|n| n == name)
+            })
+        })
+    };
+    for (role, f, required) in [
+        (Role::Bind, "inet_bind", true),
+        (Role::Bind, "inet6_bind", true),
+        (Role::Bind, "unix_bind", false),
+        (Role::Listen, "inet_listen", true),
+        (Role::Listen, "unix_listen", false),
+    ] {
+        if takes(f, &[("socket", 0)]) {
+            plan.hooks.push((role, f));
+        } else if required {
+            bail!("kernel function {f}(struct socket *, ...) not found in BTF");
+        } else {
+            plan.notes
+                .push(format!("{f} not in BTF: its calls go unreported"));
+        }
+    }
+
+    let mut kernel_bit = None;
+    for &(role, level, candidates) in SETSOCKOPT {
+        let found = candidates.iter().find_map(|&(f, first)| {
+            let bit = sockptr_shape(btf, f)?;
+            takes(f, &[(first, 0)]).then_some((f, first, bit))
+        });
+        let Some((f, first, bit)) = found else {
+            plan.notes.push(format!(
+                "no {level} setsockopt function of the expected shape in BTF (tried {}): \
+                 those options go unreported",
+                candidates
+                    .iter()
+                    .map(|c| c.0)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            continue;
+        };
+        if role == Role::SockoptSocket {
+            plan.config.sol_socket_takes_socket = u8::from(first == "socket");
+        }
+        if kernel_bit.is_some_and(|b| b != bit) {
+            bail!("sockptr_t.is_kernel at different bits in different functions");
+        }
+        kernel_bit = Some(bit);
+        plan.hooks.push((role, f));
+    }
+    plan.config.sockptr_kernel_bit = kernel_bit.unwrap_or(0);
+    Ok(plan)
+}
+
+/// For `(sk, int, int, sockptr_t, unsigned int)`: the bit of `sockptr_t.is_kernel` in the
+/// second 8-byte half of the 16-byte sockptr_t (passed as two argument slots).
+fn sockptr_shape(btf: &Btf, f: &str) -> Option<u8> {
+    let p = btf.func_params(f)?;
+    if p.len() != 5 || btf.type_name(p[3])? != "sockptr_t" || btf.size_of(p[3])? != 16 {
+        return None;
+    }
+    let [level, optname, optlen] = [p[1], p[2], p[4]].map(|t| btf.size_of(t));
+    if [level, optname, optlen] != [Some(4); 3] {
+        return None;
+    }
+    let m = btf.member(p[3], "is_kernel")?;
+    let bit = m.bit_offset.checked_sub(64)?;
+    u8::try_from(bit).ok().filter(|&b| b < 64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The running kernel's BTF (every kernel lsn-trace supports has these functions).
+    #[test]
+    fn host_kernel_plan() {
+        let Ok(btf) = Btf::from_sys() else {
+            eprintln!("skipped: no kernel BTF");
+            return;
+        };
+        let plan = plan(&btf).unwrap();
+        for f in ["inet_bind", "inet6_bind", "inet_listen"] {
+            assert!(plan.hooks.iter().any(|h| h.1 == f), "{f}: {plan:?}");
+        }
+        let roles: Vec<Role> = plan.hooks.iter().map(|h| h.0).collect();
+        for r in [Role::SockoptSocket, Role::SockoptIp, Role::SockoptIpv6] {
+            assert!(roles.contains(&r), "{r:?}: {plan:?}");
+        }
+        // sockptr_t { union { void *kernel; void __user *user; }; bool is_kernel : 1; }
+        assert_eq!(plan.config.sockptr_kernel_bit, 0);
+    }
+}
