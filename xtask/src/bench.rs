@@ -25,6 +25,12 @@ use crate::setup::{self, AptPackage};
 
 /// Events lsn-trace reports per storm cycle.
 const EVENTS_PER_CYCLE: u64 = 5;
+/// The same, by kind (`event` key of the JSON records).
+const EVENTS_BY_KIND: [(&str, u64); 4] =
+    [("setsockopt", 2), ("bind", 1), ("listen", 1), ("close", 1)];
+
+/// JSON lines counted per (pid, event kind).
+type Counts = HashMap<(u32, String), u64>;
 /// How long an agent may take to attach before the run is abandoned.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -85,6 +91,8 @@ struct Run {
     lost: Option<u64>,
     /// Counted runs: lines of the workload's pid in the agent's JSON output.
     reported: Option<u64>,
+    /// Counted runs: the workload's records by event kind.
+    reported_by_kind: Option<HashMap<String, u64>>,
     workload_pid: u32,
 }
 
@@ -203,6 +211,7 @@ pub fn bench(args: &Args) -> Result<()> {
                 "storm_ratio": r.storm_per_sec / untraced_rate,
                 "events_made": made,
                 "events_reported": r.reported,
+                "missing_by_kind": missing_by_kind(r, args.full_cycles),
                 "lost": r.lost,
                 "agent_cpu_s": r.cpu_s,
                 "agent_cpu_s_per_100k": per_100k(r),
@@ -350,16 +359,24 @@ fn render(r: &Value) -> String {
     let long = r["long_storm"].as_array().cloned().unwrap_or_default();
     if !long.is_empty() {
         s += "\n| long storm (JSON counted) | cycles | storm ratio | events reported / made | \
-              lost | agent CPU s/100k ev | peak RSS MB | attach ms |\n";
-        s += "| --- | --- | --- | --- | --- | --- | --- | --- |\n";
+              missing by kind | lost | agent CPU s/100k ev | peak RSS MB | attach ms |\n";
+        s += "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
         for l in &long {
             s += &format!(
-                "| {} | {} | {:.3} | {} / {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {:.3} | {} / {} | {} | {} | {} | {} | {} |\n",
                 l["config"].as_str().unwrap_or("?"),
                 l["cycles"],
                 l["storm_ratio"].as_f64().unwrap_or(f64::NAN),
                 l["events_reported"],
                 l["events_made"],
+                match l["missing_by_kind"].as_object() {
+                    Some(m) if !m.is_empty() => m
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    _ => "none".into(),
+                },
                 l["lost"],
                 f(l, "agent_cpu_s_per_100k", |x| format!("{x:.3}")),
                 f(l, "peak_rss_mb", |x| format!("{x:.1}")),
@@ -529,7 +546,7 @@ struct Agent {
     attach_ms: f64,
     stderr: mpsc::Receiver<String>,
     reaped: bool,
-    counter: Option<thread::JoinHandle<Result<HashMap<u32, u64>>>>,
+    counter: Option<thread::JoinHandle<Result<Counts>>>,
 }
 
 struct Stopped {
@@ -537,7 +554,7 @@ struct Stopped {
     peak_rss_kb: u64,
     events: u64,
     lost: u64,
-    per_pid: Option<HashMap<u32, u64>>,
+    per_pid: Option<Counts>,
 }
 
 impl Agent {
@@ -669,17 +686,26 @@ fn lsn_trace_run(
     run.peak_rss_kb = Some(stopped.peak_rss_kb);
     run.stop_events = Some(stopped.events);
     run.lost = Some(stopped.lost);
-    run.reported = stopped
-        .per_pid
-        .map(|m| m.get(&run.workload_pid).copied().unwrap_or(0));
+    if let Some(counts) = stopped.per_pid {
+        let mut by_kind = HashMap::new();
+        for ((pid, kind), n) in counts {
+            if pid == run.workload_pid {
+                *by_kind.entry(kind).or_insert(0) += n;
+            }
+        }
+        run.reported = Some(by_kind.values().sum());
+        run.reported_by_kind = Some(by_kind);
+    }
     Ok(run)
 }
 
-/// JSON Lines on `out`: how many lines each `"pid"` has. Reads in large blocks and looks
-/// only at the start of each line, to cost the machine little while the agent runs.
-fn count_pids(out: impl Read) -> Result<HashMap<u32, u64>> {
+/// JSON Lines on `out`: how many lines each (`"pid"`, `"event"`) has. Reads in large
+/// blocks and looks only at the start of each line, to cost the machine little while the
+/// agent runs.
+fn count_pids(out: impl Read) -> Result<Counts> {
     const KEY: &[u8] = b",\"pid\":";
-    let mut counts = HashMap::new();
+    const EVENT: &[u8] = b"{\"event\":\"";
+    let mut counts = Counts::new();
     let mut reader = BufReader::with_capacity(1 << 20, out);
     let mut line = Vec::with_capacity(4096);
     loop {
@@ -695,7 +721,28 @@ fn count_pids(out: impl Read) -> Result<HashMap<u32, u64>> {
             .iter()
             .take_while(|b| b.is_ascii_digit())
             .fold(0u32, |n, b| n * 10 + u32::from(b - b'0'));
-        *counts.entry(pid).or_insert(0) += 1;
+        let kind = head
+            .strip_prefix(EVENT)
+            .and_then(|rest| rest.split(|&b| b == b'"').next())
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .unwrap_or_default();
+        *counts.entry((pid, kind)).or_insert(0) += 1;
     }
     Ok(counts)
+}
+
+/// Events made minus events reported, by kind, for the kinds where they differ.
+fn missing_by_kind(r: &Run, cycles: u64) -> Value {
+    let Some(by_kind) = &r.reported_by_kind else {
+        return Value::Null;
+    };
+    let mut missing = serde_json::Map::new();
+    for (kind, per_cycle) in EVENTS_BY_KIND {
+        let made = (cycles * per_cycle) as i64;
+        let got = by_kind.get(kind).copied().unwrap_or(0) as i64;
+        if made != got {
+            missing.insert(kind.into(), json!(made - got));
+        }
+    }
+    Value::Object(missing)
 }
