@@ -462,7 +462,7 @@ mod tests {
             // The kernel reuses the freed socket's memory: same id, new socket each time.
             let mut l = bind(7, 8080, 0);
             l.kind = Kind::Listen;
-            l.request = Request::Listen { backlog: 511 };
+            l.request = Request::Listen { backlog: Some(511) };
             s.event(&l);
             let mut c = bind(7, 8080, 0);
             c.kind = Kind::Close;
