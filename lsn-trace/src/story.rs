@@ -467,7 +467,8 @@ impl Story {
         let dgram = entry.sock_type == Some(SOCK_DGRAM);
         let state = if dgram { "BOUND" } else { "LISTEN" };
         let proto = entry.protocol.unwrap_or("?");
-        let mut s = format!("{}[{}] {state} {proto} {addr}  {meaning}", ev.comm, ev.pid);
+        let mut s = format!("{}[{}] {state} {proto} {addr}  ", ev.comm, ev.pid);
+        let mut meaning = meaning.to_string();
         let mut other_family = None;
         if let (Some(port), Addr::Ip { ip, .. }) = (b.port, &b.addr)
             && ip.is_unspecified()
@@ -495,13 +496,21 @@ impl Story {
                 } else {
                     format!("{}[{}]'s socket", o.comm, o.pid)
                 };
-                s.push_str(&format!(
+                // The verdict's "needs another socket" is answered right after.
+                for clause in [
+                    "; IPv4 clients need another socket on 0.0.0.0",
+                    "; IPv6 clients need another socket",
+                ] {
+                    meaning = meaning.replace(clause, "");
+                }
+                meaning.push_str(&format!(
                     "; {fam} is served by {whose} {}",
                     o.bound.as_ref().map(|a| a.to_string()).unwrap_or_default()
                 ));
                 other_family = Some(want);
             }
         }
+        s.push_str(&meaning);
         if let Some((req, eff)) = entry.listen_backlog
             && let Some(eff) = eff
             && i64::from(eff) < i64::from(req)

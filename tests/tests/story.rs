@@ -150,6 +150,7 @@ fn listener_summaries_for_a_two_socket_dual_stack_server() {
         "{sum6}"
     );
     assert!(sum6.contains("[V6ONLY=1, set explicitly]"), "{sum6}");
+    assert!(!sum6.contains("IPv4 clients need another socket"), "{sum6}");
     assert!(
         sum6.contains(&format!(
             "IPv4 is served by its other socket 0.0.0.0:{port}"
@@ -488,6 +489,41 @@ fn short_true_sentences_for_the_other_errors() {
         Some(libc::EOPNOTSUPP)
     );
     assert!(text(&rec(t, "listen", &u), "explanation").contains("datagram socket"),);
+}
+
+#[test]
+fn udp_port_in_use_names_the_holder_and_the_reuse_rules() {
+    let t = tracer();
+    let a = socket(libc::AF_INET, libc::SOCK_DGRAM);
+    bind(&a, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = local_port(&a);
+    let b = socket(libc::AF_INET, libc::SOCK_DGRAM);
+    let err = bind(&b, &sin(Ipv4Addr::UNSPECIFIED, port)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+    let r = rec(t, "bind", &b);
+    let why = text(&r, "explanation");
+    assert!(
+        why.starts_with(&format!(
+            "0.0.0.0:{port}/udp is held by {}[{}] (UNCONN 127.0.0.1:{port}",
+            std::fs::read_to_string("/proc/self/comm").unwrap().trim(),
+            std::process::id()
+        )),
+        "{why}"
+    );
+    assert!(
+        why.contains(
+            "the wildcard 0.0.0.0:{port} covers every local address"
+                .replace("{port}", &port.to_string())
+                .as_str()
+        ),
+        "{why}"
+    );
+    assert!(
+        why.contains("SO_REUSEADDR on both sockets lets UDP share the port"),
+        "{why}"
+    );
+    assert_eq!(r["holders"][0]["protocol"], "udp");
+    assert_eq!(r["holders"][0]["state"], "UNCONN");
 }
 
 #[test]
