@@ -429,7 +429,7 @@ fn parse_kind(r: &mut Reader, info: u32, size_or_type: u32) -> Result<Kind> {
 }
 
 /// BTF kind numbers (`BTF_KIND_*`).
-mod kind {
+pub(crate) mod kind {
     pub const INT: u32 = 1;
     pub const PTR: u32 = 2;
     pub const ARRAY: u32 = 3;

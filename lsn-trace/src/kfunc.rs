@@ -140,6 +140,140 @@ fn sockptr_shape(btf: &Btf, f: &str) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::btf::{TypeId, kind, tests::Blob};
+
+    /// A kernel's functions, as BTF: `socket`/`sock` structs, `sockptr_t`, and each
+    /// (name, params) where a param is "socket", "sock", "sockaddr", "int", "uint",
+    /// "sockptr_t" or "char *".
+    fn kernel(funcs: &[(&str, &[&str])]) -> Btf {
+        let mut b = Blob::default();
+        let int = b.int("int", 4, 32, 0);
+        let uint = b.int("unsigned int", 4, 32, 0);
+        let char_ = b.int("char", 1, 8, 0);
+        let bool_ = b.int("_Bool", 1, 8, 0);
+        let ptr = |b: &mut Blob, to: TypeId| b.add("", kind::PTR, false, 0, to, &[]);
+        let socket = b.structure("socket", 8, &[]);
+        let sock = b.structure("sock", 8, &[]);
+        let sockaddr = b.structure("sockaddr", 16, &[]);
+        let union = b.add("", kind::UNION, false, 0, 8, &[]);
+        // struct { union { void *kernel; void *user; }; bool is_kernel : 1; }
+        let anon = b.structure("", 16, &[("", union, 0, 0), ("is_kernel", bool_, 64, 1)]);
+        let sockptr = b.add("sockptr_t", kind::TYPEDEF, false, 0, anon, &[]);
+        let (p_socket, p_sock, p_sockaddr, p_char) = (
+            ptr(&mut b, socket),
+            ptr(&mut b, sock),
+            ptr(&mut b, sockaddr),
+            ptr(&mut b, char_),
+        );
+        for (name, params) in funcs {
+            let words: Vec<u32> = params
+                .iter()
+                .flat_map(|p| {
+                    let ty = match *p {
+                        "socket" => p_socket,
+                        "sock" => p_sock,
+                        "sockaddr" => p_sockaddr,
+                        "int" => int,
+                        "uint" => uint,
+                        "sockptr_t" => sockptr,
+                        "char *" => p_char,
+                        other => panic!("{other}"),
+                    };
+                    [0, ty]
+                })
+                .collect();
+            let proto = b.add(
+                "",
+                kind::FUNC_PROTO,
+                false,
+                params.len() as u32,
+                int,
+                &words,
+            );
+            b.add(name, kind::FUNC, false, 0, proto, &[]);
+        }
+        Btf::parse(&b.finish()).unwrap()
+    }
+
+    const BIND: &[&str] = &["socket", "sockaddr", "int"];
+    const LISTEN: &[&str] = &["socket", "int"];
+    const SOCKOPT_SK: &[&str] = &["sock", "int", "int", "sockptr_t", "uint"];
+    const SOCKOPT_SOCKET: &[&str] = &["socket", "int", "int", "sockptr_t", "uint"];
+
+    /// 6.0+: sk_setsockopt(struct sock *), the do_ functions out of line.
+    #[test]
+    fn newer_kernel() {
+        let btf = kernel(&[
+            ("inet_bind", BIND),
+            ("inet6_bind", BIND),
+            ("unix_bind", BIND),
+            ("inet_listen", LISTEN),
+            ("unix_listen", LISTEN),
+            ("sock_setsockopt", SOCKOPT_SOCKET),
+            ("sk_setsockopt", SOCKOPT_SK),
+            ("ip_setsockopt", SOCKOPT_SK),
+            ("do_ip_setsockopt", SOCKOPT_SK),
+            ("do_ipv6_setsockopt", SOCKOPT_SK),
+        ]);
+        let p = plan(&btf).unwrap();
+        assert_eq!(
+            p.hooks,
+            [
+                (Role::Bind, "inet_bind"),
+                (Role::Bind, "inet6_bind"),
+                (Role::Bind, "unix_bind"),
+                (Role::Listen, "inet_listen"),
+                (Role::Listen, "unix_listen"),
+                (Role::SockoptSocket, "sk_setsockopt"),
+                (Role::SockoptIp, "do_ip_setsockopt"),
+                (Role::SockoptIpv6, "do_ipv6_setsockopt"),
+            ]
+        );
+        assert_eq!(p.config.sol_socket_takes_socket, 0);
+        assert_eq!(p.config.sockptr_kernel_bit, 0);
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
+    }
+
+    /// 5.9–5.19: only sock_setsockopt(struct socket *); do_ip_setsockopt inlined away;
+    /// no unix_listen in BTF; IPv6's function with a pre-sockptr signature.
+    #[test]
+    fn older_kernel() {
+        let btf = kernel(&[
+            ("inet_bind", BIND),
+            ("inet6_bind", BIND),
+            ("unix_bind", BIND),
+            ("inet_listen", LISTEN),
+            ("sock_setsockopt", SOCKOPT_SOCKET),
+            ("ip_setsockopt", SOCKOPT_SK),
+            ("ipv6_setsockopt", &["sock", "int", "int", "char *", "uint"]),
+        ]);
+        let p = plan(&btf).unwrap();
+        assert_eq!(
+            p.hooks,
+            [
+                (Role::Bind, "inet_bind"),
+                (Role::Bind, "inet6_bind"),
+                (Role::Bind, "unix_bind"),
+                (Role::Listen, "inet_listen"),
+                (Role::SockoptSocket, "sock_setsockopt"),
+                (Role::SockoptIp, "ip_setsockopt"),
+            ]
+        );
+        assert_eq!(p.config.sol_socket_takes_socket, 1);
+        assert_eq!(p.notes.len(), 2, "{:?}", p.notes);
+        assert!(p.notes[0].starts_with("unix_listen not in BTF"));
+        assert!(p.notes[1].starts_with("no SOL_IPV6 setsockopt function"));
+    }
+
+    #[test]
+    fn without_inet_bind_there_is_no_plan() {
+        let btf = kernel(&[("inet6_bind", BIND), ("inet_listen", LISTEN)]);
+        let e = plan(&btf).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "kernel function inet_bind(struct socket *, ...) not found in BTF"
+        );
+    }
 
     /// The running kernel's BTF (every kernel lsn-trace supports has these functions).
     #[test]
