@@ -527,6 +527,53 @@ fn udp_port_in_use_names_the_holder_and_the_reuse_rules() {
 }
 
 #[test]
+fn unix_bind_failures_name_the_directory() {
+    let t = tracer();
+    // ENOENT: the directory is missing
+    let missing = format!("/tmp/lsn-story-missing-{}/x.sock", std::process::id());
+    let s = socket(libc::AF_UNIX, libc::SOCK_STREAM);
+    let (sun, len) = sun_path(missing.as_bytes());
+    assert_eq!(
+        bind_raw(&s, &sun, len).unwrap_err().raw_os_error(),
+        Some(libc::ENOENT)
+    );
+    assert_eq!(
+        text(&rec(t, "bind", &s), "explanation"),
+        "a directory in the socket path does not exist: create it before bind"
+    );
+    // EACCES: nobody may not create a file in a root-owned 0755 directory
+    let dir = format!("/tmp/lsn-story-ro-{}", std::process::id());
+    let _ = std::fs::create_dir(&dir);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let py = Py::run(&format!(
+        "import os,socket,sys\n\
+         os.setgid(65534); os.setuid(65534)\n\
+         s=socket.socket(socket.AF_UNIX)\n\
+         try:\n  s.bind('{dir}/x.sock'); print('bound',flush=True)\n\
+         except OSError as e:\n  print(e.errno,flush=True)\n\
+         sys.stdin.read()"
+    ));
+    assert_eq!(py.line, libc::EACCES.to_string());
+    let pid = py.pid();
+    let b = t
+        .wait_n(1, Duration::from_secs(20), |v| {
+            v["pid"] == pid && v["event"] == "bind"
+        })
+        .pop()
+        .unwrap();
+    assert_eq!(
+        text(&b, "explanation"),
+        format!(
+            "{}[{pid}] (uid 65534) may not create {dir}/x.sock: a unix socket's bind creates \
+             the file, which needs write and search permission on {dir}",
+            py.comm()
+        )
+    );
+    drop(py);
+    let _ = std::fs::remove_dir(&dir);
+}
+
+#[test]
 fn udp_listener_verdict() {
     let t = tracer();
     let fd = socket(libc::AF_INET, libc::SOCK_DGRAM);
