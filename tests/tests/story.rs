@@ -300,6 +300,22 @@ fn a_time_wait_leftover_and_what_so_reuseaddr_changes() {
     .join()
     .unwrap();
     assert!(tw_ready);
+    // The server's side passes through FIN-WAIT-2 first: wait for TIME-WAIT proper.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let ss = Command::new("ss")
+            .args(["-Htan", "state", "time-wait", &format!("sport = :{port}")])
+            .output()
+            .unwrap();
+        if !ss.stdout.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no TIME-WAIT on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
     let err = bind(&fd, &sin(Ipv4Addr::LOCALHOST, holder_port)).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
