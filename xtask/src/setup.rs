@@ -2,7 +2,8 @@
 //! needs on a fresh Debian machine, printing one line per step.
 //!
 //! * apt: llvm-22-dev (bpf-linker links against LLVM 22, the LLVM of rustc stable and of the
-//!   nightly), and the end-to-end tests' tools: strace, iproute2 (`ip`), python3;
+//!   nightly), and the end-to-end tests' tools: strace, iproute2 (`ip`), python3, and the
+//!   real daemons they run under lsn-trace: nginx-light, redis-server, memcached;
 //! * the nightly toolchain and its rust-src (the eBPF crate builds with build-std=core);
 //! * bpf-linker built against LLVM 22;
 //! * tracefs mounted at /sys/kernel/tracing (aya reads tracepoint ids there).
@@ -53,6 +54,21 @@ const APT_PACKAGES: &[AptPackage] = &[
         name: "systemd",
         program: Some("systemd-analyze"),
         why: "end-to-end tests (the audit unit is checked with systemd-analyze verify)",
+    },
+    AptPackage {
+        name: "nginx-light",
+        program: Some("nginx"),
+        why: "end-to-end tests with real daemons (tests/tests/daemons.rs)",
+    },
+    AptPackage {
+        name: "redis-server",
+        program: Some("redis-server"),
+        why: "end-to-end tests with real daemons (tests/tests/daemons.rs)",
+    },
+    AptPackage {
+        name: "memcached",
+        program: Some("memcached"),
+        why: "end-to-end tests with real daemons (tests/tests/daemons.rs)",
     },
 ];
 
