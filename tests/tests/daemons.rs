@@ -290,7 +290,15 @@ fn nginx_daemon_dual_stack_pair_reuseport_and_backlog() {
     wait_tcp((Ipv4Addr::LOCALHOST, p).into(), &d);
     wait_tcp((Ipv6Addr::LOCALHOST, p).into(), &d);
     wait_tcp((Ipv4Addr::LOCALHOST, rp).into(), &d);
-    t.wait_stderr(&format!("still following 1 process (pid {master})"), START);
+    // The master, and its workers if they were forked by the time CMD's exit was seen.
+    let following = t.wait_stderr("still following", START);
+    assert!(
+        following.starts_with("lsn-trace: nginx exited (status 0); still following ")
+            && following
+                .split(|c: char| !c.is_ascii_digit())
+                .any(|n| n == master.to_string()),
+        "{following}"
+    );
     // Graceful stop of the daemon: the trace ends once it and its workers are gone.
     unsafe { libc::kill(master, libc::SIGTERM) };
     let (code, stderr, summary) = finish(&t);
@@ -465,12 +473,21 @@ fn nginx_on_a_port_another_nginx_holds_fails_and_names_it() {
         assert_eq!(f["error"], "EADDRINUSE");
         assert_eq!(f["reuseaddr"], true);
         let h = &f["holders"][0];
-        assert_eq!(h["pid"], first, "{f:#}");
-        assert_eq!(h["comm"], "nginx");
         assert_eq!(h["state"], "LISTEN");
         assert_eq!(h["addr"], "127.0.0.1");
         assert_eq!(h["port"], p);
         let why = text(f, "explanation");
+        // The owner scan of /proc is bounded per event (50 ms) so a retry storm cannot
+        // stall the agent: on a loaded box it may run out, and then says so.
+        if h["pid"].is_null() {
+            assert!(
+                why.contains("not found within the 50 ms scan budget"),
+                "{f:#}"
+            );
+            continue;
+        }
+        assert_eq!(h["pid"], first, "{f:#}");
+        assert_eq!(h["comm"], "nginx");
         assert!(
             why.starts_with(&format!(
                 "127.0.0.1:{p}/tcp is held by nginx[{first}] (LISTEN 127.0.0.1:{p}"
@@ -684,9 +701,12 @@ fn redis_on_a_port_memcached_holds_fails_and_names_it() {
     assert_eq!(f["addr"], "127.0.0.1");
     assert_eq!(f["port"], p);
     assert_eq!(f["error"], "EADDRINUSE");
-    assert_eq!(f["holders"][0]["pid"], holder);
-    assert_eq!(f["holders"][0]["comm"], "memcached");
     assert_eq!(f["holders"][0]["state"], "LISTEN");
+    // (pid null: the bounded owner scan ran out on a loaded box; the summary's is not.)
+    if !f["holders"][0]["pid"].is_null() {
+        assert_eq!(f["holders"][0]["pid"], holder);
+        assert_eq!(f["holders"][0]["comm"], "memcached");
+    }
     assert!(t.seen(|v| v["event"] == "listen").is_empty());
     assert!(
         summary.ends_with(&format!(
