@@ -181,14 +181,17 @@ fn free_port_tcp_udp() -> u16 {
     }
 }
 
-/// Poll until `addr` accepts a TCP connection.
-fn wait_tcp(addr: SocketAddr, d: &Daemons) {
+/// Poll until `addr` accepts a TCP connection (`t`: the trace the daemon runs under, whose
+/// stderr is the daemon's).
+fn wait_tcp(addr: SocketAddr, d: &Daemons, t: Option<&Tracer>) {
     let deadline = Instant::now() + START;
     while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
         assert!(
             Instant::now() < deadline,
-            "{addr} did not answer within {START:?}; {}",
-            d.logs()
+            "{addr} did not answer within {START:?}; {}\nstderr: {:#?}\nevents: {:#?}",
+            d.logs(),
+            t.map(Tracer::stderr),
+            t.map(|t| t.seen(|_| true))
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -287,9 +290,9 @@ fn nginx_daemon_dual_stack_pair_reuseport_and_backlog() {
     argv.extend(args.iter().map(String::as_str));
     let t = Tracer::start(&argv);
     let master = d.pid_file("nginx.pid", START);
-    wait_tcp((Ipv4Addr::LOCALHOST, p).into(), &d);
-    wait_tcp((Ipv6Addr::LOCALHOST, p).into(), &d);
-    wait_tcp((Ipv4Addr::LOCALHOST, rp).into(), &d);
+    wait_tcp((Ipv4Addr::LOCALHOST, p).into(), &d, Some(&t));
+    wait_tcp((Ipv6Addr::LOCALHOST, p).into(), &d, Some(&t));
+    wait_tcp((Ipv4Addr::LOCALHOST, rp).into(), &d, Some(&t));
     // The master, and its workers if they were forked by the time CMD's exit was seen.
     let following = t.wait_stderr("still following", START);
     assert!(
@@ -448,7 +451,7 @@ fn nginx_on_a_port_another_nginx_holds_fails_and_names_it() {
     );
     let first_args = nginx_args(&d, &first_conf);
     let first = d.spawn(Command::new(&first_args[0]).args(&first_args[1..]));
-    wait_tcp((Ipv4Addr::LOCALHOST, p).into(), &d);
+    wait_tcp((Ipv4Addr::LOCALHOST, p).into(), &d, None);
 
     let conf = nginx_conf(&d, false, &format!("  server {{ listen 127.0.0.1:{p}; }}"));
     let args = nginx_args(&d, &conf);
@@ -569,8 +572,8 @@ fn redis_daemon_loopback_pair_and_unix_socket() {
     argv.extend(args.iter().map(String::as_str));
     let t = Tracer::start(&argv);
     let daemon = d.pid_file("redis.pid", START);
-    wait_tcp((Ipv4Addr::LOCALHOST, p).into(), &d);
-    wait_tcp((Ipv6Addr::LOCALHOST, p).into(), &d);
+    wait_tcp((Ipv4Addr::LOCALHOST, p).into(), &d, Some(&t));
+    wait_tcp((Ipv6Addr::LOCALHOST, p).into(), &d, Some(&t));
     redis_ping(TcpStream::connect((Ipv6Addr::LOCALHOST, p)).unwrap());
     redis_ping(UnixStream::connect(&sock).unwrap());
     t.wait_n(3, START, |v| v["event"] == "listen" && v["pid"] == daemon);
@@ -688,7 +691,7 @@ fn redis_on_a_port_memcached_holds_fails_and_names_it() {
         "-P",
         &d.path("memcached-holder.pid"),
     ]));
-    wait_tcp((Ipv4Addr::LOCALHOST, p).into(), &d);
+    wait_tcp((Ipv4Addr::LOCALHOST, p).into(), &d, None);
     let args = redis_args(&d, p, &["--bind", "127.0.0.1"]);
     let mut argv = vec!["--"];
     argv.extend(args.iter().map(String::as_str));
@@ -745,7 +748,7 @@ fn memcached_daemonizes_then_binds_tcp_and_udp() {
     let mut argv = vec!["--"];
     argv.extend(args.iter().map(String::as_str));
     let t = Tracer::start(&argv);
-    wait_tcp((Ipv4Addr::LOCALHOST, p).into(), &d);
+    wait_tcp((Ipv4Addr::LOCALHOST, p).into(), &d, Some(&t));
     let udp = t
         .wait_n(1, START, |v| v["event"] == "bind" && v["protocol"] == "udp")
         .pop()
