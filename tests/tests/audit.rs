@@ -20,12 +20,27 @@ fn calm() -> RwLockReadGuard<'static, ()> {
     FLOOD.read().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A fresh directory for one test's log files.
-fn dir(name: &str) -> PathBuf {
+/// A fresh directory for one test's files, removed with everything in it on drop.
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn dir(name: &str) -> TempDir {
     let d = std::env::temp_dir().join(format!("lsn-trace-audit-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TempDir(d)
 }
 
 /// Every record of the log file, each line checked to be one whole JSON object. A last
@@ -313,7 +328,7 @@ fn an_unwritable_log_path_is_a_clear_error() {
     let d = dir("unwritable");
     for (path, errno) in [
         (d.join("no-such-dir").join("audit.jsonl"), "ENOENT"),
-        (d.clone(), "EISDIR"),
+        (d.to_path_buf(), "EISDIR"),
     ] {
         let out = Command::new(bin())
             .args(["audit", "--log", path.to_str().unwrap()])
@@ -527,7 +542,8 @@ impl Drop for SmallFs {
 #[test]
 fn a_full_disk_is_reported_loudly_and_nothing_is_lost_once_space_returns() {
     let _calm = calm();
-    let fs = SmallFs::mount(dir("full").join("mnt"), "4m");
+    let d = dir("full");
+    let fs = SmallFs::mount(d.join("mnt"), "4m");
     let log = fs.0.join("audit.jsonl");
     // Fill the file system to the last byte.
     let filler = fs.0.join("filler");

@@ -252,14 +252,18 @@ mod tests {
         assert!(log.push(b"{\"a\":1}"));
         log.flush().unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "kept\n{\"a\":1}\n");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     #[test]
     fn hold_cap_counts_dropped_records() {
-        let mut log = Log::file(&tmp("cap")).unwrap();
+        let path = tmp("cap");
+        let mut log = Log::file(&path).unwrap();
         let big = vec![b'x'; HOLD_CAP / 2];
         assert!(log.push(&big));
         assert!(!log.push(&big));
         assert_eq!(log.dropped, 1);
+        drop(log);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 }
