@@ -116,12 +116,9 @@ pub fn copy_kernel_sockaddr(ev: &mut Event, kaddr: u64, addrlen: u32) {
         return;
     }
     let r = unsafe { bpf_probe_read_kernel(ev.addr.as_mut_ptr() as *mut _, n, kaddr as *const _) };
-    if r == 0 {
-        ev.flags |= F_ADDR_READ;
-    } else {
-        ev.flags |= F_ADDR_FAULT;
-        unsafe { core::ptr::write_unaligned(ev.addr.as_mut_ptr() as *mut u64, kaddr) };
-    }
+    // Never the pointer on failure: a kernel address stays in the kernel (and the verifier
+    // refuses to let a BTF pointer into the ring buffer).
+    ev.flags |= if r == 0 { F_ADDR_READ } else { F_ADDR_FAULT };
 }
 
 #[inline(always)]
@@ -151,9 +148,11 @@ pub fn copy_optval(ev: &mut Event, val: u64, optlen: i32, kernel: bool) {
     if r == 0 {
         ev.flags |= F_OPTVAL_READ;
     } else {
-        // As for sockaddrs: the pointer, for renderers that print it.
+        // As for sockaddrs: the pointer, for renderers that print it — a user one only.
         ev.flags |= F_OPTVAL_FAULT;
-        unsafe { core::ptr::write_unaligned(ev.optval.as_mut_ptr() as *mut u64, val) };
+        if !kernel {
+            unsafe { core::ptr::write_unaligned(ev.optval.as_mut_ptr() as *mut u64, val) };
+        }
     }
 }
 

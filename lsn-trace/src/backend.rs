@@ -182,11 +182,19 @@ fn load_error(prog: &str, e: &ProgramError) -> String {
                 return format!("BPF_PROG_LOAD refused ({name})");
             }
             log::debug!("verifier log of {prog}:\n{verifier_log}");
+            // The verifier's complaint is the last line before its statistics.
+            let stats = [
+                "processed ",
+                "verification time",
+                "stack depth",
+                "max_states",
+            ];
             let last = verifier_log
                 .to_string()
                 .lines()
+                .map(str::trim)
                 .rev()
-                .find(|l| !l.trim().is_empty() && !l.starts_with("processed"))
+                .find(|l| !l.is_empty() && !stats.iter().any(|s| l.starts_with(s)))
                 .unwrap_or("")
                 .to_owned();
             format!("BPF_PROG_LOAD of {prog} failed ({name}): {last}")
