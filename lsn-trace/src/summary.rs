@@ -221,12 +221,14 @@ impl Summary {
 
     /// The report, one line each; `head` says what was followed and how it ended.
     /// `alive` tells whether a pid still runs, `held_by(protocol, port)` who holds a port
-    /// now (for EADDRINUSE).
+    /// now (for EADDRINUSE), `holds(protocol, address)` which processes have a socket on
+    /// exactly that address open now (a listener whose maker exited).
     pub fn render(
         &self,
         head: &str,
         alive: impl Fn(u32) -> bool,
         held_by: impl Fn(&str, u16) -> Option<String>,
+        holds: impl Fn(&str, &str) -> Option<String>,
     ) -> Vec<String> {
         let mut out = vec![format!("lsn-trace: summary: {head}")];
         let mut open = 0;
@@ -234,11 +236,16 @@ impl Summary {
             let shown = i < MAX_LISTED;
             let state = if l.closed {
                 "closed".to_owned()
-            } else if !alive(l.pid) {
-                "until it exited".to_owned()
-            } else {
+            } else if alive(l.pid) {
                 open += 1;
                 "still open".to_owned()
+            } else if let Some(h) = holds(&l.proto, &l.addr) {
+                // A daemonizing start (nginx `daemon on`, dnsmasq): the process that bound
+                // exited, the child it forked keeps the socket.
+                open += 1;
+                format!("still open, held now by {h}")
+            } else {
+                "until it exited".to_owned()
             };
             if !shown {
                 continue;
@@ -408,7 +415,12 @@ mod tests {
         for _ in 0..5 {
             s.event(&bind(7, 80, 98));
         }
-        let out = s.render("nginx exited with status 1", |_| false, |_, _| None);
+        let out = s.render(
+            "nginx exited with status 1",
+            |_| false,
+            |_, _| None,
+            |_, _| None,
+        );
         assert!(
             out.iter().any(|l| l.contains("failed     bind tcp 0.0.0.0:80: EADDRINUSE (Address already in use), 5 times  nginx (pid 7)")),
             "{out:#?}"
@@ -418,7 +430,7 @@ mod tests {
             "  nothing listens: nginx exited after 5 failed binds on 0.0.0.0:80: EADDRINUSE"
         );
         let held = |p: &str, port| Some(format!("apache2 (pid 99) on 0.0.0.0:{port} ({p})"));
-        let out = s.render("nginx exited with status 1", |_| false, held);
+        let out = s.render("nginx exited with status 1", |_| false, held, |_, _| None);
         assert!(
             out[1]
                 .ends_with("nginx (pid 7); port held now by apache2 (pid 99) on 0.0.0.0:80 (tcp)"),
@@ -440,7 +452,7 @@ mod tests {
         l.kind = Kind::Listen;
         l.request = Request::Listen { backlog: Some(511) };
         s.event(&l);
-        let out = s.render("nginx", |_| true, |_, _| None);
+        let out = s.render("nginx", |_| true, |_, _| None, |_, _| None);
         assert_eq!(out.len(), 3, "{out:#?}");
         assert_eq!(
             out[1],
@@ -450,9 +462,19 @@ mod tests {
             out[2].starts_with("             → every IPv4 address on every interface"),
             "{out:#?}"
         );
-        let out = s.render("nginx", |_| false, |_, _| None);
+        let out = s.render("nginx", |_| false, |_, _| None, |_, _| None);
         assert!(out[1].ends_with("until it exited"), "{out:#?}");
         assert!(out[3].contains("nothing listens any more"), "{out:#?}");
+        // It daemonized: the child it forked holds the socket on.
+        let holds = |p: &str, a: &str| {
+            (p == "tcp" && a == "0.0.0.0:8080").then(|| "nginx (pid 8)".to_owned())
+        };
+        let out = s.render("nginx", |_| false, |_, _| None, holds);
+        assert_eq!(out.len(), 3, "{out:#?}");
+        assert_eq!(
+            out[1],
+            "  listening  tcp 0.0.0.0:8080  nginx (pid 7), still open, held now by nginx (pid 8)"
+        );
     }
 
     #[test]
@@ -469,7 +491,7 @@ mod tests {
             c.request = Request::None;
             s.event(&c);
         }
-        let out = s.render("storm", |_| true, |_, _| None);
+        let out = s.render("storm", |_| true, |_, _| None, |_, _| None);
         assert_eq!(
             out.iter().filter(|l| l.starts_with("  listening")).count(),
             MAX_LISTED

@@ -432,6 +432,51 @@ fn nginx_daemon_dual_stack_pair_reuseport_and_backlog() {
     );
 }
 
+/// Ctrl-C while the daemonized nginx still runs: the process that bound exited (nginx binds
+/// before it forks), yet its listeners are open — held now by the master it forked. The
+/// summary must say so, not that nothing listens.
+#[test]
+fn nginx_daemon_interrupted_its_listeners_are_held_by_the_master() {
+    let d = Daemons::new("nginx-int");
+    let p = free_port();
+    let conf = nginx_conf(&d, true, &format!("  server {{ listen 127.0.0.1:{p}; }}"));
+    let args = nginx_args(&d, &conf);
+    let mut argv = vec!["--"];
+    argv.extend(args.iter().map(String::as_str));
+    let t = Tracer::start(&argv);
+    let master = d.pid_file("nginx.pid", START);
+    wait_tcp((Ipv4Addr::LOCALHOST, p).into(), &d, Some(&t));
+    let (code, stderr, summary) = interrupt(&t);
+    assert_eq!(code, Some(0), "{stderr:#?}");
+    let cmd = cmd_pid(&summary, "nginx");
+    assert_ne!(cmd, i64::from(master));
+    let line = format!(
+        "  listening  tcp 127.0.0.1:{p}  nginx (pid {cmd}), still open, held now by nginx (pid "
+    );
+    let holder: i32 = summary
+        .lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .and_then(|r| r.strip_suffix(')'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {line:?}…: {summary}"));
+    // The master, or one of its workers (they share the socket; the first found is named).
+    let ppid = fs::read_to_string(format!("/proc/{holder}/stat"))
+        .ok()
+        .and_then(|st| {
+            st.rsplit_once(") ")?
+                .1
+                .split(' ')
+                .nth(1)?
+                .parse::<i32>()
+                .ok()
+        });
+    assert!(
+        holder == master || ppid == Some(master),
+        "{holder} is neither nginx's master {master} nor a worker: {summary}"
+    );
+    assert!(!summary.contains("nothing listens"), "{summary}");
+}
+
 /// A second nginx on a port the first one holds: nginx retries bind() five times, then
 /// gives up. Every failure names the first nginx as the holder, and the summary says plainly
 /// that nothing listens, and why.
