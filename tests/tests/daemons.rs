@@ -477,6 +477,46 @@ fn nginx_daemon_interrupted_its_listeners_are_held_by_the_master() {
     assert!(!summary.contains("nothing listens"), "{summary}");
 }
 
+/// A system-wide trace filtered in the kernel by `--comm nginx`, attached to an nginx that
+/// already runs: after `listen` is added to its configuration and it is reloaded (SIGHUP),
+/// the master binds only the new address (the old listener is kept across the reload), and
+/// that is all the trace shows.
+#[test]
+fn nginx_reload_binds_only_the_new_listener_seen_with_comm_filter() {
+    let mut d = Daemons::new("nginx-reload");
+    let (p, p2) = (free_port(), free_port());
+    let server = |extra: &str| format!("  server {{ listen 127.0.0.1:{p};{extra} }}");
+    let conf = nginx_conf(&d, false, &server(""));
+    let args = nginx_args(&d, &conf);
+    let master = d.spawn(Command::new(&args[0]).args(&args[1..]));
+    wait_tcp((Ipv4Addr::LOCALHOST, p).into(), &d, None);
+    let t = Tracer::start(&["--comm", "nginx"]);
+    nginx_conf(&d, false, &server(&format!(" listen [::1]:{p2};")));
+    unsafe { libc::kill(master as i32, libc::SIGHUP) };
+    wait_tcp((Ipv6Addr::LOCALHOST, p2).into(), &d, Some(&t));
+    // The first listen() makes the listener (nginx calls it again after configuring it).
+    let l = t.wait_n(1, START, |v| v["event"] == "listen" && v["port"] == p2)[0].clone();
+    assert_eq!(l["pid"], master);
+    assert_eq!(l["addr"], "::1");
+    assert!(
+        text(&l, "summary").starts_with(&format!(
+            "nginx[{master}] LISTEN tcp [::1]:{p2}  loopback only"
+        )),
+        "{l:#}"
+    );
+    let binds = t.seen(|v| v["event"] == "bind" && v["pid"] == master);
+    assert_eq!(binds.len(), 1, "only the new address is bound: {binds:#?}");
+    assert_eq!(binds[0]["port"], p2);
+    assert_eq!(binds[0]["family"], "inet6");
+    // nginx sets IPV6_V6ONLY on every IPv6 listener, [::1] included.
+    assert_eq!(binds[0]["v6only"], true);
+    assert_eq!(binds[0]["verdict"], "loopback");
+    assert!(
+        t.seen(|v| v["comm"] != "nginx").is_empty(),
+        "--comm nginx let another program through"
+    );
+}
+
 /// A second nginx on a port the first one holds: nginx retries bind() five times, then
 /// gives up. Every failure names the first nginx as the holder, and the summary says plainly
 /// that nothing listens, and why.
