@@ -1,8 +1,8 @@
 //! Real daemons from Debian packages (installed by `cargo xtask setup`) run under
 //! `lsn-trace -- CMD`: what a person reads in the JSON and in the final summary when they
-//! trace nginx, redis or memcached starting up — dual-stack pairs, loopback-only binds,
-//! unix sockets, UDP, SO_REUSEPORT, backlogs clamped by somaxconn, daemonizing forks, and a
-//! port already taken by another daemon.
+//! trace nginx, redis, memcached or dnsmasq starting up — dual-stack pairs, loopback-only
+//! binds, unix sockets, UDP, SO_REUSEPORT, backlogs clamped by somaxconn, daemonizing forks,
+//! a reload, and a port already taken by another daemon.
 //!
 //! Daemons listen on loopback or on free high ports only, with their configuration, pid
 //! files and logs in a temporary directory; a `Daemons` guard kills whatever they left
@@ -738,6 +738,7 @@ fn redis_daemon_loopback_pair_and_unix_socket() {
     );
     assert!(s6.contains("[V6ONLY=1, set explicitly]"), "{s6}");
     assert!(s6.ends_with(&format!("Connect: [::1]:{p}")), "{s6}");
+    assert_eq!(lu["addr"], sock.as_str(), "listen: the path it listens on");
     let su = text(&lu, "summary");
     assert!(
         su.starts_with(&format!(
@@ -909,4 +910,73 @@ fn memcached_daemonizes_then_binds_tcp_and_udp() {
     assert!(!summary.contains("nothing listens"), "{summary}");
     // Its pid file is written after the binds; the guard kills the daemon either way.
     d.pid_file("memcached.pid", START);
+}
+
+/// dnsmasq binds its DNS port (UDP and TCP) as root, then forks into the background and the
+/// process that bound exits. Ctrl-C while it runs: both sockets are still open, held now by
+/// the daemon — the datagram one included, which has no close event to go by.
+#[test]
+fn dnsmasq_binds_then_daemonizes_udp_and_tcp_held_by_the_daemon() {
+    let d = Daemons::new("dnsmasq");
+    let p = free_port_tcp_udp();
+    let args: Vec<String> = [
+        "dnsmasq".to_owned(),
+        "--conf-file=/dev/null".into(),
+        format!("--port={p}"),
+        "--listen-address=127.0.0.1".into(),
+        "--bind-interfaces".into(),
+        "--no-resolv".into(),
+        "--no-hosts".into(),
+        "--user=nobody".into(),
+        format!("--pid-file={}", d.path("dnsmasq.pid")),
+    ]
+    .into();
+    let mut argv = vec!["--"];
+    argv.extend(args.iter().map(String::as_str));
+    let t = Tracer::start(&argv);
+    wait_tcp((Ipv4Addr::LOCALHOST, p).into(), &d, Some(&t));
+    let daemon = d.pid_file("dnsmasq.pid", START);
+    let (code, stderr, summary) = interrupt(&t);
+    assert_eq!(code, Some(0), "{stderr:#?}");
+    let cmd = cmd_pid(&summary, "dnsmasq");
+    assert_ne!(cmd, i64::from(daemon));
+
+    let udp = one(&t, "udp bind", |v| {
+        v["event"] == "bind" && v["protocol"] == "udp"
+    });
+    let tcp = one(&t, "tcp bind", |v| {
+        v["event"] == "bind" && v["protocol"] == "tcp"
+    });
+    for b in [&udp, &tcp] {
+        assert_eq!(b["pid"], cmd, "dnsmasq binds before it forks");
+        assert_eq!(b["addr"], "127.0.0.1");
+        assert_eq!(b["port"], p);
+        assert_eq!(b["error"], Value::Null);
+        assert_eq!(b["verdict"], "loopback");
+    }
+    let su = text(&udp, "summary");
+    assert!(
+        su.starts_with(&format!(
+            "dnsmasq[{cmd}] BOUND udp 127.0.0.1:{p}  loopback only"
+        )),
+        "{su}"
+    );
+    assert!(
+        su.ends_with(&format!("Send datagrams to 127.0.0.1:{p}")),
+        "{su}"
+    );
+    let held = format!("still open, held now by dnsmasq (pid {daemon})");
+    assert!(
+        summary.contains(&format!(
+            "  bound      udp 127.0.0.1:{p}  dnsmasq (pid {cmd}), {held}"
+        )),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!(
+            "  listening  tcp 127.0.0.1:{p}  dnsmasq (pid {cmd}), {held}"
+        )),
+        "{summary}"
+    );
+    assert!(!summary.contains("nothing listens"), "{summary}");
 }

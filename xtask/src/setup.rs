@@ -3,7 +3,8 @@
 //!
 //! * apt: llvm-22-dev (bpf-linker links against LLVM 22, the LLVM of rustc stable and of the
 //!   nightly), and the end-to-end tests' tools: strace, iproute2 (`ip`), python3, and the
-//!   real daemons they run under lsn-trace: nginx-light, redis-server, memcached;
+//!   real daemons they run under lsn-trace: nginx-light, redis-server, memcached,
+//!   dnsmasq-base;
 //! * the nightly toolchain and its rust-src (the eBPF crate builds with build-std=core);
 //! * bpf-linker built against LLVM 22;
 //! * tracefs mounted at /sys/kernel/tracing (aya reads tracepoint ids there).
@@ -68,6 +69,11 @@ const APT_PACKAGES: &[AptPackage] = &[
     AptPackage {
         name: "memcached",
         program: Some("memcached"),
+        why: "end-to-end tests with real daemons (tests/tests/daemons.rs)",
+    },
+    AptPackage {
+        name: "dnsmasq-base",
+        program: Some("dnsmasq"),
         why: "end-to-end tests with real daemons (tests/tests/daemons.rs)",
     },
 ];
