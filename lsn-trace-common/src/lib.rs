@@ -73,6 +73,7 @@ pub const K_BIND_NO_PORT: u32 = 1 << 12;
 pub const K_BOUND_DEV: u32 = 1 << 13;
 pub const K_BACKLOG: u32 = 1 << 14;
 pub const K_NETNS: u32 = 1 << 15;
+pub const K_INO: u32 = 1 << 16;
 
 /// The socket as the kernel holds it when the hook ran (after the call, for exit hooks).
 #[repr(C)]
@@ -99,6 +100,9 @@ pub struct SockState {
     pub netns: u32,
     pub rcv_saddr: [u8; 4],
     pub v6_rcv_saddr: [u8; 16],
+    /// The socket's inode number (`socket:[N]` in /proc/PID/fd), read from the kernel so the
+    /// agent never has to look at another process's fds (see `story`).
+    pub ino: u64,
 }
 
 #[repr(C)]
@@ -220,6 +224,9 @@ pub struct KernelOffsets {
     pub skc_ipv6only: Field,
     pub skc_bound_dev_if: Field,
     pub skc_net: Field,
+    // sk->sk_socket, then the inode number of the socket_alloc around it
+    pub sk_socket: Field,
+    pub socket_ino: Field,
     pub net_ns_inum: Field,
     pub sk_type: Field,
     pub sk_protocol: Field,
@@ -270,6 +277,8 @@ impl KernelOffsets {
         skc_ipv6only: Field::NONE,
         skc_bound_dev_if: Field::NONE,
         skc_net: Field::NONE,
+        sk_socket: Field::NONE,
+        socket_ino: Field::NONE,
         net_ns_inum: Field::NONE,
         sk_type: Field::NONE,
         sk_protocol: Field::NONE,

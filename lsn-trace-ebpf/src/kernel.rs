@@ -217,4 +217,10 @@ pub fn read_sock(sk: u64, st: &mut SockState) {
         st.netns = inum as u32;
         st.known |= K_NETNS;
     }
+    if let Some(socket) = read_ptr(sk, off!(sk_socket))
+        && let Some(ino) = read(socket, off!(socket_ino))
+    {
+        st.ino = ino;
+        st.known |= K_INO;
+    }
 }

@@ -103,6 +103,8 @@ pub struct Sock {
     pub bound_dev_if: Option<i32>,
     pub backlog: Option<u32>,
     pub netns: Option<u32>,
+    /// The socket's inode number, as /proc/PID/fd shows it (`socket:[N]`).
+    pub inode: Option<u64>,
     /// A unix listener's own address (path, @abstract, or the name an autobind picked),
     /// read from the socket at listen time.
     pub unix_addr: Option<SockAddr>,
@@ -366,6 +368,7 @@ fn decode_sock(s: &wire::SockState) -> Sock {
         bound_dev_if: known(s.known, wire::K_BOUND_DEV, s.bound_dev_if),
         backlog: known(s.known, wire::K_BACKLOG, s.max_ack_backlog),
         netns: known(s.known, wire::K_NETNS, s.netns),
+        inode: known(s.known, wire::K_INO, s.ino),
         unix_addr: None,
     }
 }

@@ -47,6 +47,19 @@ pub fn resolve(btf: &Btf) -> Resolved {
         // possible_net_t wraps the pointer (and is empty without CONFIG_NET_NS).
         skc_net: r.scalar("sock.__sk_common.skc_net.net"),
         net_ns_inum: r.scalar("net.ns.inum"),
+        sk_socket: r.scalar("sock.sk_socket"),
+        // `struct socket` is the first member of `struct socket_alloc`: the same offset
+        // applies from a `struct socket *`.
+        socket_ino: if btf
+            .composite("socket_alloc")
+            .and_then(|t| btf.member(t, "socket"))
+            .is_some_and(|m| m.bit_offset == 0)
+        {
+            r.scalar("socket_alloc.vfs_inode.i_ino")
+        } else {
+            r.missing.push("socket_alloc.socket at offset 0");
+            Field::NONE
+        },
         // u16 since 5.6, bitfields before: `scalar` takes either.
         sk_type: r.scalar("sock.sk_type"),
         sk_protocol: r.scalar("sock.sk_protocol"),
@@ -199,6 +212,7 @@ mod tests {
             o.file_private_data,
             o.socket_sk,
             o.skc_net,
+            o.sk_socket,
             o.task_real_parent,
             o.task_nsproxy,
             o.nsproxy_net_ns,
@@ -339,7 +353,7 @@ mod tests {
         assert!(missing.contains(&"net.ns.inum"));
         // the blob has no task/fd/unix structs: those are reported missing, not guessed
         assert!(missing.contains(&"unix_address.name"));
-        assert_eq!(missing.len(), 25, "{missing:?}");
+        assert_eq!(missing.len(), 27, "{missing:?}");
     }
 
     /// `inet_flags` without the enum numbering its bits: unknown, not guessed from the old

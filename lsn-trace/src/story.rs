@@ -110,7 +110,7 @@ impl Entry {
             listen_backlog: None,
             listening: false,
             last: None,
-            inode: ev.fd.and_then(|fd| fd_inode(ev.pid, fd)),
+            inode: sock_inode(ev),
             used: 0,
         }
     }
@@ -167,7 +167,11 @@ impl Entry {
         if !self.listening
             && (self.fd != ev.fd || self.pid != ev.pid)
             && let Some(fd) = ev.fd
-            && let Some(now) = fd_inode(ev.pid, fd)
+            && let Some(now) = ev
+                .sock
+                .as_ref()
+                .and_then(|s| s.inode)
+                .or_else(|| fd_inode(ev.pid, fd))
         {
             // No inode recorded (the fd was gone when the entry was made): cannot tell a
             // fork from a reuse; starting afresh loses less than mixing two sockets.
@@ -739,6 +743,17 @@ fn bound_addr(req: &SockAddr, sock: Option<&Sock>) -> SockAddr {
         }
         _ => req.clone(),
     }
+}
+
+/// The event's socket inode: read by the kernel side; else, on kernels where it could not
+/// be, through /proc. Only as a fallback: a readlink of another process's fd holds its file
+/// for a moment, and a close(2) racing with it leaves the last reference — the listener's
+/// close and its tracepoint — to the agent, whose own events the kernel side drops.
+fn sock_inode(ev: &Event) -> Option<u64> {
+    ev.sock
+        .as_ref()
+        .and_then(|s| s.inode)
+        .or_else(|| ev.fd.and_then(|fd| fd_inode(ev.pid, fd)))
 }
 
 /// The inode of the socket behind /proc/PID/fd/FD (None: gone, or not a socket).

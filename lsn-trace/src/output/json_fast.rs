@@ -386,6 +386,7 @@ mod tests {
             backlog: Some(16),
             netns: Some(4026531840),
             unix_addr: None,
+            inode: Some(123456),
         }
     }
 
