@@ -95,12 +95,14 @@ impl Tracer {
     /// `start`, with extra environment variables for lsn-trace.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Tracer {
         let mut cmd = Command::new(bin());
-        cmd.arg("--json").args(args).envs(env.iter().copied());
+        cmd.arg("--json").envs(env.iter().copied());
+        // Before ARGS: top-level flags precede a subcommand (`audit`) or `-- CMD`.
         if let Some(b) = backend_under_test()
             && !args.contains(&"--backend")
         {
             cmd.args(["--backend", &b]);
         }
+        cmd.args(args);
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
