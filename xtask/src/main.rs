@@ -5,12 +5,14 @@
 //! * `run [-- ARGS…]` — setup, build, then the live tracer as root (sudo -E when not root);
 //! * `test [--no-vm] [-- CARGO-TEST-ARGS…]` — setup, build, every test as root;
 //! * `bench` — setup, build, the overhead benchmark (lsn-trace vs strace vs bpftrace).
+//! * `vm --kernel 6.1|6.12 [-- COMMAND…]` — run a command as root on another kernel (QEMU).
 
 mod bench;
 mod cmd;
 mod run;
 mod setup;
 mod test;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -55,6 +57,19 @@ enum Cmd {
     /// probe, untraced and under lsn-trace, strace and bpftrace (interleaved rounds);
     /// prints a table and writes it as JSON (target/bench/latest.json).
     Bench(bench::Args),
+    /// Run COMMAND (default `uname -a`) as root in a QEMU VM booted on Debian's kernel of
+    /// that series, chrooted into this machine's root file system (read-only over 9p; /tmp
+    /// is a tmpfs; $LSN_VM_OUT is a writable folder shared with the host, target/vm/KERNEL).
+    /// The exit status is the command's.
+    Vm {
+        /// Kernel series: 6.1 or 6.12 (the newest Debian package of it; cached in
+        /// ~/.cache/lsn-trace/kernels).
+        #[arg(long)]
+        kernel: String,
+        /// The command and its arguments (after `--`).
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -66,6 +81,7 @@ fn main() -> ExitCode {
         Cmd::Run { args } => run::run_tracer(&args).map(|()| 0),
         Cmd::Test { no_vm, args } => test::test(no_vm, &args),
         Cmd::Bench(args) => bench::bench(&args).map(|()| 0),
+        Cmd::Vm { kernel, command } => vm::vm_command(&kernel, &command),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

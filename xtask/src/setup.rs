@@ -78,6 +78,25 @@ const APT_PACKAGES: &[AptPackage] = &[
     },
 ];
 
+/// What the VM runner (`cargo xtask vm`, the VM matrix of `cargo xtask test`) needs.
+const VM_APT_PACKAGES: &[AptPackage] = &[
+    AptPackage {
+        name: "qemu-system-x86",
+        program: Some("qemu-system-x86_64"),
+        why: "VM runs on other kernels",
+    },
+    AptPackage {
+        name: "busybox-static",
+        program: None,
+        why: "the VMs' initramfs",
+    },
+    AptPackage {
+        name: "xz-utils",
+        program: Some("xz"),
+        why: "decompresses the VM kernels' modules",
+    },
+];
+
 pub fn setup() -> Result<()> {
     apt_packages()?;
     nightly()?;
@@ -99,6 +118,11 @@ fn dpkg_installed(pkg: &str) -> bool {
 
 fn apt_packages() -> Result<()> {
     apt_install(APT_PACKAGES)
+}
+
+/// The packages the VM runner needs (on top of [`setup`]'s).
+pub fn setup_vm() -> Result<()> {
+    apt_install(VM_APT_PACKAGES)
 }
 
 /// Install, through apt, those of `packages` that are absent (one line each).
@@ -128,6 +152,8 @@ pub fn apt_install(packages: &[AptPackage]) -> Result<()> {
     let env = [("DEBIAN_FRONTEND", "noninteractive")];
     run(as_root("apt-get", &env)?.arg("update"))?;
     run(as_root("apt-get", &env)?
+        // Other users of this machine may be running apt: wait for the lock.
+        .args(["-o", "DPkg::Lock::Timeout=600"])
         .args(["install", "-y", "--no-install-recommends"])
         .args(&missing))
 }

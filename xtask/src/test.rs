@@ -3,13 +3,16 @@
 //! by LSN_TRACE_BIN), then — unless `--no-vm` — the same tests in VMs on other kernels.
 
 use std::env;
-use std::process::Command;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 
 use crate::cmd::{self, exit_code, is_root, status, which};
 use crate::run::build_lsn_trace;
-use crate::setup::setup;
+use crate::setup::{setup, setup_vm};
+use crate::vm;
 
 /// Default parallelism of the test harness (the end-to-end tests each start a tracer).
 const TEST_THREADS: &str = "--test-threads=4";
@@ -17,6 +20,9 @@ const TEST_THREADS: &str = "--test-threads=4";
 /// Outcome of the test run: `Ok(code)`, 0 when everything passed.
 pub fn test(no_vm: bool, extra: &[String]) -> Result<i32> {
     setup()?;
+    if !no_vm {
+        setup_vm()?;
+    }
     let bin = build_lsn_trace()?;
 
     // `extra` is `[cargo test args] [-- harness args]`.
@@ -84,22 +90,263 @@ pub fn test(no_vm: bool, extra: &[String]) -> Result<i32> {
     test_args(&mut cargo);
     cargo.arg("--").args(&harness);
     // cargo test's own output (its `test result:` summary lines) goes through untouched.
+    let host_start = Instant::now();
     let st = status(&mut cargo)?;
+    let host_time = host_start.elapsed();
     if !st.success() {
         eprintln!("xtask test: local tests failed ({st})");
         return Ok(exit_code(st));
     }
+    eprintln!(
+        "xtask test: host tests passed in {:.0}s",
+        host_time.as_secs_f64()
+    );
 
     if !no_vm {
-        vm_matrix()?;
+        let mut compile = Command::new("cargo");
+        compile.current_dir(&root_dir);
+        test_args(&mut compile);
+        compile.args(["--no-run", "--message-format=json"]);
+        let tests = e2e_test_binaries(&mut compile)?;
+        let harness: Vec<String> = harness_args.to_vec();
+        if !vm_matrix(&bin, &tests, &harness)? {
+            return Ok(1);
+        }
     }
     Ok(0)
 }
 
-/// HOOK — the same test suite in QEMU VMs on other kernels (Debian 6.1 and 6.12, where
-/// kprobes and fentry work, so the other backends are exercised). Not implemented yet: it
-/// runs nothing and claims nothing.
-fn vm_matrix() -> Result<()> {
-    eprintln!("vm: not yet implemented");
-    Ok(())
+/// Backends the VM matrix runs the end-to-end tests with, on every kernel of
+/// [`vm::SERIES`] (each is passed to the harness as LSN_TRACE_BACKEND, which makes it
+/// start `lsn-trace --backend NAME`).
+const VM_BACKENDS: &[&str] = &["tracepoint"];
+
+/// Test threads per test binary in a VM (2 vCPUs under software emulation), unless the
+/// harness arguments say otherwise.
+const VM_TEST_THREADS: &str = "--test-threads=2";
+
+/// The end-to-end test executables (package lsn-trace-tests, kind `test`) that `compile`
+/// (`cargo test … --no-run --message-format=json`, the same arguments as the host run, so
+/// nothing is rebuilt) reports.
+fn e2e_test_binaries(compile: &mut Command) -> Result<Vec<PathBuf>> {
+    eprintln!("$ {}", cmd::display(compile));
+    let out = compile
+        .stderr(Stdio::inherit())
+        .output()
+        .context("could not run cargo test --no-run")?;
+    if !out.status.success() {
+        bail!("`{}` failed ({})", cmd::display(compile), out.status);
+    }
+    let mut bins = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let is_e2e = msg["reason"] == "compiler-artifact"
+            && msg["target"]["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "test"))
+            && msg["package_id"]
+                .as_str()
+                .is_some_and(|id| id.contains("lsn-trace-tests"));
+        if let (true, Some(exe)) = (is_e2e, msg["executable"].as_str()) {
+            bins.push(PathBuf::from(exe));
+        }
+    }
+    if bins.is_empty() {
+        bail!("cargo reported no end-to-end test executables (package lsn-trace-tests)");
+    }
+    bins.sort();
+    Ok(bins)
+}
+
+/// A test binary's name without cargo's hash: `deps/core-0123abcd` -> `core`.
+fn test_name(exe: &std::path::Path) -> String {
+    let name = exe
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match name.rsplit_once('-') {
+        Some((stem, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => stem.to_owned(),
+        _ => name,
+    }
+}
+
+/// The guest's shell script: every test binary in turn, a start and an exit line around
+/// each (the host reads results from those), exit 1 when any failed.
+fn guest_script(tests: &[PathBuf], harness: &[String]) -> String {
+    let mut args: Vec<String> = harness.iter().map(|a| sh_word(a)).collect();
+    if !harness.iter().any(|a| a.starts_with("--test-threads")) {
+        args.push(VM_TEST_THREADS.to_owned());
+    }
+    let mut s = String::from("rc=0\n");
+    for t in tests {
+        let name = test_name(t);
+        s.push_str(&format!(
+            "echo 'vm-test-start: {name}'\n{} {}\nr=$?\necho \"vm-test-exit: {name} $r\"\n[ $r = 0 ] || rc=1\n",
+            sh_word(&t.to_string_lossy()),
+            args.join(" ")
+        ));
+    }
+    s.push_str("exit $rc\n");
+    s
+}
+
+fn sh_word(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// What one test binary reported in a VM: its `test result:` line and exit status.
+#[derive(Debug, PartialEq)]
+struct BinaryResult {
+    name: String,
+    summary: Option<String>,
+    code: Option<i32>,
+}
+
+/// Per test binary, from the guest's console (see [`guest_script`]).
+fn binary_results(console: &str) -> Vec<BinaryResult> {
+    let mut results: Vec<BinaryResult> = Vec::new();
+    for line in console.lines() {
+        if let Some(name) = line.strip_prefix("vm-test-start: ") {
+            results.push(BinaryResult {
+                name: name.trim().to_owned(),
+                summary: None,
+                code: None,
+            });
+        } else if let Some(r) = results.last_mut() {
+            if let Some(rest) = line.strip_prefix("vm-test-exit: ") {
+                r.code = rest.rsplit(' ').next().and_then(|c| c.parse().ok());
+            } else if let Some(sum) = line.trim().strip_prefix("test result: ") {
+                r.summary = Some(sum.to_owned());
+            }
+        }
+    }
+    results
+}
+
+/// The end-to-end tests on every kernel of [`vm::SERIES`] with every backend of
+/// [`VM_BACKENDS`], one VM boot per (kernel, backend); prints a summary. True when all
+/// passed.
+fn vm_matrix(bin: &str, tests: &[PathBuf], harness: &[String]) -> Result<bool> {
+    let script = guest_script(tests, harness);
+    let tests_dir = cmd::workspace_root().join("tests");
+    let mut rows = Vec::new();
+    let mut all_ok = true;
+    let matrix_start = Instant::now();
+    for s in vm::SERIES {
+        let kernel = vm::kernel(s)?;
+        for backend in VM_BACKENDS {
+            eprintln!(
+                "vm: {} ({} {}), backend {backend}: {} test binaries",
+                s.name,
+                kernel.package,
+                kernel.version,
+                tests.len()
+            );
+            let results = cmd::target_dir()
+                .join("vm")
+                .join(format!("{}-{backend}", s.name));
+            let mut envs = vm::guest_env(&results);
+            envs.push(("LSN_TRACE_BIN".into(), bin.to_owned()));
+            envs.push(("LSN_TRACE_BACKEND".into(), (*backend).to_owned()));
+            envs.push(("RUST_BACKTRACE".into(), "1".into()));
+            let out = vm::run_in_vm(
+                &kernel,
+                &["sh".into(), "-c".into(), script.clone()],
+                &vm::RunOptions {
+                    results: &results,
+                    cwd: tests_dir.clone(),
+                    envs,
+                    echo: true,
+                },
+            )?;
+            let bins = binary_results(&out.console);
+            let ok = out.code == Some(0)
+                && bins.len() == tests.len()
+                && bins.iter().all(|b| b.code == Some(0));
+            all_ok &= ok;
+            rows.push((s.name, kernel.package.clone(), *backend, ok, out, bins));
+        }
+    }
+
+    eprintln!(
+        "\nvm matrix ({:.0}s in all):",
+        matrix_start.elapsed().as_secs_f64()
+    );
+    for (series, package, backend, ok, out, bins) in &rows {
+        eprintln!(
+            "  {series} ({package}), backend {backend}: {} in {:.0}s (guest exit status {})",
+            if *ok { "passed" } else { "FAILED" },
+            out.elapsed.as_secs_f64(),
+            out.code.map_or("none".into(), |c| c.to_string()),
+        );
+        for b in bins {
+            eprintln!(
+                "    {}: {}",
+                b.name,
+                b.summary.as_deref().unwrap_or("no `test result:` line")
+            );
+        }
+        if bins.len() != tests.len() {
+            eprintln!(
+                "    ran {} of {} test binaries (console log in target/vm/{series}-{backend})",
+                bins.len(),
+                tests.len()
+            );
+        }
+    }
+    if !all_ok {
+        eprintln!("xtask test: the VM matrix failed");
+    }
+    Ok(all_ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_results_from_the_console() {
+        assert_eq!(
+            test_name(std::path::Path::new("/t/release/deps/core-0123abcdef")),
+            "core"
+        );
+        assert_eq!(
+            test_name(std::path::Path::new("/t/deps/lost-tests")),
+            "lost-tests"
+        );
+        let console = "\
+boot noise
+vm-test-start: core
+
+running 2 tests
+test a ... ok
+test result: ok. 2 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1.0s
+
+vm-test-exit: core 0
+vm-test-start: lost
+thread 'main' panicked
+vm-test-exit: lost 101
+";
+        assert_eq!(
+            binary_results(console),
+            [
+                BinaryResult {
+                    name: "core".into(),
+                    summary: Some(
+                        "ok. 2 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; \
+                         finished in 1.0s"
+                            .into()
+                    ),
+                    code: Some(0),
+                },
+                BinaryResult {
+                    name: "lost".into(),
+                    summary: None,
+                    code: Some(101),
+                },
+            ]
+        );
+    }
 }
