@@ -179,6 +179,10 @@ fn guest_script(tests: &[PathBuf], harness: &[String]) -> String {
     if !harness.iter().any(|a| a.starts_with("--test-threads")) {
         args.push(VM_TEST_THREADS.to_owned());
     }
+    if !harness.iter().any(|a| a.starts_with("--color")) {
+        // The console is a terminal: plain text is what CI logs and the summary want.
+        args.push("--color=never".to_owned());
+    }
     let mut s = String::from("rc=0\n");
     for t in tests {
         let name = test_name(t);

@@ -605,9 +605,7 @@ pub fn run_in_vm(kernel: &Kernel, command: &[String], opts: &RunOptions) -> Resu
         let mut r = BufReader::new(stdout);
         let mut raw = Vec::new();
         while r.read_until(b'\n', &mut raw).is_ok_and(|n| n > 0) {
-            let line = String::from_utf8_lossy(&raw)
-                .trim_end_matches(['\r', '\n'])
-                .to_owned();
+            let line = strip_escapes(String::from_utf8_lossy(&raw).trim_end_matches(['\r', '\n']));
             raw.clear();
             if tx.send(line).is_err() {
                 break;
@@ -664,6 +662,35 @@ pub fn run_in_vm(kernel: &Kernel, command: &[String], opts: &RunOptions) -> Resu
         console,
         elapsed,
     })
+}
+
+/// `line` without terminal escape sequences (SeaBIOS clears the screen, test harnesses
+/// colour their output), so what the console says can be matched and logged as text.
+fn strip_escapes(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            // CSI: parameters, then a final byte in @..~.
+            Some('[') => {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            // Character set selection: one more byte.
+            Some('(' | ')') => {
+                chars.next();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// `cargo xtask vm --kernel K [-- COMMAND…]`.
@@ -752,6 +779,18 @@ mod tests {
         let ko = b"\x7fELF...\0license=GPL\0depends=virtio,9pnet,virtio_ring\0name=x\0";
         assert_eq!(modinfo_depends(ko), ["virtio", "9pnet", "virtio_ring"]);
         assert!(modinfo_depends(b"\0depends=\0name=9pnet\0").is_empty());
+    }
+
+    #[test]
+    fn strips_terminal_escapes() {
+        assert_eq!(
+            strip_escapes("\x1bc\x1b[?7l\x1b[2Jvm-test-start: core"),
+            "vm-test-start: core"
+        );
+        assert_eq!(
+            strip_escapes("test result: \x1b[32mok\x1b(B\x1b[m. 18 passed"),
+            "test result: ok. 18 passed"
+        );
     }
 
     #[test]
