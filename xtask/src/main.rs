@@ -3,7 +3,8 @@
 //! * `setup` — install the toolchain prerequisites and test tools, mount tracefs (idempotent);
 //! * `build` — setup, then the release build of lsn-trace (prints the binary's path);
 //! * `run [-- ARGS…]` — setup, build, then the live tracer as root (sudo -E when not root);
-//! * `test [--no-vm] [-- CARGO-TEST-ARGS…]` — setup, build, every test as root;
+//! * `test [--no-vm|--vm-only] [-- CARGO-TEST-ARGS…]` — setup, build, every test as root,
+//!   then in VMs on other kernels;
 //! * `bench` — setup, build, the overhead benchmark (lsn-trace vs strace vs bpftrace).
 //! * `vm --kernel 6.1|6.12 [-- COMMAND…]` — run a command as root on another kernel (QEMU).
 
@@ -48,6 +49,9 @@ enum Cmd {
         /// Skip the test runs in VMs on other kernels.
         #[arg(long)]
         no_vm: bool,
+        /// Only the test runs in VMs (skip the host's).
+        #[arg(long, conflicts_with = "no_vm")]
+        vm_only: bool,
         /// Extra `cargo test` arguments (after `--`; a second `--` passes the rest to the
         /// test harness).
         #[arg(last = true)]
@@ -79,7 +83,11 @@ fn main() -> ExitCode {
         Cmd::Setup => setup::setup().map(|()| 0),
         Cmd::Build => run::build().map(|()| 0),
         Cmd::Run { args } => run::run_tracer(&args).map(|()| 0),
-        Cmd::Test { no_vm, args } => test::test(no_vm, &args),
+        Cmd::Test {
+            no_vm,
+            vm_only,
+            args,
+        } => test::test(no_vm, vm_only, &args),
         Cmd::Bench(args) => bench::bench(&args).map(|()| 0),
         Cmd::Vm { kernel, command } => vm::vm_command(&kernel, &command),
     };

@@ -18,7 +18,7 @@ use crate::vm;
 const TEST_THREADS: &str = "--test-threads=4";
 
 /// Outcome of the test run: `Ok(code)`, 0 when everything passed.
-pub fn test(no_vm: bool, extra: &[String]) -> Result<i32> {
+pub fn test(no_vm: bool, vm_only: bool, extra: &[String]) -> Result<i32> {
     setup()?;
     if !no_vm {
         setup_vm()?;
@@ -49,9 +49,33 @@ pub fn test(no_vm: bool, extra: &[String]) -> Result<i32> {
 
     let root_dir = cmd::workspace_root();
     let bin = bin.to_string_lossy().into_owned();
+    if !vm_only {
+        let code = host_tests(&bin, &test_args, &harness)?;
+        if code != 0 {
+            return Ok(code);
+        }
+    }
+
+    if !no_vm {
+        let mut compile = Command::new("cargo");
+        compile.current_dir(&root_dir);
+        test_args(&mut compile);
+        compile.args(["--no-run", "--message-format=json"]);
+        let tests = e2e_test_binaries(&mut compile)?;
+        let harness: Vec<String> = harness_args.to_vec();
+        if !vm_matrix(&bin, &tests, &harness)? {
+            return Ok(1);
+        }
+    }
+    Ok(0)
+}
+
+/// Every test of the workspace on the host, as root; the exit code (0: all passed).
+fn host_tests(bin: &str, test_args: &dyn Fn(&mut Command), harness: &[String]) -> Result<i32> {
+    let root_dir = cmd::workspace_root();
     let mut cargo = if is_root() {
         let mut c = Command::new("cargo");
-        c.env("LSN_TRACE_BIN", &bin);
+        c.env("LSN_TRACE_BIN", bin);
         c
     } else {
         // Compile as ourselves, so target/ and ~/.cargo stay ours; then only run as root.
@@ -88,7 +112,7 @@ pub fn test(no_vm: bool, extra: &[String]) -> Result<i32> {
     };
     cargo.current_dir(&root_dir);
     test_args(&mut cargo);
-    cargo.arg("--").args(&harness);
+    cargo.arg("--").args(harness);
     // cargo test's own output (its `test result:` summary lines) goes through untouched.
     let host_start = Instant::now();
     let st = status(&mut cargo)?;
@@ -102,17 +126,6 @@ pub fn test(no_vm: bool, extra: &[String]) -> Result<i32> {
         host_time.as_secs_f64()
     );
 
-    if !no_vm {
-        let mut compile = Command::new("cargo");
-        compile.current_dir(&root_dir);
-        test_args(&mut compile);
-        compile.args(["--no-run", "--message-format=json"]);
-        let tests = e2e_test_binaries(&mut compile)?;
-        let harness: Vec<String> = harness_args.to_vec();
-        if !vm_matrix(&bin, &tests, &harness)? {
-            return Ok(1);
-        }
-    }
     Ok(0)
 }
 

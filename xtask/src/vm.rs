@@ -49,9 +49,28 @@ pub const SERIES: &[Series] = &[
     },
 ];
 
-/// What the guest needs to mount the host's root: virtio-pci (built in on 6.12) and 9p
-/// over virtio; their dependencies are read from each module's .modinfo.
-const WANTED_MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p"];
+/// Modules the guest loads at boot (their dependencies are read from each module's
+/// .modinfo): virtio-pci (built in on 6.12) and 9p over virtio, to mount the host's root;
+/// the sock_diag handlers (lsn-trace lists a namespace's sockets through NETLINK_SOCK_DIAG,
+/// and the guest cannot modprobe: the host's /lib/modules has no modules of its kernel);
+/// veth and dummy for tests that build network namespaces.
+const WANTED_MODULES: &[&str] = &[
+    "virtio_pci",
+    "9pnet_virtio",
+    "9p",
+    "tcp_diag",
+    "udp_diag",
+    "raw_diag",
+    "unix_diag",
+    "veth",
+    "dummy",
+];
+
+/// The content of a cache entry's `ready` file: an entry made for another module list is
+/// made again.
+fn ready_key() -> String {
+    WANTED_MODULES.join(",")
+}
 
 /// Where the guest mounts the host's root before chrooting into it.
 const GUEST_ROOT: &str = "/mnt/root";
@@ -135,7 +154,11 @@ fn newest_package(s: &Series) -> Result<String> {
 pub fn kernel(s: &Series) -> Result<Kernel> {
     let package = newest_package(s)?;
     let dir = cache_dir()?.join(&package);
-    if !dir.join("ready").is_file() {
+    if fs::read_to_string(dir.join("ready")).ok() != Some(ready_key()) {
+        if dir.exists() {
+            fs::remove_dir_all(&dir)
+                .with_context(|| format!("could not remove the stale {}", dir.display()))?;
+        }
         prepare(&package, &dir)?;
     }
     load_cached(&package, &dir)
@@ -213,7 +236,7 @@ fn prepare(package: &str, dir: &Path) -> Result<()> {
     }
     fs::write(out.join("modules").join("order"), names)?;
     fs::write(out.join("version"), version.trim())?;
-    fs::write(out.join("ready"), "")?;
+    fs::write(out.join("ready"), ready_key())?;
     if dir.exists() {
         // Another run prepared it meanwhile.
         let _ = fs::remove_dir_all(&tmp);
