@@ -661,9 +661,14 @@ pub(crate) mod tests {
 
     /// bpftool's raw dump of the host's BTF, if bpftool is installed.
     pub(crate) fn bpftool_raw() -> Option<String> {
+        bpftool_raw_of(VMLINUX)
+    }
+
+    /// bpftool's raw dump of the BTF file at `path`, if bpftool is installed.
+    pub(crate) fn bpftool_raw_of(path: &str) -> Option<String> {
         // Debian installs it in /usr/sbin, not always on a user's PATH.
         let out = ["bpftool", "/usr/sbin/bpftool"].iter().find_map(|cmd| {
-            let args = ["btf", "dump", "file", VMLINUX, "format", "raw"];
+            let args = ["btf", "dump", "file", path, "format", "raw"];
             Command::new(cmd)
                 .args(args)
                 .output()

@@ -195,11 +195,51 @@ fn bitfield(bit_offset: u32, len: u32) -> Option<Field> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::btf::tests::{Blob, bpftool_raw, bpftool_struct, host_btf};
+    use crate::btf::tests::{Blob, bpftool_raw, bpftool_raw_of, bpftool_struct, host_btf};
 
     #[test]
     fn host_kernel_resolves_every_field() {
         let Some(btf) = host_btf() else { return };
+        every_field_resolves(&btf, bpftool_raw().as_deref());
+    }
+
+    /// The BTF of Debian's 6.1 and 6.12 kernels (captured by `cargo xtask vm`, xz-compressed
+    /// in tests/fixtures/btf): every field resolves, at the offsets bpftool shows.
+    #[test]
+    fn debian_kernels_resolve_every_field() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/btf");
+        let mut fixtures: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".btf.xz"))
+            .collect();
+        fixtures.sort();
+        assert_eq!(fixtures.len(), 2, "{fixtures:?}");
+        for xz in fixtures {
+            // xz-utils is part of every Debian system; bpftool reads a file, so decompress
+            // to one.
+            let out = std::process::Command::new("xz")
+                .arg("-dc")
+                .arg(&xz)
+                .output()
+                .expect("run xz (xz-utils)");
+            assert!(out.status.success(), "xz -dc {}", xz.display());
+            let plain = std::env::temp_dir().join(format!(
+                "lsn-trace-btf-{}-{}",
+                std::process::id(),
+                xz.file_stem().unwrap().to_string_lossy()
+            ));
+            std::fs::write(&plain, &out.stdout).unwrap();
+            let btf = Btf::parse(&out.stdout).unwrap();
+            eprintln!("{}", xz.display());
+            every_field_resolves(&btf, bpftool_raw_of(&plain.to_string_lossy()).as_deref());
+            let _ = std::fs::remove_file(&plain);
+        }
+    }
+
+    /// Every field of `btf` resolves; with `raw` (bpftool's raw dump of the same BTF), the
+    /// offsets are bpftool's.
+    fn every_field_resolves(btf: &Btf, raw: Option<&str>) {
         let Resolved {
             offsets: o,
             missing,
@@ -231,12 +271,12 @@ mod tests {
         assert_eq!((o.skc_reuseport.bit_len, o.skc_ipv6only.bit_len), (1, 1));
 
         // Bit positions against bpftool's dump, composed the way the kernel nests them.
-        let Some(raw) = bpftool_raw() else {
+        let Some(raw) = raw else {
             eprintln!("skipped comparison: bpftool not installed");
             return;
         };
         let bit = |s: &str, member: &str| {
-            let (_, members) = bpftool_struct(&raw, s);
+            let (_, members) = bpftool_struct(raw, s);
             members
                 .iter()
                 .find(|m| m.0 == member)
@@ -289,6 +329,33 @@ mod tests {
                     "{enumerator}"
                 );
             }
+        } else {
+            // Before 6.6 (Debian's 6.1): one-bit bitfields of inet_sock.
+            for (f, member) in [
+                (o.inet_freebind, "freebind"),
+                (o.inet_transparent, "transparent"),
+                (o.inet_bind_no_port, "bind_address_no_port"),
+            ] {
+                assert_eq!(
+                    (at(f), f.bit_len),
+                    (bit("inet_sock", member), 1),
+                    "{member}"
+                );
+            }
+        }
+        // The pointers and scalars the fd -> socket walk and the caller's identity read.
+        for (f, s, member) in [
+            (o.task_files, "task_struct", "files"),
+            (o.files_fdt, "files_struct", "fdt"),
+            (o.fdt_max_fds, "fdtable", "max_fds"),
+            (o.fdt_fd, "fdtable", "fd"),
+            (o.file_private_data, "file", "private_data"),
+            (o.socket_type, "socket", "type"),
+            (o.task_real_parent, "task_struct", "real_parent"),
+            (o.task_nsproxy, "task_struct", "nsproxy"),
+            (o.nsproxy_net_ns, "nsproxy", "net_ns"),
+        ] {
+            assert_eq!(at(f), bit(s, member), "{s}.{member}");
         }
     }
 

@@ -76,6 +76,11 @@ const APT_PACKAGES: &[AptPackage] = &[
         program: Some("dnsmasq"),
         why: "end-to-end tests with real daemons (tests/tests/daemons.rs)",
     },
+    AptPackage {
+        name: "bpftool",
+        program: None,
+        why: "BTF resolver tests compare offsets with `bpftool btf dump`",
+    },
 ];
 
 /// What the VM runner (`cargo xtask vm`, the VM matrix of `cargo xtask test`) needs.
