@@ -9,7 +9,7 @@
 //! * The initramfs (built per run: a few MB) holds busybox-static, those modules and an init
 //!   script that loads them, mounts the host's `/` read-only over 9p, mounts the writable
 //!   results share at its host path, mounts proc/sys/dev/tracefs/debugfs/bpffs and tmpfs on
-//!   /tmp and /run, brings `lo` up, chroots and runs the command.
+//!   /tmp and /run, brings `lo` up, switches root to the host's and runs the command.
 //! * The command's output and a marker line with its exit status come back on the serial
 //!   console (QEMU's stdout), which is also saved as `console.log` in the results directory.
 
@@ -507,11 +507,10 @@ mount -t bpf bpf $R/sys/fs/bpf
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup
 ip link set lo up
 hostname lsn-trace-vm
-chroot $R /bin/sh $OUT/command.sh
-rc=$?
-echo
-echo "{marker} $rc"
-poweroff -f
+# switch_root, not chroot: the host's root becomes the real root, so paths the kernel
+# prints (/proc/PID/exe, seen from another mount namespace too) are the host's paths.
+exec switch_root $R /bin/sh $OUT/guest.sh
+fail "switch_root failed"
 "#,
         modules = modules.join(" "),
     )
@@ -588,6 +587,12 @@ pub fn run_in_vm(kernel: &Kernel, command: &[String], opts: &RunOptions) -> Resu
     let script = results.join("command.sh");
     fs::write(&script, command_script(&opts.cwd, &opts.envs, command))?;
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755))?;
+    // pid 1 after switch_root, with the host's /bin/sh: the command, the marker, power off.
+    let guest = format!(
+        "/bin/sh {script}\nrc=$?\necho\necho \"{marker} $rc\"\nsync\necho o > /proc/sysrq-trigger\nsleep 60\n",
+        script = sh_quote(&script.to_string_lossy())
+    );
+    fs::write(results.join("guest.sh"), guest)?;
 
     let mut qemu = Command::new("qemu-system-x86_64");
     qemu.args(["-accel", "tcg", "-m", "2048", "-smp", "2"])
