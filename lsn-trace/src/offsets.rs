@@ -243,7 +243,7 @@ mod tests {
         let Resolved {
             offsets: o,
             missing,
-        } = resolve(&btf);
+        } = resolve(btf);
         assert!(missing.is_empty(), "unresolved: {missing:?}");
         let pointers = [
             o.task_files,
