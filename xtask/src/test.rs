@@ -196,7 +196,7 @@ fn guest_script(tests: &[PathBuf], harness: &[String]) -> String {
         // The console is a terminal: plain text is what CI logs and the summary want.
         args.push("--color=never".to_owned());
     }
-    let mut s = String::from("rc=0\n");
+    let mut s = String::from("echo\nrc=0\n");
     for t in tests {
         let name = test_name(t);
         s.push_str(&format!(
@@ -225,7 +225,11 @@ struct BinaryResult {
 fn binary_results(console: &str) -> Vec<BinaryResult> {
     let mut results: Vec<BinaryResult> = Vec::new();
     for line in console.lines() {
-        if let Some(name) = line.strip_prefix("vm-test-start: ") {
+        // Found anywhere in the line: the firmware's last words have no line end.
+        if let Some(name) = line
+            .find("vm-test-start: ")
+            .map(|i| &line[i + "vm-test-start: ".len()..])
+        {
             results.push(BinaryResult {
                 name: name.trim().to_owned(),
                 summary: None,
@@ -334,8 +338,7 @@ mod tests {
             "lost-tests"
         );
         let console = "\
-boot noise
-vm-test-start: core
+Booting from ROM..vm-test-start: core
 
 running 2 tests
 test a ... ok
