@@ -109,52 +109,74 @@ impl Daemons {
         out
     }
 
-    /// Processes of ours still alive: those named in pid files and those whose command line
-    /// mentions our directory (each daemon is given a path in it).
-    fn leftovers(&self) -> Vec<i32> {
-        let mut pids = Vec::new();
+    /// Processes of ours still alive: those we spawned, those named in pid files, those
+    /// whose command line mentions our directory (each daemon is given a path in it), and
+    /// every process in their process groups or sessions (nginx's workers name nothing).
+    fn leftovers(&self, roots: &mut Vec<i32>) -> Vec<i32> {
         for e in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
             if e.path().extension().is_some_and(|x| x == "pid")
                 && let Some(pid) = fs::read_to_string(e.path())
                     .ok()
                     .and_then(|s| s.trim().parse::<i32>().ok())
+                && !roots.contains(&pid)
             {
-                pids.push(pid);
+                roots.push(pid);
             }
         }
         let needle = self.dir.to_str().unwrap().as_bytes();
+        let me = std::process::id() as i32;
+        let mut procs = Vec::new();
         for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
                 continue;
             };
             if let Ok(cmd) = fs::read(format!("/proc/{pid}/cmdline"))
                 && cmd.windows(needle.len()).any(|w| w == needle)
+                && !roots.contains(&pid)
             {
-                pids.push(pid);
+                roots.push(pid);
+            }
+            // stat: pid (comm) state ppid pgrp session ...
+            if let Some((pgrp, sid)) = fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|st| {
+                    let mut f = st.rsplit_once(") ")?.1.split(' ').skip(2);
+                    Some((
+                        f.next()?.parse::<i32>().ok()?,
+                        f.next()?.parse::<i32>().ok()?,
+                    ))
+                })
+            {
+                procs.push((pid, pgrp, sid));
             }
         }
-        pids.retain(|&p| p > 1 && p != std::process::id() as i32 && alive(p));
+        let mut pids: Vec<i32> = procs
+            .into_iter()
+            .filter(|(pid, pgrp, sid)| {
+                roots.contains(pid) || roots.contains(pgrp) || roots.contains(sid)
+            })
+            .map(|(pid, _, _)| pid)
+            .collect();
+        pids.retain(|&p| p > 1 && p != me && alive(p));
         pids
     }
 }
 
 impl Drop for Daemons {
     fn drop(&mut self) {
+        // Our own process id is never a root: the test process is in none of these groups.
+        let mut roots: Vec<i32> = self.children.iter().map(|c| c.id() as i32).collect();
         for c in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for _ in 0..3 {
-            let pids = self.leftovers();
+        for _ in 0..5 {
+            let pids = self.leftovers(&mut roots);
             if pids.is_empty() {
                 break;
             }
             for pid in pids {
-                // A daemon is its process group's leader (setsid): its workers go with it.
-                unsafe {
-                    libc::kill(-pid, libc::SIGKILL);
-                    libc::kill(pid, libc::SIGKILL);
-                }
+                unsafe { libc::kill(pid, libc::SIGKILL) };
             }
             std::thread::sleep(Duration::from_millis(200));
         }
