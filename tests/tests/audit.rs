@@ -697,6 +697,38 @@ fn the_units_capabilities_suffice_and_sys_admin_serves_only_other_namespaces() {
     );
 
     let without: Vec<String> = caps.into_iter().filter(|c| c != "sys_admin").collect();
+    // Debian's kernels default to kernel.perf_event_paranoid=3, a Debian patch that refuses
+    // perf_event_open (how tracepoints attach) without CAP_SYS_ADMIN: there the live trace
+    // needs it too, and the reduced set must fail to start, loudly.
+    if lsn_trace_tests::read_sysctl("kernel/perf_event_paranoid") > 2 {
+        let out = Command::new("setpriv")
+            .arg(format!(
+                "--bounding-set=-all,{}",
+                without
+                    .iter()
+                    .map(|c| format!("+{c}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ))
+            .arg(bin())
+            // tracepoints: fentry attaches through bpf links, which this sysctl does not gate
+            .args([
+                "--backend",
+                "tracepoint",
+                "--pid",
+                &std::process::id().to_string(),
+                "audit",
+                "--log",
+            ])
+            .arg(d.join("less.jsonl"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("setpriv (util-linux)");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("lsn-trace: error:"), "{err}");
+        return;
+    }
     let (end, recs) = audit_with_caps(&without, &d.join("less.jsonl"));
     let errors = end["errors"].as_array().unwrap();
     assert!(
