@@ -21,8 +21,10 @@ impl Drop for Fd {
     }
 }
 
+/// Close-on-exec: tests run as threads, and a process another test spawns meanwhile must
+/// not inherit (and keep bound) this socket's port.
 pub fn socket(family: i32, ty: i32) -> Fd {
-    Fd(check(unsafe { libc::socket(family, ty, 0) }).expect("socket"))
+    Fd(check(unsafe { libc::socket(family, ty | libc::SOCK_CLOEXEC, 0) }).expect("socket"))
 }
 
 pub fn setsockopt_int(fd: &Fd, level: i32, opt: i32, v: i32) -> io::Result<()> {
