@@ -279,12 +279,13 @@ fn dual_stack_bind_collides_with_an_ipv4_wildcard_and_v6only_fixes_it() {
 #[test]
 fn a_time_wait_leftover_and_what_so_reuseaddr_changes() {
     let t = tracer();
-    // A server whose side closes first keeps the TIME-WAIT on its own port.
-    let port = free_port();
-    let (tw_ready, holder_port) = std::thread::spawn(move || {
+    // A server whose side closes first keeps the TIME-WAIT on its own port. Port 0: a
+    // probed "free" port can be taken by another test's connection before we bind it.
+    let (tw_ready, port) = std::thread::spawn(move || {
         let l = socket(libc::AF_INET, libc::SOCK_STREAM);
         setsockopt_int(&l, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).unwrap();
-        bind(&l, &sin(Ipv4Addr::LOCALHOST, port)).unwrap();
+        bind(&l, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = local_port(&l);
         listen(&l, 1).unwrap();
         let c = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
         let a = unsafe { libc::accept(l.0, std::ptr::null_mut(), std::ptr::null_mut()) };
@@ -317,7 +318,7 @@ fn a_time_wait_leftover_and_what_so_reuseaddr_changes() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
-    let err = bind(&fd, &sin(Ipv4Addr::LOCALHOST, holder_port)).unwrap_err();
+    let err = bind(&fd, &sin(Ipv4Addr::LOCALHOST, port)).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
     let b = rec(t, "bind", &fd);
     let why = text(&b, "explanation");
