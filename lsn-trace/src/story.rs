@@ -126,6 +126,11 @@ impl Entry {
     /// reused: fd reuse, or the kernel reused the socket's memory).
     fn is_other_socket(&self, ev: &Event) -> bool {
         let Some(s) = &ev.sock else { return false };
+        // The kernel side reads the socket's inode: where both are known they settle it
+        // (same inode: the same socket, through dup/fork; another: the memory was reused).
+        if let (Some(was), Some(now)) = (self.inode, s.inode) {
+            return was != now;
+        }
         let differs = |a: Option<u16>, b: Option<u16>| a.is_some() && b.is_some() && a != b;
         // A socket never changes family, type or network namespace.
         if differs(self.family, s.family) || differs(self.sock_type, s.sock_type) {
