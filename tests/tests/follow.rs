@@ -16,12 +16,13 @@ use lsn_trace_tests::{Tracer, Value, sock::*};
 
 const PY: &str = "/usr/bin/python3";
 
-/// A python helper's pid, from the `NAME=PID` line it wrote on stderr.
+/// A python helper's pid, from the `NAME=PID` it wrote on stderr. Anywhere in a line: the
+/// helper shares stderr with lsn-trace, whose line may be split around it.
 fn reported_pid(t: &Tracer, stderr: &[String], name: &str) -> i64 {
     let prefix = format!("{name}=");
     stderr
         .iter()
-        .find_map(|l| l.strip_prefix(&prefix))
+        .find_map(|l| l.find(&prefix).map(|i| &l[i + prefix.len()..]))
         .unwrap_or_else(|| {
             panic!(
                 "helper did not report {name}: {stderr:#?}\nevents: {:#?}",
