@@ -66,6 +66,14 @@ pub fn listen(fd: &Fd, backlog: i32) -> io::Result<()> {
     check(unsafe { libc::listen(fd.0, backlog) }).map(drop)
 }
 
+/// The socket's inode number (`st_ino` of the descriptor: `socket:[N]` in /proc/PID/fd),
+/// what the JSON `inode` key carries on every backend.
+pub fn inode(fd: &Fd) -> u64 {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::fstat(fd.0, &mut st) }).expect("fstat");
+    st.st_ino
+}
+
 /// The local port the kernel holds for `fd`.
 pub fn local_port(fd: &Fd) -> u16 {
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };

@@ -18,6 +18,11 @@ fn ipv4_tcp_bind_and_listen_on_loopback() {
     let b = last_bind(t, me);
     assert_eq!(b["pid"], std::process::id());
     assert_eq!(b["fd"], t.fd_json(fd.0));
+    assert_eq!(
+        b["inode"],
+        inode(&fd),
+        "the socket's st_ino, on every backend"
+    );
     assert_eq!(b["source"], "syscall");
     assert_eq!(b["family"], "inet");
     assert_eq!(b["protocol"], "tcp");
@@ -39,6 +44,7 @@ fn ipv4_tcp_bind_and_listen_on_loopback() {
     assert!(b["netns"].as_u64().is_some_and(|n| n > 0));
     let l = t.events_of(me, "listen", 1).pop().unwrap();
     assert_eq!(l["fd"], t.fd_json(fd.0));
+    assert_eq!(l["inode"], inode(&fd));
     assert_eq!(l["source"], "syscall");
     assert_eq!(l["backlog"], 64);
     assert_eq!(l["backlog_effective"], 64);
@@ -284,9 +290,14 @@ fn a_listener_closing_is_reported() {
     listen(&fd, 5).unwrap();
     let port = local_port(&fd);
     let id = t.events_of(tid(), "listen", 1).pop().unwrap()["sock_id"].clone();
+    let ino = inode(&fd);
     drop(fd);
     let c = t.events_of(tid(), "close", 1).pop().unwrap();
     assert_eq!(c["sock_id"], id);
+    assert_eq!(
+        c["inode"], ino,
+        "the listener leaves LISTEN before its file is freed"
+    );
     assert_eq!(c["port"], port);
     assert_eq!(c["fd"], Value::Null);
     assert_eq!(c["source"], "kernel");

@@ -141,7 +141,7 @@ pub fn listeners(ns: &Namespace, now_ns: u64) -> std::io::Result<Vec<Found>> {
             Found {
                 netns: ns.inode,
                 inode,
-                event: unix_event(ty, addr, ns.inode, now_ns),
+                event: unix_event(ty, addr, inode, ns.inode, now_ns),
                 state,
             }
         }));
@@ -186,6 +186,7 @@ fn inet_event(d: &DiagSock, netns: u64, now_ns: u64) -> Event {
         transparent: d.transparent,
         bound_dev_if: Some(d.bound_dev_if as i32),
         netns: Some(netns as u32),
+        inode: Some(d.inode.into()),
         ..Sock::default()
     };
     let request = if udp {
@@ -218,11 +219,12 @@ fn sockaddr(a: SocketAddr) -> SockAddr {
     }
 }
 
-fn unix_event(ty: u16, addr: SockAddr, netns: u64, now_ns: u64) -> Event {
+fn unix_event(ty: u16, addr: SockAddr, inode: u32, netns: u64, now_ns: u64) -> Event {
     let sock = Sock {
         family: Some(AF_UNIX),
         sock_type: Some(ty),
         netns: Some(netns as u32),
+        inode: Some(inode.into()),
         ..Sock::default()
     };
     blank_event(Kind::Bind, now_ns, Request::Bind(addr), sock)

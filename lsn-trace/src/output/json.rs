@@ -42,6 +42,7 @@ struct Record<'a> {
     fd: Option<i32>,
     source: &'static str,
     sock_id: Option<String>,
+    inode: Option<u64>,
     family: Option<String>,
     #[serde(rename = "type")]
     sock_type: Option<&'static str>,
@@ -147,6 +148,7 @@ pub fn record_with(ev: &Event, opts: Options) -> impl Serialize + '_ {
         fd: ev.fd,
         source: ev.source.name(),
         sock_id: ev.sock_id.map(|id| format!("{id:016x}")),
+        inode: sock.and_then(|s| s.inode),
         family: ev.family().map(names::family),
         sock_type: sock.and_then(|s| s.sock_type).and_then(names::sock_type),
         protocol: ev.protocol(),

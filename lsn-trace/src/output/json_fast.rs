@@ -58,6 +58,8 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
         }
         None => null(out),
     }
+    key(out, "inode");
+    opt_int(out, sock.and_then(|s| s.inode));
     key(out, "family");
     match ev.family() {
         Some(af) => match family(af) {
@@ -406,7 +408,12 @@ mod tests {
             Some(v4.clone()),
         );
         failed.errno = 98;
-        let mut kernel = ev(Kind::Close, Request::None, Some(inet6_sock()));
+        // A listener closing after its file is gone: the socket, but no inode.
+        let orphan = Sock {
+            inode: None,
+            ..inet6_sock()
+        };
+        let mut kernel = ev(Kind::Close, Request::None, Some(orphan));
         kernel.source = crate::event::Source::Kernel;
         kernel.fd = None;
         kernel.sock_id = None;
