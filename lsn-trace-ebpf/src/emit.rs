@@ -12,7 +12,7 @@ use lsn_trace_common::*;
 pub use crate::filter::About;
 use crate::{
     filter,
-    kernel::{current_ppid, read_sock, unix_address},
+    kernel::{SockView, bounded, current_ppid, read_sock, unix_address},
     maps::{EVENTS, FOLLOW, config, count},
 };
 
@@ -32,7 +32,7 @@ pub fn reserve(kind: EventKind, fd: i32, ret: i32, about: &About) -> Option<Ring
     };
     let ev = entry.as_mut_ptr();
     unsafe {
-        core::ptr::write_bytes(ev, 0, 1);
+        zero(ev);
         let ev = &mut *ev;
         let pid_tgid = bpf_get_current_pid_tgid();
         let uid_gid = bpf_get_current_uid_gid();
@@ -53,6 +53,21 @@ pub fn reserve(kind: EventKind, fd: i32, ret: i32, about: &About) -> Option<Ring
     Some(entry)
 }
 
+/// Zero a fresh record with plain 8-byte stores: `write_bytes` becomes a call to the BPF
+/// `memset`, a byte loop that cost as much as all the event's other stores together.
+#[inline(always)]
+fn zero(ev: *mut Event) {
+    const WORDS: usize = core::mem::size_of::<Event>() / 8;
+    const _: () = assert!(core::mem::size_of::<Event>() % 8 == 0);
+    let w = ev as *mut u64;
+    let mut i = 0;
+    while i < WORDS {
+        // Volatile, or LLVM folds the loop back into that memset.
+        unsafe { core::ptr::write_volatile(w.add(i), 0) };
+        i += 1;
+    }
+}
+
 /// The socket part of the event.
 #[inline(always)]
 pub fn fill_sock(ev: &mut Event, about: &About) {
@@ -61,7 +76,7 @@ pub fn fill_sock(ev: &mut Event, about: &About) {
     }
     ev.sock_ptr = about.sk;
     ev.flags |= F_SOCK;
-    read_sock(about.sk, &mut ev.sock);
+    read_sock(&SockView::load(about.sk), &mut ev.sock);
     // listen(2) names no address: for a unix listener, report the one it holds (the only
     // place its path is known, e.g. after an autobind).
     if ev.kind == EventKind::Listen as u8
@@ -77,15 +92,6 @@ pub fn fill_sock(ev: &mut Event, about: &About) {
             ev.flags |= F_ADDR_READ;
         }
     }
-}
-
-/// `min(v, max)` in a form the verifier can follow: the volatile load stops LLVM from
-/// handing the helper the unbounded original register instead of the clamped one.
-#[inline(always)]
-fn bounded(v: u64, max: u64) -> u32 {
-    let slot = v;
-    let v = unsafe { core::ptr::read_volatile(&slot) };
-    (if v > max { max } else { v }) as u32
 }
 
 /// Copy the caller's sockaddr. Exit hooks call this after the kernel's own copy_from_user
@@ -156,8 +162,10 @@ pub fn copy_optval(ev: &mut Event, val: u64, optlen: i32, kernel: bool) {
     }
 }
 
-/// Submit, waking the reader only once enough is pending (it also polls on a short timer),
-/// so a storm of events costs one wake-up per batch rather than one per event.
+/// Submit, waking the reader only when the backlog crosses a multiple of `wakeup_bytes`
+/// (it also polls on a short timer), so a storm costs one wake-up per batch rather than one
+/// per event. "Crosses", not "is above": a backlog the reader has not yet drained would
+/// otherwise make every later event force a wake-up (an IPI each, the storm's largest cost).
 #[inline(always)]
 pub fn submit(mut entry: RingBufEntry<Event>) {
     let threshold = config().wakeup_bytes as u64;
@@ -166,14 +174,24 @@ pub fn submit(mut entry: RingBufEntry<Event>) {
     let failed = unsafe { (*entry.as_mut_ptr()).ret } != 0;
     let flags = if threshold == 0 {
         0
-    } else if failed || EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= threshold {
+    } else if failed {
         BPF_RB_FORCE_WAKEUP as u64
     } else {
-        BPF_RB_NO_WAKEUP as u64
+        // The backlog with this record (reserved, so already counted) and without it.
+        let with = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
+        let without = with.saturating_sub(RECORD_BYTES);
+        if with / threshold != without / threshold {
+            BPF_RB_FORCE_WAKEUP as u64
+        } else {
+            BPF_RB_NO_WAKEUP as u64
+        }
     };
     entry.submit(flags);
     count(CTR_EMITTED);
 }
+
+/// What one event takes in the ring: the 8-byte record header, the event, rounded up to 8.
+const RECORD_BYTES: u64 = (8 + core::mem::size_of::<Event>() as u64 + 7) & !7;
 
 /// Whether this task's events are wanted at all: hooks ask first, before any work. A caller
 /// the filters drop is counted as filtered.

@@ -13,7 +13,7 @@ use aya_ebpf::helpers::{
 use lsn_trace_common::*;
 
 use crate::{
-    kernel::{SockKey, current_netns, sock_key},
+    kernel::{SockKey, SockView, current_netns, sock_key},
     maps::{FILTER_COMMS, FILTER_NETNS, FILTER_PIDS, FILTER_PORTS, FILTER_UIDS, FOLLOW},
 };
 
@@ -123,7 +123,7 @@ pub fn call_wanted(cfg: &Config, ret: i32, about: &About) -> bool {
         return true;
     }
     let st = if about.sk != 0 {
-        sock_key(about.sk)
+        sock_key(&SockView::load(about.sk))
     } else {
         SockKey::default()
     };

@@ -6,7 +6,7 @@ use aya_ebpf::helpers::{
 };
 use lsn_trace_common::*;
 
-use crate::maps::OFFSETS;
+use crate::maps::{OFFSETS, SOCK_SCRATCH};
 
 macro_rules! off {
     ($f:ident) => {
@@ -134,6 +134,93 @@ pub fn current_netns() -> Option<u32> {
     read(net, off!(net_ns_inum)).map(|v| v as u32)
 }
 
+/// One `struct sock` to read fields of: its first `sock_span` bytes copied with one helper
+/// call into per-CPU scratch, or, when the span is unknown or the copy failed, the sock
+/// itself, read field by field. Programs on one CPU do not nest where a view is in use
+/// (bind, listen, setsockopt and a listener's state changes run in process context).
+pub struct SockView {
+    sk: u64,
+    /// The copy; null = read from `sk`.
+    copy: *const u8,
+}
+
+impl SockView {
+    #[inline(always)]
+    pub fn load(sk: u64) -> SockView {
+        let mut view = SockView {
+            sk,
+            copy: core::ptr::null(),
+        };
+        let span = unsafe { core::ptr::read_volatile(&raw const OFFSETS.sock_span) } as u64;
+        if sk == 0 || span == 0 || span > SOCK_SNAPSHOT as u64 {
+            return view;
+        }
+        let Some(buf) = SOCK_SCRATCH.get_ptr_mut(0) else {
+            return view;
+        };
+        let n = bounded(span, SOCK_SNAPSHOT as u64);
+        let r = unsafe {
+            aya_ebpf::helpers::generated::bpf_probe_read_kernel(buf as *mut _, n, sk as *const _)
+        };
+        if r == 0 {
+            view.copy = buf as *const u8;
+        }
+        view
+    }
+
+    /// The field's value; None when unresolved or unreadable.
+    #[inline(always)]
+    pub fn get(&self, f: Field) -> Option<u64> {
+        if self.copy.is_null() {
+            return read(self.sk, f);
+        }
+        // The mask keeps the verifier's view of the offset inside the scratch value; the
+        // agent only sets a span that holds every field.
+        let at = unsafe { self.copy.add(f.offset as usize & (SOCK_SNAPSHOT - 1)) };
+        let raw = unsafe {
+            match f.size {
+                1 => *at as u64,
+                2 => core::ptr::read_unaligned(at as *const u16) as u64,
+                4 => core::ptr::read_unaligned(at as *const u32) as u64,
+                8 => core::ptr::read_unaligned(at as *const u64),
+                _ => return None,
+            }
+        };
+        Some(f.extract(raw))
+    }
+
+    #[inline(always)]
+    pub fn get_ptr(&self, f: Field) -> Option<u64> {
+        match self.get(f)? {
+            0 => None,
+            p => Some(p),
+        }
+    }
+
+    /// `N` bytes of an array field (an address) of exactly that size.
+    #[inline(always)]
+    pub fn bytes<const N: usize>(&self, f: Field) -> Option<[u8; N]> {
+        if !f.is_known() {
+            return None;
+        }
+        if self.copy.is_null() {
+            return unsafe { bpf_probe_read_kernel((self.sk + f.offset as u64) as *const [u8; N]) }
+                .ok();
+        }
+        let at = unsafe { self.copy.add(f.offset as usize & (SOCK_SNAPSHOT - 1)) };
+        Some(unsafe { core::ptr::read_unaligned(at as *const [u8; N]) })
+    }
+}
+
+/// `min(v, max)` in a form the verifier can follow: the volatile load stops LLVM from
+/// handing the helper the unbounded original register instead of the clamped one.
+#[inline(always)]
+pub fn bounded(v: u64, max: u64) -> u32 {
+    let slot = v;
+    let v = unsafe { core::ptr::read_volatile(&slot) };
+    (if v > max { max } else { v }) as u32
+}
+
 /// The few socket fields the filters look at (see `filter::call_wanted`), without the
 /// cost (and stack) of a whole `read_sock`. 0 = unknown for each.
 #[derive(Clone, Copy, Default)]
@@ -148,23 +235,23 @@ pub struct SockKey {
 }
 
 #[inline(always)]
-pub fn sock_key(sk: u64) -> SockKey {
+pub fn sock_key(sk: &SockView) -> SockKey {
     let mut k = SockKey::default();
-    if let Some(v) = read(sk, off!(skc_family)) {
+    if let Some(v) = sk.get(off!(skc_family)) {
         k.family = v as u16;
     }
-    if let Some(v) = read(sk, off!(sk_type)) {
+    if let Some(v) = sk.get(off!(sk_type)) {
         k.sock_type = v as u16;
         k.type_known = true;
     }
-    if let Some(v) = read(sk, off!(sk_protocol)) {
+    if let Some(v) = sk.get(off!(sk_protocol)) {
         k.protocol = v as u16;
         k.protocol_known = true;
     }
-    if let Some(v) = read(sk, off!(skc_num)) {
+    if let Some(v) = sk.get(off!(skc_num)) {
         k.num = v as u16;
     }
-    if let Some(net) = read_ptr(sk, off!(skc_net))
+    if let Some(net) = sk.get_ptr(off!(skc_net))
         && let Some(inum) = read(net, off!(net_ns_inum))
     {
         k.netns = inum as u32;
@@ -174,7 +261,7 @@ pub fn sock_key(sk: u64) -> SockKey {
 
 macro_rules! fill {
     ($st:ident, $sk:expr, $known:ident, $field:ident, $off:ident, $ty:ty) => {
-        if let Some(v) = read($sk, off!($off)) {
+        if let Some(v) = $sk.get(off!($off)) {
             $st.$field = v as $ty;
             $st.known |= $known;
         }
@@ -183,7 +270,7 @@ macro_rules! fill {
 
 /// Snapshot the fields of `struct sock` that decide how it listens.
 #[inline(always)]
-pub fn read_sock(sk: u64, st: &mut SockState) {
+pub fn read_sock(sk: &SockView, st: &mut SockState) {
     fill!(st, sk, K_FAMILY, family, skc_family, u16);
     fill!(st, sk, K_TYPE, sock_type, sk_type, u16);
     fill!(st, sk, K_PROTOCOL, protocol, sk_protocol, u16);
@@ -197,27 +284,21 @@ pub fn read_sock(sk: u64, st: &mut SockState) {
     fill!(st, sk, K_BIND_NO_PORT, bind_no_port, inet_bind_no_port, u8);
     fill!(st, sk, K_BOUND_DEV, bound_dev_if, skc_bound_dev_if, i32);
     fill!(st, sk, K_BACKLOG, max_ack_backlog, sk_max_ack_backlog, u32);
-    let f = off!(skc_rcv_saddr);
-    if f.is_known()
-        && let Ok(a) = unsafe { bpf_probe_read_kernel((sk + f.offset as u64) as *const [u8; 4]) }
-    {
+    if let Some(a) = sk.bytes::<4>(off!(skc_rcv_saddr)) {
         st.rcv_saddr = a;
         st.known |= K_RCV_SADDR;
     }
-    let f = off!(skc_v6_rcv_saddr);
-    if f.is_known()
-        && let Ok(a) = unsafe { bpf_probe_read_kernel((sk + f.offset as u64) as *const [u8; 16]) }
-    {
+    if let Some(a) = sk.bytes::<16>(off!(skc_v6_rcv_saddr)) {
         st.v6_rcv_saddr = a;
         st.known |= K_V6_RCV_SADDR;
     }
-    if let Some(net) = read_ptr(sk, off!(skc_net))
+    if let Some(net) = sk.get_ptr(off!(skc_net))
         && let Some(inum) = read(net, off!(net_ns_inum))
     {
         st.netns = inum as u32;
         st.known |= K_NETNS;
     }
-    if let Some(socket) = read_ptr(sk, off!(sk_socket))
+    if let Some(socket) = sk.get_ptr(off!(sk_socket))
         && let Some(ino) = read(socket, off!(socket_ino))
     {
         st.ino = ino;

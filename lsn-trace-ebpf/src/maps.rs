@@ -4,7 +4,7 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuArray, RingBuf},
 };
 use lsn_trace_common::{
-    Config, KernelOffsets, KfuncConfig, N_COUNTERS, PendingCall, TASK_COMM_LEN,
+    Config, KernelOffsets, KfuncConfig, N_COUNTERS, PendingCall, SOCK_SNAPSHOT, TASK_COMM_LEN,
 };
 
 /// Filled by the agent before load (`EbpfLoader::override_global`).
@@ -45,6 +45,13 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 /// Syscall arguments from sys_enter_* until sys_exit_*, per thread id.
 #[map]
 pub static PENDING: HashMap<u32, PendingCall> = HashMap::with_max_entries(16384, 0);
+
+/// Per-CPU room for one copy of a `struct sock`'s head (see `kernel::SockView`); 16 bytes
+/// beyond SOCK_SNAPSHOT so that a masked offset plus the widest field (an IPv6 address)
+/// stays inside.
+#[map]
+pub static SOCK_SCRATCH: PerCpuArray<[u8; SOCK_SNAPSHOT + 16]> =
+    PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(N_COUNTERS, 0);

@@ -81,6 +81,12 @@ pub fn resolve(btf: &Btf) -> Resolved {
         pt_regs_orig_ax: r.scalar("pt_regs.orig_ax"),
         pt_regs_arg1: r.scalar("pt_regs.si"),
         net_somaxconn: r.scalar("net.core.sysctl_somaxconn"),
+        sock_span: 0,
+        _pad: 0,
+    };
+    let offsets = KernelOffsets {
+        sock_span: offsets.sock_span_needed(),
+        ..offsets
     };
     Resolved {
         offsets,
@@ -245,6 +251,16 @@ mod tests {
             missing,
         } = resolve(btf);
         assert!(missing.is_empty(), "unresolved: {missing:?}");
+        // The programs copy the head of `struct sock` in one read: every sock field is in it.
+        assert!(o.sock_span > 0, "sock fields span more than SOCK_SNAPSHOT");
+        for f in o.sock_fields() {
+            assert!(
+                f.offset as u32 + f.size as u32 <= o.sock_span,
+                "{f:?} {}",
+                o.sock_span
+            );
+        }
+        eprintln!("sock_span {}", o.sock_span);
         let pointers = [
             o.task_files,
             o.files_fdt,
