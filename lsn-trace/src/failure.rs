@@ -381,11 +381,9 @@ fn lookup_in_use(
             );
         }
     };
-    // The failing socket itself may be in the dump (listen() after a shared bind).
-    let own_inode = ev
-        .fd
-        .and_then(|fd| crate::story::fd_inode(ev.pid, fd))
-        .map(|i| i as u32);
+    // The failing socket itself may be in the dump (listen() after a shared bind): its
+    // inode tells it apart, on every backend (kernel-function ones know no fd).
+    let own_inode = crate::story::sock_inode(ev).map(|i| i as u32);
     let mut colliding: Vec<&DiagSock> = socks
         .iter()
         .filter(|s| Some(s.inode) != own_inode || s.inode == 0)

@@ -754,7 +754,7 @@ fn bound_addr(req: &SockAddr, sock: Option<&Sock>) -> SockAddr {
 /// be, through /proc. Only as a fallback: a readlink of another process's fd holds its file
 /// for a moment, and a close(2) racing with it leaves the last reference — the listener's
 /// close and its tracepoint — to the agent, whose own events the kernel side drops.
-fn sock_inode(ev: &Event) -> Option<u64> {
+pub fn sock_inode(ev: &Event) -> Option<u64> {
     ev.sock
         .as_ref()
         .and_then(|s| s.inode)
