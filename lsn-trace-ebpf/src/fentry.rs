@@ -58,6 +58,13 @@ pub fn fexit_unix_listen(ctx: FExitContext) -> i32 {
     0
 }
 
+/// listen(2) on a socket type that cannot listen (UDP, raw …): always EOPNOTSUPP.
+#[fexit(function = "sock_no_listen")]
+pub fn fexit_sock_no_listen(ctx: FExitContext) -> i32 {
+    kfunc::listen(ctx.arg(0), ctx.arg(1), ret(&ctx));
+    0
+}
+
 /// (struct sock *sk | struct socket *sock, int level, int optname, sockptr_t optval,
 /// unsigned int optlen): the 16-byte sockptr_t takes two argument slots (3 and 4).
 #[inline(always)]

@@ -210,6 +210,7 @@ fn fentry_programs(role: Role, f: &str) -> &'static [&'static str] {
         (Role::Bind, "inet6_bind") => &["fexit_inet6_bind"],
         (Role::Bind, _) => &["fexit_unix_bind"],
         (Role::Listen, "inet_listen") => &["fentry_inet_listen", "fexit_inet_listen"],
+        (Role::Listen, "sock_no_listen") => &["fexit_sock_no_listen"],
         (Role::Listen, _) => &["fexit_unix_listen"],
         (Role::SockoptSocket, _) => &["fexit_sockopt_socket"],
         (Role::SockoptIp, _) => &["fexit_sockopt_ip"],

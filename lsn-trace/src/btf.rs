@@ -659,6 +659,32 @@ pub(crate) mod tests {
         Some(Btf::from_sys().unwrap())
     }
 
+    /// The BTF of Debian's 6.1 and 6.12 kernels (captured by `cargo xtask vm`, xz-compressed
+    /// in tests/fixtures/btf), decompressed: (fixture path, raw BTF), in name order.
+    pub(crate) fn debian_fixtures() -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/btf");
+        let mut fixtures: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".btf.xz"))
+            .collect();
+        fixtures.sort();
+        assert_eq!(fixtures.len(), 2, "{fixtures:?}");
+        fixtures
+            .into_iter()
+            .map(|xz| {
+                // xz-utils is part of every Debian system.
+                let out = Command::new("xz")
+                    .arg("-dc")
+                    .arg(&xz)
+                    .output()
+                    .expect("run xz (xz-utils)");
+                assert!(out.status.success(), "xz -dc {}", xz.display());
+                (xz, out.stdout)
+            })
+            .collect()
+    }
+
     /// bpftool's raw dump of the host's BTF, if bpftool is installed.
     pub(crate) fn bpftool_raw() -> Option<String> {
         bpftool_raw_of(VMLINUX)

@@ -4,7 +4,9 @@
 //!
 //! * bind: `inet_bind`, `inet6_bind`, `unix_bind` — `(struct socket *, struct sockaddr *,
 //!   int)` on every kernel with BTF.
-//! * listen: `inet_listen`, `unix_listen` — `(struct socket *, int)`.
+//! * listen: `inet_listen`, `unix_listen` — `(struct socket *, int)` — and
+//!   `sock_no_listen`, the listen of every socket type that cannot listen (UDP, raw,
+//!   netlink …): listen(2) on one fails there with EOPNOTSUPP, a mistake worth reporting.
 //! * setsockopt, one function per level, the first the kernel has with the expected shape
 //!   `(sk, int level, int optname, sockptr_t optval, unsigned int optlen)`:
 //!   SOL_SOCKET `sk_setsockopt(struct sock *)` (6.0+), else `sock_setsockopt(struct socket
@@ -79,6 +81,7 @@ pub fn plan(btf: &Btf) -> Result<Plan> {
         (Role::Bind, "unix_bind", false),
         (Role::Listen, "inet_listen", true),
         (Role::Listen, "unix_listen", false),
+        (Role::Listen, "sock_no_listen", false),
     ] {
         if takes(f, &[("socket", 0)]) {
             plan.hooks.push((role, f));
@@ -209,6 +212,7 @@ mod tests {
             ("unix_bind", BIND),
             ("inet_listen", LISTEN),
             ("unix_listen", LISTEN),
+            ("sock_no_listen", LISTEN),
             ("sock_setsockopt", SOCKOPT_SOCKET),
             ("sk_setsockopt", SOCKOPT_SK),
             ("ip_setsockopt", SOCKOPT_SK),
@@ -224,6 +228,7 @@ mod tests {
                 (Role::Bind, "unix_bind"),
                 (Role::Listen, "inet_listen"),
                 (Role::Listen, "unix_listen"),
+                (Role::Listen, "sock_no_listen"),
                 (Role::SockoptSocket, "sk_setsockopt"),
                 (Role::SockoptIp, "do_ip_setsockopt"),
                 (Role::SockoptIpv6, "do_ipv6_setsockopt"),
@@ -243,6 +248,7 @@ mod tests {
             ("inet6_bind", BIND),
             ("unix_bind", BIND),
             ("inet_listen", LISTEN),
+            ("sock_no_listen", LISTEN),
             ("sock_setsockopt", SOCKOPT_SOCKET),
             ("ip_setsockopt", SOCKOPT_SK),
             ("ipv6_setsockopt", &["sock", "int", "int", "char *", "uint"]),
@@ -255,6 +261,7 @@ mod tests {
                 (Role::Bind, "inet6_bind"),
                 (Role::Bind, "unix_bind"),
                 (Role::Listen, "inet_listen"),
+                (Role::Listen, "sock_no_listen"),
                 (Role::SockoptSocket, "sock_setsockopt"),
                 (Role::SockoptIp, "ip_setsockopt"),
             ]
@@ -273,6 +280,34 @@ mod tests {
             e,
             "kernel function inet_bind(struct socket *, ...) not found in BTF"
         );
+    }
+
+    /// Debian's 6.1 and 6.12 (the VM matrix's kernels, BTF fixtures): every function is
+    /// hooked, none goes unreported.
+    #[test]
+    fn debian_kernels_plan() {
+        for (xz, raw) in crate::btf::tests::debian_fixtures() {
+            let p = plan(&Btf::parse(&raw).unwrap()).unwrap();
+            assert_eq!(
+                p.hooks,
+                [
+                    (Role::Bind, "inet_bind"),
+                    (Role::Bind, "inet6_bind"),
+                    (Role::Bind, "unix_bind"),
+                    (Role::Listen, "inet_listen"),
+                    (Role::Listen, "unix_listen"),
+                    (Role::Listen, "sock_no_listen"),
+                    (Role::SockoptSocket, "sk_setsockopt"),
+                    (Role::SockoptIp, "do_ip_setsockopt"),
+                    (Role::SockoptIpv6, "do_ipv6_setsockopt"),
+                ],
+                "{}",
+                xz.display()
+            );
+            assert!(p.notes.is_empty(), "{}: {:?}", xz.display(), p.notes);
+            assert_eq!(p.config.sol_socket_takes_socket, 0);
+            assert_eq!(p.config.sockptr_kernel_bit, 0);
+        }
     }
 
     /// The running kernel's BTF (every kernel lsn-trace supports has these functions).

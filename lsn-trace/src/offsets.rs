@@ -213,30 +213,15 @@ mod tests {
     /// in tests/fixtures/btf): every field resolves, at the offsets bpftool shows.
     #[test]
     fn debian_kernels_resolve_every_field() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/btf");
-        let mut fixtures: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.to_string_lossy().ends_with(".btf.xz"))
-            .collect();
-        fixtures.sort();
-        assert_eq!(fixtures.len(), 2, "{fixtures:?}");
-        for xz in fixtures {
-            // xz-utils is part of every Debian system; bpftool reads a file, so decompress
-            // to one.
-            let out = std::process::Command::new("xz")
-                .arg("-dc")
-                .arg(&xz)
-                .output()
-                .expect("run xz (xz-utils)");
-            assert!(out.status.success(), "xz -dc {}", xz.display());
+        for (xz, raw) in crate::btf::tests::debian_fixtures() {
+            // bpftool reads a file: the decompressed BTF goes to one.
             let plain = std::env::temp_dir().join(format!(
                 "lsn-trace-btf-{}-{}",
                 std::process::id(),
                 xz.file_stem().unwrap().to_string_lossy()
             ));
-            std::fs::write(&plain, &out.stdout).unwrap();
-            let btf = Btf::parse(&out.stdout).unwrap();
+            std::fs::write(&plain, &raw).unwrap();
+            let btf = Btf::parse(&raw).unwrap();
             eprintln!("{}", xz.display());
             every_field_resolves(&btf, bpftool_raw_of(&plain.to_string_lossy()).as_deref());
             let _ = std::fs::remove_file(&plain);
