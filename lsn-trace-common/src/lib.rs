@@ -254,8 +254,14 @@ pub struct KernelOffsets {
     // (PF_KTHREAD, PF_IO_WORKER) and the syscall in progress (`task_pt_regs(current)->orig_ax`)
     pub task_flags: Field,
     pub pt_regs_orig_ax: Field,
-    /// The syscall's second argument (x86_64 `si`): listen(2)'s backlog before the clamp.
+    /// The syscall's arguments as the caller passed them (x86_64 `di`, `si`, `dx`, `r10`,
+    /// `r8`): the syscall tracepoint backend reads them at exit (so it needs no entry hook),
+    /// the kernel-function backends listen(2)'s backlog before the clamp.
+    pub pt_regs_arg0: Field,
     pub pt_regs_arg1: Field,
+    pub pt_regs_arg2: Field,
+    pub pt_regs_arg3: Field,
+    pub pt_regs_arg4: Field,
     /// `sock_net(sk)->core.sysctl_somaxconn`: the clamp applied before `inet_listen`.
     pub net_somaxconn: Field,
     /// Bytes from the start of `struct sock` that hold every field of
@@ -304,7 +310,11 @@ impl KernelOffsets {
         unix_address_name: Field::NONE,
         task_flags: Field::NONE,
         pt_regs_orig_ax: Field::NONE,
+        pt_regs_arg0: Field::NONE,
         pt_regs_arg1: Field::NONE,
+        pt_regs_arg2: Field::NONE,
+        pt_regs_arg3: Field::NONE,
+        pt_regs_arg4: Field::NONE,
         net_somaxconn: Field::NONE,
         sock_span: 0,
         _pad: 0,

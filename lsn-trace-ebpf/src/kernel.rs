@@ -85,6 +85,12 @@ pub fn current_task_flags() -> Option<u64> {
     read(unsafe { bpf_get_current_task() }, off!(task_flags))
 }
 
+// x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl).
+pub const NR_BIND: u64 = 49;
+pub const NR_LISTEN: u64 = 50;
+pub const NR_SETSOCKOPT: u64 = 54;
+pub const NR_IO_URING_ENTER: u64 = 426;
+
 /// The user registers saved at syscall entry (`task_pt_regs(current)`).
 #[inline(always)]
 fn current_regs() -> u64 {
@@ -101,6 +107,65 @@ pub fn current_syscall_nr() -> Option<u64> {
 #[inline(always)]
 pub fn current_syscall_arg1() -> Option<u64> {
     read(current_regs(), off!(pt_regs_arg1))
+}
+
+/// The first `n` (≤ 5) arguments of the syscall the calling task is in, from the registers
+/// saved at its entry (which the kernel leaves as they were): what a sys_exit tracepoint,
+/// which carries only the return value, needs to know about the call. The five registers
+/// lie within 64 bytes of `pt_regs` (x86_64: r10 … di), copied with one read. (Written
+/// out rather than looped over arrays: LLVM turns those into BPF memset/memcpy calls,
+/// whose returned stack pointer the verifier refuses.)
+#[inline(always)]
+pub fn current_syscall_args(n: usize) -> Option<[u64; 5]> {
+    let regs = current_regs();
+    let (f0, f1, f2, f3, f4) = (
+        off!(pt_regs_arg0),
+        off!(pt_regs_arg1),
+        off!(pt_regs_arg2),
+        off!(pt_regs_arg3),
+        off!(pt_regs_arg4),
+    );
+    let lo = f0
+        .offset
+        .min(f1.offset)
+        .min(f2.offset)
+        .min(f3.offset)
+        .min(f4.offset);
+    // Not zeroed first: the read fills it, or the arguments are unknown.
+    let mut window = core::mem::MaybeUninit::<[u64; 8]>::uninit();
+    let r = unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+            window.as_mut_ptr() as *mut _,
+            64,
+            (regs + lo as u64) as *const _,
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    let w = unsafe { window.assume_init() };
+    Some([
+        syscall_arg(&w, lo, 0 < n, f0)?,
+        syscall_arg(&w, lo, 1 < n, f1)?,
+        syscall_arg(&w, lo, 2 < n, f2)?,
+        syscall_arg(&w, lo, 3 < n, f3)?,
+        syscall_arg(&w, lo, 4 < n, f4)?,
+    ])
+}
+
+/// One register from the window `current_syscall_args` copied (0 when not `wanted`).
+/// Inlined: an outlined function returning an Option returns a pointer to the caller's
+/// stack, which the verifier refuses.
+#[inline(always)]
+fn syscall_arg(window: &[u64; 8], lo: u16, wanted: bool, f: Field) -> Option<u64> {
+    if !wanted {
+        return Some(0);
+    }
+    let rel = (f.offset - lo) as usize;
+    if f.size != 8 || rel % 8 != 0 || rel >= 64 {
+        return None;
+    }
+    Some(window[rel / 8])
 }
 
 /// net.core.somaxconn of the socket's network namespace.

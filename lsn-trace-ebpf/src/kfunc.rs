@@ -9,18 +9,16 @@ use lsn_trace_common::{sockopt::is_listener_option, *};
 
 use crate::{
     emit::{About, copy_kernel_sockaddr, copy_optval, enabled, fill_sock, reserve, submit},
-    kernel::{current_syscall_arg1, current_syscall_nr, current_task_flags, socket_sk, somaxconn},
+    kernel::{
+        NR_BIND, NR_IO_URING_ENTER, NR_LISTEN, NR_SETSOCKOPT, current_syscall_arg1,
+        current_syscall_nr, current_task_flags, socket_sk, somaxconn,
+    },
     maps::{PENDING, config, count, kfunc},
 };
 
 // include/linux/sched.h: stable since io_uring's workers became threads of the task (5.12).
 const PF_IO_WORKER: u64 = 0x10;
 const PF_KTHREAD: u64 = 0x0020_0000;
-// x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl).
-const NR_BIND: u64 = 49;
-const NR_LISTEN: u64 = 50;
-const NR_SETSOCKOPT: u64 = 54;
-const NR_IO_URING_ENTER: u64 = 426;
 
 /// Who made the call: the syscall of the same name, io_uring (inline in io_uring_enter(2),
 /// or in one of its worker threads), else the kernel on its own behalf.

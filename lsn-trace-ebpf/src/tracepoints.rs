@@ -1,7 +1,8 @@
-//! The `tracepoint` backend: syscalls:sys_{enter,exit}_{bind,listen,setsockopt} and
-//! sock:inet_sock_set_state. Entry hooks only keep the arguments (user memory may not be
-//! resident yet, and tracepoint programs cannot fault it in); exit hooks read everything
-//! once the kernel has copied it and build the event.
+//! The `tracepoint` backend: syscalls:sys_exit_{bind,listen,setsockopt} and
+//! sock:inet_sock_set_state. Exit hooks only: the call's arguments are still in the
+//! registers saved at syscall entry, and by exit the kernel has copied the caller's memory
+//! in (so a resident-only read of it does not fail). No entry hooks means no per-thread
+//! map to fill at entry and empty at exit — a fifth of the tracing cost of a bind storm.
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
 };
@@ -13,13 +14,12 @@ use crate::{
         About, copy_user_optval, copy_user_sockaddr, enabled, enabled_counting, fill_sock, reserve,
         submit,
     },
-    kernel::sock_from_fd,
+    kernel::{NR_LISTEN, current_syscall_args, current_syscall_nr, sock_from_fd},
     maps::{PENDING, config, count},
 };
 
-// Layout of the syscall tracepoints: 8 bytes of common header + __syscall_nr, then one
-// 8-byte slot per argument from offset 16 (`ret` at 16 on exit). Stable since they exist.
-const ARG0: usize = 16;
+// sys_exit_*: 8 bytes of common header + __syscall_nr, then `ret` at 16. Stable since they
+// exist.
 const RET: usize = 16;
 
 // sock:inet_sock_set_state
@@ -36,36 +36,6 @@ const EBADF: i32 = 9;
 #[inline(always)]
 fn tid() -> u32 {
     bpf_get_current_pid_tgid() as u32
-}
-
-#[inline(always)]
-fn stash(ctx: &TracePointContext, kind: EventKind, nargs: usize) {
-    if !enabled() {
-        return;
-    }
-    let mut call = PendingCall {
-        kind: kind as u8,
-        ..Default::default()
-    };
-    let mut i = 0;
-    while i < 5 {
-        if i < nargs {
-            call.args[i] = unsafe { ctx.read_at::<u64>(ARG0 + 8 * i).unwrap_or(0) };
-        }
-        i += 1;
-    }
-    if PENDING.insert(tid(), call, 0).is_err() {
-        count(CTR_LOST_PENDING);
-    }
-}
-
-/// Take this thread's stashed arguments, if they belong to `kind`.
-#[inline(always)]
-fn take(kind: EventKind) -> Option<PendingCall> {
-    let tid = tid();
-    let call = unsafe { *PENDING.get(tid)? };
-    let _ = PENDING.remove(tid);
-    (call.kind == kind as u8).then_some(call)
 }
 
 #[inline(always)]
@@ -92,71 +62,85 @@ fn sock_of_fd(ctx: &TracePointContext, fd: i32, ret: i32) -> About {
     }
 }
 
-/// The exit half shared by every syscall: take the stashed arguments, ask the filters
-/// (before reserving), build the event (`fill` adds what is specific to the call), add the
-/// socket's state, submit.
+/// Every syscall's exit: its `nargs` arguments (the caller filters were asked first), the
+/// filters on what the call is about (before reserving), the event (`fill` adds what is
+/// specific to the call), the socket's state, submit.
 #[inline(always)]
-fn exit_event(ctx: &TracePointContext, kind: EventKind, fill: impl FnOnce(&mut Event, [u64; 5])) {
-    let Some(call) = take(kind) else { return };
-    let fd = call.args[0] as i32;
+fn exit_event(
+    ctx: &TracePointContext,
+    kind: EventKind,
+    args: [u64; 5],
+    fill: impl FnOnce(&mut Event, [u64; 5]),
+) {
+    let fd = args[0] as i32;
     let ret = ret(ctx);
     let mut about = sock_of_fd(ctx, fd, ret);
     if kind == EventKind::Bind {
-        about = about.with_user_sockaddr(&config(), call.args[1], call.args[2] as u32);
+        about = about.with_user_sockaddr(&config(), args[1], args[2] as u32);
     }
     let Some(mut entry) = reserve(kind, fd, ret, &about) else {
         return;
     };
     let ev = unsafe { &mut *entry.as_mut_ptr() };
-    fill(ev, call.args);
+    fill(ev, args);
     fill_sock(ev, &about);
     submit(entry);
 }
 
-#[tracepoint]
-pub fn sys_enter_bind(ctx: TracePointContext) -> u32 {
-    stash(&ctx, EventKind::Bind, 3);
-    0
+/// The calling task's syscall arguments, for a caller the filters want.
+#[inline(always)]
+fn wanted_args(n: usize) -> Option<[u64; 5]> {
+    if !enabled() {
+        return None;
+    }
+    let args = current_syscall_args(n);
+    if args.is_none() {
+        count(CTR_SOCK_READ_FAIL);
+    }
+    args
 }
 
 #[tracepoint]
+#[inline(always)] // one body: outlined, its constant return left R0 holding a stack pointer
 pub fn sys_exit_bind(ctx: TracePointContext) -> u32 {
-    exit_event(&ctx, EventKind::Bind, |ev, [_, uaddr, addrlen, ..]| {
-        copy_user_sockaddr(ev, uaddr, addrlen as u32)
-    });
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_listen(ctx: TracePointContext) -> u32 {
-    stash(&ctx, EventKind::Listen, 2);
-    0
-}
-
-#[tracepoint]
-pub fn sys_exit_listen(ctx: TracePointContext) -> u32 {
-    exit_event(&ctx, EventKind::Listen, |ev, [_, backlog, ..]| {
-        ev.arg0 = backlog as i32 as i64
-    });
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_setsockopt(ctx: TracePointContext) -> u32 {
-    // Filtered here: only options that shape a listener cost an event.
-    let level = unsafe { ctx.read_at::<u64>(ARG0 + 8).unwrap_or(0) } as i32;
-    let optname = unsafe { ctx.read_at::<u64>(ARG0 + 16).unwrap_or(0) } as i32;
-    if is_listener_option(level, optname) {
-        stash(&ctx, EventKind::Setsockopt, 5);
+    if let Some(args) = wanted_args(3) {
+        exit_event(
+            &ctx,
+            EventKind::Bind,
+            args,
+            |ev, [_, uaddr, addrlen, ..]| copy_user_sockaddr(ev, uaddr, addrlen as u32),
+        );
     }
     0
 }
 
 #[tracepoint]
+#[inline(always)] // one body: outlined, its constant return left R0 holding a stack pointer
+pub fn sys_exit_listen(ctx: TracePointContext) -> u32 {
+    if let Some(args) = wanted_args(2) {
+        exit_event(&ctx, EventKind::Listen, args, |ev, [_, backlog, ..]| {
+            ev.arg0 = backlog as i32 as i64
+        });
+    }
+    0
+}
+
+#[tracepoint]
+#[inline(always)] // one body: outlined, its constant return left R0 holding a stack pointer
 pub fn sys_exit_setsockopt(ctx: TracePointContext) -> u32 {
+    // Only options that shape a listener cost an event (asked before the filters, so other
+    // options are not counted as filtered).
+    let Some(args) = current_syscall_args(5) else {
+        count(CTR_SOCK_READ_FAIL);
+        return 0;
+    };
+    if !is_listener_option(args[1] as i32, args[2] as i32) || !enabled() {
+        return 0;
+    }
     exit_event(
         &ctx,
         EventKind::Setsockopt,
+        args,
         |ev, [_, level, optname, optval, optlen]| {
             ev.arg0 = level as i32 as i64;
             ev.arg1 = optname as i32;
@@ -170,14 +154,20 @@ pub fn sys_exit_setsockopt(ctx: TracePointContext) -> u32 {
 /// TCP LISTEN transitions that no listen(2) of this thread explains (io_uring, in-kernel
 /// listeners), and every listener's close.
 #[tracepoint]
+#[inline(always)] // one body: outlined, its constant return left R0 holding a stack pointer
 pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     let old: i32 = unsafe { ctx.read_at(SS_OLDSTATE).unwrap_or(0) };
     let new: i32 = unsafe { ctx.read_at(SS_NEWSTATE).unwrap_or(0) };
     let kind = if new == TCP_LISTEN {
+        // listen(2) is reported by sys_exit_listen, with the fd and backlog; a listen the
+        // kernel-function hooks have in flight (io_uring's too) by their return hook.
+        if current_syscall_nr() == Some(NR_LISTEN) {
+            return 0;
+        }
         if let Some(call) = unsafe { PENDING.get(tid()) }
             && call.kind == EventKind::Listen as u8
         {
-            return 0; // sys_exit_listen reports it with the fd and backlog
+            return 0;
         }
         EventKind::ListenState
     } else if old == TCP_LISTEN && new == TCP_CLOSE {

@@ -28,7 +28,7 @@ pub enum BackendChoice {
     Fentry,
     /// kprobe/kretprobe on the same functions, where the kernel has no BPF trampolines.
     Kprobe,
-    /// syscalls:sys_{enter,exit}_{bind,listen,setsockopt} + sock:inet_sock_set_state.
+    /// syscalls:sys_exit_{bind,listen,setsockopt} + sock:inet_sock_set_state.
     Tracepoint,
 }
 
@@ -45,11 +45,8 @@ impl BackendChoice {
 
 /// (program, category, tracepoint)
 const SYSCALL_TRACEPOINTS: &[(&str, &str, &str)] = &[
-    ("sys_enter_bind", "syscalls", "sys_enter_bind"),
     ("sys_exit_bind", "syscalls", "sys_exit_bind"),
-    ("sys_enter_listen", "syscalls", "sys_enter_listen"),
     ("sys_exit_listen", "syscalls", "sys_exit_listen"),
-    ("sys_enter_setsockopt", "syscalls", "sys_enter_setsockopt"),
     ("sys_exit_setsockopt", "syscalls", "sys_exit_setsockopt"),
 ];
 
@@ -324,7 +321,7 @@ fn try_backend(choice: BackendChoice, opts: &LoadOptions) -> Result<Loaded, Stri
         }
         BackendChoice::Tracepoint | BackendChoice::Auto => {
             attach_tracepoints(&mut ebpf).map_err(|e| format!("{e:#}"))?;
-            "syscalls:sys_{enter,exit}_{bind,listen,setsockopt} + sock:inet_sock_set_state \
+            "syscalls:sys_exit_{bind,listen,setsockopt} + sock:inet_sock_set_state \
              (while attached every syscall on the host pays the syscall-tracepoint cost, ~30 ns)"
                 .into()
         }

@@ -79,7 +79,11 @@ pub fn resolve(btf: &Btf) -> Resolved {
         unix_address_name: r.array_start("unix_address.name"),
         task_flags: r.scalar("task_struct.flags"),
         pt_regs_orig_ax: r.scalar("pt_regs.orig_ax"),
+        pt_regs_arg0: r.scalar("pt_regs.di"),
         pt_regs_arg1: r.scalar("pt_regs.si"),
+        pt_regs_arg2: r.scalar("pt_regs.dx"),
+        pt_regs_arg3: r.scalar("pt_regs.r10"),
+        pt_regs_arg4: r.scalar("pt_regs.r8"),
         net_somaxconn: r.scalar("net.core.sysctl_somaxconn"),
         sock_span: 0,
         _pad: 0,
@@ -311,6 +315,16 @@ mod tests {
         );
         assert_eq!(at(o.task_tgid), bit("task_struct", "tgid"));
         assert_eq!(at(o.socket_sk), bit("socket", "sk"));
+        for (f, member) in [
+            (o.pt_regs_arg0, "di"),
+            (o.pt_regs_arg1, "si"),
+            (o.pt_regs_arg2, "dx"),
+            (o.pt_regs_arg3, "r10"),
+            (o.pt_regs_arg4, "r8"),
+            (o.pt_regs_orig_ax, "orig_ax"),
+        ] {
+            assert_eq!((at(f), f.size), (bit("pt_regs", member), 8), "{member}");
+        }
         // 6.6+: the inet_sock flags are bits of `inet_flags`.
         if btf
             .composite("inet_sock")
@@ -421,7 +435,10 @@ mod tests {
         assert!(missing.contains(&"net.ns.inum"));
         // the blob has no task/fd/unix structs: those are reported missing, not guessed
         assert!(missing.contains(&"unix_address.name"));
-        assert_eq!(missing.len(), 27, "{missing:?}");
+        assert_eq!(missing.len(), 31, "{missing:?}");
+        // The copied head of `struct sock` reaches the furthest known field (the inet flags
+        // byte at 777), rounded up to 8.
+        assert_eq!(o.sock_span, 784);
     }
 
     /// `inet_flags` without the enum numbering its bits: unknown, not guessed from the old
