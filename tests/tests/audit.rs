@@ -208,6 +208,11 @@ fn a_failed_bind_is_recorded_with_the_error_and_who_asked() {
     assert_eq!(f["addr"], "127.0.0.1");
     assert_eq!(f["port"], port);
     assert_eq!(f["fd"], s.fd_json(fd.0));
+    assert_eq!(
+        f["inode"],
+        inode(&fd),
+        "the socket's inode, on every backend"
+    );
     assert_eq!(f["pid"], std::process::id());
     assert_eq!(f["uid"], 0);
     assert_eq!(f["user"], user_name(0));
