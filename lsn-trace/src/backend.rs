@@ -13,6 +13,7 @@ use crate::{
     errno,
     filter::KernelFilter,
     kfunc::{self, Role},
+    probe,
 };
 
 /// The compiled eBPF object, built by build.rs (aya-build).
@@ -251,6 +252,8 @@ fn attach_fentry(ebpf: &mut Ebpf, plan: &kfunc::Plan) -> Result<(), String> {
     attach_tracepoint_set_state(ebpf)
 }
 
+const NO_KPROBES: &str = "kernel built without kprobes";
+
 /// Whether this kernel can have kprobes at all: perf's kprobe PMU (4.17+) or the tracefs
 /// kprobe_events file (what aya falls back to) exist only with CONFIG_KPROBES.
 fn kprobes_available() -> bool {
@@ -265,7 +268,7 @@ fn kprobes_available() -> bool {
 
 fn attach_kprobes(ebpf: &mut Ebpf, plan: &kfunc::Plan) -> Result<(), String> {
     if !kprobes_available() {
-        return Err("kernel built without kprobes".into());
+        return Err(NO_KPROBES.into());
     }
     for &(role, f) in &plan.hooks {
         for prog in kprobe_programs(role) {
@@ -299,8 +302,16 @@ fn hooked(plan: &kfunc::Plan) -> String {
 
 /// Load the object and attach one backend: Ok, or the reason it is not available here.
 fn try_backend(choice: BackendChoice, opts: &LoadOptions) -> Result<Loaded, String> {
-    let mut ebpf = load(opts).map_err(|e| format!("{e:#}"))?;
     let plan = || opts.kfunc.as_ref().map_err(|e| format!("{e:#}"));
+    // What the kernel cannot do at all is asked before the object is loaded for nothing.
+    match choice {
+        BackendChoice::Fentry => probe::fentry(plan()?.probe_func_id)?,
+        BackendChoice::Kprobe if !kprobes_available() => {
+            return Err(NO_KPROBES.into());
+        }
+        _ => {}
+    }
+    let mut ebpf = load(opts).map_err(|e| format!("{e:#}"))?;
     let description = match choice {
         BackendChoice::Fentry => {
             let plan = plan()?;

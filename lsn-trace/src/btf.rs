@@ -221,6 +221,14 @@ impl Btf {
         matching.all(|v| v == first).then_some(first)
     }
 
+    /// The type id of kernel function `name` (what BPF_PROG_LOAD's `attach_btf_id` takes).
+    pub fn func_id(&self, name: &str) -> Option<u32> {
+        self.types
+            .iter()
+            .position(|t| matches!(t.kind, Kind::Func(_)) && self.name(t.name) == name.as_bytes())
+            .and_then(|i| u32::try_from(i).ok())
+    }
+
     /// The parameter types of kernel function `name`, None when BTF has no such function
     /// (never built, or inlined everywhere).
     pub fn func_params(&self, name: &str) -> Option<&[TypeId]> {

@@ -36,6 +36,9 @@ pub struct Plan {
     pub hooks: Vec<(Role, &'static str)>,
     /// What this kernel lacks, for the user: the events that go unreported.
     pub notes: Vec<String>,
+    /// BTF id of `inet_bind`, to ask cheaply whether fentry loads at all before loading the
+    /// whole object (see `probe::fentry`).
+    pub probe_func_id: u32,
 }
 
 /// (function, the struct its first argument points to), in order of preference.
@@ -65,6 +68,7 @@ pub fn plan(btf: &Btf) -> Result<Plan> {
         config: KfuncConfig::default(),
         hooks: Vec::new(),
         notes: Vec::new(),
+        probe_func_id: btf.func_id("inet_bind").unwrap_or(0),
     };
     let takes = |f: &str, first: &[(&str, usize)]| -> bool {
         btf.func_params(f).is_some_and(|p| {

@@ -16,6 +16,7 @@ mod netif;
 mod offsets;
 mod output;
 mod preflight;
+mod probe;
 mod sockaddr;
 mod sockdiag;
 mod story;
