@@ -203,7 +203,7 @@ impl Audit {
             match snapshot::listeners(ns, now) {
                 Ok(f) => found.extend(f),
                 Err(e) => {
-                    eprintln!(
+                    say!(
                         "lsn-trace: audit snapshot: network namespace net:[{}]: {e}",
                         ns.inode
                     );
@@ -342,7 +342,7 @@ impl Audit {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        eprintln!(
+        say!(
             "lsn-trace: audit log: {} bytes of records could not be written before exit",
             self.log.pending()
         );
@@ -361,7 +361,7 @@ impl Sink for Audit {
     }
 
     fn lost(&mut self, count: u64, reason: &str) -> std::io::Result<()> {
-        eprintln!("lsn-trace: {count} events lost ({reason})");
+        say!("lsn-trace: {count} events lost ({reason})");
         self.lost_record(count, reason);
         Ok(())
     }

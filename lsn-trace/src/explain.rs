@@ -337,7 +337,7 @@ fn socket_file(path: &str) -> (Option<FilePerms>, Vec<String>) {
 fn human(r: &Report, _ns: &NsAddrs) -> String {
     let mut s = String::new();
     if let Some(e) = &r.error {
-        eprintln!("lsn-trace: explain: {e}");
+        say!("lsn-trace: explain: {e}");
         return s;
     }
     if r.ambiguous {

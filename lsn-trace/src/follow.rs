@@ -359,7 +359,7 @@ pub async fn supervise(
                         }
                         ignored += 1;
                         if ignored >= 3 {
-                            eprintln!("lsn-trace: {name} (pid {}) is still running; stopping the trace", c.id().unwrap_or(0));
+                            say!("lsn-trace: {name} (pid {}) is still running; stopping the trace", c.id().unwrap_or(0));
                             break;
                         }
                     }
@@ -382,7 +382,7 @@ pub async fn supervise(
                     Some(s) => format!("{name} exited ({})", describe_status(s)),
                     None => format!("{name} is gone"),
                 };
-                eprintln!(
+                say!(
                     "lsn-trace: {what}; still following {} process{} ({}): Ctrl-C to stop",
                     live.len(),
                     if live.len() == 1 { "" } else { "es" },
@@ -476,7 +476,7 @@ pub fn run(
             let child = match spawn(&mut followed, &cmd, run_as.as_ref()) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("lsn-trace: error: {e:#}");
+                    say!("lsn-trace: error: {e:#}");
                     // As shells say it: 127 not found, 126 found but not runnable.
                     return Ok(if format!("{e}").contains("not found") {
                         127
@@ -502,7 +502,7 @@ pub fn run(
                 &mut outcome,
             );
             let stats = rt.block_on(tracer.run(&mut sink, stop))?;
-            eprintln!("{}", stats.stopped_line());
+            say!("{}", stats.stopped_line());
             let end = match outcome.status {
                 Some(s) => format!("{name} (pid {pid}) exited, {}", describe_status(s)),
                 None => format!("{name} (pid {pid}) still running"),
@@ -512,7 +512,7 @@ pub fn run(
         Plan::Attach { pids, .. } => {
             let stop = watch(&mut followed, &mut signals, &mut outcome);
             let stats = rt.block_on(tracer.run(&mut sink, stop))?;
-            eprintln!("{}", stats.stopped_line());
+            say!("{}", stats.stopped_line());
             (pid_list(&pids), 0)
         }
     };
@@ -523,7 +523,7 @@ pub fn run(
         ));
     }
     for line in sink.summary.render(&head, alive, held_by, holds) {
-        eprintln!("{line}");
+        say!("{line}");
     }
     Ok(code)
 }

@@ -1,6 +1,19 @@
 //! lsn-trace: how processes ask the Linux kernel to listen, live.
 //!
 //! hook (eBPF) -> event (ring buffer) -> decode -> sink (renderer on stdout).
+
+/// `eprintln!`, but the line goes out in one write(2): stderr is unbuffered, and
+/// `eprintln!` writes each formatted piece on its own, so under `-- CMD` (which shares the
+/// terminal) the command's output could land in the middle of lsn-trace's lines.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }};
+}
+
 mod audit;
 mod backend;
 mod btf;
@@ -115,7 +128,7 @@ impl Sink for StdoutSink {
     }
 
     fn lost(&mut self, count: u64, reason: &str) -> std::io::Result<()> {
-        eprintln!("lsn-trace: {count} events lost ({reason})");
+        say!("lsn-trace: {count} events lost ({reason})");
         self.render.lost(&mut self.buf, count, reason);
         Ok(())
     }
@@ -227,16 +240,17 @@ fn run(cli: Cli) -> Result<u8> {
     } else {
         format!(" (passed over: {})", loaded.passed_over.join("; "))
     };
-    eprintln!(
+    say!(
         "lsn-trace: attached, backend {}{passed_over}: {}. Tracing; Ctrl-C to stop.",
-        loaded.backend, loaded.description
+        loaded.backend,
+        loaded.description
     );
     let backend = loaded.backend;
     let mut tracer = Tracer::new(loaded)?;
     if let Some(audit) = audit {
         let stop = stop.expect("installed when there is no plan");
         let stats = rt.block_on(audit.run(&mut tracer, backend, stop))?;
-        eprintln!("{}", stats.stopped_line());
+        say!("{}", stats.stopped_line());
         return Ok(0);
     }
     let render_opts = output::Options {
@@ -256,7 +270,7 @@ fn run(cli: Cli) -> Result<u8> {
         (_, _, stop) => {
             let stop = stop.expect("installed when there is no plan");
             let stats = rt.block_on(tracer.run(&mut sink, stop))?;
-            eprintln!("{}", stats.stopped_line());
+            say!("{}", stats.stopped_line());
             Ok(0)
         }
     }
@@ -279,7 +293,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("lsn-trace: error: {e:#}");
+            say!("lsn-trace: error: {e:#}");
             ExitCode::FAILURE
         }
     }

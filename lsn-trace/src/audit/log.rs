@@ -164,7 +164,7 @@ impl Log {
         match result {
             Ok(()) => {
                 if let Some((since, _)) = self.failing.take() {
-                    eprintln!(
+                    say!(
                         "lsn-trace: audit log {}: writable again after {:.0?}; held records written",
                         self.name(),
                         since.elapsed()
@@ -192,7 +192,7 @@ impl Log {
                     Some(_) => false,
                 };
                 if say {
-                    eprintln!(
+                    say!(
                         "lsn-trace: AUDIT LOG {} CANNOT BE WRITTEN: {e}; {} bytes of records \
                          held in memory and retried (up to {} MiB, then counted as lost); \
                          tracing continues",
@@ -218,7 +218,7 @@ impl Log {
                 log::info!("audit log {} reopened", path.display());
             }
             // Keep writing to the old descriptor (the renamed file) until it works.
-            Err(e) => eprintln!(
+            Err(e) => say!(
                 "lsn-trace: AUDIT LOG {}: cannot reopen after SIGHUP: {e}; still writing to \
                  the previous file, retrying",
                 path.display()
