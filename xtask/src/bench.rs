@@ -6,7 +6,17 @@
 //! that a burst of load from elsewhere on the machine hits all of them alike; figures are
 //! medians over the rounds, storm throughput a ratio to the same round's untraced run.
 //! Then one long storm per lsn-trace backend with its JSON piped here and counted: every
-//! event the workload made must be reported, none lost.
+//! event the workload made must be reported, none lost. Then, per backend, one storm with
+//! kernel.bpf_stats_enabled: what each eBPF program costs in the kernel, per run and per
+//! storm cycle.
+//!
+//! `--kernel 6.1|6.12|all` runs all that in a QEMU VM on Debian's kernel instead (the host
+//! kernel allows only the tracepoint backend): the host builds everything, then boots the VM
+//! ([`vm::run_in_vm`]) with this very binary as `bench --in-guest`, which measures with the
+//! same code against the guest kernel and writes its JSON to the results share; the host
+//! prints the table and keeps it as target/bench/latest-KERNEL.json. Under software
+//! emulation absolute figures are the emulation's; ratios and the tax compare runs made side
+//! by side in one guest.
 
 use std::collections::HashMap;
 use std::fs;
@@ -22,6 +32,7 @@ use serde_json::{Value, json};
 
 use crate::cmd::{self, display, is_root, run};
 use crate::setup::{self, AptPackage};
+use crate::vm;
 
 /// Events lsn-trace reports per storm cycle.
 const EVENTS_PER_CYCLE: u64 = 5;
@@ -39,25 +50,71 @@ pub struct Args {
     /// Interleaved rounds (each runs every configuration once); figures are medians.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     rounds: u64,
-    /// Storm cycles per run in the rounds.
-    #[arg(long, default_value_t = 200_000)]
-    cycles: u64,
-    /// getppid calls per run of the tax probe.
-    #[arg(long, default_value_t = 500_000)]
-    tax_calls: u64,
-    /// Storm cycles of the long run per backend whose JSON is counted (0: skip it).
-    #[arg(long, default_value_t = 1_000_000)]
-    full_cycles: u64,
-    /// Where to write the results (default: target/bench/latest.json).
+    /// Storm cycles per run in the rounds [default: 200000 on the host, 10000 in a VM].
+    #[arg(long)]
+    cycles: Option<u64>,
+    /// getppid calls per run of the tax probe [default: 500000 on the host, 200000 in a VM].
+    #[arg(long)]
+    tax_calls: Option<u64>,
+    /// Storm cycles of the long run per backend whose JSON is counted (0: skip it)
+    /// [default: 1000000 on the host, 50000 in a VM].
+    #[arg(long)]
+    full_cycles: Option<u64>,
+    /// strace runs 1/N of the storm cycles and getppid calls (its ratio and tax are per
+    /// cycle and per call, so comparable) [default: 1 on the host, 100 in a VM, where
+    /// ptrace under software emulation is ~300× slower than untraced].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    strace_scale: Option<u64>,
+    /// Run the benchmark in a QEMU VM on Debian's kernel of this series (6.1, 6.12, or `all`;
+    /// repeatable) instead of on the host: every backend that kernel allows. Writes
+    /// target/bench/latest-KERNEL.json.
+    #[arg(long = "kernel", value_name = "KERNEL")]
+    kernels: Vec<String>,
+    /// Where to write the results (default: target/bench/latest.json, or
+    /// target/bench/latest-KERNEL.json with --kernel).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Inside the VM: measure with what the host built (no set-up, no build).
+    #[arg(long, hide = true)]
+    in_guest: bool,
+}
+
+/// The sizes of a benchmark run, with the defaults of where it runs resolved.
+#[derive(Clone, Copy, Debug)]
+struct Sizes {
+    rounds: u64,
+    cycles: u64,
+    tax_calls: u64,
+    full_cycles: u64,
+    strace_scale: u64,
+}
+
+impl Sizes {
+    /// Under software emulation everything is ~7× (the storm) to ~300× (strace) slower:
+    /// smaller runs keep a VM bench within minutes.
+    fn of(args: &Args, in_vm: bool) -> Sizes {
+        let pick = |v: Option<u64>, host: u64, vm: u64| v.unwrap_or(if in_vm { vm } else { host });
+        Sizes {
+            rounds: args.rounds,
+            cycles: pick(args.cycles, 200_000, 10_000),
+            tax_calls: pick(args.tax_calls, 500_000, 200_000),
+            full_cycles: pick(args.full_cycles, 1_000_000, 50_000),
+            strace_scale: pick(args.strace_scale, 1, 100),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
 enum Config {
     Untraced,
-    LsnTrace { backend: String, json: bool },
-    Strace,
+    LsnTrace {
+        backend: String,
+        json: bool,
+    },
+    /// Runs 1/scale of the cycles and calls.
+    Strace {
+        scale: u64,
+    },
     BpftracePrintf,
     BpftraceCount,
 }
@@ -70,7 +127,12 @@ impl Config {
                 "lsn-trace {backend} {} > /dev/null",
                 if *json { "--json" } else { "(human)" }
             ),
-            Config::Strace => "strace -f -e trace=bind,listen,setsockopt".into(),
+            Config::Strace { scale: 1 } => "strace -f -e trace=bind,listen,setsockopt".into(),
+            Config::Strace { scale } => {
+                format!(
+                    "strace -f -e trace=bind,listen,setsockopt (1/{scale} of the cycles and calls)"
+                )
+            }
             Config::BpftracePrintf => "bpftrace, printf per event".into(),
             Config::BpftraceCount => "bpftrace, count in kernel (floor)".into(),
         }
@@ -108,6 +170,16 @@ pub fn bench(args: &Args) -> Result<()> {
              and reads the agents' resource usage"
         );
     }
+    if args.in_guest {
+        // The guest's root is the host's, read-only: what the host built is all there is.
+        let report = measure(&Tools::built(), &Sizes::of(args, true))?;
+        let out = args.out.clone().context("--in-guest needs --out")?;
+        return write_report(&report, &out);
+    }
+    let series = vm_series(&args.kernels)?;
+    if args.out.is_some() && series.len() > 1 {
+        bail!("--out names one file: give it with a single --kernel (or none)");
+    }
     setup::setup()?;
     setup::apt_install(&[
         AptPackage {
@@ -121,15 +193,145 @@ pub fn bench(args: &Args) -> Result<()> {
             why: "bench: compared with lsn-trace",
         },
     ])?;
-    let lsn_trace = crate::run::build_lsn_trace()?;
+    crate::run::build_lsn_trace()?;
     run(Command::new("cargo")
         .current_dir(cmd::workspace_root())
         .args(["build", "--release", "-p", "lsn-bench"]))?;
-    let tools = Tools {
-        lsn_trace,
-        workload: cmd::target_dir().join("release").join("lsn-bench"),
-    };
+    if series.is_empty() {
+        let report = measure(&Tools::built(), &Sizes::of(args, false))?;
+        println!("{}", render(&report));
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| cmd::target_dir().join("bench").join("latest.json"));
+        return write_report(&report, &out);
+    }
+    setup::setup_vm()?;
+    for s in series {
+        let out = args.out.clone().unwrap_or_else(|| {
+            cmd::target_dir()
+                .join("bench")
+                .join(format!("latest-{}.json", s.name))
+        });
+        vm_bench(s, &Sizes::of(args, true), &out)?;
+    }
+    Ok(())
+}
 
+/// The kernels named by `--kernel` (`all`: every series the VM runner knows), in order.
+fn vm_series(names: &[String]) -> Result<Vec<&'static vm::Series>> {
+    let mut out: Vec<&'static vm::Series> = Vec::new();
+    for n in names {
+        let add: Vec<&'static vm::Series> = if n == "all" {
+            vm::SERIES.iter().collect()
+        } else {
+            vec![vm::series(n)?]
+        };
+        for s in add {
+            if !out.iter().any(|o| o.name == s.name) {
+                out.push(s);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The benchmark inside a VM on kernel `s`: this very xtask binary, `bench --in-guest`,
+/// against what the host built; its JSON comes back through the results share.
+fn vm_bench(s: &vm::Series, sizes: &Sizes, out: &Path) -> Result<()> {
+    let kernel = vm::kernel(s)?;
+    let results = cmd::target_dir()
+        .join("vm")
+        .join(format!("bench-{}", s.name));
+    fs::create_dir_all(&results)?;
+    let results = fs::canonicalize(&results)?;
+    let guest_json = results.join("bench.json");
+    let _ = fs::remove_file(&guest_json);
+    let exe = std::env::current_exe().context("the xtask binary's path")?;
+    let mut command: Vec<String> = vec![exe.to_string_lossy().into_owned(), "bench".into()];
+    command.push("--in-guest".into());
+    for (flag, v) in [
+        ("--rounds", sizes.rounds),
+        ("--cycles", sizes.cycles),
+        ("--tax-calls", sizes.tax_calls),
+        ("--full-cycles", sizes.full_cycles),
+        ("--strace-scale", sizes.strace_scale),
+    ] {
+        command.extend([flag.to_owned(), v.to_string()]);
+    }
+    command.extend(["--out".into(), guest_json.to_string_lossy().into_owned()]);
+    let mut envs = vm::guest_env(&results);
+    // The guest finds the host's builds where the host put them.
+    let target = fs::canonicalize(cmd::target_dir())?;
+    envs.push((
+        "CARGO_TARGET_DIR".into(),
+        target.to_string_lossy().into_owned(),
+    ));
+    eprintln!(
+        "bench: in a VM on {} ({} {}), under software emulation",
+        s.name, kernel.package, kernel.version
+    );
+    let host = machine();
+    let outcome = vm::run_in_vm(
+        &kernel,
+        &command,
+        &vm::RunOptions {
+            results: &results,
+            cwd: cmd::workspace_root(),
+            envs,
+            echo: true,
+        },
+    )?;
+    if outcome.code != Some(0) {
+        bail!(
+            "the bench in the {} VM failed (guest exit status {}); its console: {}",
+            s.name,
+            outcome
+                .code
+                .map_or_else(|| "none".into(), |c| c.to_string()),
+            results.join("console.log").display()
+        );
+    }
+    let text = fs::read_to_string(&guest_json)
+        .with_context(|| format!("the guest wrote no {}", guest_json.display()))?;
+    let mut report: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", guest_json.display()))?;
+    report["machine"]["emulation"] = json!(format!(
+        "QEMU TCG software emulation (2 vCPUs), Debian {} {}, on the host's {} CPUs ({}), host \
+         load before: {}",
+        kernel.package,
+        kernel.version,
+        host["nproc"],
+        host["cpu"].as_str().unwrap_or("?"),
+        host["load_before"].as_str().unwrap_or("?"),
+    ));
+    report["vm_seconds"] = json!(outcome.elapsed.as_secs_f64());
+    println!("{}", render(&report));
+    write_report(&report, out)
+}
+
+fn write_report(report: &Value, out: &Path) -> Result<()> {
+    if let Some(dir) = out.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    fs::write(out, serde_json::to_string_pretty(report)? + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!("results: {}", out.display());
+    Ok(())
+}
+
+impl Tools {
+    /// The release builds in the target directory.
+    fn built() -> Tools {
+        Tools {
+            lsn_trace: cmd::lsn_trace_bin(),
+            workload: cmd::target_dir().join("release").join("lsn-bench"),
+        }
+    }
+}
+
+/// Every configuration, interleaved in rounds, then the long storms: the report.
+fn measure(tools: &Tools, sizes: &Sizes) -> Result<Value> {
     let machine = machine();
     eprintln!("bench: machine: {}", machine_line(&machine));
     let mut backends = Vec::new();
@@ -156,16 +358,18 @@ pub fn bench(args: &Args) -> Result<()> {
         }
     }
     configs.extend([
-        Config::Strace,
+        Config::Strace {
+            scale: sizes.strace_scale,
+        },
         Config::BpftracePrintf,
         Config::BpftraceCount,
     ]);
 
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); configs.len()];
-    for round in 1..=args.rounds {
+    for round in 1..=sizes.rounds {
         for (i, c) in configs.iter().enumerate() {
-            eprintln!("bench: round {round}/{}: {}", args.rounds, c.name());
-            let r = run_config(&tools, c, args.cycles, args.tax_calls)
+            eprintln!("bench: round {round}/{}: {}", sizes.rounds, c.name());
+            let r = run_config(tools, c, sizes.cycles, sizes.tax_calls)
                 .with_context(|| format!("round {round}: {}", c.name()))?;
             eprintln!(
                 "bench:   {:.0} cycles/s, getppid {:.1} ns{}",
@@ -178,40 +382,40 @@ pub fn bench(args: &Args) -> Result<()> {
             runs[i].push(r);
         }
     }
-    let untraced: Vec<f64> = runs[0].iter().map(|r| r.storm_per_sec).collect();
     let untraced_tax = median(runs[0].iter().map(|r| r.tax_ns).collect());
-    let untraced_rate = median(untraced.clone());
+    let untraced_rate = median(runs[0].iter().map(|r| r.storm_per_sec).collect());
 
     let mut full = Vec::new();
-    if args.full_cycles > 0 {
+    if sizes.full_cycles > 0 {
         for b in &backends {
             eprintln!(
                 "bench: long storm, {} cycles, lsn-trace --backend {b} --json counted",
-                args.full_cycles
+                sizes.full_cycles
             );
-            let r = lsn_trace_run(&tools, b, true, Output::Count, args.full_cycles, 0)?;
+            let r = lsn_trace_run(tools, b, true, Output::Count, sizes.full_cycles, 0)?;
             full.push((b.clone(), r));
         }
     }
+    let profiles = bpf_profiles(tools, &backends, sizes.cycles, untraced_rate)?;
     let load_after = loadavg();
 
     let rows: Vec<Value> = configs
         .iter()
         .zip(&runs)
-        .map(|(c, rs)| summarize(c, rs, &untraced, untraced_tax))
+        .map(|(c, rs)| summarize(c, rs, &runs[0], untraced_tax))
         .collect();
     let long: Vec<Value> = full
         .iter()
         .map(|(b, r)| {
-            let made = r.storm_cycles_made(args.full_cycles);
+            let made = r.storm_cycles_made(sizes.full_cycles);
             json!({
                 "config": format!("lsn-trace {b} --json, counted"),
-                "cycles": args.full_cycles,
+                "cycles": sizes.full_cycles,
                 "storm_per_sec": r.storm_per_sec,
                 "storm_ratio": r.storm_per_sec / untraced_rate,
                 "events_made": made,
                 "events_reported": r.reported,
-                "missing_by_kind": missing_by_kind(r, args.full_cycles),
+                "missing_by_kind": missing_by_kind(r, sizes.full_cycles),
                 "lost": r.lost,
                 "agent_cpu_s": r.cpu_s,
                 "agent_cpu_s_per_100k": per_100k(r),
@@ -223,29 +427,19 @@ pub fn bench(args: &Args) -> Result<()> {
     let report = json!({
         "machine": machine,
         "load_after": load_after,
-        "rounds": args.rounds,
-        "cycles": args.cycles,
-        "tax_calls": args.tax_calls,
+        "rounds": sizes.rounds,
+        "cycles": sizes.cycles,
+        "tax_calls": sizes.tax_calls,
+        "strace_scale": sizes.strace_scale,
         "events_per_cycle": EVENTS_PER_CYCLE,
         "untraced_storm_per_sec": untraced_rate,
         "untraced_getppid_ns": untraced_tax,
         "configs": rows,
         "long_storm": long,
         "unavailable_backends": unavailable,
+        "bpf_stats": profiles,
     });
-    let table = render(&report);
-    println!("{table}");
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| cmd::target_dir().join("bench").join("latest.json"));
-    if let Some(dir) = out.parent() {
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("writing {}", out.display()))?;
-    println!("results: {}", out.display());
-    Ok(())
+    Ok(report)
 }
 
 impl Run {
@@ -283,11 +477,18 @@ fn stats(v: Vec<f64>) -> Value {
     json!({"median": median(v), "min": min, "max": max})
 }
 
-fn summarize(c: &Config, rs: &[Run], untraced: &[f64], untraced_tax: f64) -> Value {
+fn summarize(c: &Config, rs: &[Run], untraced: &[Run], untraced_tax: f64) -> Value {
     let ratios: Vec<f64> = rs
         .iter()
         .zip(untraced)
-        .map(|(r, u)| r.storm_per_sec / u)
+        .map(|(r, u)| r.storm_per_sec / u.storm_per_sec)
+        .collect();
+    // Each round's tax against the same round's untraced run: the spread is the noise a
+    // tax near zero is to be told apart from.
+    let round_tax: Vec<f64> = rs
+        .iter()
+        .zip(untraced)
+        .map(|(r, u)| r.tax_ns - u.tax_ns)
         .collect();
     let tax = median(rs.iter().map(|r| r.tax_ns).collect());
     let opt = |f: fn(&Run) -> Option<f64>| -> Value {
@@ -301,6 +502,7 @@ fn summarize(c: &Config, rs: &[Run], untraced: &[f64], untraced_tax: f64) -> Val
         "getppid_ns": tax,
         "tax_ns": tax - untraced_tax,
         "tax_pct": (tax - untraced_tax) / untraced_tax * 100.0,
+        "tax_ns_per_round": stats(round_tax),
         "lost": rs.iter().map(|r| r.lost).sum::<Option<u64>>(),
         "events_per_run": opt(|r| r.stop_events.map(|e| e as f64)),
         "agent_cpu_s_per_100k": opt(per_100k),
@@ -326,7 +528,7 @@ fn render(r: &Value) -> String {
     );
     s += &format!(
         "{} interleaved rounds of {} storm cycles ({} events each) + {} getppid; untraced: \
-         {:.0} cycles/s, getppid {:.1} ns\n\n",
+         {:.0} cycles/s, getppid {:.1} ns\n",
         r["rounds"],
         r["cycles"],
         r["cycles"].as_u64().unwrap_or(0) * EVENTS_PER_CYCLE,
@@ -334,13 +536,23 @@ fn render(r: &Value) -> String {
         r["untraced_storm_per_sec"].as_f64().unwrap_or(f64::NAN),
         r["untraced_getppid_ns"].as_f64().unwrap_or(f64::NAN),
     );
-    s += "| configuration | storm ratio median [min–max] | cycles/s | getppid tax | lost \
-          | agent CPU s/100k ev | peak RSS MB | attach ms |\n";
+    if let Some(e) = r["machine"]["emulation"].as_str() {
+        s += &format!(
+            "Emulated: {e}. Absolute figures (cycles/s, ns, ms, CPU) are those of the \
+             emulation; the ratios and the tax compare runs side by side in the same guest.\n"
+        );
+    }
+    if let Some(secs) = r["vm_seconds"].as_f64() {
+        s += &format!("The VM ran {secs:.0} s (boot to power-off).\n");
+    }
+    s += "\n| configuration | storm ratio median [min–max] | cycles/s | getppid tax median \
+          [per-round min–max] | lost | agent CPU s/100k ev | peak RSS MB | attach ms |\n";
     s += "| --- | --- | --- | --- | --- | --- | --- | --- |\n";
     for c in r["configs"].as_array().into_iter().flatten() {
         let ratio = &c["storm_ratio"];
         s += &format!(
-            "| {} | {:.3} [{:.3}–{:.3}] | {} | {:+.1} ns ({:+.1}%) | {} | {} | {} | {} |\n",
+            "| {} | {:.3} [{:.3}–{:.3}] | {} | {:+.1} ns ({:+.1}%) [{:+.1}…{:+.1}] | {} | {} | {} \
+             | {} |\n",
             c["config"].as_str().unwrap_or("?"),
             ratio["median"].as_f64().unwrap_or(f64::NAN),
             ratio["min"].as_f64().unwrap_or(f64::NAN),
@@ -348,6 +560,8 @@ fn render(r: &Value) -> String {
             f(c, "storm_per_sec", |x| format!("{x:.0}")),
             c["tax_ns"].as_f64().unwrap_or(f64::NAN),
             c["tax_pct"].as_f64().unwrap_or(f64::NAN),
+            c["tax_ns_per_round"]["min"].as_f64().unwrap_or(f64::NAN),
+            c["tax_ns_per_round"]["max"].as_f64().unwrap_or(f64::NAN),
             c["lost"]
                 .as_u64()
                 .map_or_else(|| "—".into(), |x| x.to_string()),
@@ -384,6 +598,37 @@ fn render(r: &Value) -> String {
             );
         }
     }
+    let profiles = r["bpf_stats"].as_array().cloned().unwrap_or_default();
+    if !profiles.is_empty() {
+        s += &format!(
+            "\n| in-kernel cost (bpf_stats, one storm of {} cycles) | program | runs per cycle | ns \
+             per run | ns per cycle |\n",
+            profiles[0]["cycles"]
+        );
+        s += "| --- | --- | --- | --- | --- |\n";
+        for p in &profiles {
+            let cycles = p["cycles"].as_f64().unwrap_or(f64::NAN);
+            for prog in p["programs"].as_array().into_iter().flatten() {
+                s += &format!(
+                    "| {} | {} | {:.2} | {} | {:.0} |\n",
+                    p["backend"].as_str().unwrap_or("?"),
+                    prog["name"].as_str().unwrap_or("?"),
+                    prog["runs"].as_f64().unwrap_or(f64::NAN) / cycles,
+                    prog["ns_per_run"]
+                        .as_f64()
+                        .map_or_else(|| "—".into(), |x| format!("{x:.0}")),
+                    prog["ns_per_cycle"].as_f64().unwrap_or(f64::NAN),
+                );
+            }
+            s += &format!(
+                "| {} | **all** | | | **{:.0}** ({:.1}% of an untraced cycle, {:.0} ns) |\n",
+                p["backend"].as_str().unwrap_or("?"),
+                p["ns_per_cycle"].as_f64().unwrap_or(f64::NAN),
+                p["share_of_untraced_cycle"].as_f64().unwrap_or(f64::NAN) * 100.0,
+                p["untraced_ns_per_cycle"].as_f64().unwrap_or(f64::NAN),
+            );
+        }
+    }
     for u in r["unavailable_backends"].as_array().into_iter().flatten() {
         s += &format!(
             "\nbackend {}: not available on this kernel ({})",
@@ -406,8 +651,14 @@ fn machine() -> Value {
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "?".into());
+    // bpf_ktime_get_ns and bpf_stats read it: a VM that fell back from tsc pays for it.
+    let clocksource =
+        fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "?".into());
     json!({
         "nproc": thread::available_parallelism().map_or(0, |n| n.get()),
+        "clocksource": clocksource,
         "cpu": model,
         "kernel": kernel,
         "load_before": loadavg(),
@@ -462,7 +713,7 @@ fn run_config(tools: &Tools, c: &Config, cycles: u64, tax: u64) -> Result<Run> {
         Config::LsnTrace { backend, json } => {
             lsn_trace_run(tools, backend, *json, Output::Null, cycles, tax)
         }
-        Config::Strace => workload(
+        Config::Strace { scale } => workload(
             Command::new("strace")
                 .args([
                     "-f",
@@ -472,7 +723,10 @@ fn run_config(tools: &Tools, c: &Config, cycles: u64, tax: u64) -> Result<Run> {
                     "/dev/null",
                 ])
                 .arg(&tools.workload)
-                .args(workload_args(cycles, tax)),
+                .args(workload_args(
+                    (cycles / scale).max(1),
+                    if tax == 0 { 0 } else { (tax / scale).max(1) },
+                )),
         ),
         Config::BpftracePrintf | Config::BpftraceCount => {
             let action = if matches!(c, Config::BpftracePrintf) {
@@ -527,8 +781,8 @@ fn workload(cmd: &mut Command) -> Result<Run> {
             run.tax_ns = t;
         }
     }
-    if run.storm_per_sec == 0.0 {
-        bail!("`{}` printed no storm result: {stdout}", display(cmd));
+    if run.storm_per_sec == 0.0 && run.tax_ns == 0.0 {
+        bail!("`{}` printed no result: {stdout}", display(cmd));
     }
     Ok(run)
 }
@@ -547,6 +801,106 @@ struct Agent {
     stderr: mpsc::Receiver<String>,
     reaped: bool,
     counter: Option<thread::JoinHandle<Result<Counts>>>,
+}
+
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+/// kernel.bpf_stats_enabled set to 1 while this lives (it costs two clock reads per
+/// program run, so the measured rounds run without it), then put back.
+struct BpfStatsOn(String);
+
+impl BpfStatsOn {
+    fn enable() -> Result<BpfStatsOn> {
+        let old = fs::read_to_string(BPF_STATS).with_context(|| format!("reading {BPF_STATS}"))?;
+        fs::write(BPF_STATS, "1").with_context(|| format!("writing 1 to {BPF_STATS}"))?;
+        Ok(BpfStatsOn(old.trim().to_owned()))
+    }
+}
+
+impl Drop for BpfStatsOn {
+    fn drop(&mut self) {
+        let _ = fs::write(BPF_STATS, &self.0);
+    }
+}
+
+/// Per backend, one storm with kernel.bpf_stats_enabled: what each of lsn-trace's programs
+/// costs in the kernel, per run and per storm cycle, against an untraced cycle. Empty when
+/// the kernel has no bpf_stats.
+fn bpf_profiles(
+    tools: &Tools,
+    backends: &[String],
+    cycles: u64,
+    untraced_rate: f64,
+) -> Result<Vec<Value>> {
+    if !Path::new(BPF_STATS).exists() || cycles == 0 {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for b in backends {
+        eprintln!(
+            "bench: in-kernel cost, {cycles} cycles, lsn-trace --backend {b} --json, kernel.bpf_stats_enabled=1"
+        );
+        let _on = BpfStatsOn::enable()?;
+        let mut agent = Agent::start(&tools.lsn_trace, b, true, Output::Null)?;
+        workload(Command::new(&tools.workload).args(workload_args(cycles, 0)))?;
+        agent.wait_idle();
+        let stats = agent.prog_stats();
+        // Named while the agent holds them: its exit unloads them.
+        let names: Vec<String> = stats.iter().map(|p| prog_name(p.id)).collect();
+        agent.stop()?;
+        let mut programs: Vec<Value> = stats
+            .iter()
+            .zip(names)
+            .map(|(p, name)| {
+                json!({
+                    "name": name,
+                    "runs": p.runs,
+                    "ns_per_run": (p.runs > 0).then(|| p.ns as f64 / p.runs as f64),
+                    "ns_per_cycle": p.ns as f64 / cycles as f64,
+                })
+            })
+            .collect();
+        programs.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        let total = stats.iter().map(|p| p.ns).sum::<u64>() as f64 / cycles as f64;
+        let untraced_ns = 1e9 / untraced_rate;
+        out.push(json!({
+            "backend": b,
+            "cycles": cycles,
+            "programs": programs,
+            "ns_per_cycle": total,
+            "untraced_ns_per_cycle": untraced_ns,
+            "share_of_untraced_cycle": total / untraced_ns,
+        }));
+    }
+    Ok(out)
+}
+
+/// A program's name (bpftool), else its id.
+fn prog_name(id: u64) -> String {
+    cmd::capture(Command::new("bpftool").args(["prog", "show", "id", &id.to_string(), "--json"]))
+        .and_then(|j| serde_json::from_str::<Value>(&j).ok())
+        .and_then(|v| v["name"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("id {id}"))
+}
+
+/// One eBPF program's counters (kernel.bpf_stats_enabled).
+struct ProgStat {
+    id: u64,
+    runs: u64,
+    ns: u64,
+}
+
+/// utime + stime of a process, in clock ticks (0 when it is gone).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command (which may hold spaces) end with ')'; utime and stime are
+    // the 14th and 15th fields, the 12th and 13th after it.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    rest.split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum()
 }
 
 struct Stopped {
@@ -614,6 +968,44 @@ impl Agent {
         })
     }
 
+    /// Until the agent has used no CPU for 200 ms (it has read everything the ring held),
+    /// at most 60 s.
+    fn wait_idle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = cpu_ticks(self.child.id());
+        let mut quiet = 0;
+        while quiet < 2 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(100));
+            let now = cpu_ticks(self.child.id());
+            quiet = if now == last { quiet + 1 } else { 0 };
+            last = now;
+        }
+    }
+
+    /// The agent's programs' run counts and times, as the kernel keeps them while
+    /// kernel.bpf_stats_enabled is 1: from /proc/PID/fdinfo of its program fds.
+    fn prog_stats(&self) -> Vec<ProgStat> {
+        let dir = format!("/proc/{}/fdinfo", self.child.id());
+        let mut out = Vec::new();
+        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let Ok(info) = fs::read_to_string(e.path()) else {
+                continue;
+            };
+            let field = |k: &str| -> Option<u64> {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(k)?.strip_prefix(':'))
+                    .and_then(|v| v.trim().parse().ok())
+            };
+            if let (Some(id), Some(runs), Some(ns)) =
+                (field("prog_id"), field("run_cnt"), field("run_time_ns"))
+                && !out.iter().any(|p: &ProgStat| p.id == id)
+            {
+                out.push(ProgStat { id, runs, ns });
+            }
+        }
+        out
+    }
+
     /// SIGTERM, then its resource usage (wait4) and its stop line.
     fn stop(&mut self) -> Result<Stopped> {
         let pid = self.child.id() as libc::pid_t;
@@ -679,7 +1071,15 @@ fn lsn_trace_run(
     tax: u64,
 ) -> Result<Run> {
     let mut agent = Agent::start(&tools.lsn_trace, backend, json, output)?;
-    let mut run = workload(Command::new(&tools.workload).args(workload_args(cycles, tax)))?;
+    let mut run = workload(Command::new(&tools.workload).args(workload_args(cycles, 0)))?;
+    if tax > 0 {
+        // The tax is what the attached hooks cost every other syscall, not the agent still
+        // draining the storm's backlog on the other CPU (with a slow output, or under
+        // emulation, that took seconds and made the tax the agent's CPU time).
+        agent.wait_idle();
+        let t = workload(Command::new(&tools.workload).args(["tax".into(), tax.to_string()]))?;
+        run.tax_ns = t.tax_ns;
+    }
     let stopped = agent.stop()?;
     run.attach_ms = Some(agent.attach_ms);
     run.cpu_s = Some(stopped.cpu_s);
@@ -745,4 +1145,121 @@ fn missing_by_kind(r: &Run, cycles: u64) -> Value {
         }
     }
     Value::Object(missing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(cli: &[&str]) -> Args {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: Args,
+        }
+        let argv = std::iter::once("bench").chain(cli.iter().copied());
+        <Cli as clap::Parser>::try_parse_from(argv).unwrap().args
+    }
+
+    #[test]
+    fn kernels_named_once_in_order_and_all_expands() {
+        let names = |a: &Args| -> Vec<&str> {
+            vm_series(&a.kernels)
+                .unwrap()
+                .iter()
+                .map(|s| s.name)
+                .collect()
+        };
+        assert!(names(&args(&[])).is_empty());
+        assert_eq!(
+            names(&args(&["--kernel", "6.12", "--kernel", "6.1"])),
+            ["6.12", "6.1"]
+        );
+        assert_eq!(
+            names(&args(&["--kernel", "6.12", "--kernel", "all"])),
+            ["6.12", "6.1"]
+        );
+        let Err(err) = vm_series(&["5.10".into()]) else {
+            panic!("5.10 is no series of the VM runner");
+        };
+        let err = err.to_string();
+        assert!(err.contains("unknown kernel \"5.10\""), "{err}");
+    }
+
+    #[test]
+    fn vm_runs_are_smaller_unless_told() {
+        let host = Sizes::of(&args(&[]), false);
+        assert_eq!(
+            (
+                host.cycles,
+                host.tax_calls,
+                host.full_cycles,
+                host.strace_scale
+            ),
+            (200_000, 500_000, 1_000_000, 1)
+        );
+        let vm = Sizes::of(&args(&[]), true);
+        assert_eq!(
+            (vm.cycles, vm.tax_calls, vm.full_cycles, vm.strace_scale),
+            (10_000, 200_000, 50_000, 100)
+        );
+        let told = Sizes::of(&args(&["--cycles", "7", "--strace-scale", "3"]), true);
+        assert_eq!((told.cycles, told.strace_scale), (7, 3));
+    }
+
+    #[test]
+    fn cpu_ticks_of_a_busy_process_grow() {
+        let me = std::process::id();
+        let before = cpu_ticks(me);
+        let t0 = Instant::now();
+        let mut x = 0u64;
+        while t0.elapsed() < Duration::from_millis(100) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(cpu_ticks(me) > before);
+        assert_eq!(cpu_ticks(u32::MAX), 0);
+    }
+
+    #[test]
+    fn table_says_emulated_and_shows_the_in_kernel_cost() {
+        let report = json!({
+            "machine": {"nproc": 2, "cpu": "QEMU", "kernel": "6.12.1", "load_before": "0",
+                        "emulation": "QEMU TCG"},
+            "load_after": "1", "rounds": 5, "cycles": 100, "tax_calls": 10,
+            "untraced_storm_per_sec": 1000.0, "untraced_getppid_ns": 500.0,
+            "vm_seconds": 61.0,
+            "configs": [{
+                "config": "lsn-trace fentry --json > /dev/null",
+                "storm_ratio": {"median": 0.9, "min": 0.8, "max": 1.0},
+                "storm_per_sec": {"median": 900.0},
+                "tax_ns": 2.0, "tax_pct": 0.4,
+                "tax_ns_per_round": {"median": 2.0, "min": -5.0, "max": 6.5},
+                "lost": 0,
+            }],
+            "bpf_stats": [{
+                "backend": "fentry", "cycles": 100,
+                "programs": [{"name": "fexit_inet_bind", "runs": 100, "ns_per_run": 800.0,
+                              "ns_per_cycle": 800.0}],
+                "ns_per_cycle": 800.0, "untraced_ns_per_cycle": 1e6,
+                "share_of_untraced_cycle": 0.0008,
+            }],
+        });
+        let t = render(&report);
+        assert!(t.contains("Emulated: QEMU TCG."), "{t}");
+        assert!(t.contains("The VM ran 61 s"), "{t}");
+        assert!(
+            t.contains("| +2.0 ns (+0.4%) [-5.0…+6.5] | 0 |"),
+            "tax with its per-round spread: {t}"
+        );
+        assert!(
+            t.contains("| fentry | fexit_inet_bind | 1.00 | 800 | 800 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "| fentry | **all** | | | **800** (0.1% of an untraced cycle, 1000000 ns) |"
+            ),
+            "{t}"
+        );
+    }
 }

@@ -5,7 +5,8 @@
 //! * `run [-- ARGS…]` — setup, build, then the live tracer as root (sudo -E when not root);
 //! * `test [--no-vm|--vm-only] [-- CARGO-TEST-ARGS…]` — setup, build, every test as root,
 //!   then in VMs on other kernels;
-//! * `bench` — setup, build, the overhead benchmark (lsn-trace vs strace vs bpftrace).
+//! * `bench [--kernel 6.1|6.12|all]` — setup, build, the overhead benchmark (lsn-trace vs
+//!   strace vs bpftrace), on the host or in VMs on other kernels.
 //! * `vm --kernel 6.1|6.12 [-- COMMAND…]` — run a command as root on another kernel (QEMU).
 
 mod bench;
@@ -59,7 +60,8 @@ enum Cmd {
     },
     /// Setup, build, then the overhead benchmark as root: a bind storm and a syscall-tax
     /// probe, untraced and under lsn-trace, strace and bpftrace (interleaved rounds);
-    /// prints a table and writes it as JSON (target/bench/latest.json).
+    /// prints a table and writes it as JSON (target/bench/latest.json). With `--kernel`, in
+    /// a QEMU VM on that kernel instead (target/bench/latest-KERNEL.json).
     Bench(bench::Args),
     /// Run COMMAND (default `uname -a`) as root in a QEMU VM booted on Debian's kernel of
     /// that series, chrooted into this machine's root file system (read-only over 9p; /tmp
