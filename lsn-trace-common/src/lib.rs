@@ -144,8 +144,11 @@ pub struct Event {
 }
 
 /// How to read one kernel struct field: byte offset from its base, how many bytes to load,
-/// and for bitfields the bit shift and width within that load (little-endian).
-#[repr(C)]
+/// and for bitfields the bit shift and width within that load (little-endian). Eight-byte
+/// aligned so a program reads one with a single load ([`Field::from_bits`]); the two shifts
+/// that extract the value are precomputed here, as the programs run them on every read (the
+/// JIT cannot fold the offsets table, only the verifier knows it).
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Field {
     pub offset: u16,
@@ -154,35 +157,39 @@ pub struct Field {
     pub bit_shift: u8,
     /// 0 = the whole load.
     pub bit_len: u8,
-    pub _pad: [u8; 3],
+    /// `extract`: the value is `(raw << lshift) >> rshift`.
+    lshift: u8,
+    rshift: u8,
+    _pad: u8,
 }
 
 impl Field {
-    pub const NONE: Field = Field {
-        offset: 0,
-        size: 0,
-        bit_shift: 0,
-        bit_len: 0,
-        _pad: [0; 3],
-    };
+    pub const NONE: Field = Field::bits(0, 0, 0, 0);
 
     pub const fn plain(offset: u16, size: u8) -> Field {
-        Field {
-            offset,
-            size,
-            bit_shift: 0,
-            bit_len: 0,
-            _pad: [0; 3],
-        }
+        Field::bits(offset, size, 0, 0)
     }
 
     pub const fn bits(offset: u16, size: u8, bit_shift: u8, bit_len: u8) -> Field {
+        // Width of the value: the bitfield's, else the whole load (at most 64 bits; byte
+        // arrays are not extracted). Shifted up to bit 63, then down to bit 0.
+        let load_bits = if size >= 8 { 64 } else { size as u32 * 8 };
+        let width = if bit_len != 0 && (bit_len as u32) < load_bits {
+            bit_len as u32
+        } else {
+            load_bits
+        };
+        let width = if width == 0 { 64 } else { width };
+        let top = bit_shift as u32 + width;
+        let lshift = if top >= 64 { 0 } else { 64 - top };
         Field {
             offset,
             size,
             bit_shift,
             bit_len,
-            _pad: [0; 3],
+            lshift: lshift as u8,
+            rshift: (64 - width) as u8,
+            _pad: 0,
         }
     }
 
@@ -190,16 +197,27 @@ impl Field {
         self.size != 0
     }
 
-    /// Extract the field's value from `size` bytes loaded at `offset` (shared by the
-    /// programs and the agent's tests, so both sides agree on bitfield layout).
+    /// The field from its eight bytes read as one little-endian `u64` (how the programs load
+    /// it: a volatile load of the struct would be eight byte loads).
+    #[inline(always)]
+    pub const fn from_bits(v: u64) -> Field {
+        Field {
+            offset: v as u16,
+            size: (v >> 16) as u8,
+            bit_shift: (v >> 24) as u8,
+            bit_len: (v >> 32) as u8,
+            lshift: (v >> 40) as u8,
+            rshift: (v >> 48) as u8,
+            _pad: 0,
+        }
+    }
+
+    /// Extract the field's value from the bytes loaded at `offset` (at least `size` of them;
+    /// bytes beyond are dropped). Shared by the programs and the agent's tests, so both
+    /// sides agree on bitfield layout. Two shifts, no branch.
     #[inline(always)]
     pub const fn extract(&self, raw: u64) -> u64 {
-        let v = raw >> self.bit_shift;
-        if self.bit_len == 0 || self.bit_len >= 64 {
-            v
-        } else {
-            v & ((1u64 << self.bit_len) - 1)
-        }
+        (raw << (self.lshift & 63)) >> (self.rshift & 63)
     }
 }
 
@@ -239,6 +257,12 @@ pub struct KernelOffsets {
     pub inet_transparent: Field,
     pub inet_bind_no_port: Field,
     // process identity
+    /// `char comm[TASK_COMM_LEN]`.
+    pub task_comm: Field,
+    /// `current->cred->{uid,gid}.val`.
+    pub task_cred: Field,
+    pub cred_uid: Field,
+    pub cred_gid: Field,
     pub task_real_parent: Field,
     pub task_tgid: Field,
     // current->nsproxy->net_ns: the caller's network namespace (`--netns` at entry)
@@ -301,6 +325,10 @@ impl KernelOffsets {
         inet_freebind: Field::NONE,
         inet_transparent: Field::NONE,
         inet_bind_no_port: Field::NONE,
+        task_comm: Field::NONE,
+        task_cred: Field::NONE,
+        cred_uid: Field::NONE,
+        cred_gid: Field::NONE,
         task_real_parent: Field::NONE,
         task_tgid: Field::NONE,
         task_nsproxy: Field::NONE,

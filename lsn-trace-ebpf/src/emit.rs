@@ -2,7 +2,7 @@
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+        bpf_ktime_get_ns,
         generated::{bpf_probe_read_kernel, bpf_probe_read_user},
     },
     maps::ring_buf::RingBufEntry,
@@ -12,7 +12,7 @@ use lsn_trace_common::*;
 pub use crate::filter::About;
 use crate::{
     filter,
-    kernel::{SockView, bounded, current_ppid, read_sock, unix_address},
+    kernel::{Caller, SockView, bounded, read_sock, unix_address},
     maps::{EVENTS, FOLLOW, config, count},
 };
 
@@ -20,9 +20,15 @@ use crate::{
 /// drop the call (counted, and decided before reserving: a filtered-out event costs no
 /// ring-buffer space) or when the ring buffer is full (the loss counted).
 #[inline(always)]
-pub fn reserve(kind: EventKind, fd: i32, ret: i32, about: &About) -> Option<RingBufEntry<Event>> {
+pub fn reserve(
+    caller: &Caller,
+    kind: EventKind,
+    fd: i32,
+    ret: i32,
+    about: &About,
+) -> Option<RingBufEntry<Event>> {
     let cfg = config();
-    if !filter::call_wanted(&cfg, ret, about) {
+    if !filter::call_wanted(&cfg, caller, ret, about) {
         count(CTR_FILTERED);
         return None;
     }
@@ -34,18 +40,17 @@ pub fn reserve(kind: EventKind, fd: i32, ret: i32, about: &About) -> Option<Ring
     unsafe {
         zero(ev);
         let ev = &mut *ev;
-        let pid_tgid = bpf_get_current_pid_tgid();
-        let uid_gid = bpf_get_current_uid_gid();
+        let uid_gid = caller.uid_gid();
         ev.ts_ns = bpf_ktime_get_ns();
-        ev.pid = (pid_tgid >> 32) as u32;
-        ev.tid = pid_tgid as u32;
+        ev.pid = caller.tgid();
+        ev.tid = caller.tid();
         ev.uid = uid_gid as u32;
         ev.gid = (uid_gid >> 32) as u32;
-        ev.ppid = current_ppid();
+        ev.ppid = caller.ppid();
         ev.fd = fd;
         ev.ret = ret;
         ev.kind = kind as u8;
-        ev.comm = bpf_get_current_comm().unwrap_or_default();
+        caller.comm(&mut ev.comm);
         if cfg.flags & CFG_TRACK != 0 && FOLLOW.get(ev.pid).is_some() {
             ev.flags |= F_FOLLOWED;
         }
@@ -70,13 +75,13 @@ fn zero(ev: *mut Event) {
 
 /// The socket part of the event.
 #[inline(always)]
-pub fn fill_sock(ev: &mut Event, about: &About) {
+pub fn fill_sock(caller: &Caller, ev: &mut Event, about: &About) {
     if about.sk == 0 {
         return;
     }
     ev.sock_ptr = about.sk;
     ev.flags |= F_SOCK;
-    read_sock(&SockView::load(about.sk), &mut ev.sock);
+    read_sock(caller, &SockView::load(about.sk), &mut ev.sock);
     // listen(2) names no address: for a unix listener, report the one it holds (the only
     // place its path is known, e.g. after an autobind).
     if ev.kind == EventKind::Listen as u8
@@ -196,23 +201,23 @@ const RECORD_BYTES: u64 = (8 + core::mem::size_of::<Event>() as u64 + 7) & !7;
 /// Whether this task's events are wanted at all: hooks ask first, before any work. A caller
 /// the filters drop is counted as filtered.
 #[inline(always)]
-pub fn enabled() -> bool {
-    enabled_counting(true)
+pub fn enabled(caller: &Caller) -> bool {
+    enabled_counting(caller, true)
 }
 
 /// `enabled`, counting a drop or not (when the same call was already counted, e.g. the
 /// LISTEN transition of a listen(2) that entry filtering dropped).
 #[inline(always)]
-pub fn enabled_counting(counted: bool) -> bool {
+pub fn enabled_counting(caller: &Caller, counted: bool) -> bool {
     let cfg = config();
     if cfg.flags & CFG_ENABLED == 0 {
         return false;
     }
-    let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let pid = caller.tgid();
     if pid == cfg.self_pid {
         return false;
     }
-    if !filter::task_wanted(&cfg, pid) {
+    if !filter::task_wanted(&cfg, caller) {
         if counted {
             count(CTR_FILTERED);
         }

@@ -9,7 +9,10 @@ use aya_ebpf::{
 };
 use lsn_trace_common::EventKind;
 
-use crate::kfunc::{self, sockopt_wanted};
+use crate::{
+    kernel::Caller,
+    kfunc::{self, sockopt_wanted},
+};
 
 #[inline(always)]
 fn ret(ctx: &FExitContext) -> i32 {
@@ -71,8 +74,10 @@ pub fn fexit_sock_no_listen(ctx: FExitContext) -> i32 {
 fn sockopt_exit(ctx: &FExitContext, via_socket: bool) -> i32 {
     let level: i32 = ctx.arg(1);
     let optname: i32 = ctx.arg(2);
-    if sockopt_wanted(level, optname) {
+    let caller = Caller::current();
+    if sockopt_wanted(&caller, level, optname) {
         kfunc::setsockopt(
+            &caller,
             ctx.arg(0),
             via_socket,
             level,

@@ -7,19 +7,20 @@
 //!
 //! Every backend goes through `emit`, so every backend filters the same way.
 use aya_ebpf::helpers::{
-    bpf_get_current_comm, bpf_get_current_uid_gid,
+    bpf_get_current_comm,
     generated::{bpf_probe_read_kernel, bpf_probe_read_user},
 };
 use lsn_trace_common::*;
 
 use crate::{
-    kernel::{SockKey, SockView, current_netns, sock_key},
+    kernel::{Caller, SockKey, SockView, sock_key},
     maps::{FILTER_COMMS, FILTER_NETNS, FILTER_PIDS, FILTER_PORTS, FILTER_UIDS, FOLLOW},
 };
 
-/// Whether the calling process `tgid` passes the caller filters.
+/// Whether the calling process passes the caller filters.
 #[inline(always)]
-pub fn task_wanted(cfg: &Config, tgid: u32) -> bool {
+pub fn task_wanted(cfg: &Config, caller: &Caller) -> bool {
+    let tgid = caller.tgid();
     let f = cfg.flags;
     if f & CFG_FOLLOW_ONLY != 0 && unsafe { FOLLOW.get(tgid) }.is_none() {
         return false;
@@ -28,12 +29,14 @@ pub fn task_wanted(cfg: &Config, tgid: u32) -> bool {
         return false;
     }
     if f & CFG_F_UID != 0 {
-        let uid = bpf_get_current_uid_gid() as u32;
+        let uid = caller.uid_gid() as u32;
         if unsafe { FILTER_UIDS.get(uid) }.is_none() {
             return false;
         }
     }
     if f & CFG_F_COMM != 0 {
+        // The helper's copy, padded with zeros after the NUL as the agent's keys are (the
+        // task's own `comm` need not be on older kernels).
         let comm = bpf_get_current_comm().unwrap_or_default();
         if unsafe { FILTER_COMMS.get(comm) }.is_none() {
             return false;
@@ -41,7 +44,7 @@ pub fn task_wanted(cfg: &Config, tgid: u32) -> bool {
     }
     // The caller's namespace; `call_wanted` checks the socket's too, when it is known.
     if f & CFG_F_NETNS != 0
-        && let Some(ns) = current_netns()
+        && let Some(ns) = caller.netns()
         && unsafe { FILTER_NETNS.get(ns) }.is_none()
     {
         return false;
@@ -114,7 +117,7 @@ impl About {
 /// Whether the call passes the port, family, protocol and failure filters. Reads the few
 /// socket fields it needs only when such a filter is set.
 #[inline(always)]
-pub fn call_wanted(cfg: &Config, ret: i32, about: &About) -> bool {
+pub fn call_wanted(cfg: &Config, caller: &Caller, ret: i32, about: &About) -> bool {
     let f = cfg.flags;
     if f & CFG_F_FAILED != 0 && ret == 0 {
         return false;
@@ -123,7 +126,7 @@ pub fn call_wanted(cfg: &Config, ret: i32, about: &About) -> bool {
         return true;
     }
     let st = if about.sk != 0 {
-        sock_key(&SockView::load(about.sk))
+        sock_key(caller, &SockView::load(about.sk))
     } else {
         SockKey::default()
     };

@@ -1,16 +1,21 @@
 //! Reading kernel structs through the offsets table (no CO-RE in Rust eBPF: the agent
 //! resolves every field from the running kernel's BTF; an unresolved one stays unknown).
 use aya_ebpf::helpers::{
-    bpf_get_current_task, bpf_probe_read_kernel,
+    bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel,
     generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
 };
 use lsn_trace_common::*;
 
 use crate::maps::{OFFSETS, SOCK_SCRATCH};
 
+/// One field of the offsets table, with one 8-byte load (volatile: the placeholder value
+/// must not be folded at compile time; the verifier knows the loaded value, as the table is
+/// read-only, and follows only the paths it allows).
 macro_rules! off {
     ($f:ident) => {
-        unsafe { core::ptr::read_volatile(&raw const OFFSETS.$f) }
+        Field::from_bits(unsafe {
+            core::ptr::read_volatile(&raw const OFFSETS.$f as *const u64)
+        })
     };
 }
 
@@ -41,26 +46,6 @@ fn read_ptr(base: u64, f: Field) -> Option<u64> {
     }
 }
 
-/// `current->files->fdt->fd[fd]->private_data->sk`: the socket behind a descriptor of the
-/// calling task. Only called after the syscall accepted `fd` as a socket.
-#[inline(always)]
-pub fn sock_from_fd(fd: i32) -> Option<u64> {
-    if fd < 0 {
-        return None;
-    }
-    let task = unsafe { bpf_get_current_task() };
-    let files = read_ptr(task, off!(task_files))?;
-    let fdt = read_ptr(files, off!(files_fdt))?;
-    let max = read(fdt, off!(fdt_max_fds))?;
-    if fd as u64 >= max {
-        return None;
-    }
-    let fds = read_ptr(fdt, off!(fdt_fd))?;
-    let file: u64 = unsafe { bpf_probe_read_kernel((fds + fd as u64 * 8) as *const u64).ok()? };
-    let socket = read_ptr(file, off!(file_private_data))?;
-    read_ptr(socket, off!(socket_sk))
-}
-
 /// A unix socket's bound address: (kernel pointer to its sockaddr_un, length).
 #[inline(always)]
 pub fn unix_address(sk: u64) -> Option<(u64, u64)> {
@@ -79,94 +64,11 @@ pub fn socket_sk(socket: u64) -> Option<u64> {
     read_ptr(socket, off!(socket_sk))
 }
 
-/// `current->flags` (PF_*), None when unresolved.
-#[inline(always)]
-pub fn current_task_flags() -> Option<u64> {
-    read(unsafe { bpf_get_current_task() }, off!(task_flags))
-}
-
 // x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl).
 pub const NR_BIND: u64 = 49;
 pub const NR_LISTEN: u64 = 50;
 pub const NR_SETSOCKOPT: u64 = 54;
 pub const NR_IO_URING_ENTER: u64 = 426;
-
-/// The user registers saved at syscall entry (`task_pt_regs(current)`).
-#[inline(always)]
-fn current_regs() -> u64 {
-    unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) as u64 }
-}
-
-/// The number of the syscall the calling task is in.
-#[inline(always)]
-pub fn current_syscall_nr() -> Option<u64> {
-    read(current_regs(), off!(pt_regs_orig_ax))
-}
-
-/// The second argument of the syscall the calling task is in, as the caller passed it.
-#[inline(always)]
-pub fn current_syscall_arg1() -> Option<u64> {
-    read(current_regs(), off!(pt_regs_arg1))
-}
-
-/// The first `n` (≤ 5) arguments of the syscall the calling task is in, from the registers
-/// saved at its entry (which the kernel leaves as they were): what a sys_exit tracepoint,
-/// which carries only the return value, needs to know about the call. The five registers
-/// lie within 64 bytes of `pt_regs` (x86_64: r10 … di), copied with one read. (Written
-/// out rather than looped over arrays: LLVM turns those into BPF memset/memcpy calls,
-/// whose returned stack pointer the verifier refuses.)
-#[inline(always)]
-pub fn current_syscall_args(n: usize) -> Option<[u64; 5]> {
-    let regs = current_regs();
-    let (f0, f1, f2, f3, f4) = (
-        off!(pt_regs_arg0),
-        off!(pt_regs_arg1),
-        off!(pt_regs_arg2),
-        off!(pt_regs_arg3),
-        off!(pt_regs_arg4),
-    );
-    let lo = f0
-        .offset
-        .min(f1.offset)
-        .min(f2.offset)
-        .min(f3.offset)
-        .min(f4.offset);
-    // Not zeroed first: the read fills it, or the arguments are unknown.
-    let mut window = core::mem::MaybeUninit::<[u64; 8]>::uninit();
-    let r = unsafe {
-        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
-            window.as_mut_ptr() as *mut _,
-            64,
-            (regs + lo as u64) as *const _,
-        )
-    };
-    if r != 0 {
-        return None;
-    }
-    let w = unsafe { window.assume_init() };
-    Some([
-        syscall_arg(&w, lo, 0 < n, f0)?,
-        syscall_arg(&w, lo, 1 < n, f1)?,
-        syscall_arg(&w, lo, 2 < n, f2)?,
-        syscall_arg(&w, lo, 3 < n, f3)?,
-        syscall_arg(&w, lo, 4 < n, f4)?,
-    ])
-}
-
-/// One register from the window `current_syscall_args` copied (0 when not `wanted`).
-/// Inlined: an outlined function returning an Option returns a pointer to the caller's
-/// stack, which the verifier refuses.
-#[inline(always)]
-fn syscall_arg(window: &[u64; 8], lo: u16, wanted: bool, f: Field) -> Option<u64> {
-    if !wanted {
-        return Some(0);
-    }
-    let rel = (f.offset - lo) as usize;
-    if f.size != 8 || rel % 8 != 0 || rel >= 64 {
-        return None;
-    }
-    Some(window[rel / 8])
-}
 
 /// net.core.somaxconn of the socket's network namespace.
 #[inline(always)]
@@ -175,28 +77,218 @@ pub fn somaxconn(sk: u64) -> Option<u32> {
     read(net, off!(net_somaxconn)).map(|v| v as u32)
 }
 
-/// The calling task's parent's tgid (for the audit record; 0 when unknown).
-#[inline(always)]
-pub fn current_ppid() -> u32 {
-    let task = unsafe { bpf_get_current_task() };
-    read_ptr(task, off!(task_real_parent))
-        .and_then(|parent| read(parent, off!(task_tgid)))
-        .unwrap_or(0) as u32
-}
-
 /// The tgid of a `struct task_struct *`.
 #[inline(always)]
 pub fn task_tgid(task: u64) -> Option<u32> {
     read(task, off!(task_tgid)).map(|v| v as u32)
 }
 
-/// Inode of the calling task's network namespace (`current->nsproxy->net_ns->ns.inum`).
-#[inline(always)]
-pub fn current_netns() -> Option<u32> {
-    let task = unsafe { bpf_get_current_task() };
-    let nsproxy = read_ptr(task, off!(task_nsproxy))?;
-    let net = read_ptr(nsproxy, off!(nsproxy_net_ns))?;
-    read(net, off!(net_ns_inum)).map(|v| v as u32)
+/// The task a program runs for, asked of the kernel once per run and handed to whatever
+/// needs it: every helper call is a call and a return (dear on this hardware, with its
+/// return-thunk mitigations), where the task's own fields are plain loads (`Typed`).
+#[derive(Clone, Copy)]
+pub struct Caller {
+    pub pid_tgid: u64,
+    task: Typed,
+}
+
+impl Caller {
+    #[inline(always)]
+    pub fn current() -> Caller {
+        Caller {
+            pid_tgid: bpf_get_current_pid_tgid(),
+            task: Typed::current_task(),
+        }
+    }
+
+    #[inline(always)]
+    pub fn tgid(&self) -> u32 {
+        (self.pid_tgid >> 32) as u32
+    }
+
+    #[inline(always)]
+    pub fn tid(&self) -> u32 {
+        self.pid_tgid as u32
+    }
+
+    /// uid and gid as `bpf_get_current_uid_gid` gives them (gid in the high half):
+    /// `current->cred->{uid,gid}`, whose values are those of the initial user namespace,
+    /// which is all that helper's translation does.
+    #[inline(always)]
+    pub fn uid_gid(&self) -> u64 {
+        if let Some(cred) = self.task.ptr(off!(task_cred))
+            && let Some(uid) = cred.scalar(off!(cred_uid))
+            && let Some(gid) = cred.scalar(off!(cred_gid))
+        {
+            return gid << 32 | uid;
+        }
+        bpf_get_current_uid_gid()
+    }
+
+    /// The parent's tgid (for the audit record; 0 when unknown).
+    #[inline(always)]
+    pub fn ppid(&self) -> u32 {
+        self.task
+            .ptr(off!(task_real_parent))
+            .and_then(|parent| parent.scalar(off!(task_tgid)))
+            .unwrap_or(0) as u32
+    }
+
+    /// `comm`, byte by byte (the verifier allows no wider load inside a `char[]`): where
+    /// `bpf_get_current_comm` costs a call, a string copy and a memset. Zeros when
+    /// unresolved; the agent reads up to the first NUL.
+    #[inline(always)]
+    pub fn comm(&self, comm: &mut [u8; TASK_COMM_LEN]) {
+        let f = off!(task_comm);
+        if f.size as usize != TASK_COMM_LEN || self.task.0.is_null() {
+            return;
+        }
+        let at = unsafe { self.task.0.add(f.offset as usize) };
+        let mut i = 0;
+        while i < TASK_COMM_LEN {
+            // Volatile: LLVM would merge the byte loads into wider ones.
+            comm[i] = unsafe { core::ptr::read_volatile(at.add(i)) };
+            i += 1;
+        }
+    }
+
+    /// `current->nsproxy->net_ns`.
+    #[inline(always)]
+    fn net(&self) -> Option<Typed> {
+        self.task.ptr(off!(task_nsproxy))?.ptr(off!(nsproxy_net_ns))
+    }
+
+    /// Inode of the task's network namespace (`--netns` filtering at entry).
+    #[inline(always)]
+    pub fn netns(&self) -> Option<u32> {
+        self.net()?.scalar(off!(net_ns_inum)).map(|v| v as u32)
+    }
+
+    /// Inode of the network namespace `net` (a `struct net *` read from a socket): the
+    /// task's own, read with plain loads, when it is that one (nearly always), else read
+    /// with the helper.
+    #[inline(always)]
+    pub fn netns_of(&self, net: u64) -> Option<u32> {
+        if let Some(own) = self.net()
+            && own.addr() == net
+        {
+            return own.scalar(off!(net_ns_inum)).map(|v| v as u32);
+        }
+        read(net, off!(net_ns_inum)).map(|v| v as u32)
+    }
+
+    /// `current->flags` (PF_*), None when unresolved.
+    #[inline(always)]
+    pub fn flags(&self) -> Option<u64> {
+        self.task.scalar(off!(task_flags))
+    }
+
+    /// The user registers saved at syscall entry (`task_pt_regs(current)`).
+    #[inline(always)]
+    fn regs(&self) -> Typed {
+        Typed(unsafe { bpf_task_pt_regs(self.task.0 as *mut _) } as *const u8)
+    }
+
+    /// The number of the syscall the task is in.
+    #[inline(always)]
+    pub fn syscall_nr(&self) -> Option<u64> {
+        self.regs().scalar(off!(pt_regs_orig_ax))
+    }
+
+    /// The second argument of the syscall the task is in, as the caller passed it.
+    #[inline(always)]
+    pub fn syscall_arg1(&self) -> Option<u64> {
+        self.regs().scalar(off!(pt_regs_arg1))
+    }
+
+    /// The first `n` (≤ 5) arguments of the syscall the task is in, from the registers
+    /// saved at its entry (which the kernel leaves as they were): what a sys_exit
+    /// tracepoint, which carries only the return value, needs to know about the call.
+    /// (Written out rather than looped over an array: LLVM turns those into BPF
+    /// memset/memcpy calls.)
+    #[inline(always)]
+    pub fn syscall_args(&self, n: usize) -> Option<[u64; 5]> {
+        let regs = self.regs();
+        let arg = |wanted: bool, f: Field| if wanted { regs.scalar(f) } else { Some(0) };
+        Some([
+            arg(0 < n, off!(pt_regs_arg0))?,
+            arg(1 < n, off!(pt_regs_arg1))?,
+            arg(2 < n, off!(pt_regs_arg2))?,
+            arg(3 < n, off!(pt_regs_arg3))?,
+            arg(4 < n, off!(pt_regs_arg4))?,
+        ])
+    }
+
+    /// `files->fdt->fd[fd]->private_data->sk`: the socket behind a descriptor of the task.
+    /// Only called after the syscall accepted `fd` as a socket. From the descriptor array on
+    /// the pointers are untyped to the verifier (`struct file **` is no struct pointer), and
+    /// read with the helper.
+    #[inline(always)]
+    pub fn sock_from_fd(&self, fd: i32) -> Option<u64> {
+        if fd < 0 {
+            return None;
+        }
+        let fdt = self.task.ptr(off!(task_files))?.ptr(off!(files_fdt))?;
+        if fd as u64 >= fdt.scalar(off!(fdt_max_fds))? {
+            return None;
+        }
+        let fds = read_ptr(fdt.addr(), off!(fdt_fd))?;
+        let file: u64 =
+            unsafe { bpf_probe_read_kernel((fds + fd as u64 * 8) as *const u64).ok()? };
+        let socket = read_ptr(file, off!(file_private_data))?;
+        read_ptr(socket, off!(socket_sk))
+    }
+}
+
+/// A kernel pointer whose BTF type the verifier knows: the current task
+/// (`bpf_get_current_task_btf`), its saved registers, and struct pointers loaded from their
+/// fields. Its fields are plain loads, which the verifier checks against the kernel's BTF
+/// (the offsets are constants to it) and the JIT guards against faults — a few instructions
+/// where `bpf_probe_read_kernel` is a helper call (~30 ns). A pointer to something other than
+/// a struct loaded from it is a plain number to the verifier: read those with `read`.
+#[derive(Clone, Copy)]
+pub struct Typed(*const u8);
+
+impl Typed {
+    #[inline(always)]
+    pub fn current_task() -> Typed {
+        Typed(unsafe { bpf_get_current_task_btf() } as *const u8)
+    }
+
+    #[inline(always)]
+    pub fn addr(self) -> u64 {
+        self.0 as u64
+    }
+
+    /// An integer field (or bitfield).
+    #[inline(always)]
+    pub fn scalar(self, f: Field) -> Option<u64> {
+        if self.0.is_null() {
+            return None;
+        }
+        let at = unsafe { self.0.add(f.offset as usize) };
+        let raw = unsafe {
+            match f.size {
+                1 => *at as u64,
+                2 => *(at as *const u16) as u64,
+                4 => *(at as *const u32) as u64,
+                8 => *(at as *const u64),
+                _ => return None,
+            }
+        };
+        Some(f.extract(raw))
+    }
+
+    /// A struct pointer field; None when unresolved or null. (No bitfield extraction: the
+    /// verifier refuses shifts of a pointer, even by 0.)
+    #[inline(always)]
+    pub fn ptr(self, f: Field) -> Option<Typed> {
+        if self.0.is_null() || f.size != 8 {
+            return None;
+        }
+        let p = unsafe { *(self.0.add(f.offset as usize) as *const *const u8) };
+        if p.is_null() { None } else { Some(Typed(p)) }
+    }
 }
 
 /// One `struct sock` to read fields of: its first `sock_span` bytes copied with one helper
@@ -239,19 +331,16 @@ impl SockView {
         if self.copy.is_null() {
             return read(self.sk, f);
         }
-        // The mask keeps the verifier's view of the offset inside the scratch value; the
-        // agent only sets a span that holds every field.
-        let at = unsafe { self.copy.add(f.offset as usize & (SOCK_SNAPSHOT - 1)) };
-        let raw = unsafe {
-            match f.size {
-                1 => *at as u64,
-                2 => core::ptr::read_unaligned(at as *const u16) as u64,
-                4 => core::ptr::read_unaligned(at as *const u32) as u64,
-                8 => core::ptr::read_unaligned(at as *const u64),
-                _ => return None,
-            }
-        };
-        Some(f.extract(raw))
+        if !f.is_known() {
+            return None;
+        }
+        // Always one aligned 8-byte load, of the word holding the field (a naturally aligned
+        // field of at most 8 bytes never straddles two), shifted down to it; `extract`
+        // drops the bytes beyond. The mask keeps the verifier's view of the offset inside
+        // the scratch value; the agent only sets a span that holds every field.
+        let off = f.offset as usize & (SOCK_SNAPSHOT - 1);
+        let word = unsafe { *(self.copy.add(off & !7) as *const u64) };
+        Some(f.extract(word >> ((off & 7) * 8)))
     }
 
     #[inline(always)]
@@ -262,18 +351,25 @@ impl SockView {
         }
     }
 
-    /// `N` bytes of an array field (an address) of exactly that size.
+    /// `4 * N` bytes of an array field (an address: `__be32`, `struct in6_addr`, both
+    /// 4-byte aligned) of exactly that size, as 32-bit words in memory order.
     #[inline(always)]
-    pub fn bytes<const N: usize>(&self, f: Field) -> Option<[u8; N]> {
+    pub fn words<const N: usize>(&self, f: Field) -> Option<[u32; N]> {
         if !f.is_known() {
             return None;
         }
         if self.copy.is_null() {
-            return unsafe { bpf_probe_read_kernel((self.sk + f.offset as u64) as *const [u8; N]) }
+            return unsafe { bpf_probe_read_kernel((self.sk + f.offset as u64) as *const [u32; N]) }
                 .ok();
         }
-        let at = unsafe { self.copy.add(f.offset as usize & (SOCK_SNAPSHOT - 1)) };
-        Some(unsafe { core::ptr::read_unaligned(at as *const [u8; N]) })
+        let at = unsafe { self.copy.add(f.offset as usize & (SOCK_SNAPSHOT - 1)) } as *const u32;
+        let mut w = [0u32; N];
+        let mut i = 0;
+        while i < N {
+            w[i] = unsafe { *at.add(i) };
+            i += 1;
+        }
+        Some(w)
     }
 }
 
@@ -300,7 +396,7 @@ pub struct SockKey {
 }
 
 #[inline(always)]
-pub fn sock_key(sk: &SockView) -> SockKey {
+pub fn sock_key(caller: &Caller, sk: &SockView) -> SockKey {
     let mut k = SockKey::default();
     if let Some(v) = sk.get(off!(skc_family)) {
         k.family = v as u16;
@@ -317,9 +413,9 @@ pub fn sock_key(sk: &SockView) -> SockKey {
         k.num = v as u16;
     }
     if let Some(net) = sk.get_ptr(off!(skc_net))
-        && let Some(inum) = read(net, off!(net_ns_inum))
+        && let Some(inum) = caller.netns_of(net)
     {
-        k.netns = inum as u32;
+        k.netns = inum;
     }
     k
 }
@@ -335,7 +431,7 @@ macro_rules! fill {
 
 /// Snapshot the fields of `struct sock` that decide how it listens.
 #[inline(always)]
-pub fn read_sock(sk: &SockView, st: &mut SockState) {
+pub fn read_sock(caller: &Caller, sk: &SockView, st: &mut SockState) {
     fill!(st, sk, K_FAMILY, family, skc_family, u16);
     fill!(st, sk, K_TYPE, sock_type, sk_type, u16);
     fill!(st, sk, K_PROTOCOL, protocol, sk_protocol, u16);
@@ -349,18 +445,26 @@ pub fn read_sock(sk: &SockView, st: &mut SockState) {
     fill!(st, sk, K_BIND_NO_PORT, bind_no_port, inet_bind_no_port, u8);
     fill!(st, sk, K_BOUND_DEV, bound_dev_if, skc_bound_dev_if, i32);
     fill!(st, sk, K_BACKLOG, max_ack_backlog, sk_max_ack_backlog, u32);
-    if let Some(a) = sk.bytes::<4>(off!(skc_rcv_saddr)) {
-        st.rcv_saddr = a;
+    if let Some([a]) = sk.words::<1>(off!(skc_rcv_saddr)) {
+        st.rcv_saddr = a.to_ne_bytes();
         st.known |= K_RCV_SADDR;
     }
-    if let Some(a) = sk.bytes::<16>(off!(skc_v6_rcv_saddr)) {
-        st.v6_rcv_saddr = a;
+    if let Some(a) = sk.words::<4>(off!(skc_v6_rcv_saddr)) {
+        // Stored as the words were loaded, so the bytes land in memory order (aligned
+        // stores: one each, where an unaligned one is four).
+        const _: () = assert!(core::mem::offset_of!(SockState, v6_rcv_saddr) % 4 == 0);
+        let dst = st.v6_rcv_saddr.as_mut_ptr() as *mut u32;
+        let mut i = 0;
+        while i < 4 {
+            unsafe { *dst.add(i) = a[i] };
+            i += 1;
+        }
         st.known |= K_V6_RCV_SADDR;
     }
     if let Some(net) = sk.get_ptr(off!(skc_net))
-        && let Some(inum) = read(net, off!(net_ns_inum))
+        && let Some(inum) = caller.netns_of(net)
     {
-        st.netns = inum as u32;
+        st.netns = inum;
         st.known |= K_NETNS;
     }
     if let Some(socket) = sk.get_ptr(off!(sk_socket))

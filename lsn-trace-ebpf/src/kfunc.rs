@@ -10,8 +10,7 @@ use lsn_trace_common::{sockopt::is_listener_option, *};
 use crate::{
     emit::{About, copy_kernel_sockaddr, copy_optval, enabled, fill_sock, reserve, submit},
     kernel::{
-        NR_BIND, NR_IO_URING_ENTER, NR_LISTEN, NR_SETSOCKOPT, current_syscall_arg1,
-        current_syscall_nr, current_task_flags, socket_sk, somaxconn,
+        Caller, NR_BIND, NR_IO_URING_ENTER, NR_LISTEN, NR_SETSOCKOPT, socket_sk, somaxconn,
     },
     maps::{PENDING, config, count, kfunc},
 };
@@ -23,15 +22,15 @@ const PF_KTHREAD: u64 = 0x0020_0000;
 /// Who made the call: the syscall of the same name, io_uring (inline in io_uring_enter(2),
 /// or in one of its worker threads), else the kernel on its own behalf.
 #[inline(always)]
-fn source() -> u8 {
-    let flags = current_task_flags().unwrap_or(0);
+fn source(caller: &Caller) -> u8 {
+    let flags = caller.flags().unwrap_or(0);
     if flags & PF_IO_WORKER != 0 {
         return SOURCE_IO_URING;
     }
     if flags & PF_KTHREAD != 0 {
         return SOURCE_KERNEL;
     }
-    match current_syscall_nr() {
+    match caller.syscall_nr() {
         Some(NR_BIND | NR_LISTEN | NR_SETSOCKOPT) => SOURCE_SYSCALL,
         Some(NR_IO_URING_ENTER) => SOURCE_IO_URING,
         _ => SOURCE_KERNEL,
@@ -68,27 +67,35 @@ pub fn take(kind: EventKind) -> Option<[u64; 5]> {
 
 /// The event common part: reserve (the filters decide first), fill, add the socket, submit.
 #[inline(always)]
-fn emit(kind: EventKind, ret: i32, about: About, src: u8, fill: impl FnOnce(&mut Event)) {
-    let Some(mut entry) = reserve(kind, -1, ret, &about) else {
+fn emit(
+    caller: &Caller,
+    kind: EventKind,
+    ret: i32,
+    about: About,
+    src: u8,
+    fill: impl FnOnce(&mut Event),
+) {
+    let Some(mut entry) = reserve(caller, kind, -1, ret, &about) else {
         return;
     };
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     ev.source = src;
     ev.flags |= F_NO_FD;
     fill(ev);
-    fill_sock(ev, &about);
+    fill_sock(caller, ev, &about);
     submit(entry);
 }
 
 /// `inet_bind`/`inet6_bind`/`unix_bind(struct socket *, struct sockaddr *, int)` returned.
 #[inline(always)]
 pub fn bind(socket: u64, kaddr: u64, addrlen: i32, ret: i32) {
-    if !enabled() {
+    let caller = Caller::current();
+    if !enabled(&caller) {
         return;
     }
     let sk = socket_sk(socket).unwrap_or(0);
     let about = About::sock(sk).with_kernel_sockaddr(&config(), kaddr, addrlen as u32);
-    emit(EventKind::Bind, ret, about, source(), |ev| {
+    emit(&caller, EventKind::Bind, ret, about, source(&caller), |ev| {
         copy_kernel_sockaddr(ev, kaddr, addrlen as u32)
     });
 }
@@ -98,19 +105,21 @@ pub fn bind(socket: u64, kaddr: u64, addrlen: i32, ret: i32) {
 /// callers it is known only below the clamp.
 #[inline(always)]
 pub fn listen(socket: u64, backlog: i32, ret: i32) {
-    if !enabled() {
+    let caller = Caller::current();
+    if !enabled(&caller) {
         return;
     }
     let sk = socket_sk(socket).unwrap_or(0);
-    let src = source();
+    let src = source(&caller);
     let asked = if src == SOURCE_SYSCALL {
-        current_syscall_arg1().map(|v| v as i32)
+        caller.syscall_arg1().map(|v| v as i32)
     } else {
         somaxconn(sk)
             .filter(|&max| (backlog as u32) < max)
             .map(|_| backlog)
     };
     emit(
+        &caller,
         EventKind::Listen,
         ret,
         About::sock(sk),
@@ -124,8 +133,8 @@ pub fn listen(socket: u64, backlog: i32, ret: i32) {
 
 /// Whether a setsockopt call is one lsn-trace reports: hooks ask at entry.
 #[inline(always)]
-pub fn sockopt_wanted(level: i32, optname: i32) -> bool {
-    is_listener_option(level, optname) && enabled()
+pub fn sockopt_wanted(caller: &Caller, level: i32, optname: i32) -> bool {
+    is_listener_option(level, optname) && enabled(caller)
 }
 
 /// A setsockopt function returned. `first` is its first argument (a `struct sock *`, or for
@@ -134,6 +143,7 @@ pub fn sockopt_wanted(level: i32, optname: i32) -> bool {
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub fn setsockopt(
+    caller: &Caller,
     first: u64,
     via_socket: bool,
     level: i32,
@@ -149,10 +159,11 @@ pub fn setsockopt(
     };
     let kernel = (optval[1] >> (kfunc().sockptr_kernel_bit & 63)) & 1 != 0;
     emit(
+        caller,
         EventKind::Setsockopt,
         ret,
         About::sock(sk),
-        source(),
+        source(caller),
         |ev| {
             ev.arg0 = level as i64;
             ev.arg1 = optname;

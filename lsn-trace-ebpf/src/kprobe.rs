@@ -10,6 +10,7 @@ use lsn_trace_common::EventKind;
 
 use crate::{
     emit::enabled,
+    kernel::Caller,
     kfunc::{self, sockopt_wanted},
 };
 
@@ -26,7 +27,7 @@ fn ret(ctx: &RetProbeContext) -> i32 {
 /// inet_bind, inet6_bind, unix_bind(struct socket *sock, struct sockaddr *uaddr, int addr_len)
 #[kprobe]
 pub fn kprobe_bind(ctx: ProbeContext) -> u32 {
-    if enabled() {
+    if enabled(&Caller::current()) {
         kfunc::stash(
             EventKind::Bind,
             [arg(&ctx, 0), arg(&ctx, 1), arg(&ctx, 2), 0, 0],
@@ -47,7 +48,7 @@ pub fn kretprobe_bind(ctx: RetProbeContext) -> u32 {
 /// "listen in flight" mark sock:inet_sock_set_state reads.
 #[kprobe]
 pub fn kprobe_listen(ctx: ProbeContext) -> u32 {
-    if enabled() {
+    if enabled(&Caller::current()) {
         kfunc::stash(EventKind::Listen, [arg(&ctx, 0), arg(&ctx, 1), 0, 0, 0]);
     }
     0
@@ -67,7 +68,7 @@ pub fn kretprobe_listen(ctx: RetProbeContext) -> u32 {
 fn sockopt_entry(ctx: &ProbeContext) {
     let level = arg(ctx, 1) as i32;
     let optname = arg(ctx, 2) as i32;
-    if sockopt_wanted(level, optname) {
+    if sockopt_wanted(&Caller::current(), level, optname) {
         let level_name = (level as u32 as u64) << 32 | optname as u32 as u64;
         let a = [
             arg(ctx, 0),
@@ -85,6 +86,7 @@ fn sockopt_return(ctx: &RetProbeContext, via_socket: bool) {
     if let Some([first, level_name, ptr, word, optlen]) = kfunc::take(EventKind::Setsockopt) {
         let (level, optname) = ((level_name >> 32) as i32, level_name as i32);
         kfunc::setsockopt(
+            &Caller::current(),
             first,
             via_socket,
             level,

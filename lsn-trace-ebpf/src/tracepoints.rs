@@ -3,9 +3,7 @@
 //! registers saved at syscall entry, and by exit the kernel has copied the caller's memory
 //! in (so a resident-only read of it does not fail). No entry hooks means no per-thread
 //! map to fill at entry and empty at exit — a fifth of the tracing cost of a bind storm.
-use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
-};
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use aya_log_ebpf::warn;
 use lsn_trace_common::{sockopt::is_listener_option, *};
 
@@ -14,7 +12,7 @@ use crate::{
         About, copy_user_optval, copy_user_sockaddr, enabled, enabled_counting, fill_sock, reserve,
         submit,
     },
-    kernel::{NR_LISTEN, current_syscall_args, current_syscall_nr, sock_from_fd},
+    kernel::{Caller, NR_LISTEN},
     maps::{PENDING, config, count},
 };
 
@@ -34,22 +32,17 @@ const ENOTSOCK: i32 = 88;
 const EBADF: i32 = 9;
 
 #[inline(always)]
-fn tid() -> u32 {
-    bpf_get_current_pid_tgid() as u32
-}
-
-#[inline(always)]
 fn ret(ctx: &TracePointContext) -> i32 {
     unsafe { ctx.read_at::<i64>(RET).unwrap_or(0) as i32 }
 }
 
 /// The socket behind `fd`; only looked up when the kernel accepted the descriptor.
 #[inline(always)]
-fn sock_of_fd(ctx: &TracePointContext, fd: i32, ret: i32) -> About {
+fn sock_of_fd(ctx: &TracePointContext, caller: &Caller, fd: i32, ret: i32) -> About {
     if ret == -EBADF || ret == -ENOTSOCK {
         return About::sock(0);
     }
-    match sock_from_fd(fd) {
+    match caller.sock_from_fd(fd) {
         Some(sk) => About::sock(sk),
         None => {
             count(CTR_SOCK_READ_FAIL);
@@ -68,32 +61,33 @@ fn sock_of_fd(ctx: &TracePointContext, fd: i32, ret: i32) -> About {
 #[inline(always)]
 fn exit_event(
     ctx: &TracePointContext,
+    caller: &Caller,
     kind: EventKind,
     args: [u64; 5],
     fill: impl FnOnce(&mut Event, [u64; 5]),
 ) {
     let fd = args[0] as i32;
     let ret = ret(ctx);
-    let mut about = sock_of_fd(ctx, fd, ret);
+    let mut about = sock_of_fd(ctx, caller, fd, ret);
     if kind == EventKind::Bind {
         about = about.with_user_sockaddr(&config(), args[1], args[2] as u32);
     }
-    let Some(mut entry) = reserve(kind, fd, ret, &about) else {
+    let Some(mut entry) = reserve(caller, kind, fd, ret, &about) else {
         return;
     };
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     fill(ev, args);
-    fill_sock(ev, &about);
+    fill_sock(caller, ev, &about);
     submit(entry);
 }
 
 /// The calling task's syscall arguments, for a caller the filters want.
 #[inline(always)]
-fn wanted_args(n: usize) -> Option<[u64; 5]> {
-    if !enabled() {
+fn wanted_args(caller: &Caller, n: usize) -> Option<[u64; 5]> {
+    if !enabled(caller) {
         return None;
     }
-    let args = current_syscall_args(n);
+    let args = caller.syscall_args(n);
     if args.is_none() {
         count(CTR_SOCK_READ_FAIL);
     }
@@ -103,9 +97,11 @@ fn wanted_args(n: usize) -> Option<[u64; 5]> {
 #[tracepoint]
 #[inline(always)] // one body: outlined, its constant return left R0 holding a stack pointer
 pub fn sys_exit_bind(ctx: TracePointContext) -> u32 {
-    if let Some(args) = wanted_args(3) {
+    let caller = Caller::current();
+    if let Some(args) = wanted_args(&caller, 3) {
         exit_event(
             &ctx,
+            &caller,
             EventKind::Bind,
             args,
             |ev, [_, uaddr, addrlen, ..]| copy_user_sockaddr(ev, uaddr, addrlen as u32),
@@ -117,8 +113,9 @@ pub fn sys_exit_bind(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 #[inline(always)] // one body: outlined, its constant return left R0 holding a stack pointer
 pub fn sys_exit_listen(ctx: TracePointContext) -> u32 {
-    if let Some(args) = wanted_args(2) {
-        exit_event(&ctx, EventKind::Listen, args, |ev, [_, backlog, ..]| {
+    let caller = Caller::current();
+    if let Some(args) = wanted_args(&caller, 2) {
+        exit_event(&ctx, &caller, EventKind::Listen, args, |ev, [_, backlog, ..]| {
             ev.arg0 = backlog as i32 as i64
         });
     }
@@ -130,15 +127,17 @@ pub fn sys_exit_listen(ctx: TracePointContext) -> u32 {
 pub fn sys_exit_setsockopt(ctx: TracePointContext) -> u32 {
     // Only options that shape a listener cost an event (asked before the filters, so other
     // options are not counted as filtered).
-    let Some(args) = current_syscall_args(5) else {
+    let caller = Caller::current();
+    let Some(args) = caller.syscall_args(5) else {
         count(CTR_SOCK_READ_FAIL);
         return 0;
     };
-    if !is_listener_option(args[1] as i32, args[2] as i32) || !enabled() {
+    if !is_listener_option(args[1] as i32, args[2] as i32) || !enabled(&caller) {
         return 0;
     }
     exit_event(
         &ctx,
+        &caller,
         EventKind::Setsockopt,
         args,
         |ev, [_, level, optname, optval, optlen]| {
@@ -159,26 +158,26 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     let old: i32 = unsafe { ctx.read_at(SS_OLDSTATE).unwrap_or(0) };
     let new: i32 = unsafe { ctx.read_at(SS_NEWSTATE).unwrap_or(0) };
     let kind = if new == TCP_LISTEN {
-        // listen(2) is reported by sys_exit_listen, with the fd and backlog; a listen the
-        // kernel-function hooks have in flight (io_uring's too) by their return hook.
-        if current_syscall_nr() == Some(NR_LISTEN) {
-            return 0;
-        }
-        if let Some(call) = unsafe { PENDING.get(tid()) }
-            && call.kind == EventKind::Listen as u8
-        {
-            return 0;
-        }
         EventKind::ListenState
     } else if old == TCP_LISTEN && new == TCP_CLOSE {
         EventKind::ListenClose
     } else {
         return 0;
     };
+    let caller = Caller::current();
+    // listen(2) is reported by sys_exit_listen, with the fd and backlog; a listen the
+    // kernel-function hooks have in flight (io_uring's too) by their return hook.
+    if kind == EventKind::ListenState
+        && (caller.syscall_nr() == Some(NR_LISTEN)
+            || unsafe { PENDING.get(caller.tid()) }
+                .is_some_and(|call| call.kind == EventKind::Listen as u8))
+    {
+        return 0;
+    }
     // Asked only now: every TCP state change passes here, and only these are events. A LISTEN
     // transition of an unwanted caller is most likely its listen(2), already counted as
     // filtered at syscall entry: not counted twice.
-    if !enabled_counting(kind != EventKind::ListenState) {
+    if !enabled_counting(&caller, kind != EventKind::ListenState) {
         return 0;
     }
     let sk: u64 = unsafe { ctx.read_at(SS_SKADDR).unwrap_or(0) };
@@ -187,13 +186,13 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     // tracepoint recorded it before that.
     let sport = unsafe { ctx.read_at::<u16>(SS_SPORT).unwrap_or(0) };
     about.hook_port = sport;
-    let Some(mut entry) = reserve(kind, -1, 0, &about) else {
+    let Some(mut entry) = reserve(&caller, kind, -1, 0, &about) else {
         return 0;
     };
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     ev.source = SOURCE_KERNEL;
     ev.flags |= F_NO_FD;
-    fill_sock(ev, &about);
+    fill_sock(&caller, ev, &about);
     if ev.sock.num == 0 {
         ev.sock.num = sport;
         ev.sock.known |= K_NUM;

@@ -12,7 +12,7 @@
 //! relative to the same `struct sock *`.
 
 use crate::btf::Btf;
-use lsn_trace_common::{Field, KernelOffsets};
+use lsn_trace_common::{Field, KernelOffsets, TASK_COMM_LEN};
 
 /// What [`resolve`] found.
 pub struct Resolved {
@@ -70,6 +70,10 @@ pub fn resolve(btf: &Btf) -> Resolved {
             "inet_sock.bind_address_no_port",
             "INET_FLAGS_BIND_ADDRESS_NO_PORT",
         ),
+        task_comm: r.bytes("task_struct.comm", TASK_COMM_LEN as u32),
+        task_cred: r.scalar("task_struct.cred"),
+        cred_uid: r.scalar("cred.uid.val"),
+        cred_gid: r.scalar("cred.gid.val"),
         task_real_parent: r.scalar("task_struct.real_parent"),
         task_tgid: r.scalar("task_struct.tgid"),
         task_nsproxy: r.scalar("task_struct.nsproxy"),
