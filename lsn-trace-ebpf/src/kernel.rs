@@ -334,13 +334,17 @@ impl SockView {
         if !f.is_known() {
             return None;
         }
-        // Always one aligned 8-byte load, of the word holding the field (a naturally aligned
-        // field of at most 8 bytes never straddles two), shifted down to it; `extract`
-        // drops the bytes beyond. The mask keeps the verifier's view of the offset inside
-        // the scratch value; the agent only sets a span that holds every field.
+        // The 8 bytes from the field's offset, from the two aligned words around them (an
+        // unaligned load would be eight byte loads), whatever the field's size: `extract`
+        // drops the bytes beyond it. The mask keeps the verifier's view of the offset inside
+        // the scratch value (16 bytes longer than any span, so the second word is in it);
+        // the agent only sets a span that holds every field.
         let off = f.offset as usize & (SOCK_SNAPSHOT - 1);
-        let word = unsafe { *(self.copy.add(off & !7) as *const u64) };
-        Some(f.extract(word >> ((off & 7) * 8)))
+        let words = unsafe { self.copy.add(off & !7) } as *const u64;
+        let (lo, hi) = unsafe { (*words, *words.add(1)) };
+        let bits = (off & 7) * 8;
+        // `hi << (64 - bits)`, in two steps so that bits = 0 shifts it out rather than by 64.
+        Some(f.extract(lo >> bits | (hi << 1) << (63 - bits)))
     }
 
     #[inline(always)]

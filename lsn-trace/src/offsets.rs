@@ -265,11 +265,14 @@ mod tests {
             o.task_real_parent,
             o.task_nsproxy,
             o.nsproxy_net_ns,
+            o.task_cred,
         ];
         for f in pointers {
             assert_eq!((f.size, f.bit_len), (8, 0), "{f:?}");
         }
         assert_eq!((o.skc_rcv_saddr.size, o.skc_v6_rcv_saddr.size), (4, 16));
+        assert_eq!(o.task_comm.size as usize, TASK_COMM_LEN);
+        assert_eq!((o.cred_uid.size, o.cred_gid.size), (4, 4));
         // struct unix_address { refcount_t refcnt; int len; struct sockaddr_un name[]; }
         assert_eq!((o.unix_address_len.offset, o.unix_address_len.size), (4, 4));
         assert_eq!(
@@ -373,6 +376,8 @@ mod tests {
             (o.task_real_parent, "task_struct", "real_parent"),
             (o.task_nsproxy, "task_struct", "nsproxy"),
             (o.nsproxy_net_ns, "nsproxy", "net_ns"),
+            (o.task_comm, "task_struct", "comm"),
+            (o.task_cred, "task_struct", "cred"),
         ] {
             assert_eq!(at(f), bit(s, member), "{s}.{member}");
         }
@@ -439,7 +444,7 @@ mod tests {
         assert!(missing.contains(&"net.ns.inum"));
         // the blob has no task/fd/unix structs: those are reported missing, not guessed
         assert!(missing.contains(&"unix_address.name"));
-        assert_eq!(missing.len(), 31, "{missing:?}");
+        assert_eq!(missing.len(), 35, "{missing:?}");
         // The copied head of `struct sock` reaches the furthest known field (the inet flags
         // byte at 777), rounded up to 8.
         assert_eq!(o.sock_span, 784);
@@ -472,6 +477,9 @@ mod tests {
         for bit_offset in 0..128 {
             for len in 1..=57u32 {
                 let f = bitfield(bit_offset, len).unwrap();
+                // As the programs load it from the offsets table: one little-endian word.
+                let word: u64 = unsafe { std::mem::transmute(f) };
+                assert_eq!(Field::from_bits(u64::from_le(word)), f);
                 let (size, offset) = (u32::from(f.size), usize::from(f.offset));
                 let shift = u32::from(f.bit_shift);
                 assert_eq!(offset as u32 * 8 + shift, bit_offset);
@@ -499,6 +507,9 @@ mod tests {
                     let mut raw = [0; 8];
                     raw[..size as usize].copy_from_slice(&mem[offset..offset + size as usize]);
                     assert_eq!(f.extract(u64::from_le_bytes(raw)), value, "{f:?}");
+                    // The sock copy is read 8 bytes at a time, neighbours and all.
+                    let wide: [u8; 8] = mem[offset..offset + 8].try_into().unwrap();
+                    assert_eq!(f.extract(u64::from_le_bytes(wide)), value, "{f:?}");
                 }
             }
         }
