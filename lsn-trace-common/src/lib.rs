@@ -12,6 +12,8 @@ pub const OPTVAL_CAP: usize = 16;
 /// The most of a `struct sock` the programs copy at once (see `KernelOffsets::sock_span`);
 /// a power of two, so an offset masked with `SOCK_SNAPSHOT - 1` stays inside the copy.
 pub const SOCK_SNAPSHOT: usize = 2048;
+/// The most of a `struct socket_alloc` the programs copy at once (`socket_window_len`).
+pub const SOCKET_WINDOW: usize = 256;
 
 /// What happened. One event struct serves every kind; unused fields stay zero.
 #[repr(u8)]
@@ -257,6 +259,8 @@ pub struct KernelOffsets {
     pub inet_transparent: Field,
     pub inet_bind_no_port: Field,
     // process identity
+    /// `pid_t pid` (the thread's id, as `tgid` is the process's).
+    pub task_pid: Field,
     /// `char comm[TASK_COMM_LEN]`.
     pub task_comm: Field,
     /// `current->cred->{uid,gid}.val`.
@@ -293,7 +297,11 @@ pub struct KernelOffsets {
     /// read per field (each read is a helper call; together they were a third of a storm's
     /// tracing cost). 0 = read field by field (more than [`SOCK_SNAPSHOT`] bytes).
     pub sock_span: u32,
-    pub _pad: u32,
+    /// Where `struct socket`'s `sk` and the inode number of the `socket_alloc` around it
+    /// lie (from the `struct socket *`): one read of `socket_window_len` bytes at
+    /// `socket_window_start` gets both. 0 = read them one by one (too far apart).
+    pub socket_window_start: u16,
+    pub socket_window_len: u16,
 }
 
 impl KernelOffsets {
@@ -325,6 +333,7 @@ impl KernelOffsets {
         inet_freebind: Field::NONE,
         inet_transparent: Field::NONE,
         inet_bind_no_port: Field::NONE,
+        task_pid: Field::NONE,
         task_comm: Field::NONE,
         task_cred: Field::NONE,
         cred_uid: Field::NONE,
@@ -345,7 +354,8 @@ impl KernelOffsets {
         pt_regs_arg4: Field::NONE,
         net_somaxconn: Field::NONE,
         sock_span: 0,
-        _pad: 0,
+        socket_window_start: 0,
+        socket_window_len: 0,
     };
 
     /// The fields read from a `struct sock *` itself (not through a pointer in it).
@@ -369,6 +379,22 @@ impl KernelOffsets {
             self.inet_transparent,
             self.inet_bind_no_port,
         ]
+    }
+
+    /// The `socket_window_{start,len}` these offsets call for: (0, 0) when either field is
+    /// unknown or the two lie more than [`SOCKET_WINDOW`] bytes apart.
+    pub fn socket_window_needed(&self) -> (u16, u16) {
+        let (a, b) = (self.socket_sk, self.socket_ino);
+        if !a.is_known() || !b.is_known() || a.size != 8 || b.size > 8 {
+            return (0, 0);
+        }
+        // 8-aligned, as the programs read the copy a word at a time.
+        let start = a.offset.min(b.offset) & !7;
+        let end = (a.offset + u16::from(a.size)).max(b.offset + u16::from(b.size));
+        match end - start {
+            len if len as usize <= SOCKET_WINDOW => (start, len),
+            _ => (0, 0),
+        }
     }
 
     /// The `sock_span` these offsets call for: the end of the furthest known sock field,

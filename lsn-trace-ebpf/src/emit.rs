@@ -13,7 +13,7 @@ pub use crate::filter::About;
 use crate::{
     filter,
     kernel::{Caller, SockView, bounded, read_sock, unix_address},
-    maps::{EVENTS, FOLLOW, config, count},
+    maps::{EVENTS, FOLLOW, config, count, count_get},
 };
 
 /// A reserved, zeroed event with the caller's identity filled in. None when the filters
@@ -81,7 +81,7 @@ pub fn fill_sock(caller: &Caller, ev: &mut Event, about: &About) {
     }
     ev.sock_ptr = about.sk;
     ev.flags |= F_SOCK;
-    read_sock(caller, &SockView::load(about.sk), &mut ev.sock);
+    read_sock(caller, &SockView::load(about.sk), about.ino, &mut ev.sock);
     // listen(2) names no address: for a unix listener, report the one it holds (the only
     // place its path is known, e.g. after an autobind).
     if ev.kind == EventKind::Listen as u8
@@ -167,33 +167,42 @@ pub fn copy_optval(ev: &mut Event, val: u64, optlen: i32, kernel: bool) {
     }
 }
 
-/// Submit, waking the reader only when the backlog crosses a multiple of `wakeup_bytes`
-/// (it also polls on a short timer), so a storm costs one wake-up per batch rather than one
-/// per event. "Crosses", not "is above": a backlog the reader has not yet drained would
-/// otherwise make every later event force a wake-up (an IPI each, the storm's largest cost).
+/// Submit, waking the reader only when the backlog has crossed a multiple of
+/// `wakeup_bytes` (it also drains on a short timer), so a storm costs one wake-up per batch
+/// rather than one per event. "Crossed", not "is above": a backlog the reader has not yet
+/// drained would otherwise make every later event force a wake-up (an IPI each, the storm's
+/// largest cost). The backlog is asked every `WAKEUP_CHECK_EVERY`-th event of a CPU, over
+/// that many events' worth of records.
 #[inline(always)]
 pub fn submit(mut entry: RingBufEntry<Event>) {
     let threshold = config().wakeup_bytes as u64;
     // A failure wakes the reader at once: explaining it (who holds the port) means looking
     // while the culprit still exists.
     let failed = unsafe { (*entry.as_mut_ptr()).ret } != 0;
+    let nth = count_get(CTR_EMITTED);
     let flags = if threshold == 0 {
         0
     } else if failed {
         BPF_RB_FORCE_WAKEUP as u64
-    } else {
-        // The backlog with this record (reserved, so already counted) and without it.
+    } else if nth % WAKEUP_CHECK_EVERY == 0 {
+        // The backlog with this record (reserved, so already counted), and as it was that
+        // many records ago (other CPUs' records count as this CPU's: at worst an early
+        // wake-up).
         let with = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
-        let without = with.saturating_sub(RECORD_BYTES);
-        if with / threshold != without / threshold {
+        let before = with.saturating_sub(WAKEUP_CHECK_EVERY * RECORD_BYTES);
+        if with / threshold != before / threshold {
             BPF_RB_FORCE_WAKEUP as u64
         } else {
             BPF_RB_NO_WAKEUP as u64
         }
+    } else {
+        BPF_RB_NO_WAKEUP as u64
     };
     entry.submit(flags);
-    count(CTR_EMITTED);
 }
+
+/// How often `submit` asks for the backlog (a helper call): a power of two.
+const WAKEUP_CHECK_EVERY: u64 = 16;
 
 /// What one event takes in the ring: the 8-byte record header, the event, rounded up to 8.
 const RECORD_BYTES: u64 = (8 + core::mem::size_of::<Event>() as u64 + 7) & !7;

@@ -13,7 +13,7 @@ use aya_ebpf::helpers::{
 use lsn_trace_common::*;
 
 use crate::{
-    kernel::{Caller, SockKey, SockView, sock_key},
+    kernel::{Caller, SockKey, SockView, sock_key, socket_sk_ino},
     maps::{FILTER_COMMS, FILTER_NETNS, FILTER_PIDS, FILTER_PORTS, FILTER_UIDS, FOLLOW},
 };
 
@@ -57,6 +57,8 @@ pub fn task_wanted(cfg: &Config, caller: &Caller) -> bool {
 pub struct About {
     /// Kernel `struct sock *`, 0 when the call has none (bad fd, not a socket).
     pub sk: u64,
+    /// The socket's inode number when the hook already read it (0 = `fill_sock` reads it).
+    pub ino: u64,
     /// Family and port (host order) of the caller's sockaddr, 0 = none/unknown.
     pub req_family: u16,
     pub req_port: u16,
@@ -69,9 +71,22 @@ impl About {
     pub fn sock(sk: u64) -> About {
         About {
             sk,
+            ino: 0,
             req_family: 0,
             req_port: 0,
             hook_port: 0,
+        }
+    }
+
+    /// The socket from a `struct socket *` (`kernel::socket_sk_ino`).
+    #[inline(always)]
+    pub fn socket(socket: u64) -> About {
+        match socket_sk_ino(socket) {
+            Some((sk, ino)) => About {
+                ino,
+                ..About::sock(sk)
+            },
+            None => About::sock(0),
         }
     }
 

@@ -6,7 +6,7 @@ use aya_ebpf::helpers::{
 };
 use lsn_trace_common::*;
 
-use crate::maps::{OFFSETS, SOCK_SCRATCH};
+use crate::maps::{OFFSETS, SOCK_SCRATCH, SOCKET_AT};
 
 /// One field of the offsets table, with one 8-byte load (volatile: the placeholder value
 /// must not be folded at compile time; the verifier knows the loaded value, as the table is
@@ -58,10 +58,50 @@ pub fn unix_address(sk: u64) -> Option<(u64, u64)> {
     Some((addr + name.offset as u64, len))
 }
 
-/// `socket->sk`: the sock of a `struct socket *` (kernel-function hooks get the latter).
+/// `socket->sk` and the socket's inode number (0 = unknown) from a `struct socket *`: one
+/// read of the window the agent found holding both (`struct socket` heads a
+/// `struct socket_alloc`, whose inode follows it), else one read each — the inode then left
+/// to `read_sock`, which finds it from the sock.
 #[inline(always)]
-pub fn socket_sk(socket: u64) -> Option<u64> {
-    read_ptr(socket, off!(socket_sk))
+pub fn socket_sk_ino(socket: u64) -> Option<(u64, u64)> {
+    let start = unsafe { core::ptr::read_volatile(&raw const OFFSETS.socket_window_start) };
+    let len = unsafe { core::ptr::read_volatile(&raw const OFFSETS.socket_window_len) };
+    if socket != 0
+        && len != 0
+        && let Some(buf) = SOCK_SCRATCH.get_ptr_mut(0)
+    {
+        let win = unsafe { (buf as *mut u8).add(SOCKET_AT) };
+        let n = bounded(len as u64, SOCKET_WINDOW as u64);
+        let r = unsafe {
+            aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+                win as *mut _,
+                n,
+                (socket + start as u64) as *const _,
+            )
+        };
+        if r == 0 {
+            let at = |f: Field| {
+                let rel = (f.offset.wrapping_sub(start)) as usize & (SOCKET_WINDOW - 1);
+                f.extract(unsafe { load8(win, rel) })
+            };
+            return match at(off!(socket_sk)) {
+                0 => None,
+                sk => Some((sk, at(off!(socket_ino)))),
+            };
+        }
+    }
+    Some((read_ptr(socket, off!(socket_sk))?, 0))
+}
+
+/// The 8 bytes at `base + off` (`base` 8-aligned), from the two aligned words around them:
+/// an unaligned load would be eight byte loads.
+#[inline(always)]
+unsafe fn load8(base: *const u8, off: usize) -> u64 {
+    let words = unsafe { base.add(off & !7) } as *const u64;
+    let (lo, hi) = unsafe { (*words, *words.add(1)) };
+    let bits = (off & 7) * 8;
+    // `hi << (64 - bits)`, in two steps so that bits = 0 shifts it out rather than by 64.
+    lo >> bits | (hi << 1) << (63 - bits)
 }
 
 // x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl).
@@ -95,10 +135,13 @@ pub struct Caller {
 impl Caller {
     #[inline(always)]
     pub fn current() -> Caller {
-        Caller {
-            pid_tgid: bpf_get_current_pid_tgid(),
-            task: Typed::current_task(),
-        }
+        let task = Typed::current_task();
+        // `bpf_get_current_pid_tgid` is these two fields; loaded, they save a call.
+        let pid_tgid = match (task.scalar(off!(task_tgid)), task.scalar(off!(task_pid))) {
+            (Some(tgid), Some(pid)) => tgid << 32 | pid,
+            _ => bpf_get_current_pid_tgid(),
+        };
+        Caller { pid_tgid, task }
     }
 
     #[inline(always)]
@@ -219,12 +262,13 @@ impl Caller {
         ])
     }
 
-    /// `files->fdt->fd[fd]->private_data->sk`: the socket behind a descriptor of the task.
+    /// `files->fdt->fd[fd]->private_data->sk`: the socket behind a descriptor of the task,
+    /// with its inode number (`socket_sk_ino`).
     /// Only called after the syscall accepted `fd` as a socket. From the descriptor array on
     /// the pointers are untyped to the verifier (`struct file **` is no struct pointer), and
-    /// read with the helper.
+    /// read with the helper: three calls, where all seven links were.
     #[inline(always)]
-    pub fn sock_from_fd(&self, fd: i32) -> Option<u64> {
+    pub fn sock_from_fd(&self, fd: i32) -> Option<(u64, u64)> {
         if fd < 0 {
             return None;
         }
@@ -232,11 +276,10 @@ impl Caller {
         if fd as u64 >= fdt.scalar(off!(fdt_max_fds))? {
             return None;
         }
-        let fds = read_ptr(fdt.addr(), off!(fdt_fd))?;
+        let fds = fdt.untyped_ptr(off!(fdt_fd))?;
         let file: u64 =
             unsafe { bpf_probe_read_kernel((fds + fd as u64 * 8) as *const u64).ok()? };
-        let socket = read_ptr(file, off!(file_private_data))?;
-        read_ptr(socket, off!(socket_sk))
+        socket_sk_ino(read_ptr(file, off!(file_private_data))?)
     }
 }
 
@@ -277,6 +320,19 @@ impl Typed {
             }
         };
         Some(f.extract(raw))
+    }
+
+    /// A pointer field to something other than a struct (`struct file **`): loaded, but a
+    /// number to the verifier, to read through with the helper.
+    #[inline(always)]
+    pub fn untyped_ptr(self, f: Field) -> Option<u64> {
+        if self.0.is_null() || f.size != 8 {
+            return None;
+        }
+        match unsafe { *(self.0.add(f.offset as usize) as *const u64) } {
+            0 => None,
+            p => Some(p),
+        }
     }
 
     /// A struct pointer field; None when unresolved or null. (No bitfield extraction: the
@@ -334,17 +390,12 @@ impl SockView {
         if !f.is_known() {
             return None;
         }
-        // The 8 bytes from the field's offset, from the two aligned words around them (an
-        // unaligned load would be eight byte loads), whatever the field's size: `extract`
-        // drops the bytes beyond it. The mask keeps the verifier's view of the offset inside
-        // the scratch value (16 bytes longer than any span, so the second word is in it);
-        // the agent only sets a span that holds every field.
+        // The 8 bytes from the field's offset whatever its size: `extract` drops the bytes
+        // beyond it. The mask keeps the verifier's view of the offset inside the scratch
+        // value (16 bytes longer than any span, so the second word is in it); the agent only
+        // sets a span that holds every field.
         let off = f.offset as usize & (SOCK_SNAPSHOT - 1);
-        let words = unsafe { self.copy.add(off & !7) } as *const u64;
-        let (lo, hi) = unsafe { (*words, *words.add(1)) };
-        let bits = (off & 7) * 8;
-        // `hi << (64 - bits)`, in two steps so that bits = 0 shifts it out rather than by 64.
-        Some(f.extract(lo >> bits | (hi << 1) << (63 - bits)))
+        Some(f.extract(unsafe { load8(self.copy, off) }))
     }
 
     #[inline(always)]
@@ -435,7 +486,8 @@ macro_rules! fill {
 
 /// Snapshot the fields of `struct sock` that decide how it listens.
 #[inline(always)]
-pub fn read_sock(caller: &Caller, sk: &SockView, st: &mut SockState) {
+/// `ino`: the socket's inode number when the caller already has it (0 = read it here).
+pub fn read_sock(caller: &Caller, sk: &SockView, ino: u64, st: &mut SockState) {
     fill!(st, sk, K_FAMILY, family, skc_family, u16);
     fill!(st, sk, K_TYPE, sock_type, sk_type, u16);
     fill!(st, sk, K_PROTOCOL, protocol, sk_protocol, u16);
@@ -471,7 +523,10 @@ pub fn read_sock(caller: &Caller, sk: &SockView, st: &mut SockState) {
         st.netns = inum;
         st.known |= K_NETNS;
     }
-    if let Some(socket) = sk.get_ptr(off!(sk_socket))
+    if ino != 0 {
+        st.ino = ino;
+        st.known |= K_INO;
+    } else if let Some(socket) = sk.get_ptr(off!(sk_socket))
         && let Some(ino) = read(socket, off!(socket_ino))
     {
         st.ino = ino;

@@ -10,7 +10,7 @@ use lsn_trace_common::{sockopt::is_listener_option, *};
 use crate::{
     emit::{About, copy_kernel_sockaddr, copy_optval, enabled, fill_sock, reserve, submit},
     kernel::{
-        Caller, NR_BIND, NR_IO_URING_ENTER, NR_LISTEN, NR_SETSOCKOPT, socket_sk, somaxconn,
+        Caller, NR_BIND, NR_IO_URING_ENTER, NR_LISTEN, NR_SETSOCKOPT, somaxconn,
     },
     maps::{PENDING, config, count, kfunc},
 };
@@ -93,8 +93,7 @@ pub fn bind(socket: u64, kaddr: u64, addrlen: i32, ret: i32) {
     if !enabled(&caller) {
         return;
     }
-    let sk = socket_sk(socket).unwrap_or(0);
-    let about = About::sock(sk).with_kernel_sockaddr(&config(), kaddr, addrlen as u32);
+    let about = About::socket(socket).with_kernel_sockaddr(&config(), kaddr, addrlen as u32);
     emit(&caller, EventKind::Bind, ret, about, source(&caller), |ev| {
         copy_kernel_sockaddr(ev, kaddr, addrlen as u32)
     });
@@ -109,12 +108,12 @@ pub fn listen(socket: u64, backlog: i32, ret: i32) {
     if !enabled(&caller) {
         return;
     }
-    let sk = socket_sk(socket).unwrap_or(0);
+    let about = About::socket(socket);
     let src = source(&caller);
     let asked = if src == SOURCE_SYSCALL {
         caller.syscall_arg1().map(|v| v as i32)
     } else {
-        somaxconn(sk)
+        somaxconn(about.sk)
             .filter(|&max| (backlog as u32) < max)
             .map(|_| backlog)
     };
@@ -122,7 +121,7 @@ pub fn listen(socket: u64, backlog: i32, ret: i32) {
         &caller,
         EventKind::Listen,
         ret,
-        About::sock(sk),
+        about,
         src,
         |ev| match asked {
             Some(b) => ev.arg0 = b as i64,
@@ -152,17 +151,17 @@ pub fn setsockopt(
     optlen: u32,
     ret: i32,
 ) {
-    let sk = if via_socket {
-        socket_sk(first).unwrap_or(0)
+    let about = if via_socket {
+        About::socket(first)
     } else {
-        first
+        About::sock(first)
     };
     let kernel = (optval[1] >> (kfunc().sockptr_kernel_bit & 63)) & 1 != 0;
     emit(
         caller,
         EventKind::Setsockopt,
         ret,
-        About::sock(sk),
+        about,
         source(caller),
         |ev| {
             ev.arg0 = level as i64;

@@ -4,7 +4,8 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuArray, RingBuf},
 };
 use lsn_trace_common::{
-    Config, KernelOffsets, KfuncConfig, N_COUNTERS, PendingCall, SOCK_SNAPSHOT, TASK_COMM_LEN,
+    Config, KernelOffsets, KfuncConfig, N_COUNTERS, PendingCall, SOCK_SNAPSHOT, SOCKET_WINDOW,
+    TASK_COMM_LEN,
 };
 
 /// Filled by the agent before load (`EbpfLoader::override_global`).
@@ -46,20 +47,34 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 #[map]
 pub static PENDING: HashMap<u32, PendingCall> = HashMap::with_max_entries(16384, 0);
 
-/// Per-CPU room for one copy of a `struct sock`'s head (see `kernel::SockView`); 16 bytes
-/// beyond SOCK_SNAPSHOT so that a masked offset plus the widest field (an IPv6 address)
-/// stays inside.
+/// Per-CPU room for one copy of a `struct sock`'s head (see `kernel::SockView`), then, at
+/// `SOCKET_AT`, for one window of a `struct socket_alloc` (`kernel::socket_sk_ino`). Each
+/// has 16 bytes beyond its largest copy, so that a masked offset plus the 16 bytes read
+/// there stays inside. Programs on one CPU do not nest where these are in use (bind, listen,
+/// setsockopt and a listener's state changes run in process context).
 #[map]
-pub static SOCK_SCRATCH: PerCpuArray<[u8; SOCK_SNAPSHOT + 16]> =
+pub static SOCK_SCRATCH: PerCpuArray<[u8; SOCKET_AT + SOCKET_WINDOW + 16]> =
     PerCpuArray::with_max_entries(1, 0);
+
+pub const SOCKET_AT: usize = SOCK_SNAPSHOT + 16;
 
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(N_COUNTERS, 0);
 
 #[inline(always)]
 pub fn count(idx: u32) {
-    if let Some(p) = COUNTERS.get_ptr_mut(idx) {
-        unsafe { *p += 1 };
+    let _ = count_get(idx);
+}
+
+/// `count`, returning this CPU's new count (0 when the counter is missing).
+#[inline(always)]
+pub fn count_get(idx: u32) -> u64 {
+    match COUNTERS.get_ptr_mut(idx) {
+        Some(p) => unsafe {
+            *p += 1;
+            *p
+        },
+        None => 0,
     }
 }
 

@@ -43,7 +43,10 @@ fn sock_of_fd(ctx: &TracePointContext, caller: &Caller, fd: i32, ret: i32) -> Ab
         return About::sock(0);
     }
     match caller.sock_from_fd(fd) {
-        Some(sk) => About::sock(sk),
+        Some((sk, ino)) => About {
+            ino,
+            ..About::sock(sk)
+        },
         None => {
             count(CTR_SOCK_READ_FAIL);
             warn!(

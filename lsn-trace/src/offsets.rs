@@ -70,6 +70,7 @@ pub fn resolve(btf: &Btf) -> Resolved {
             "inet_sock.bind_address_no_port",
             "INET_FLAGS_BIND_ADDRESS_NO_PORT",
         ),
+        task_pid: r.scalar("task_struct.pid"),
         task_comm: r.bytes("task_struct.comm", TASK_COMM_LEN as u32),
         task_cred: r.scalar("task_struct.cred"),
         cred_uid: r.scalar("cred.uid.val"),
@@ -90,10 +91,14 @@ pub fn resolve(btf: &Btf) -> Resolved {
         pt_regs_arg4: r.scalar("pt_regs.r8"),
         net_somaxconn: r.scalar("net.core.sysctl_somaxconn"),
         sock_span: 0,
-        _pad: 0,
+        socket_window_start: 0,
+        socket_window_len: 0,
     };
+    let (socket_window_start, socket_window_len) = offsets.socket_window_needed();
     let offsets = KernelOffsets {
         sock_span: offsets.sock_span_needed(),
+        socket_window_start,
+        socket_window_len,
         ..offsets
     };
     Resolved {
@@ -254,6 +259,13 @@ mod tests {
             );
         }
         eprintln!("sock_span {}", o.sock_span);
+        // `sk` and the inode number come with one read from a `struct socket *`.
+        assert!(o.socket_window_len > 0, "{o:?}");
+        for f in [o.socket_sk, o.socket_ino] {
+            assert!(f.offset >= o.socket_window_start);
+            assert!(f.offset + u16::from(f.size) <= o.socket_window_start + o.socket_window_len);
+        }
+        assert_eq!((o.task_pid.size, o.task_tgid.size), (4, 4));
         let pointers = [
             o.task_files,
             o.files_fdt,
@@ -444,7 +456,7 @@ mod tests {
         assert!(missing.contains(&"net.ns.inum"));
         // the blob has no task/fd/unix structs: those are reported missing, not guessed
         assert!(missing.contains(&"unix_address.name"));
-        assert_eq!(missing.len(), 35, "{missing:?}");
+        assert_eq!(missing.len(), 36, "{missing:?}");
         // The copied head of `struct sock` reaches the furthest known field (the inet flags
         // byte at 777), rounded up to 8.
         assert_eq!(o.sock_span, 784);
