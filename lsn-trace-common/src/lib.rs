@@ -183,7 +183,7 @@ impl Field {
         };
         let width = if width == 0 { 64 } else { width };
         let top = bit_shift as u32 + width;
-        let lshift = if top >= 64 { 0 } else { 64 - top };
+        let lshift = 64_u32.saturating_sub(top);
         Field {
             offset,
             size,

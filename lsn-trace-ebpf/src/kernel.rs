@@ -13,9 +13,7 @@ use crate::maps::{OFFSETS, SOCK_SCRATCH, SOCKET_AT};
 /// read-only, and follows only the paths it allows).
 macro_rules! off {
     ($f:ident) => {
-        Field::from_bits(unsafe {
-            core::ptr::read_volatile(&raw const OFFSETS.$f as *const u64)
-        })
+        Field::from_bits(unsafe { core::ptr::read_volatile(&raw const OFFSETS.$f as *const u64) })
     };
 }
 
@@ -277,8 +275,7 @@ impl Caller {
             return None;
         }
         let fds = fdt.untyped_ptr(off!(fdt_fd))?;
-        let file: u64 =
-            unsafe { bpf_probe_read_kernel((fds + fd as u64 * 8) as *const u64).ok()? };
+        let file: u64 = unsafe { bpf_probe_read_kernel((fds + fd as u64 * 8) as *const u64).ok()? };
         socket_sk_ino(read_ptr(file, off!(file_private_data))?)
     }
 }
@@ -414,8 +411,10 @@ impl SockView {
             return None;
         }
         if self.copy.is_null() {
-            return unsafe { bpf_probe_read_kernel((self.sk + f.offset as u64) as *const [u32; N]) }
-                .ok();
+            return unsafe {
+                bpf_probe_read_kernel((self.sk + f.offset as u64) as *const [u32; N])
+            }
+            .ok();
         }
         let at = unsafe { self.copy.add(f.offset as usize & (SOCK_SNAPSHOT - 1)) } as *const u32;
         let mut w = [0u32; N];

@@ -9,9 +9,7 @@ use lsn_trace_common::{sockopt::is_listener_option, *};
 
 use crate::{
     emit::{About, copy_kernel_sockaddr, copy_optval, enabled, fill_sock, reserve, submit},
-    kernel::{
-        Caller, NR_BIND, NR_IO_URING_ENTER, NR_LISTEN, NR_SETSOCKOPT, somaxconn,
-    },
+    kernel::{Caller, NR_BIND, NR_IO_URING_ENTER, NR_LISTEN, NR_SETSOCKOPT, somaxconn},
     maps::{PENDING, config, count, kfunc},
 };
 
@@ -94,9 +92,14 @@ pub fn bind(socket: u64, kaddr: u64, addrlen: i32, ret: i32) {
         return;
     }
     let about = About::socket(socket).with_kernel_sockaddr(&config(), kaddr, addrlen as u32);
-    emit(&caller, EventKind::Bind, ret, about, source(&caller), |ev| {
-        copy_kernel_sockaddr(ev, kaddr, addrlen as u32)
-    });
+    emit(
+        &caller,
+        EventKind::Bind,
+        ret,
+        about,
+        source(&caller),
+        |ev| copy_kernel_sockaddr(ev, kaddr, addrlen as u32),
+    );
 }
 
 /// `inet_listen`/`unix_listen(struct socket *, int backlog)` returned. The callers clamp

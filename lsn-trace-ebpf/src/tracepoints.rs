@@ -118,9 +118,13 @@ pub fn sys_exit_bind(ctx: TracePointContext) -> u32 {
 pub fn sys_exit_listen(ctx: TracePointContext) -> u32 {
     let caller = Caller::current();
     if let Some(args) = wanted_args(&caller, 2) {
-        exit_event(&ctx, &caller, EventKind::Listen, args, |ev, [_, backlog, ..]| {
-            ev.arg0 = backlog as i32 as i64
-        });
+        exit_event(
+            &ctx,
+            &caller,
+            EventKind::Listen,
+            args,
+            |ev, [_, backlog, ..]| ev.arg0 = backlog as i32 as i64,
+        );
     }
     0
 }
