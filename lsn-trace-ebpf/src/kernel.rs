@@ -261,10 +261,10 @@ impl Caller {
     }
 
     /// `files->fdt->fd[fd]->private_data->sk`: the socket behind a descriptor of the task,
-    /// with its inode number (`socket_sk_ino`).
-    /// Only called after the syscall accepted `fd` as a socket. From the descriptor array on
-    /// the pointers are untyped to the verifier (`struct file **` is no struct pointer), and
-    /// read with the helper: three calls, where all seven links were.
+    /// with its inode number (`socket_sk_ino`). Only called after the syscall accepted `fd`
+    /// as a socket. From the descriptor array on the pointers are untyped to the verifier
+    /// (`struct file **` is no struct pointer) and read with the helper: three calls, where
+    /// there were seven (and one more for the inode).
     #[inline(always)]
     pub fn sock_from_fd(&self, fd: i32) -> Option<(u64, u64)> {
         if fd < 0 {
