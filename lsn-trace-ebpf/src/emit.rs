@@ -1,10 +1,7 @@
 //! Building and submitting events: the one piece every hook and backend shares.
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    helpers::{
-        bpf_ktime_get_ns,
-        generated::{bpf_probe_read_kernel, bpf_probe_read_user},
-    },
+    helpers::{bpf_ktime_get_ns, generated::bpf_probe_read_kernel},
     maps::ring_buf::RingBufEntry,
 };
 use lsn_trace_common::*;
@@ -12,7 +9,7 @@ use lsn_trace_common::*;
 pub use crate::filter::About;
 use crate::{
     filter,
-    kernel::{Caller, SockView, bounded, read_sock, unix_address},
+    kernel::{Caller, Mem, SockView, bounded, probe_read, read_sock, unix_address},
     maps::{EVENTS, FOLLOW, config, count, count_get},
 };
 
@@ -99,71 +96,46 @@ pub fn fill_sock(caller: &Caller, ev: &mut Event, about: &About) {
     }
 }
 
-/// Copy the caller's sockaddr. Exit hooks call this after the kernel's own copy_from_user
-/// has faulted the page in, so a resident-only read does not lose it.
+/// Copy what a call names (`len` bytes at `src`, at most the buffer's size) into an event's
+/// buffer: None when there is nothing to copy, else whether it was read. Exit hooks run
+/// after the kernel's own copy_from_user faulted the page in, so a resident-only read does
+/// not lose it. Unreadable, the buffer carries a user pointer instead (strace prints it) —
+/// never a kernel one: a kernel address stays in the kernel (and the verifier refuses to
+/// let a BTF pointer into the ring buffer).
 #[inline(always)]
-pub fn copy_user_sockaddr(ev: &mut Event, uaddr: u64, addrlen: u32) {
+fn copy_in<const CAP: usize>(buf: &mut [u8; CAP], src: u64, len: u64, mem: Mem) -> Option<bool> {
+    let n = bounded(len, CAP as u64);
+    if n == 0 {
+        return None;
+    }
+    let read = probe_read(buf.as_mut_ptr(), n, src, mem) == 0;
+    if !read && mem == Mem::User {
+        unsafe { core::ptr::write_unaligned(buf.as_mut_ptr() as *mut u64, src) };
+    }
+    Some(read)
+}
+
+/// The sockaddr passed to bind: `addrlen` as given, up to `SOCKADDR_CAP` bytes of it.
+#[inline(always)]
+pub fn copy_sockaddr(ev: &mut Event, addr: u64, addrlen: u32, mem: Mem) {
     ev.addrlen = addrlen;
-    let n = bounded(addrlen as u64, SOCKADDR_CAP as u64);
-    if n == 0 {
-        return;
-    }
-    let r = unsafe { bpf_probe_read_user(ev.addr.as_mut_ptr() as *mut _, n, uaddr as *const _) };
-    if r == 0 {
-        ev.flags |= F_ADDR_READ;
-    } else {
-        // Nothing was copied: the buffer carries the pointer instead (strace prints it).
-        ev.flags |= F_ADDR_FAULT;
-        unsafe { core::ptr::write_unaligned(ev.addr.as_mut_ptr() as *mut u64, uaddr) };
+    match copy_in(&mut ev.addr, addr, addrlen as u64, mem) {
+        Some(true) => ev.flags |= F_ADDR_READ,
+        Some(false) => ev.flags |= F_ADDR_FAULT,
+        None => {}
     }
 }
 
-/// The kernel's own copy of the caller's sockaddr (what `inet_bind` and friends get).
+/// A setsockopt value: up to `OPTVAL_CAP` bytes of it (none for a negative optlen).
 #[inline(always)]
-pub fn copy_kernel_sockaddr(ev: &mut Event, kaddr: u64, addrlen: u32) {
-    ev.addrlen = addrlen;
-    let n = bounded(addrlen as u64, SOCKADDR_CAP as u64);
-    if n == 0 {
+pub fn copy_optval(ev: &mut Event, val: u64, optlen: i32, mem: Mem) {
+    if optlen < 0 {
         return;
     }
-    let r = unsafe { bpf_probe_read_kernel(ev.addr.as_mut_ptr() as *mut _, n, kaddr as *const _) };
-    // Never the pointer on failure: a kernel address stays in the kernel (and the verifier
-    // refuses to let a BTF pointer into the ring buffer).
-    ev.flags |= if r == 0 { F_ADDR_READ } else { F_ADDR_FAULT };
-}
-
-#[inline(always)]
-pub fn copy_user_optval(ev: &mut Event, uval: u64, optlen: i32) {
-    copy_optval(ev, uval, optlen, false);
-}
-
-/// An option value in user memory, or in kernel memory (a `sockptr_t` with `is_kernel`).
-#[inline(always)]
-pub fn copy_optval(ev: &mut Event, val: u64, optlen: i32, kernel: bool) {
-    let n = if optlen < 0 {
-        0
-    } else {
-        bounded(optlen as u64, OPTVAL_CAP as u64)
-    };
-    if n == 0 {
-        return;
-    }
-    let dst = ev.optval.as_mut_ptr() as *mut _;
-    let r = unsafe {
-        if kernel {
-            bpf_probe_read_kernel(dst, n, val as *const _)
-        } else {
-            bpf_probe_read_user(dst, n, val as *const _)
-        }
-    };
-    if r == 0 {
-        ev.flags |= F_OPTVAL_READ;
-    } else {
-        // As for sockaddrs: the pointer, for renderers that print it — a user one only.
-        ev.flags |= F_OPTVAL_FAULT;
-        if !kernel {
-            unsafe { core::ptr::write_unaligned(ev.optval.as_mut_ptr() as *mut u64, val) };
-        }
+    match copy_in(&mut ev.optval, val, optlen as u64, mem) {
+        Some(true) => ev.flags |= F_OPTVAL_READ,
+        Some(false) => ev.flags |= F_OPTVAL_FAULT,
+        None => {}
     }
 }
 

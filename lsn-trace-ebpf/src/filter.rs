@@ -6,14 +6,11 @@
 //!   reserved — `call_wanted`, through `emit::reserve`.
 //!
 //! Every backend goes through `emit`, so every backend filters the same way.
-use aya_ebpf::helpers::{
-    bpf_get_current_comm,
-    generated::{bpf_probe_read_kernel, bpf_probe_read_user},
-};
+use aya_ebpf::helpers::bpf_get_current_comm;
 use lsn_trace_common::*;
 
 use crate::{
-    kernel::{Caller, SockKey, SockView, sock_key, socket_sk_ino},
+    kernel::{Caller, Mem, SockKey, SockView, probe_read, sock_key, socket_sk_ino},
     maps::{FILTER_COMMS, FILTER_NETNS, FILTER_PIDS, FILTER_PORTS, FILTER_UIDS, FOLLOW},
 };
 
@@ -90,36 +87,17 @@ impl About {
         }
     }
 
-    /// Peek at family and port of the caller's sockaddr (both at the same place in
+    /// Peek at family and port of the sockaddr passed to bind (both at the same place in
     /// sockaddr_in and sockaddr_in6), only when a filter needs them: exit hooks run after
-    /// the kernel copied it in, so it is resident.
+    /// the kernel copied a user one in, so it is resident.
     #[inline(always)]
-    pub fn with_user_sockaddr(self, cfg: &Config, uaddr: u64, addrlen: u32) -> About {
-        self.with_sockaddr(cfg, uaddr, addrlen, false)
-    }
-
-    /// The same, from the kernel's copy (kernel-function hooks).
-    #[inline(always)]
-    pub fn with_kernel_sockaddr(self, cfg: &Config, kaddr: u64, addrlen: u32) -> About {
-        self.with_sockaddr(cfg, kaddr, addrlen, true)
-    }
-
-    #[inline(always)]
-    fn with_sockaddr(mut self, cfg: &Config, addr: u64, addrlen: u32, kernel: bool) -> About {
+    pub fn with_sockaddr(mut self, cfg: &Config, addr: u64, addrlen: u32, mem: Mem) -> About {
         if cfg.flags & (CFG_F_PORT | CFG_F_FAMILY) == 0 || addrlen < 2 || addr == 0 {
             return self;
         }
         let mut head = [0u8; 4];
         let n = if addrlen >= 4 { 4 } else { 2 };
-        let dst = head.as_mut_ptr() as *mut _;
-        let r = unsafe {
-            if kernel {
-                bpf_probe_read_kernel(dst, n, addr as *const _)
-            } else {
-                bpf_probe_read_user(dst, n, addr as *const _)
-            }
-        };
-        if r == 0 {
+        if probe_read(head.as_mut_ptr(), n, addr, mem) == 0 {
             self.req_family = u16::from_ne_bytes([head[0], head[1]]);
             if n == 4 && (self.req_family == 2 || self.req_family == 10) {
                 self.req_port = u16::from_be_bytes([head[2], head[3]]);

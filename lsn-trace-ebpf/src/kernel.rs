@@ -2,7 +2,7 @@
 //! resolves every field from the running kernel's BTF; an unresolved one stays unknown).
 use aya_ebpf::helpers::{
     bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel,
-    generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
+    generated::{self, bpf_get_current_task_btf, bpf_task_pt_regs},
 };
 use lsn_trace_common::*;
 
@@ -424,6 +424,27 @@ impl SockView {
             i += 1;
         }
         Some(w)
+    }
+}
+
+/// Where a buffer a call names lives: the caller's memory (syscall arguments) or the
+/// kernel's (what kernel functions are handed: their own copy of a sockaddr, a kernel
+/// `sockptr_t`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mem {
+    User,
+    Kernel,
+}
+
+/// `bpf_probe_read_user` or `bpf_probe_read_kernel`, as `mem` says: 0 or -errno.
+#[inline(always)]
+pub fn probe_read(dst: *mut u8, n: u32, src: u64, mem: Mem) -> i64 {
+    let (dst, src) = (dst as *mut _, src as *const _);
+    unsafe {
+        match mem {
+            Mem::User => generated::bpf_probe_read_user(dst, n, src),
+            Mem::Kernel => generated::bpf_probe_read_kernel(dst, n, src),
+        }
     }
 }
 

@@ -8,8 +8,8 @@ use aya_ebpf::helpers::bpf_get_current_pid_tgid;
 use lsn_trace_common::{sockopt::is_listener_option, *};
 
 use crate::{
-    emit::{About, copy_kernel_sockaddr, copy_optval, enabled, fill_sock, reserve, submit},
-    kernel::{Caller, NR_BIND, NR_IO_URING_ENTER, NR_LISTEN, NR_SETSOCKOPT, somaxconn},
+    emit::{About, copy_optval, copy_sockaddr, enabled, fill_sock, reserve, submit},
+    kernel::{Caller, Mem, NR_BIND, NR_IO_URING_ENTER, NR_LISTEN, NR_SETSOCKOPT, somaxconn},
     maps::{PENDING, config, count, kfunc},
 };
 
@@ -91,14 +91,14 @@ pub fn bind(socket: u64, kaddr: u64, addrlen: i32, ret: i32) {
     if !enabled(&caller) {
         return;
     }
-    let about = About::socket(socket).with_kernel_sockaddr(&config(), kaddr, addrlen as u32);
+    let about = About::socket(socket).with_sockaddr(&config(), kaddr, addrlen as u32, Mem::Kernel);
     emit(
         &caller,
         EventKind::Bind,
         ret,
         about,
         source(&caller),
-        |ev| copy_kernel_sockaddr(ev, kaddr, addrlen as u32),
+        |ev| copy_sockaddr(ev, kaddr, addrlen as u32, Mem::Kernel),
     );
 }
 
@@ -159,7 +159,11 @@ pub fn setsockopt(
     } else {
         About::sock(first)
     };
-    let kernel = (optval[1] >> (kfunc().sockptr_kernel_bit & 63)) & 1 != 0;
+    let mem = if (optval[1] >> (kfunc().sockptr_kernel_bit & 63)) & 1 != 0 {
+        Mem::Kernel
+    } else {
+        Mem::User
+    };
     emit(
         caller,
         EventKind::Setsockopt,
@@ -170,7 +174,7 @@ pub fn setsockopt(
             ev.arg0 = level as i64;
             ev.arg1 = optname;
             ev.arg2 = optlen as i32;
-            copy_optval(ev, optval[0], optlen as i32, kernel);
+            copy_optval(ev, optval[0], optlen as i32, mem);
         },
     );
 }

@@ -9,10 +9,9 @@ use lsn_trace_common::{sockopt::is_listener_option, *};
 
 use crate::{
     emit::{
-        About, copy_user_optval, copy_user_sockaddr, enabled, enabled_counting, fill_sock, reserve,
-        submit,
+        About, copy_optval, copy_sockaddr, enabled, enabled_counting, fill_sock, reserve, submit,
     },
-    kernel::{Caller, NR_LISTEN},
+    kernel::{Caller, Mem, NR_LISTEN},
     maps::{PENDING, config, count},
 };
 
@@ -84,7 +83,7 @@ fn exit_event(
     let ret = ret(ctx);
     let mut about = sock_of_fd(ctx, caller, fd, ret);
     if kind == EventKind::Bind {
-        about = about.with_user_sockaddr(&config(), args[1], args[2] as u32);
+        about = about.with_sockaddr(&config(), args[1], args[2] as u32, Mem::User);
     }
     let Some(mut entry) = reserve(caller, kind, fd, ret, &about) else {
         return;
@@ -118,7 +117,7 @@ pub fn sys_exit_bind(ctx: TracePointContext) -> u32 {
             &caller,
             EventKind::Bind,
             args,
-            |ev, [_, uaddr, addrlen, ..]| copy_user_sockaddr(ev, uaddr, addrlen as u32),
+            |ev, [_, uaddr, addrlen, ..]| copy_sockaddr(ev, uaddr, addrlen as u32, Mem::User),
         );
     }
     0
@@ -162,7 +161,7 @@ pub fn sys_exit_setsockopt(ctx: TracePointContext) -> u32 {
             ev.arg0 = level as i32 as i64;
             ev.arg1 = optname as i32;
             ev.arg2 = optlen as i32;
-            copy_user_optval(ev, optval, optlen as i32);
+            copy_optval(ev, optval, optlen as i32, Mem::User);
         },
     );
     0

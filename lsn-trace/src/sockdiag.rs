@@ -353,6 +353,48 @@ impl Netns {
     }
 }
 
+/// For tests: a `sleep` in a network namespace of its own (`unshare -n`), killed on drop.
+#[cfg(test)]
+pub(crate) struct NetnsChild(std::process::Child);
+
+#[cfg(test)]
+impl NetnsChild {
+    /// Returns once the child is in its namespace and unshare has exec'd `sleep`.
+    pub fn spawn() -> NetnsChild {
+        let child = std::process::Command::new("unshare")
+            .args(["-n", "sleep", "60"])
+            .spawn()
+            .expect("unshare(1) from util-linux");
+        let c = NetnsChild(child);
+        let ours = Netns::Current.inode().unwrap();
+        let comm = format!("/proc/{}/comm", c.pid());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while c.ns().inode().ok() == Some(ours)
+            || fs::read_to_string(&comm).map_or(true, |n| n.trim() != "sleep")
+        {
+            assert!(Instant::now() < deadline, "unshare -n never ran sleep");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        c
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    pub fn ns(&self) -> Netns {
+        Netns::Pid(self.pid())
+    }
+}
+
+#[cfg(test)]
+impl Drop for NetnsChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Run `f` inside network namespace `ns`: directly when it is the caller's own, else on a
 /// dedicated thread that setns()es first and exits afterwards (so no thread of the
 /// agent is ever left in a foreign namespace).
@@ -632,18 +674,9 @@ mod tests {
         // A process in a fresh network namespace: our listener is not there.
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let mut child = std::process::Command::new("unshare")
-            .args(["-n", "sleep", "30"])
-            .spawn()
-            .expect("unshare(1) from util-linux");
-        let ns = Netns::Pid(child.id());
-        // wait until the child has switched namespace
+        let child = NetnsChild::spawn();
+        let ns = child.ns();
         let ours = Netns::Current.inode().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while ns.inode().unwrap() == ours {
-            assert!(Instant::now() < deadline);
-            std::thread::sleep(Duration::from_millis(5));
-        }
         let theirs = dump_in(&ns, &Query::all_inet(port)).unwrap();
         let here = dump_in(&Netns::Current, &Query::all_inet(port)).unwrap();
         assert!(theirs.is_empty(), "{theirs:#?}");
@@ -651,13 +684,12 @@ mod tests {
         let ino = ns.inode().unwrap();
         assert_eq!(
             pid_in_netns(ino, Duration::from_secs(5)),
-            Some(child.id()),
+            Some(child.pid()),
             "the child is the only process in its namespace"
         );
         // the calling thread did not move
         assert_eq!(Netns::Current.inode().unwrap(), ours);
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(child);
         let err = dump_in(&Netns::Pid(u32::MAX), &Query::all_inet(0)).unwrap_err();
         assert!(err.to_string().contains("/proc/4294967295/ns/net"), "{err}");
     }

@@ -869,6 +869,7 @@ mod tests {
 
     use super::*;
     use crate::event::{IPPROTO_TCP, IPPROTO_UDP, SOCK_STREAM};
+    use crate::sockdiag::NetnsChild;
 
     fn sock(family: u16, ty: u16, proto: u16, ip: IpAddr, port: u16) -> Sock {
         Sock {
@@ -1231,12 +1232,8 @@ mod tests {
             "culprit lookup: {:.2} ms ({procs} processes)",
             lookup.as_secs_f64() * 1e3 / rounds as f64
         );
-        let mut child = std::process::Command::new("unshare")
-            .args(["-n", "sleep", "10"])
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(200));
-        let ns = Netns::Pid(child.id());
+        let child = NetnsChild::spawn();
+        let ns = child.ns();
         let t = Instant::now();
         for _ in 0..rounds {
             sockdiag::dump_in(&ns, &sockdiag::Query::all_inet(port)).unwrap();
@@ -1245,32 +1242,17 @@ mod tests {
             "sock_diag dump in another netns (thread + setns): {:.0} us",
             t.elapsed().as_secs_f64() * 1e6 / rounds as f64
         );
-        let _ = child.kill();
-        let _ = child.wait();
     }
 
     #[test]
     fn a_gone_process_namespace_is_reached_through_another_process() {
-        let mut child = std::process::Command::new("unshare")
-            .args(["-n", "sleep", "30"])
-            .spawn()
-            .expect("unshare(1)");
-        let ns = Netns::Pid(child.id());
+        let child = NetnsChild::spawn();
         let ours = Netns::Current.inode().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while ns.inode().unwrap() == ours {
-            assert!(Instant::now() < deadline);
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let ino = ns.inode().unwrap() as u32;
+        let ino = child.ns().inode().unwrap() as u32;
         let mut st = Story::new();
         // the event's process (FAKE_PID) is gone: found through the sleeping child
-        assert_eq!(
-            st.resolve_netns(Some(ino), FAKE_PID),
-            Ok(Netns::Pid(child.id()))
-        );
-        let _ = child.kill();
-        let _ = child.wait();
+        assert_eq!(st.resolve_netns(Some(ino), FAKE_PID), Ok(child.ns()));
+        drop(child);
         st.ns_pids.clear();
         let err = st.resolve_netns(Some(ino), FAKE_PID).unwrap_err();
         assert!(

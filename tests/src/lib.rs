@@ -271,6 +271,23 @@ impl Tracer {
             .id()
     }
 
+    /// Overflow the ring buffer: with the reader stopped (SIGSTOP), bind `binds` UDP
+    /// sockets on 127.0.0.1 from this thread, then let it go on. Returns this thread's tid,
+    /// whose binds the ring could not all hold.
+    pub fn overflow_ring(&self, binds: usize) -> i32 {
+        use std::net::Ipv4Addr;
+        let pid = self.pid() as libc::pid_t;
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        for _ in 0..binds {
+            let fd = sock::socket(libc::AF_INET, libc::SOCK_DGRAM);
+            sock::bind(&fd, &sock::sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+        tid()
+    }
+
     /// Wait for lsn-trace to end by itself (`-- CMD` done, `-p` processes gone): its exit
     /// status and everything it printed on stderr, once its output is read to the end.
     pub fn wait_exit(&self, timeout: Duration) -> (std::process::ExitStatus, Vec<String>) {

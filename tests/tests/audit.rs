@@ -773,14 +773,7 @@ fn lost_events_become_a_lost_record_in_the_log() {
         log.to_str().unwrap(),
     ]);
     wait_records(&log, 1, |v| v["record"] == "snapshot_end");
-    // Stop the reader so the ring fills up.
-    unsafe { libc::kill(t.pid() as i32, libc::SIGSTOP) };
-    let me = tid();
-    for _ in 0..BINDS {
-        let fd = socket(libc::AF_INET, libc::SOCK_DGRAM);
-        bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
-    }
-    unsafe { libc::kill(t.pid() as i32, libc::SIGCONT) };
+    let me = t.overflow_ring(BINDS);
     let lost = wait_records(&log, 1, |v| v["record"] == "lost")
         .pop()
         .unwrap();

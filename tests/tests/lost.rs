@@ -1,21 +1,14 @@
 //! A full ring buffer loses events: they must be counted in the kernel and reported, in
 //! the stream and in the summary — never dropped silently.
-use std::{net::Ipv4Addr, time::Duration};
+use std::time::Duration;
 
-use lsn_trace_tests::{Tracer, sock::*, tid};
+use lsn_trace_tests::Tracer;
 
 #[test]
 fn a_full_ring_buffer_is_counted_and_reported() {
     const BINDS: usize = 20_000; // ~300 bytes each: several times the 1 MiB ring
     let t = Tracer::start(&["--ring-size", "1"]);
-    // Stop the reader so the ring fills up.
-    unsafe { libc::kill(t.pid() as i32, libc::SIGSTOP) };
-    let me = tid();
-    for _ in 0..BINDS {
-        let fd = socket(libc::AF_INET, libc::SOCK_DGRAM);
-        bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
-    }
-    unsafe { libc::kill(t.pid() as i32, libc::SIGCONT) };
+    let me = t.overflow_ring(BINDS);
     let lost_records = t.wait_n(1, Duration::from_secs(20), |v| v["event"] == "lost");
     assert!(
         lost_records[0]["reason"]

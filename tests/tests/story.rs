@@ -78,6 +78,28 @@ impl Py {
         }
     }
 
+    /// A python that, as nobody, binds a socket of `family` (a `socket.AF_*` name) to
+    /// `addr` (a Python expression) and prints `bound` or the errno; held open until dropped.
+    /// Its bind event, once lsn-trace has reported it.
+    fn bind_as_nobody(t: &Tracer, family: &str, addr: &str) -> (Py, Value) {
+        let py = Py::run(&format!(
+            "import os,socket,sys\n\
+             os.setgid(65534); os.setuid(65534)\n\
+             s=socket.socket(socket.{family})\n\
+             try:\n  s.bind({addr}); print('bound',flush=True)\n\
+             except OSError as e:\n  print(e.errno,flush=True)\n\
+             sys.stdin.read()"
+        ));
+        let pid = py.pid();
+        let b = t
+            .wait_n(1, Duration::from_secs(20), |v| {
+                v["pid"] == pid && v["event"] == "bind"
+            })
+            .pop()
+            .unwrap();
+        (py, b)
+    }
+
     fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -407,22 +429,9 @@ fn eacces_below_the_unprivileged_port_start() {
         "this test needs privileged ports (ip_unprivileged_port_start={start})"
     );
     let port = start - 1;
-    let py = Py::run(&format!(
-        "import os,socket,sys\n\
-         os.setgid(65534); os.setuid(65534)\n\
-         s=socket.socket()\n\
-         try:\n  s.bind(('127.0.0.1',{port})); print('bound',flush=True)\n\
-         except OSError as e:\n  print(e.errno,flush=True)\n\
-         sys.stdin.read()"
-    ));
+    let (py, b) = Py::bind_as_nobody(t, "AF_INET", &format!("('127.0.0.1',{port})"));
     assert_eq!(py.line, libc::EACCES.to_string());
     let pid = py.pid();
-    let b = t
-        .wait_n(1, Duration::from_secs(20), |v| {
-            v["pid"] == pid && v["event"] == "bind"
-        })
-        .pop()
-        .unwrap();
     assert_eq!(b["error"], "EACCES");
     let why = text(&b, "explanation");
     assert!(
@@ -582,22 +591,9 @@ fn unix_bind_failures_name_the_directory() {
     let dir = format!("/tmp/lsn-story-ro-{}", std::process::id());
     let _ = std::fs::create_dir(&dir);
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let py = Py::run(&format!(
-        "import os,socket,sys\n\
-         os.setgid(65534); os.setuid(65534)\n\
-         s=socket.socket(socket.AF_UNIX)\n\
-         try:\n  s.bind('{dir}/x.sock'); print('bound',flush=True)\n\
-         except OSError as e:\n  print(e.errno,flush=True)\n\
-         sys.stdin.read()"
-    ));
+    let (py, b) = Py::bind_as_nobody(t, "AF_UNIX", &format!("'{dir}/x.sock'"));
     assert_eq!(py.line, libc::EACCES.to_string());
     let pid = py.pid();
-    let b = t
-        .wait_n(1, Duration::from_secs(20), |v| {
-            v["pid"] == pid && v["event"] == "bind"
-        })
-        .pop()
-        .unwrap();
     assert_eq!(
         text(&b, "explanation"),
         format!(
