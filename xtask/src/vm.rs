@@ -588,8 +588,10 @@ pub fn run_in_vm(kernel: &Kernel, command: &[String], opts: &RunOptions) -> Resu
     fs::write(&script, command_script(&opts.cwd, &opts.envs, command))?;
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755))?;
     // pid 1 after switch_root, with the host's /bin/sh: the command, the marker, power off.
+    // Then wait in the shell itself: the power-off takes the 9p root away, and an external
+    // `sleep` failing to load from it ended pid 1 — a "Kernel panic" at the end of the log.
     let guest = format!(
-        "/bin/sh {script}\nrc=$?\necho\necho \"{marker} $rc\"\nsync\necho o > /proc/sysrq-trigger\nsleep 60\n",
+        "/bin/sh {script}\nrc=$?\necho\necho \"{marker} $rc\"\nsync\necho o > /proc/sysrq-trigger\nwhile :; do :; done\n",
         script = sh_quote(&script.to_string_lossy())
     );
     fs::write(results.join("guest.sh"), guest)?;
@@ -602,9 +604,12 @@ pub fn run_in_vm(kernel: &Kernel, command: &[String], opts: &RunOptions) -> Resu
         .arg("-initrd")
         .arg(&initrd)
         // panic=-1: a guest panic reboots, and -no-reboot turns that into QEMU exiting.
+        // tsc=reliable: under TCG the kernel may judge the emulated TSC unstable and fall
+        // back to the HPET, each read of which is an emulated MMIO access; a 6.1 guest did,
+        // and bpf_ktime_get_ns (once per event) then doubled the programs' cost in its bench.
         .args([
             "-append",
-            "console=ttyS0 panic=-1 quiet loglevel=4 mitigations=off",
+            "console=ttyS0 panic=-1 quiet loglevel=4 mitigations=off tsc=reliable",
         ])
         .args([
             "-virtfs",
