@@ -805,7 +805,7 @@ fn other(ev: &Event, entry: Option<&Entry>) -> String {
             "{fd} is a datagram socket (UDP or unix dgram): those take no listen(), they \
              receive as soon as they are bound"
         ),
-        libc::ENOPROTOOPT => "the option is not known at that level for this socket".into(),
+        libc::ENOPROTOOPT => no_such_option(ev, entry),
         libc::EPERM | libc::EACCES if ev.kind == Kind::Setsockopt => format!(
             "{}[{}] lacks the capability for this option (IP_TRANSPARENT needs \
              CAP_NET_ADMIN or CAP_NET_RAW; SO_BINDTODEVICE may need CAP_NET_RAW)",
@@ -824,6 +824,31 @@ fn other(ev: &Event, entry: Option<&Entry>) -> String {
             _ => format!("{what} failed with errno {e}"),
         },
     }
+}
+
+/// ENOPROTOOPT: most often an IPv6 option tried on an IPv4 socket by dual-stack code
+/// (Python's http.server sets IPV6_V6ONLY=0 on whatever socket it got, and ignores the error).
+fn no_such_option(ev: &Event, entry: Option<&Entry>) -> String {
+    const SOL_IPV6: i32 = 41;
+    let family = ev
+        .sock
+        .as_ref()
+        .and_then(|s| s.family)
+        .or_else(|| entry.and_then(|e| e.family));
+    if let Request::Setsockopt { level, optname, .. } = &ev.request
+        && *level == SOL_IPV6
+        && family == Some(AF_INET)
+    {
+        let name = names::option(*level, *optname).unwrap_or("this IPv6 option");
+        return format!(
+            "{name} is an IPv6 option and {} is an IPv4 (AF_INET) socket: the kernel refuses \
+             it, and the socket stays IPv4-only. Harmless if the program ignores the error \
+             (dual-stack code often tries it on every socket); to take IPv6 clients too, it \
+             needs an AF_INET6 socket",
+            fd_text(ev)
+        );
+    }
+    "the option is not known at that level for this socket".into()
 }
 
 #[cfg(test)]

@@ -352,8 +352,19 @@ impl Summary {
             } else {
                 "until it exited"
             };
+            let did = if l.stream {
+                "listened on"
+            } else {
+                "was bound to"
+            };
+            let n = self.listeners.len();
+            let last = if n > 1 {
+                format!(" (the last of the {n} above)")
+            } else {
+                String::new()
+            };
             return format!(
-                "nothing listens any more: {} (pid {}) listened on {} {} {how}",
+                "nothing listens any more: {} (pid {}) {did} {} {} {how}{last}",
                 l.comm, l.pid, l.proto, l.addr
             );
         }
@@ -445,6 +456,27 @@ mod tests {
     }
 
     #[test]
+    fn nothing_listens_any_more_names_the_last_socket_and_how_it_was_held() {
+        let mut s = Summary::default();
+        let mut l = bind(7, 8080, 0);
+        l.kind = Kind::Listen;
+        l.request = Request::Listen { backlog: Some(511) };
+        s.event(&bind(7, 8080, 0));
+        s.event(&l);
+        let mut udp = bind(7, 5353, 0);
+        udp.sock.as_mut().unwrap().sock_type = Some(2);
+        udp.sock.as_mut().unwrap().protocol = Some(17);
+        s.event(&udp);
+        let out = s.render("nginx", |_| false, |_, _| None, |_, _| None);
+        assert_eq!(
+            out.last().unwrap(),
+            "  nothing listens any more: nginx (pid 7) was bound to udp 0.0.0.0:5353 \
+             until it exited (the last of the 2 above)",
+            "{out:#?}"
+        );
+    }
+
+    #[test]
     fn listeners_are_listed_with_their_state() {
         let mut s = Summary::default();
         s.event(&bind(7, 8080, 0));
@@ -464,7 +496,10 @@ mod tests {
         );
         let out = s.render("nginx", |_| false, |_, _| None, |_, _| None);
         assert!(out[1].ends_with("until it exited"), "{out:#?}");
-        assert!(out[3].contains("nothing listens any more"), "{out:#?}");
+        assert_eq!(
+            out[3],
+            "  nothing listens any more: nginx (pid 7) listened on tcp 0.0.0.0:8080 until it exited"
+        );
         // It daemonized: the child it forked holds the socket on.
         let holds = |p: &str, a: &str| {
             (p == "tcp" && a == "0.0.0.0:8080").then(|| "nginx (pid 8)".to_owned())

@@ -781,3 +781,33 @@ fn host_address() -> String {
         .unwrap_or("192.0.2.1")
         .to_owned()
 }
+
+#[test]
+fn an_ipv6_option_on_an_ipv4_socket_is_explained() {
+    // Dual-stack code (Python's http.server) sets IPV6_V6ONLY=0 on whatever socket it got
+    // and ignores the error; on an AF_INET socket the kernel answers ENOPROTOOPT.
+    let t = tracer();
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    let err = setsockopt_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOPROTOOPT));
+    // The kernel-function backends hook the SOL_IPV6 functions, which an IPv4 socket never
+    // reaches (ip_setsockopt refuses other levels first): only the syscall hooks see it.
+    if t.hooks_kernel_functions() {
+        return;
+    }
+    let r = rec(t, "setsockopt", &fd);
+    assert_eq!(r["error"], "ENOPROTOOPT");
+    assert_eq!(r["family"], "inet");
+    assert_eq!(r["option"], "IPV6_V6ONLY");
+    assert_eq!(r["value"], 0);
+    assert_eq!(
+        text(&r, "explanation"),
+        format!(
+            "IPV6_V6ONLY is an IPv6 option and fd {} is an IPv4 (AF_INET) socket: the kernel \
+             refuses it, and the socket stays IPv4-only. Harmless if the program ignores the \
+             error (dual-stack code often tries it on every socket); to take IPv6 clients \
+             too, it needs an AF_INET6 socket",
+            fd.0
+        )
+    );
+}
