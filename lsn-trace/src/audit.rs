@@ -350,14 +350,14 @@ impl Audit {
 }
 
 impl Sink for Audit {
-    fn event(&mut self, ev: &Event) -> std::io::Result<()> {
+    fn event(&mut self, ev: &Event) -> std::io::Result<Option<story::Note>> {
         self.remember_unix_path(ev);
         let note = self.story.observe(ev);
         if let Some(kind) = classify(ev) {
             let rec = self.event_record(ev, &note, kind);
             self.write(&rec);
         }
-        Ok(())
+        Ok(Some(note))
     }
 
     fn lost(&mut self, count: u64, reason: &str) -> std::io::Result<()> {

@@ -118,13 +118,13 @@ struct StdoutSink {
 }
 
 impl Sink for StdoutSink {
-    fn event(&mut self, ev: &event::Event) -> std::io::Result<()> {
+    fn event(&mut self, ev: &event::Event) -> std::io::Result<Option<story::Note>> {
         let note = self.story.observe(ev);
         self.render.event_noted(&mut self.buf, ev, &note);
         if self.buf.len() > 64 * 1024 {
             self.flush()?;
         }
-        Ok(())
+        Ok(Some(note))
     }
 
     fn lost(&mut self, count: u64, reason: &str) -> std::io::Result<()> {

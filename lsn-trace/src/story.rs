@@ -49,6 +49,9 @@ pub struct Note {
     pub explanation: Option<String>,
     /// EADDRINUSE: the sockets holding the port.
     pub holders: Option<Vec<Holder>>,
+    /// The facts the verdict was drawn from, for the `-- CMD` summary (not a record key).
+    #[serde(skip)]
+    pub bound: Option<Bound>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -462,6 +465,7 @@ impl Story {
         if starts_listening {
             note.summary = Some(self.summary(ev, entry, &addr, &b, &meaning));
         }
+        note.bound = Some(b);
     }
 
     /// `nginx[1190] LISTEN tcp [::]:80  <meaning>; IPv4 is served by ... Connect: ...`

@@ -8,6 +8,7 @@ use crate::{
     errno,
     event::{Event, Kind, Request, Sock},
     sockaddr::SockAddr,
+    story::Note,
     tracer::Sink,
 };
 
@@ -18,11 +19,12 @@ pub struct Summarising<'a> {
 }
 
 impl Sink for Summarising<'_> {
-    fn event(&mut self, ev: &Event) -> std::io::Result<()> {
+    fn event(&mut self, ev: &Event) -> std::io::Result<Option<Note>> {
+        let note = self.inner.event(ev)?;
         if ev.followed {
-            self.summary.event(ev);
+            self.summary.event_noted(ev, note.as_ref());
         }
-        self.inner.event(ev)
+        Ok(note)
     }
 
     fn lost(&mut self, count: u64, reason: &str) -> std::io::Result<()> {
@@ -73,8 +75,12 @@ pub struct Summary {
     calls: u64,
 }
 
-/// The facts `verdict::classify` takes, from what the kernel side read of the socket.
-fn verdict_input(ev: &Event) -> Option<Bound> {
+/// The facts `verdict::classify` takes, from what the kernel side read of the socket: what
+/// the story found (address ownership in the socket's namespace included) when there is one.
+fn verdict_input(ev: &Event, note: Option<&Note>) -> Option<Bound> {
+    if let Some(b) = note.and_then(|n| n.bound.clone()) {
+        return Some(b);
+    }
     let s = ev.sock.as_ref()?;
     let mut b = Bound::ip(s.local?, s.port?);
     b.protocol = ev.protocol().map(str::to_owned);
@@ -107,7 +113,13 @@ fn held(sock: Option<&Sock>) -> Option<String> {
 
 impl Summary {
     /// Take one event of a followed process.
+    #[cfg(test)]
     pub fn event(&mut self, ev: &Event) {
+        self.event_noted(ev, None)
+    }
+
+    /// Take one event of a followed process, with what the story made of it.
+    pub fn event_noted(&mut self, ev: &Event, note: Option<&Note>) {
         self.calls += 1;
         let proto = proto_of(ev);
         match (&ev.request, ev.kind) {
@@ -138,7 +150,7 @@ impl Summary {
                     self.bound.insert(id, b);
                 }
                 if dgram {
-                    self.listen(ev, proto, shown, false);
+                    self.listen(ev, note, proto, shown, false);
                 }
             }
             (Request::Listen { .. }, _) | (Request::None, Kind::ListenState) => {
@@ -152,7 +164,7 @@ impl Summary {
                 if ev.failed() {
                     self.fail("listen", format!("{proto} {addr}"), ev);
                 } else {
-                    self.listen(ev, proto, addr, true);
+                    self.listen(ev, note, proto, addr, true);
                 }
             }
             (Request::Setsockopt { level, optname, .. }, _) if ev.failed() => {
@@ -168,7 +180,14 @@ impl Summary {
         }
     }
 
-    fn listen(&mut self, ev: &Event, proto: String, addr: String, stream: bool) {
+    fn listen(
+        &mut self,
+        ev: &Event,
+        note: Option<&Note>,
+        proto: String,
+        addr: String,
+        stream: bool,
+    ) {
         // The same socket again (bind then listen), unless it was closed and the kernel
         // reused the memory for another socket.
         if let Some(&i) = ev.sock_id.and_then(|id| self.by_sock.get(&id))
@@ -182,7 +201,7 @@ impl Summary {
         }
         self.listeners.push(Listener {
             sock_id: ev.sock_id,
-            bound: verdict_input(ev),
+            bound: verdict_input(ev, note),
             proto,
             addr,
             pid: ev.pid,
@@ -453,6 +472,35 @@ mod tests {
                 .ends_with("EADDRINUSE, held by apache2 (pid 99) on 0.0.0.0:80 (tcp)"),
             "{out:#?}"
         );
+    }
+
+    #[test]
+    fn the_verdict_is_the_storys_when_there_is_one() {
+        // The story knows more than the event (here: the device, in life also who owns the
+        // address in the socket's namespace): the summary says what the live line said.
+        let mut l = bind(7, 8080, 0);
+        l.kind = Kind::Listen;
+        l.request = Request::Listen { backlog: Some(511) };
+        let note = Note {
+            bound: Some(Bound {
+                device: Some("eth9".into()),
+                ..Bound::ip(Ipv4Addr::UNSPECIFIED.into(), 8080)
+            }),
+            ..Default::default()
+        };
+        let mut s = Summary::default();
+        s.event_noted(&l, Some(&note));
+        let out = s.render("nginx", |_| true, |_, _| None, |_, _| None);
+        assert!(
+            out[2].contains("but only on interface eth9 (SO_BINDTODEVICE)"),
+            "{out:#?}"
+        );
+        // Without one, from the event alone.
+        let mut s = Summary::default();
+        s.event_noted(&l, None);
+        let out = s.render("nginx", |_| true, |_, _| None, |_, _| None);
+        assert!(!out[2].contains("eth9"), "{out:#?}");
+        assert!(out[2].contains("every IPv4 address"), "{out:#?}");
     }
 
     #[test]

@@ -11,11 +11,13 @@ use tokio::io::{Interest, unix::AsyncFd};
 use crate::{
     backend::Loaded,
     event::{Decoder, Event},
+    story::Note,
 };
 
 /// Where decoded events go (a renderer on stdout, the audit log, a summariser...).
 pub trait Sink {
-    fn event(&mut self, ev: &Event) -> io::Result<()>;
+    /// The event, and what the story made of it when this sink keeps one.
+    fn event(&mut self, ev: &Event) -> io::Result<Option<Note>>;
     fn lost(&mut self, count: u64, reason: &str) -> io::Result<()>;
     /// End of a batch: write out what is buffered.
     fn flush(&mut self) -> io::Result<()>;

@@ -457,6 +457,11 @@ mod tests {
                 uid: Some(0),
                 remote: None,
             }]),
+            // Not a record key: both writers leave it out.
+            bound: Some(lsn_trace::verdict::Bound::ip(
+                Ipv4Addr::LOCALHOST.into(),
+                80,
+            )),
         };
         vec![
             (
