@@ -450,6 +450,15 @@ fn signame(sig: i32) -> Option<&'static str> {
     })
 }
 
+/// CMD's name as the summary says it: the file name of its path.
+fn command_name(cmd: &std::ffi::OsStr) -> String {
+    std::path::Path::new(cmd)
+        .file_name()
+        .unwrap_or(cmd)
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// The rest of a followed run, once everything is attached: start CMD (or watch the -p
 /// processes), trace until `supervise`/`watch` say it is over, print the stop line and the
 /// summary. Returns lsn-trace's exit code: CMD's.
@@ -461,18 +470,18 @@ pub fn run(
     mut followed: Followed,
     mut signals: Signals,
 ) -> Result<u8> {
+    let summary = match &plan {
+        Plan::Run { cmd, .. } => Summary::of_command(&command_name(&cmd[0])),
+        Plan::Attach { .. } => Summary::default(),
+    };
     let mut sink = Summarising {
         inner: sink,
-        summary: Summary::default(),
+        summary,
     };
     let mut outcome = Outcome::default();
     let (mut head, code) = match plan {
         Plan::Run { cmd, run_as } => {
-            let name = std::path::Path::new(&cmd[0])
-                .file_name()
-                .unwrap_or(cmd[0].as_os_str())
-                .to_string_lossy()
-                .into_owned();
+            let name = command_name(&cmd[0]);
             let child = match spawn(&mut followed, &cmd, run_as.as_ref()) {
                 Ok(c) => c,
                 Err(e) => {

@@ -73,6 +73,22 @@ pub struct Summary {
     by_sock: HashMap<u64, usize>,
     failures: Vec<Failure>,
     calls: u64,
+    /// `-- CMD`: CMD's name, for when it only asks another process to start the daemon.
+    cmd: Option<String>,
+}
+
+/// Commands that have another process start the daemon — the init system, a container
+/// engine — so none of its binds come from their descendants: what does it for them.
+fn started_elsewhere(cmd: &str) -> Option<&'static str> {
+    Some(match cmd {
+        "systemctl" | "service" | "rc-service" | "initctl" | "invoke-rc.d" => {
+            "the init system (systemd: pid 1)"
+        }
+        "docker" | "podman" | "nerdctl" => "the container engine's daemon",
+        "kubectl" | "helm" => "the cluster",
+        "supervisorctl" => "supervisord",
+        _ => return None,
+    })
 }
 
 /// The facts `verdict::classify` takes, from what the kernel side read of the socket: what
@@ -112,6 +128,14 @@ fn held(sock: Option<&Sock>) -> Option<String> {
 }
 
 impl Summary {
+    /// The summary of `-- CMD`, which knows CMD's name.
+    pub fn of_command(name: &str) -> Summary {
+        Summary {
+            cmd: Some(name.to_owned()),
+            ..Summary::default()
+        }
+    }
+
     /// Take one event of a followed process.
     #[cfg(test)]
     pub fn event(&mut self, ev: &Event) {
@@ -388,7 +412,19 @@ impl Summary {
             );
         }
         if self.calls == 0 {
-            "nothing listens: no bind or listen call was made".into()
+            let none = "nothing listens: no bind or listen call was made";
+            match self
+                .cmd
+                .as_deref()
+                .and_then(|c| Some((c, started_elsewhere(c)?)))
+            {
+                Some((cmd, by)) => format!(
+                    "{none}: {cmd} has {by} start the daemon, and its binds are not {cmd}'s \
+                     nor its children's. Run `sudo lsn-trace --comm NAME` (or with no filter) \
+                     in another terminal, then `{cmd} …`"
+                ),
+                None => none.into(),
+            }
         } else {
             "nothing listens: no bind or listen call succeeded".into()
         }
@@ -470,6 +506,29 @@ mod tests {
             out.last()
                 .unwrap()
                 .ends_with("EADDRINUSE, held by apache2 (pid 99) on 0.0.0.0:80 (tcp)"),
+            "{out:#?}"
+        );
+    }
+
+    #[test]
+    fn a_command_that_has_another_process_start_the_daemon_is_told_where_to_look() {
+        let out =
+            Summary::of_command("docker").render("docker", |_| false, |_, _| None, |_, _| None);
+        assert_eq!(
+            out[1],
+            "  nothing listens: no bind or listen call was made: docker has the container \
+             engine's daemon start the daemon, and its binds are not docker's nor its \
+             children's. Run `sudo lsn-trace --comm NAME` (or with no filter) in another \
+             terminal, then `docker …`"
+        );
+        // Other commands: the plain sentence; and not once a call was seen.
+        let out = Summary::of_command("nginx").render("nginx", |_| false, |_, _| None, |_, _| None);
+        assert_eq!(out[1], "  nothing listens: no bind or listen call was made");
+        let mut s = Summary::of_command("systemctl");
+        s.event(&bind(7, 80, libc::EACCES));
+        let out = s.render("systemctl", |_| false, |_, _| None, |_, _| None);
+        assert!(
+            !out.iter().any(|l| l.contains("another terminal")),
             "{out:#?}"
         );
     }

@@ -233,6 +233,26 @@ sys.exit(3)
 "#;
 
 #[test]
+fn a_service_manager_command_is_told_where_the_binds_happen() {
+    // `lsn-trace -- systemctl start nginx` follows systemctl, but systemd (pid 1) starts
+    // nginx: nothing of it is systemctl's descendant. The summary must say so, not just
+    // "no bind was made". (--version: the real binary, no service touched.)
+    let t = Tracer::start(&["--", "systemctl", "--version"]);
+    let (status, stderr) = t.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{stderr:#?}");
+    let s = summary(&stderr);
+    assert!(
+        s.contains(
+            "nothing listens: no bind or listen call was made: systemctl has the init system \
+             (systemd: pid 1) start the daemon, and its binds are not systemctl's nor its \
+             children's. Run `sudo lsn-trace --comm NAME` (or with no filter) in another \
+             terminal, then `systemctl …`"
+        ),
+        "{s}"
+    );
+}
+
+#[test]
 fn failures_are_summarised_with_their_errno() {
     let t = Tracer::start(&["--", PY, "-c", FAIL_TWICE]);
     let (status, stderr) = t.wait_exit(Duration::from_secs(30));
