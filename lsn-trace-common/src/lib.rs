@@ -268,6 +268,8 @@ pub struct KernelOffsets {
     pub cred_uid: Field,
     pub cred_gid: Field,
     pub task_real_parent: Field,
+    /// The process's main thread: its `comm` is the process's name (`ps -o comm`).
+    pub task_group_leader: Field,
     pub task_tgid: Field,
     // current->nsproxy->net_ns: the caller's network namespace (`--netns` at entry)
     pub task_nsproxy: Field,
@@ -339,6 +341,7 @@ impl KernelOffsets {
         cred_uid: Field::NONE,
         cred_gid: Field::NONE,
         task_real_parent: Field::NONE,
+        task_group_leader: Field::NONE,
         task_tgid: Field::NONE,
         task_nsproxy: Field::NONE,
         nsproxy_net_ns: Field::NONE,

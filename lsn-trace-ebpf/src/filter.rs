@@ -6,7 +6,6 @@
 //!   reserved — `call_wanted`, through `emit::reserve`.
 //!
 //! Every backend goes through `emit`, so every backend filters the same way.
-use aya_ebpf::helpers::bpf_get_current_comm;
 use lsn_trace_common::*;
 
 use crate::{
@@ -32,9 +31,9 @@ pub fn task_wanted(cfg: &Config, caller: &Caller) -> bool {
         }
     }
     if f & CFG_F_COMM != 0 {
-        // The helper's copy, padded with zeros after the NUL as the agent's keys are (the
-        // task's own `comm` need not be on older kernels).
-        let comm = bpf_get_current_comm().unwrap_or_default();
+        // The process's name, zero-padded as the agent's keys are.
+        let mut comm = [0u8; TASK_COMM_LEN];
+        caller.comm(&mut comm);
         if unsafe { FILTER_COMMS.get(comm) }.is_none() {
             return false;
         }

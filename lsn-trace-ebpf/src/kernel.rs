@@ -175,20 +175,27 @@ impl Caller {
             .unwrap_or(0) as u32
     }
 
-    /// `comm`, byte by byte (the verifier allows no wider load inside a `char[]`): where
-    /// `bpf_get_current_comm` costs a call, a string copy and a memset. Zeros when
-    /// unresolved; the agent reads up to the first NUL.
+    /// The process's name: its main thread's `comm`, as `ps -o comm` and /proc/PID/comm
+    /// show it — not the calling thread's (a daemon's worker or allocator thread closing
+    /// its listener is still that daemon, for the record and for `--comm`). Byte by byte
+    /// (the verifier allows no wider load inside a `char[]`), where `bpf_get_current_comm`
+    /// costs a call, a string copy and a memset; zeros after the NUL, as the `--comm` keys
+    /// are (older kernels left stale bytes there after a rename). Zeros when unresolved.
     #[inline(always)]
     pub fn comm(&self, comm: &mut [u8; TASK_COMM_LEN]) {
         let f = off!(task_comm);
-        if f.size as usize != TASK_COMM_LEN || self.task.0.is_null() {
+        let task = self.task.ptr(off!(task_group_leader)).unwrap_or(self.task);
+        if f.size as usize != TASK_COMM_LEN || task.0.is_null() {
             return;
         }
-        let at = unsafe { self.task.0.add(f.offset as usize) };
+        let at = unsafe { task.0.add(f.offset as usize) };
+        let mut ended = false;
         let mut i = 0;
         while i < TASK_COMM_LEN {
             // Volatile: LLVM would merge the byte loads into wider ones.
-            comm[i] = unsafe { core::ptr::read_volatile(at.add(i)) };
+            let c = unsafe { core::ptr::read_volatile(at.add(i)) };
+            ended |= c == 0;
+            comm[i] = if ended { 0 } else { c };
             i += 1;
         }
     }

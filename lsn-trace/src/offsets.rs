@@ -76,6 +76,7 @@ pub fn resolve(btf: &Btf) -> Resolved {
         cred_uid: r.scalar("cred.uid.val"),
         cred_gid: r.scalar("cred.gid.val"),
         task_real_parent: r.scalar("task_struct.real_parent"),
+        task_group_leader: r.scalar("task_struct.group_leader"),
         task_tgid: r.scalar("task_struct.tgid"),
         task_nsproxy: r.scalar("task_struct.nsproxy"),
         nsproxy_net_ns: r.scalar("nsproxy.net_ns"),
@@ -275,6 +276,7 @@ mod tests {
             o.skc_net,
             o.sk_socket,
             o.task_real_parent,
+            o.task_group_leader,
             o.task_nsproxy,
             o.nsproxy_net_ns,
             o.task_cred,
@@ -386,6 +388,7 @@ mod tests {
             (o.file_private_data, "file", "private_data"),
             (o.socket_type, "socket", "type"),
             (o.task_real_parent, "task_struct", "real_parent"),
+            (o.task_group_leader, "task_struct", "group_leader"),
             (o.task_nsproxy, "task_struct", "nsproxy"),
             (o.nsproxy_net_ns, "nsproxy", "net_ns"),
             (o.task_comm, "task_struct", "comm"),
@@ -456,7 +459,7 @@ mod tests {
         assert!(missing.contains(&"net.ns.inum"));
         // the blob has no task/fd/unix structs: those are reported missing, not guessed
         assert!(missing.contains(&"unix_address.name"));
-        assert_eq!(missing.len(), 36, "{missing:?}");
+        assert_eq!(missing.len(), 37, "{missing:?}");
         // The copied head of `struct sock` reaches the furthest known field (the inet flags
         // byte at 777), rounded up to 8.
         assert_eq!(o.sock_span, 784);

@@ -165,6 +165,36 @@ fn comm_filter_matches_the_process_name() {
 }
 
 #[test]
+fn comm_is_the_process_name_even_when_another_thread_binds() {
+    // A daemon's worker thread has its own name (redis's listeners are closed at exit by
+    // `jemalloc_bg_thd`): the record and `--comm` still speak of the process.
+    let t = Tracer::start(&["--comm", "lsnt-proc"]);
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import ctypes,socket,threading,os\n\
+             prctl=ctypes.CDLL(None).prctl\n\
+             prctl(15, b'lsnt-proc')\n\
+             def work():\n  \
+               prctl(15, b'lsnt-worker')\n  \
+               s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0))\n  \
+               print(threading.get_native_id(), flush=True)\n\
+             w=threading.Thread(target=work); w.start(); w.join()\n\
+             print(os.getpid(), flush=True)",
+        ])
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let ids: Vec<i64> = text.lines().map(|l| l.parse().unwrap()).collect();
+    let (worker, pid) = (ids[0], ids[1]);
+    assert_ne!(worker, pid);
+    let b = wait_bind_of_pid(&t, pid as i32);
+    assert_eq!(b["tid"], worker);
+    assert_eq!(b["comm"], "lsnt-proc");
+}
+
+#[test]
 fn uid_filter_by_user_name() {
     let t = Tracer::start(&["--uid", "nobody"]);
     let root = in_child(child_udp_bind);
