@@ -40,6 +40,14 @@ fn subject(t: &Tracer, fd: &Fd) -> String {
     }
 }
 
+/// This test process's name, as the records' `comm` gives it.
+fn process_name() -> String {
+    std::fs::read_to_string("/proc/self/comm")
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
 fn text(v: &Value, key: &str) -> String {
     v[key]
         .as_str()
@@ -154,13 +162,7 @@ fn listener_summaries_for_a_two_socket_dual_stack_server() {
         "{l4:#}"
     );
     let sum4 = text(&l4, "summary");
-    let me = format!(
-        "{}[{}]",
-        std::fs::read_to_string("/proc/thread-self/comm")
-            .unwrap()
-            .trim(),
-        std::process::id()
-    );
+    let me = format!("{}[{}]", process_name(), std::process::id());
     assert!(
         sum4.starts_with(&format!("{me} LISTEN tcp 0.0.0.0:{port}  ")),
         "{sum4}"
@@ -551,7 +553,7 @@ fn udp_port_in_use_names_the_holder_and_the_reuse_rules() {
     assert!(
         why.starts_with(&format!(
             "0.0.0.0:{port}/udp is held by {}[{}] (UNCONN 127.0.0.1:{port}",
-            std::fs::read_to_string("/proc/self/comm").unwrap().trim(),
+            process_name(),
             std::process::id()
         )),
         "{why}"
@@ -651,9 +653,7 @@ fn unix_socket_verdicts() {
     assert!(
         text(&l, "summary").starts_with(&format!(
             "{}[{}] LISTEN u_str {path}  a filesystem socket at {path}",
-            std::fs::read_to_string("/proc/thread-self/comm")
-                .unwrap()
-                .trim(),
+            process_name(),
             std::process::id()
         )),
         "{l:#}"
