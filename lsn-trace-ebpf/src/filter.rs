@@ -31,10 +31,7 @@ pub fn task_wanted(cfg: &Config, caller: &Caller) -> bool {
         }
     }
     if f & CFG_F_COMM != 0 {
-        // The process's name, zero-padded as the agent's keys are.
-        let mut comm = [0u8; TASK_COMM_LEN];
-        caller.comm(&mut comm);
-        if unsafe { FILTER_COMMS.get(comm) }.is_none() {
+        if unsafe { FILTER_COMMS.get(caller.comm_key()) }.is_none() {
             return false;
         }
     }

@@ -179,8 +179,8 @@ impl Caller {
     /// show it — not the calling thread's (a daemon's worker or allocator thread closing
     /// its listener is still that daemon, for the record and for `--comm`). Byte by byte
     /// (the verifier allows no wider load inside a `char[]`), where `bpf_get_current_comm`
-    /// costs a call, a string copy and a memset; zeros after the NUL, as the `--comm` keys
-    /// are (older kernels left stale bytes there after a rename). Zeros when unresolved.
+    /// costs a call, a string copy and a memset. Zeros when unresolved; the agent reads up
+    /// to the first NUL.
     #[inline(always)]
     pub fn comm(&self, comm: &mut [u8; TASK_COMM_LEN]) {
         let f = off!(task_comm);
@@ -189,15 +189,30 @@ impl Caller {
             return;
         }
         let at = unsafe { task.0.add(f.offset as usize) };
-        let mut ended = false;
         let mut i = 0;
         while i < TASK_COMM_LEN {
             // Volatile: LLVM would merge the byte loads into wider ones.
-            let c = unsafe { core::ptr::read_volatile(at.add(i)) };
-            ended |= c == 0;
-            comm[i] = if ended { 0 } else { c };
+            comm[i] = unsafe { core::ptr::read_volatile(at.add(i)) };
             i += 1;
         }
+    }
+
+    /// `comm` as the `--comm` keys are: zeros after the NUL (older kernels left stale bytes
+    /// there after a rename).
+    #[inline(always)]
+    pub fn comm_key(&self) -> [u8; TASK_COMM_LEN] {
+        let mut comm = [0u8; TASK_COMM_LEN];
+        self.comm(&mut comm);
+        let mut ended = false;
+        let mut i = 0;
+        while i < TASK_COMM_LEN {
+            ended |= comm[i] == 0;
+            if ended {
+                comm[i] = 0;
+            }
+            i += 1;
+        }
+        comm
     }
 
     /// `current->nsproxy->net_ns`.
