@@ -829,7 +829,7 @@ fn other(ev: &Event, entry: Option<&Entry>) -> String {
 /// ENOPROTOOPT: most often an IPv6 option tried on an IPv4 socket by dual-stack code
 /// (Python's http.server sets IPV6_V6ONLY=0 on whatever socket it got, and ignores the error).
 fn no_such_option(ev: &Event, entry: Option<&Entry>) -> String {
-    const SOL_IPV6: i32 = 41;
+    use lsn_trace_common::sockopt::SOL_IPV6;
     let family = ev
         .sock
         .as_ref()
