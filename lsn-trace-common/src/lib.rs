@@ -221,6 +221,20 @@ impl Field {
     pub const fn extract(&self, raw: u64) -> u64 {
         (raw << (self.lshift & 63)) >> (self.rshift & 63)
     }
+
+    /// The value from a load of exactly `size` bytes at `offset` (zero-extended), as the
+    /// programs load fields: a whole field is that load; only a bitfield is shifted out of
+    /// it. The branch costs nothing in a program: the verifier knows the table and keeps
+    /// only the side a field takes, so a whole field pays no shifts (most of an event's
+    /// dozens of field reads).
+    #[inline(always)]
+    pub const fn from_sized_load(&self, raw: u64) -> u64 {
+        if self.bit_len == 0 {
+            raw
+        } else {
+            self.extract(raw)
+        }
+    }
 }
 
 /// Kernel struct layout of the running kernel, resolved from its BTF by the agent and

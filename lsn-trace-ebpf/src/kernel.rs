@@ -33,7 +33,7 @@ fn read(base: u64, f: Field) -> Option<u64> {
             _ => return None,
         }
     };
-    Some(f.extract(raw))
+    Some(f.from_sized_load(raw))
 }
 
 #[inline(always)]
@@ -338,7 +338,7 @@ impl Typed {
                 _ => return None,
             }
         };
-        Some(f.extract(raw))
+        Some(f.from_sized_load(raw))
     }
 
     /// A pointer field to something other than a struct (`struct file **`): loaded, but a
@@ -409,12 +409,21 @@ impl SockView {
         if !f.is_known() {
             return None;
         }
-        // The 8 bytes from the field's offset whatever its size: `extract` drops the bytes
-        // beyond it. The mask keeps the verifier's view of the offset inside the scratch
-        // value (16 bytes longer than any span, so the second word is in it); the agent only
-        // sets a span that holds every field.
-        let off = f.offset as usize & (SOCK_SNAPSHOT - 1);
-        Some(f.extract(unsafe { load8(self.copy, off) }))
+        // One load of the field's size (every field, and every bitfield's load unit, is
+        // aligned to its size: offsets.rs). The mask keeps the verifier's view of the offset
+        // inside the scratch value (longer than any span); the agent only sets a span that
+        // holds every field.
+        let at = unsafe { self.copy.add(f.offset as usize & (SOCK_SNAPSHOT - 1)) };
+        let raw = unsafe {
+            match f.size {
+                1 => *at as u64,
+                2 => *(at as *const u16) as u64,
+                4 => *(at as *const u32) as u64,
+                8 => *(at as *const u64),
+                _ => return None,
+            }
+        };
+        Some(f.from_sized_load(raw))
     }
 
     #[inline(always)]

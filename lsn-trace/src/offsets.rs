@@ -4,8 +4,8 @@
 //! [`resolve`] fills every [`Field`] it can and names the rest in [`Resolved::missing`];
 //! those stay [`Field::NONE`], so the programs report them unknown rather than read a guess.
 //! A program loads `size` bytes at `base + offset` (little-endian) and applies
-//! [`Field::extract`]; for a bitfield the load is the smallest of 1, 2, 4 or 8 bytes that
-//! covers its bits.
+//! [`Field::from_sized_load`]; for a bitfield the load is the smallest aligned one of 1, 2, 4
+//! or 8 bytes that covers its bits.
 //!
 //! Each field is named by its kernel path, `struct.member[.member]`, relative to a pointer to
 //! that struct. `struct inet_sock` starts with its `struct sock`, so inet_sock fields are
@@ -197,19 +197,19 @@ fn field(btf: &Btf, path: &str, shape: Shape) -> Option<Field> {
     ))
 }
 
-/// The smallest load of 1, 2, 4 or 8 bytes that holds bits `bit_offset..bit_offset + len`,
-/// from the byte of the first bit.
+/// The smallest aligned load of 1, 2, 4 or 8 bytes that holds bits
+/// `bit_offset..bit_offset + len` (aligned: the programs load it with one instruction).
 fn bitfield(bit_offset: u32, len: u32) -> Option<Field> {
-    let shift = bit_offset % 8;
-    let size = [1u8, 2, 4, 8]
-        .into_iter()
-        .find(|&size| shift + len <= u32::from(size) * 8)?;
-    Some(Field::bits(
-        u16::try_from(bit_offset / 8).ok()?,
-        size,
-        shift as u8,
-        len as u8,
-    ))
+    [1u32, 2, 4, 8].into_iter().find_map(|size| {
+        let start = bit_offset / 8 / size * size;
+        let shift = bit_offset - start * 8;
+        (shift + len <= size * 8).then_some(Field::bits(
+            u16::try_from(start).ok()?,
+            size as u8,
+            shift as u8,
+            len as u8,
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -485,13 +485,18 @@ mod tests {
     }
 
     /// Writes a value amid set or clear neighbouring bits, then reads it back the way the
-    /// eBPF programs do.
+    /// eBPF programs do: one aligned load of the unit's size.
     #[test]
     fn bitfield_loads_cover_their_bits() {
         assert_eq!(bitfield(7, 58), None, "no single load holds it");
+        assert_eq!(bitfield(60, 8), None, "no aligned load holds it");
         for bit_offset in 0..128 {
             for len in 1..=57u32 {
-                let f = bitfield(bit_offset, len).unwrap();
+                let fits = |size: u32| bit_offset % (size * 8) + len <= size * 8;
+                let Some(f) = bitfield(bit_offset, len) else {
+                    assert!(![1, 2, 4, 8].into_iter().any(fits), "{bit_offset} {len}");
+                    continue;
+                };
                 // As the programs load it from the offsets table: one little-endian word.
                 let word: u64 = unsafe { std::mem::transmute(f) };
                 assert_eq!(Field::from_bits(u64::from_le(word)), f);
@@ -499,8 +504,9 @@ mod tests {
                 let shift = u32::from(f.bit_shift);
                 assert_eq!(offset as u32 * 8 + shift, bit_offset);
                 assert!(matches!(size, 1 | 2 | 4 | 8), "{f:?}");
+                assert_eq!(offset as u32 % size, 0, "unaligned: {f:?}");
                 assert!(
-                    size == 1 || shift + len > size * 4,
+                    size == 1 || !fits(size / 2),
                     "a smaller load would do: {f:?}"
                 );
                 let mask = (1u64 << len) - 1;
@@ -521,8 +527,8 @@ mod tests {
                     }
                     let mut raw = [0; 8];
                     raw[..size as usize].copy_from_slice(&mem[offset..offset + size as usize]);
-                    assert_eq!(f.extract(u64::from_le_bytes(raw)), value, "{f:?}");
-                    // The sock copy is read 8 bytes at a time, neighbours and all.
+                    assert_eq!(f.from_sized_load(u64::from_le_bytes(raw)), value, "{f:?}");
+                    // The socket window is read 8 bytes at a time, neighbours and all.
                     let wide: [u8; 8] = mem[offset..offset + 8].try_into().unwrap();
                     assert_eq!(f.extract(u64::from_le_bytes(wide)), value, "{f:?}");
                 }
