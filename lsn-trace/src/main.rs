@@ -30,6 +30,7 @@ mod offsets;
 mod output;
 mod preflight;
 mod probe;
+mod ring;
 mod sockaddr;
 mod sockdiag;
 mod story;

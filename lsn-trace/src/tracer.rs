@@ -3,7 +3,7 @@
 use std::{future::Future, io, time::Duration};
 
 use anyhow::{Context as _, Result};
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::maps::{Map, MapData, PerCpuArray};
 use aya_log::EbpfLogger;
 use lsn_trace_common as wire;
 use tokio::io::{Interest, unix::AsyncFd};
@@ -11,6 +11,7 @@ use tokio::io::{Interest, unix::AsyncFd};
 use crate::{
     backend::Loaded,
     event::{Decoder, Event},
+    ring::EventRing,
     story::Note,
 };
 
@@ -42,7 +43,7 @@ impl Stats {
 }
 
 pub struct Tracer {
-    ring: AsyncFd<RingBuf<MapData>>,
+    ring: AsyncFd<EventRing>,
     counters: PerCpuArray<MapData, u64>,
     logger: Option<AsyncFd<EbpfLogger<&'static dyn log::Log>>>,
     decoder: Decoder,
@@ -64,7 +65,10 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 impl Tracer {
     pub fn new(mut loaded: Loaded) -> Result<Tracer> {
-        let ring = RingBuf::try_from(loaded.ebpf.take_map("EVENTS").context("EVENTS map")?)?;
+        let ring = match loaded.ebpf.take_map("EVENTS").context("EVENTS map")? {
+            Map::RingBuf(data) => EventRing::new(data)?,
+            _ => anyhow::bail!("EVENTS is not a ring buffer map"),
+        };
         let counters =
             PerCpuArray::try_from(loaded.ebpf.take_map("COUNTERS").context("COUNTERS map")?)?;
         let logger = match EbpfLogger::init(&mut loaded.ebpf) {
@@ -93,19 +97,24 @@ impl Tracer {
     }
 
     fn drain(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
-        let ring = self.ring.get_mut();
-        while let Some(item) = ring.next() {
+        let Tracer {
+            ring,
+            decoder,
+            stats,
+            ..
+        } = self;
+        ring.get_mut().drain(|item| {
             if item.len() < std::mem::size_of::<wire::Event>() {
-                continue;
+                return Ok(());
             }
             // SAFETY: the programs write whole `wire::Event`s; read unaligned to be safe.
             let raw: wire::Event = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-            drop(item);
-            if let Some(ev) = self.decoder.decode(&raw) {
-                self.stats.events += 1;
+            if let Some(ev) = decoder.decode(&raw) {
+                stats.events += 1;
                 sink.event(&ev)?;
             }
-        }
+            Ok(())
+        })?;
         self.report_lost(sink)?;
         sink.flush()
     }
