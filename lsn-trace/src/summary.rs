@@ -350,45 +350,43 @@ impl Summary {
         out
     }
 
-    /// The plain sentence for when nothing listens (any more).
+    /// The plain sentence for when nothing listens (any more). A failure is named as the
+    /// reason only when nothing ever listened; where something did (and was closed, or its
+    /// process exited) that comes first, and the failures after it — a daemon that listens
+    /// and runs for hours beside one harmless duplicate bind did not fail to start.
     fn nothing_listens(&self, alive: &impl Fn(u32) -> bool, holders: &[Option<String>]) -> String {
         let binds = self
             .failures
             .iter()
             .zip(holders)
             .filter(|(f, _)| f.call != "setsockopt");
-        if let Some((worst, holder)) = binds.clone().max_by_key(|(f, _)| f.count) {
-            let who = if alive(worst.pid) {
-                format!(
-                    "{} (pid {}) runs but listens nowhere",
-                    worst.comm, worst.pid
-                )
-            } else {
-                format!("{} exited", worst.comm)
-            };
-            let plural = if worst.count == 1 { "" } else { "s" };
-            let addr = worst
-                .target
-                .split_once(' ')
-                .map_or(worst.target.as_str(), |(_, a)| a);
-            let mut s = format!(
-                "nothing listens: {who} after {} failed {}{plural} on {addr}: {}",
-                worst.count,
-                worst.call,
-                errno::name(worst.errno).unwrap_or("error")
-            );
-            if let Some(h) = holder {
-                s.push_str(&format!(", held by {h}"));
-            }
-            let others = binds.count() - 1;
-            if others > 0 {
-                s.push_str(&format!(
-                    " (and {others} other failure{})",
-                    if others == 1 { "" } else { "s" }
-                ));
-            }
-            return s;
-        }
+        let failed = binds
+            .clone()
+            .max_by_key(|(f, _)| f.count)
+            .map(|(worst, holder)| {
+                let plural = if worst.count == 1 { "" } else { "s" };
+                let addr = worst
+                    .target
+                    .split_once(' ')
+                    .map_or(worst.target.as_str(), |(_, a)| a);
+                let mut s = format!(
+                    "{} failed {}{plural} on {addr}: {}",
+                    worst.count,
+                    worst.call,
+                    errno::name(worst.errno).unwrap_or("error")
+                );
+                if let Some(h) = holder {
+                    s.push_str(&format!(", held by {h}"));
+                }
+                let others = binds.clone().count() - 1;
+                if others > 0 {
+                    s.push_str(&format!(
+                        " (and {others} other failure{})",
+                        if others == 1 { "" } else { "s" }
+                    ));
+                }
+                (worst, s)
+            });
         if let Some(l) = self.listeners.last() {
             let how = if l.closed {
                 "until the socket was closed"
@@ -406,10 +404,28 @@ impl Summary {
             } else {
                 String::new()
             };
-            return format!(
+            let mut s = format!(
                 "nothing listens any more: {} (pid {}) {did} {} {} {how}{last}",
                 l.comm, l.pid, l.proto, l.addr
             );
+            if let Some((worst, failed)) = failed {
+                s.push_str(&format!(
+                    "; {} (pid {}) also had {failed}",
+                    worst.comm, worst.pid
+                ));
+            }
+            return s;
+        }
+        if let Some((worst, failed)) = failed {
+            let who = if alive(worst.pid) {
+                format!(
+                    "{} (pid {}) runs but listens nowhere",
+                    worst.comm, worst.pid
+                )
+            } else {
+                format!("{} exited", worst.comm)
+            };
+            return format!("nothing listens: {who} after {failed}");
         }
         if self.calls == 0 {
             let none = "nothing listens: no bind or listen call was made";
@@ -616,6 +632,34 @@ mod tests {
         assert_eq!(
             out[1],
             "  listening  tcp 0.0.0.0:8080  nginx (pid 7), still open, held now by nginx (pid 8)"
+        );
+    }
+
+    /// postgres with `listen_addresses='localhost,127.0.0.1'`: localhost is 127.0.0.1 here,
+    /// the second bind fails on its own first listener, postgres warns and serves on. When
+    /// it stops, the last line must not blame the failure for nothing listening.
+    #[test]
+    fn a_failure_beside_a_listener_is_not_named_the_reason() {
+        let mut s = Summary::default();
+        s.event(&bind(7, 5432, 0));
+        let mut l = bind(7, 5432, 0);
+        l.kind = Kind::Listen;
+        l.request = Request::Listen { backlog: Some(244) };
+        s.event(&l);
+        s.event(&bind(7, 5432, 98));
+        let held = |_: &str, port| Some(format!("nginx (pid 7) on 0.0.0.0:{port} (LISTEN)"));
+        let out = s.render("postgres", |_| false, held, |_, _| None);
+        assert!(
+            out.iter()
+                .any(|l| l.starts_with("  failed     bind tcp 0.0.0.0:5432: EADDRINUSE")),
+            "{out:#?}"
+        );
+        assert_eq!(
+            out.last().unwrap(),
+            "  nothing listens any more: nginx (pid 7) listened on tcp 0.0.0.0:5432 until it \
+             exited; nginx (pid 7) also had 1 failed bind on 0.0.0.0:5432: EADDRINUSE, held \
+             by nginx (pid 7) on 0.0.0.0:5432 (LISTEN)",
+            "{out:#?}"
         );
     }
 
