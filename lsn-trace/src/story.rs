@@ -371,16 +371,23 @@ impl Story {
         let v6 = entry.family == Some(AF_INET6);
         let v6only = sock.and_then(|s| s.v6only);
         let facts = self.facts(entry.netns, ev.pid);
+        // A successful bind to one IPv6 address (not :: nor ::ffff:a.b.c.d) sets V6ONLY in
+        // the kernel (__inet6_bind): such a socket receives IPv6 to that address only,
+        // whatever the program asked or the sysctl says.
+        let one_v6_address = matches!(&addr, SockAddr::Inet6 { addr, .. }
+            if !addr.is_unspecified() && addr.to_ipv4_mapped().is_none());
         let source = if v6 && v6only.is_some() {
-            Some(
-                if entry.v6only_set() || facts.bindv6only.is_some_and(|d| Some(d) != v6only) {
-                    // Not seen but different from the default: set before tracing began
-                    // (or by whoever handed over the socket, e.g. systemd's BindIPv6Only=).
-                    "explicit"
-                } else {
-                    "sysctl"
-                },
-            )
+            Some(if entry.v6only_set() {
+                "explicit"
+            } else if one_v6_address && v6only == Some(true) {
+                "address"
+            } else if facts.bindv6only.is_some_and(|d| Some(d) != v6only) {
+                // Not seen but different from the default: set before tracing began
+                // (or by whoever handed over the socket, e.g. systemd's BindIPv6Only=).
+                "explicit"
+            } else {
+                "sysctl"
+            })
         } else {
             None
         };
@@ -452,6 +459,7 @@ impl Story {
                 "explicit" => {
                     "set before this trace began (differs from net.ipv6.bindv6only)".into()
                 }
+                "address" => "set by the kernel on binding one IPv6 address".into(),
                 _ => format!(
                     "inherited from net.ipv6.bindv6only={}",
                     facts
@@ -1125,6 +1133,55 @@ mod tests {
         let sum = n.summary.unwrap();
         assert!(sum.contains("BOUND udp 127.0.0.1:5353"), "{sum}");
         assert!(sum.ends_with("Send datagrams to 127.0.0.1:5353"), "{sum}");
+    }
+
+    /// asyncio's `create_datagram_endpoint(local_addr=('::1', port))`: no setsockopt, and
+    /// the kernel reports V6ONLY=1 because binding one IPv6 address sets it — not "set before
+    /// this trace began", whatever net.ipv6.bindv6only says.
+    #[test]
+    fn v6only_of_one_ipv6_address_is_the_kernels() {
+        let mut st = Story::new();
+        let one = Ipv6Addr::LOCALHOST;
+        let n = st.observe(&ev(
+            Kind::Bind,
+            8,
+            Some(11),
+            Request::Bind(SockAddr::Inet6 {
+                addr: one,
+                port: 18091,
+                flowinfo: 0,
+                scope_id: 0,
+            }),
+            sock(AF_INET6, SOCK_DGRAM, IPPROTO_UDP, one.into(), 18091),
+        ));
+        assert_eq!(n.v6only_source, Some("address"));
+        let m = n.meaning.unwrap();
+        assert!(
+            m.ends_with("[V6ONLY=1, set by the kernel on binding one IPv6 address]"),
+            "{m}"
+        );
+        // The wildcard with no setsockopt seen: the sysctl's (the host's is 0, the socket 0).
+        let mut any = sock(
+            AF_INET6,
+            SOCK_DGRAM,
+            IPPROTO_UDP,
+            Ipv6Addr::UNSPECIFIED.into(),
+            18092,
+        );
+        any.v6only = Some(false);
+        let n = st.observe(&ev(
+            Kind::Bind,
+            9,
+            Some(12),
+            Request::Bind(SockAddr::Inet6 {
+                addr: Ipv6Addr::UNSPECIFIED,
+                port: 18092,
+                flowinfo: 0,
+                scope_id: 0,
+            }),
+            any,
+        ));
+        assert_eq!(n.v6only_source, Some("sysctl"));
     }
 
     #[test]

@@ -230,6 +230,23 @@ fn v6only_inherited_from_the_sysctl() {
     );
 }
 
+/// Binding one IPv6 address sets IPV6_V6ONLY in the kernel: with no setsockopt, the record
+/// says so rather than "set before this trace began".
+#[test]
+fn v6only_of_one_ipv6_address_is_set_by_the_kernel() {
+    let t = tracer();
+    let fd = socket(libc::AF_INET6, libc::SOCK_DGRAM);
+    bind(&fd, &sin6(Ipv6Addr::LOCALHOST, 0, 0)).unwrap();
+    let b = rec(t, "bind", &fd);
+    assert_eq!(b["v6only"], true, "{b:#}");
+    assert_eq!(b["v6only_source"], "address", "{b:#}");
+    let m = text(&b, "meaning");
+    assert!(
+        m.ends_with("[V6ONLY=1, set by the kernel on binding one IPv6 address]"),
+        "{m}"
+    );
+}
+
 #[test]
 fn eaddrinuse_names_the_other_process_holding_the_port() {
     let t = tracer();
