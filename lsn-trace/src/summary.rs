@@ -65,8 +65,8 @@ const MAX_LISTED: usize = 20;
 
 #[derive(Default)]
 pub struct Summary {
-    /// Successful binds by socket: protocol, address as shown (port 0 resolved), stream
-    /// socket or not, pid, comm.
+    /// Successful binds by socket: protocol, address as shown (port 0 resolved), whether
+    /// it should listen (a stream socket bound to a port of its choosing), pid, comm.
     bound: HashMap<u64, (String, String, bool, u32, String)>,
     listeners: Vec<Listener>,
     /// sock_id -> index in `listeners` (a storm of sockets must not cost a scan each).
@@ -163,11 +163,14 @@ impl Summary {
                 let ty = ev.sock.as_ref().and_then(|s| s.sock_type);
                 let dgram = ty == Some(2);
                 if let Some(id) = ev.sock_id {
-                    let stream = matches!(ty, Some(1 | 5));
+                    // Port 0 on a stream socket that never listens is a client choosing
+                    // its source address before connect() (IP_BIND_ADDRESS_NO_PORT or
+                    // not): nothing a server forgot.
+                    let should_listen = matches!(ty, Some(1 | 5)) && a.port() != Some(0);
                     let b = (
                         proto.clone(),
                         shown.clone(),
-                        stream,
+                        should_listen,
                         ev.pid,
                         ev.comm.clone(),
                     );
@@ -659,6 +662,29 @@ mod tests {
             "  nothing listens any more: nginx (pid 7) listened on tcp 0.0.0.0:5432 until it \
              exited; nginx (pid 7) also had 1 failed bind on 0.0.0.0:5432: EADDRINUSE, held \
              by nginx (pid 7) on 0.0.0.0:5432 (LISTEN)",
+            "{out:#?}"
+        );
+    }
+
+    /// A server that binds its port and never calls listen() is called out; a client
+    /// that binds port 0 to pick its source address before connect() is not.
+    #[test]
+    fn bound_but_never_listened_is_a_server_port_not_a_client_source() {
+        let mut s = Summary::default();
+        let mut server = bind(7, 8080, 0);
+        server.sock_id = Some(1);
+        s.event(&server);
+        let mut client = bind(7, 0, 0);
+        client.sock_id = Some(2);
+        s.event(&client);
+        let out = s.render("web", |_| true, |_, _| None, |_, _| None);
+        let idle: Vec<_> = out
+            .iter()
+            .filter(|l| l.ends_with("but never listened"))
+            .collect();
+        assert_eq!(
+            idle,
+            ["  bound      tcp 0.0.0.0:8080  nginx (pid 7), but never listened"],
             "{out:#?}"
         );
     }
