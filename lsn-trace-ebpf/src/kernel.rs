@@ -91,6 +91,23 @@ pub fn socket_sk_ino(socket: u64) -> Option<(u64, u64)> {
     Some((read_ptr(socket, off!(socket_sk))?, 0))
 }
 
+/// Field `f` loaded at `at` (its address: `base + offset`) with one load of its size, a
+/// bitfield extracted. `at` must be readable for that size: a typed pointer the verifier
+/// checks, or a copy in a map value.
+#[inline(always)]
+unsafe fn load_field(at: *const u8, f: Field) -> Option<u64> {
+    let raw = unsafe {
+        match f.size {
+            1 => *at as u64,
+            2 => *(at as *const u16) as u64,
+            4 => *(at as *const u32) as u64,
+            8 => *(at as *const u64),
+            _ => return None,
+        }
+    };
+    Some(f.from_sized_load(raw))
+}
+
 /// The 8 bytes at `base + off` (`base` 8-aligned), from the two aligned words around them:
 /// an unaligned load would be eight byte loads.
 #[inline(always)]
@@ -329,16 +346,7 @@ impl Typed {
             return None;
         }
         let at = unsafe { self.0.add(f.offset as usize) };
-        let raw = unsafe {
-            match f.size {
-                1 => *at as u64,
-                2 => *(at as *const u16) as u64,
-                4 => *(at as *const u32) as u64,
-                8 => *(at as *const u64),
-                _ => return None,
-            }
-        };
-        Some(f.from_sized_load(raw))
+        unsafe { load_field(at, f) }
     }
 
     /// A pointer field to something other than a struct (`struct file **`): loaded, but a
@@ -414,16 +422,7 @@ impl SockView {
         // inside the scratch value (longer than any span); the agent only sets a span that
         // holds every field.
         let at = unsafe { self.copy.add(f.offset as usize & (SOCK_SNAPSHOT - 1)) };
-        let raw = unsafe {
-            match f.size {
-                1 => *at as u64,
-                2 => *(at as *const u16) as u64,
-                4 => *(at as *const u32) as u64,
-                8 => *(at as *const u64),
-                _ => return None,
-            }
-        };
-        Some(f.from_sized_load(raw))
+        unsafe { load_field(at, f) }
     }
 
     #[inline(always)]
