@@ -23,7 +23,7 @@ pub enum EventKind {
     Listen = 2,
     Setsockopt = 3,
     /// A TCP socket entered LISTEN without a listen(2) syscall of this task in flight
-    /// (io_uring, in-kernel sockets): seen by `sock:inet_sock_set_state`.
+    /// (io_uring, in-kernel sockets): seen by `inet_sock_set_state`.
     ListenState = 4,
     /// A TCP listener left LISTEN (closed, or shut down).
     ListenClose = 5,
@@ -272,6 +272,9 @@ pub struct KernelOffsets {
     pub inet_freebind: Field,
     pub inet_transparent: Field,
     pub inet_bind_no_port: Field,
+    /// `inet_sock.inet_sport` (network order): a closing listener's port when the kernel
+    /// already released `skc_num` (what the classic tracepoint's record carried as `sport`).
+    pub inet_sport: Field,
     // process identity
     /// `pid_t pid` (the thread's id, as `tgid` is the process's).
     pub task_pid: Field,
@@ -349,6 +352,7 @@ impl KernelOffsets {
         inet_freebind: Field::NONE,
         inet_transparent: Field::NONE,
         inet_bind_no_port: Field::NONE,
+        inet_sport: Field::NONE,
         task_pid: Field::NONE,
         task_comm: Field::NONE,
         task_cred: Field::NONE,
@@ -376,7 +380,7 @@ impl KernelOffsets {
     };
 
     /// The fields read from a `struct sock *` itself (not through a pointer in it).
-    pub const fn sock_fields(&self) -> [Field; 17] {
+    pub const fn sock_fields(&self) -> [Field; 18] {
         [
             self.skc_family,
             self.skc_state,
@@ -395,6 +399,7 @@ impl KernelOffsets {
             self.inet_freebind,
             self.inet_transparent,
             self.inet_bind_no_port,
+            self.inet_sport,
         ]
     }
 

@@ -76,9 +76,18 @@ pub fn fill_sock(caller: &Caller, ev: &mut Event, about: &About) {
     if about.sk == 0 {
         return;
     }
+    fill_sock_from(caller, ev, about, &SockView::load(about.sk));
+}
+
+/// `fill_sock` from a view of the socket the hook already loaded.
+#[inline(always)]
+pub fn fill_sock_from(caller: &Caller, ev: &mut Event, about: &About, view: &SockView) {
+    if about.sk == 0 {
+        return;
+    }
     ev.sock_ptr = about.sk;
     ev.flags |= F_SOCK;
-    read_sock(caller, &SockView::load(about.sk), about.ino, &mut ev.sock);
+    read_sock(caller, view, about.ino, &mut ev.sock);
     // listen(2) names no address: for a unix listener, report the one it holds (the only
     // place its path is known, e.g. after an autobind).
     if ev.kind == EventKind::Listen as u8

@@ -1,7 +1,7 @@
 //! The `fentry` backend: BPF trampolines on the kernel functions that bind, listen and set
 //! listener-shaping options. fexit sees the arguments and the return value together, so
 //! nothing is kept between entry and exit — except the "listen in flight" mark, which
-//! sock:inet_sock_set_state reads. Which setsockopt functions exist (and so which of these
+//! inet_sock_set_state reads. Which setsockopt functions exist (and so which of these
 //! programs are loaded, against which function) is the agent's decision, from BTF.
 use aya_ebpf::{
     macros::{fentry, fexit},

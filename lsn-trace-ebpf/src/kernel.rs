@@ -487,6 +487,14 @@ pub fn bounded(v: u64, max: u64) -> u32 {
     (if v > max { max } else { v }) as u32
 }
 
+/// `inet_sock.inet_sport` in host order (0 when unknown): a closing listener's port, which
+/// the kernel may have released from `skc_num` by the time its state changes.
+#[inline(always)]
+pub fn inet_sport(sk: &SockView) -> u16 {
+    sk.get(off!(inet_sport))
+        .map_or(0, |p| u16::from_be(p as u16))
+}
+
 /// The few socket fields the filters look at (see `filter::call_wanted`), without the
 /// cost (and stack) of a whole `read_sock`. 0 = unknown for each.
 #[derive(Clone, Copy, Default)]

@@ -41,7 +41,7 @@ fn tid() -> u32 {
 }
 
 /// Keep a call's arguments from function entry to return (kprobe/kretprobe), and mark a
-/// listen in flight (so sock:inet_sock_set_state leaves it to the listen hook).
+/// listen in flight (so inet_sock_set_state leaves it to the listen hook).
 #[inline(always)]
 pub fn stash(kind: EventKind, args: [u64; 5]) {
     let call = PendingCall {

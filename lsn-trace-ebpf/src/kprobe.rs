@@ -45,7 +45,7 @@ pub fn kretprobe_bind(ctx: RetProbeContext) -> u32 {
 }
 
 /// inet_listen, unix_listen(struct socket *sock, int backlog). The stash is also the
-/// "listen in flight" mark sock:inet_sock_set_state reads.
+/// "listen in flight" mark inet_sock_set_state reads.
 #[kprobe]
 pub fn kprobe_listen(ctx: ProbeContext) -> u32 {
     if enabled(&Caller::current()) {

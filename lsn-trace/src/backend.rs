@@ -29,7 +29,7 @@ pub enum BackendChoice {
     Fentry,
     /// kprobe/kretprobe on the same functions, where the kernel has no BPF trampolines.
     Kprobe,
-    /// syscalls:sys_exit_{bind,listen,setsockopt} + sock:inet_sock_set_state.
+    /// syscalls:sys_exit_{bind,listen,setsockopt} + raw tracepoint inet_sock_set_state.
     Tracepoint,
 }
 
@@ -51,8 +51,10 @@ const SYSCALL_TRACEPOINTS: &[(&str, &str, &str)] = &[
     ("sys_exit_setsockopt", "syscalls", "sys_exit_setsockopt"),
 ];
 
-/// Every backend: listeners' closes, and TCP LISTEN transitions no listen hook explains.
-const SET_STATE: (&str, &str, &str) = ("inet_sock_set_state", "sock", "inet_sock_set_state");
+/// Every backend: listeners' closes, and TCP LISTEN transitions no listen hook explains —
+/// (program, raw tracepoint): raw, so the TCP state changes that are not events (every
+/// connection's) do not pay for a perf record first.
+const SET_STATE: (&str, &str) = ("inet_sock_set_state", "inet_sock_set_state");
 
 pub struct Loaded {
     pub ebpf: Ebpf,
@@ -147,13 +149,13 @@ fn attach_follow(ebpf: &mut Ebpf) -> Result<()> {
 }
 
 fn attach_tracepoints(ebpf: &mut Ebpf) -> Result<()> {
-    for &(prog, category, name) in SYSCALL_TRACEPOINTS.iter().chain([&SET_STATE]) {
+    for &(prog, category, name) in SYSCALL_TRACEPOINTS {
         let p: &mut TracePoint = program(ebpf, prog)?;
         p.load().map_err(|e| anyhow!("{}", load_error(prog, &e)))?;
         p.attach(category, name)
             .with_context(|| format!("attaching to tracepoint {category}:{name}"))?;
     }
-    Ok(())
+    attach_set_state(ebpf).map_err(|e| anyhow!(e))
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, prog: &str) -> Result<&'a mut T>
@@ -249,7 +251,7 @@ fn attach_fentry(ebpf: &mut Ebpf, plan: &kfunc::Plan) -> Result<(), String> {
             attached.map_err(|e| format!("attaching {prog} to {f}: {e}"))?;
         }
     }
-    attach_tracepoint_set_state(ebpf)
+    attach_set_state(ebpf)
 }
 
 const NO_KPROBES: &str = "kernel built without kprobes";
@@ -280,15 +282,15 @@ fn attach_kprobes(ebpf: &mut Ebpf, plan: &kfunc::Plan) -> Result<(), String> {
                 .map_err(|e| format!("attaching {prog} to {f}: {e}"))?;
         }
     }
-    attach_tracepoint_set_state(ebpf)
+    attach_set_state(ebpf)
 }
 
-fn attach_tracepoint_set_state(ebpf: &mut Ebpf) -> Result<(), String> {
-    let (prog, category, name) = SET_STATE;
-    let p: &mut TracePoint = program(ebpf, prog).map_err(|e| e.to_string())?;
+fn attach_set_state(ebpf: &mut Ebpf) -> Result<(), String> {
+    let (prog, tp) = SET_STATE;
+    let p: &mut RawTracePoint = program(ebpf, prog).map_err(|e| e.to_string())?;
     p.load().map_err(|e| load_error(prog, &e))?;
-    p.attach(category, name)
-        .map_err(|e| format!("attaching to tracepoint {category}:{name}: {e}"))?;
+    p.attach(tp)
+        .map_err(|e| format!("attaching to raw tracepoint {tp}: {e}"))?;
     Ok(())
 }
 
@@ -317,7 +319,8 @@ fn try_backend(choice: BackendChoice, opts: &LoadOptions) -> Result<Loaded, Stri
             let plan = plan()?;
             attach_fentry(&mut ebpf, plan)?;
             format!(
-                "fentry/fexit on {} + sock:inet_sock_set_state (no cost to unrelated syscalls)",
+                "fentry/fexit on {} + raw tracepoint inet_sock_set_state (no cost to unrelated \
+                 syscalls)",
                 hooked(plan)
             )
         }
@@ -325,14 +328,14 @@ fn try_backend(choice: BackendChoice, opts: &LoadOptions) -> Result<Loaded, Stri
             let plan = plan()?;
             attach_kprobes(&mut ebpf, plan)?;
             format!(
-                "kprobe/kretprobe on {} + sock:inet_sock_set_state (no cost to unrelated \
-                 syscalls)",
+                "kprobe/kretprobe on {} + raw tracepoint inet_sock_set_state (no cost to \
+                 unrelated syscalls)",
                 hooked(plan)
             )
         }
         BackendChoice::Tracepoint | BackendChoice::Auto => {
             attach_tracepoints(&mut ebpf).map_err(|e| format!("{e:#}"))?;
-            "syscalls:sys_exit_{bind,listen,setsockopt} + sock:inet_sock_set_state \
+            "syscalls:sys_exit_{bind,listen,setsockopt} + raw tracepoint inet_sock_set_state \
              (while attached every syscall on the host pays the syscall-tracepoint cost, ~30 ns)"
                 .into()
         }

@@ -70,6 +70,7 @@ pub fn resolve(btf: &Btf) -> Resolved {
             "inet_sock.bind_address_no_port",
             "INET_FLAGS_BIND_ADDRESS_NO_PORT",
         ),
+        inet_sport: r.inet_field("inet_sock.inet_sport"),
         task_pid: r.scalar("task_struct.pid"),
         task_comm: r.bytes("task_struct.comm", TASK_COMM_LEN as u32),
         task_cred: r.scalar("task_struct.cred"),
@@ -138,16 +139,30 @@ impl Resolver<'_> {
         self.found(path, field(self.btf, path, Shape::ArrayStart))
     }
 
+    /// Whether `struct inet_sock` starts with its `struct sock`: its fields are read through
+    /// the `struct sock *`, which is only right while it does.
+    fn sk_first(&self) -> bool {
+        let btf = self.btf;
+        btf.composite("inet_sock")
+            .and_then(|t| btf.member(t, "sk"))
+            .is_some_and(|m| m.bit_offset == 0)
+    }
+
+    /// A scalar of `struct inet_sock`, read through the `struct sock *`.
+    fn inet_field(&mut self, path: &'static str) -> Field {
+        let f = if self.sk_first() {
+            field(self.btf, path, Shape::Scalar)
+        } else {
+            None
+        };
+        self.found(path, f)
+    }
+
     /// Since 6.6 the inet_sock flags are bits of `inet_flags`, numbered by an enum; before,
     /// they were bitfield members named by `legacy_path`.
     fn inet_flag(&mut self, legacy_path: &'static str, bit_enumerator: &str) -> Field {
         let btf = self.btf;
-        // Read through the `struct sock *`, which is only right while `sk` comes first.
-        let sk_first = btf
-            .composite("inet_sock")
-            .and_then(|t| btf.member(t, "sk"))
-            .is_some_and(|m| m.bit_offset == 0);
-        let f = if !sk_first {
+        let f = if !self.sk_first() {
             None
         } else if let Some(flags) = field(btf, "inet_sock.inet_flags", Shape::Scalar) {
             flag_bit(flags, btf.enum_value(bit_enumerator))
@@ -438,6 +453,7 @@ mod tests {
                 ("freebind", u8_bit, 6210, 0),
                 ("transparent", u8_bit, 6213, 0),
                 ("bind_address_no_port", u8_bit, 6216, 0),
+                ("inet_sport", ushort, 6240, 0),
             ],
         );
         let btf = Btf::parse(&b.finish()).unwrap();
@@ -455,13 +471,14 @@ mod tests {
         assert_eq!(o.inet_freebind, Field::bits(776, 1, 2, 1));
         assert_eq!(o.inet_transparent, Field::bits(776, 1, 5, 1));
         assert_eq!(o.inet_bind_no_port, Field::bits(777, 1, 0, 1));
+        assert_eq!(o.inet_sport, Field::plain(780, 2));
         assert!(missing.contains(&"task_struct.files"));
         assert!(missing.contains(&"net.ns.inum"));
         // the blob has no task/fd/unix structs: those are reported missing, not guessed
         assert!(missing.contains(&"unix_address.name"));
         assert_eq!(missing.len(), 37, "{missing:?}");
-        // The copied head of `struct sock` reaches the furthest known field (the inet flags
-        // byte at 777), rounded up to 8.
+        // The copied head of `struct sock` reaches the furthest known field (inet_sport at
+        // 780..782), rounded up to 8.
         assert_eq!(o.sock_span, 784);
     }
 

@@ -158,7 +158,7 @@ fn io_uring_bind_and_listen() {
         assert_eq!(b["errno"], Value::Null);
         assert_eq!(b["sock_id"], l["sock_id"]);
     } else {
-        // Syscall tracepoints see neither request; sock:inet_sock_set_state sees the socket
+        // Syscall tracepoints see neither request; inet_sock_set_state sees the socket
         // enter LISTEN, with no backlog asked (no listen(2) carried one).
         assert_eq!(l["source"], "kernel");
         assert_eq!(l["backlog"], Value::Null);
