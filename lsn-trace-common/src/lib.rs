@@ -275,6 +275,9 @@ pub struct KernelOffsets {
     /// `inet_sock.inet_sport` (network order): a closing listener's port when the kernel
     /// already released `skc_num` (what the classic tracepoint's record carried as `sport`).
     pub inet_sport: Field,
+    /// `sock.sk_ino` (6.16+: the sock keeps its socket's inode number), unknown before:
+    /// then the inode is read through `sk_socket`.
+    pub sk_ino: Field,
     // process identity
     /// `pid_t pid` (the thread's id, as `tgid` is the process's).
     pub task_pid: Field,
@@ -353,6 +356,7 @@ impl KernelOffsets {
         inet_transparent: Field::NONE,
         inet_bind_no_port: Field::NONE,
         inet_sport: Field::NONE,
+        sk_ino: Field::NONE,
         task_pid: Field::NONE,
         task_comm: Field::NONE,
         task_cred: Field::NONE,
@@ -380,7 +384,7 @@ impl KernelOffsets {
     };
 
     /// The fields read from a `struct sock *` itself (not through a pointer in it).
-    pub const fn sock_fields(&self) -> [Field; 18] {
+    pub const fn sock_fields(&self) -> [Field; 19] {
         [
             self.skc_family,
             self.skc_state,
@@ -400,6 +404,7 @@ impl KernelOffsets {
             self.inet_transparent,
             self.inet_bind_no_port,
             self.inet_sport,
+            self.sk_ino,
         ]
     }
 

@@ -581,12 +581,18 @@ pub fn read_sock(caller: &Caller, sk: &SockView, ino: u64, st: &mut SockState) {
         st.netns = inum;
         st.known |= K_NETNS;
     }
-    if ino != 0 {
-        st.ino = ino;
-        st.known |= K_INO;
-    } else if let Some(socket) = sk.get_ptr(off!(sk_socket))
-        && let Some(ino) = read(socket, off!(socket_ino))
-    {
+    // The inode number: the caller's, else the sock's own copy of it (6.16+, in the view:
+    // no call), else through its socket.
+    let ino = if ino != 0 {
+        Some(ino)
+    } else if let Some(ino) = sk.get(off!(sk_ino)).filter(|&i| i != 0) {
+        Some(ino)
+    } else if let Some(socket) = sk.get_ptr(off!(sk_socket)) {
+        read(socket, off!(socket_ino))
+    } else {
+        None
+    };
+    if let Some(ino) = ino {
         st.ino = ino;
         st.known |= K_INO;
     }

@@ -71,6 +71,8 @@ pub fn resolve(btf: &Btf) -> Resolved {
             "INET_FLAGS_BIND_ADDRESS_NO_PORT",
         ),
         inet_sport: r.inet_field("inet_sock.inet_sport"),
+        // Since 6.16 only: not missing before, the programs read it through sk_socket.
+        sk_ino: field(btf, "sock.sk_ino", Shape::Scalar).unwrap_or(Field::NONE),
         task_pid: r.scalar("task_struct.pid"),
         task_comm: r.bytes("task_struct.comm", TASK_COMM_LEN as u32),
         task_cred: r.scalar("task_struct.cred"),
