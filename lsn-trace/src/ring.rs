@@ -85,7 +85,7 @@ impl EventRing {
         let size = map.info().context("ring buffer map info")?.max_entries() as usize;
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-        if !size.is_power_of_two() || size % page != 0 {
+        if !size.is_power_of_two() || !size.is_multiple_of(page) {
             bail!("ring buffer size {size} is not a power-of-two multiple of the page size");
         }
         let fd = map.fd().as_fd().as_raw_fd();
