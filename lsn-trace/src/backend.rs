@@ -121,16 +121,22 @@ fn load(opts: &LoadOptions) -> Result<Ebpf> {
         .context("loading the eBPF object (maps and globals)")?;
     // The BTF parses (ours and aya's) left megabytes of freed heap behind: give them back
     // now, before the ring buffer is mapped, so they do not add to the agent's footprint.
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only releases free memory; no pointer is invalidated.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    return_freed_heap();
     opts.filter.apply(&mut ebpf)?;
     if opts.follow.is_some() {
         attach_follow(&mut ebpf)?;
     }
     Ok(ebpf)
+}
+
+/// Hand freed heap back to the system: glibc keeps it otherwise, and the parses at start-up
+/// leave megabytes behind that a long-lived agent would hold for nothing.
+fn return_freed_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free memory; no pointer is invalidated.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 fn attach_follow(ebpf: &mut Ebpf) -> Result<()> {
@@ -318,6 +324,8 @@ fn try_backend(choice: BackendChoice, opts: &LoadOptions) -> Result<Loaded, Stri
         BackendChoice::Fentry => {
             let plan = plan()?;
             attach_fentry(&mut ebpf, plan)?;
+            // attach_fentry parsed aya's copy of the kernel BTF (~15 MB, freed by now).
+            return_freed_heap();
             format!(
                 "fentry/fexit on {} + raw tracepoint inet_sock_set_state (no cost to unrelated \
                  syscalls)",
