@@ -1,8 +1,9 @@
 //! The `tracepoint` backend: syscalls:sys_exit_{bind,listen,setsockopt}, and the raw
-//! tracepoint inet_sock_set_state (every backend's). Exit hooks only: the call's arguments are still in the
-//! registers saved at syscall entry, and by exit the kernel has copied the caller's memory
-//! in (so a resident-only read of it does not fail). No entry hooks means no per-thread
-//! map to fill at entry and empty at exit — a fifth of the tracing cost of a bind storm.
+//! tracepoint inet_sock_set_state (every backend's). Exit hooks only: the call's arguments
+//! are still in the registers saved at syscall entry, and by exit the kernel has copied the
+//! caller's memory in (so a resident-only read of it does not fail). No entry hooks means
+//! no per-thread map to fill at entry and empty at exit — a fifth of the tracing cost of a
+//! bind storm.
 use aya_ebpf::{
     EbpfContext,
     macros::{raw_tracepoint, tracepoint},
