@@ -73,9 +73,7 @@ fn zero(ev: *mut Event) {
 /// The socket part of the event.
 #[inline(always)]
 pub fn fill_sock(caller: &Caller, ev: &mut Event, about: &About) {
-    if about.sk == 0 {
-        return;
-    }
+    // (SockView::load of no socket reads nothing; fill_sock_from then returns.)
     fill_sock_from(caller, ev, about, &SockView::load(about.sk));
 }
 

@@ -118,11 +118,9 @@ impl EventRing {
     }
 
     /// Hand every committed record to `f`, in order, until the ring is empty or a record is
-    /// still being written; returns how many were handed over. The consumer position is
-    /// published every [`PUBLISH_EVERY`] records and before returning, also on an error of
-    /// `f` (its record counts as consumed).
-    pub fn drain(&mut self, mut f: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<usize> {
-        let mut handed = 0;
+    /// still being written. The consumer position is published every [`PUBLISH_EVERY`]
+    /// records and before returning, also on an error of `f` (its record counts as consumed).
+    pub fn drain(&mut self, mut f: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
         let mut unpublished = 0;
         let mut producer = self.producer_pos();
         let result = loop {
@@ -156,7 +154,6 @@ impl EventRing {
             self.pos = self.pos.wrapping_add((HEADER_BYTES + len + 7) & !7);
             unpublished += 1;
             let sent = if header & DISCARD_BIT == 0 {
-                handed += 1;
                 // SAFETY: the record lies within the double mapping (len < ring size), and
                 // the kernel does not touch it until the consumer position passes it.
                 let data = unsafe {
@@ -180,7 +177,7 @@ impl EventRing {
         if unpublished != 0 {
             self.consumer_pos().store(self.pos, Ordering::Release);
         }
-        result.map(|()| handed)
+        result
     }
 }
 
