@@ -324,7 +324,25 @@ pub struct KernelOffsets {
     /// `socket_window_start` gets both. 0 = read them one by one (too far apart).
     pub socket_window_start: u16,
     pub socket_window_len: u16,
+    /// `files_struct.fd_array` (its first slot, a `struct file *`): with `btf_files_struct`,
+    /// how a descriptor table's slot is read as a typed pointer (see `btf_sock`).
+    pub files_fd_array: Field,
+    /// The kernel's BTF type ids of `struct sock`, `struct socket_alloc` and
+    /// `struct files_struct`, for `bpf_rdonly_cast` (a kfunc, 6.2+): it turns an address the
+    /// programs hold as a number into a pointer they may load fields through — each load a
+    /// few instructions the JIT guards against faults, where `bpf_probe_read_kernel` is a
+    /// helper call (and a copy). 0 = this kernel has no such kfunc: read with the helper.
+    pub btf_sock: u32,
+    pub btf_socket_alloc: u32,
+    pub btf_files_struct: u32,
+    pub _pad: u32,
 }
+
+/// The immediate of the kfunc call instruction the programs are built with
+/// (`bpf_rdonly_cast`, whose BTF id only the running kernel knows): the agent writes the id
+/// over it before loading, or, on a kernel without that kfunc, turns the call into the move
+/// it is inlined to (no program reaches it there: `btf_sock` & co. are 0).
+pub const KFUNC_CAST_PLACEHOLDER: u32 = 0x7473_6c2e; // ".lst"
 
 impl KernelOffsets {
     /// Nothing resolved: every field reads as unknown.
@@ -381,6 +399,11 @@ impl KernelOffsets {
         sock_span: 0,
         socket_window_start: 0,
         socket_window_len: 0,
+        files_fd_array: Field::NONE,
+        btf_sock: 0,
+        btf_socket_alloc: 0,
+        btf_files_struct: 0,
+        _pad: 0,
     };
 
     /// The fields read from a `struct sock *` itself (not through a pointer in it).

@@ -17,6 +17,14 @@ macro_rules! off {
     };
 }
 
+/// The offsets table's `btf_*` id, loaded where it is used (a constant to the verifier
+/// there, whatever LLVM did with an earlier copy).
+macro_rules! btf_id {
+    ($f:ident) => {
+        unsafe { core::ptr::read_volatile(&raw const OFFSETS.$f) }
+    };
+}
+
 /// Load the field at `base + f.offset`; None when unresolved or unreadable.
 #[inline(always)]
 fn read(base: u64, f: Field) -> Option<u64> {
@@ -62,6 +70,10 @@ pub fn unix_address(sk: u64) -> Option<(u64, u64)> {
 /// to `read_sock`, which finds it from the sock.
 #[inline(always)]
 pub fn socket_sk_ino(socket: u64) -> Option<(u64, u64)> {
+    if let Some(s) = Typed::cast(socket, btf_id!(btf_socket_alloc)) {
+        let sk = s.ptr(off!(socket_sk))?;
+        return Some((sk.addr(), s.scalar(off!(socket_ino)).unwrap_or(0)));
+    }
     let start = unsafe { core::ptr::read_volatile(&raw const OFFSETS.socket_window_start) };
     let len = unsafe { core::ptr::read_volatile(&raw const OFFSETS.socket_window_len) };
     if socket != 0
@@ -314,7 +326,17 @@ impl Caller {
             return None;
         }
         let fds = fdt.untyped_ptr(off!(fdt_fd))?;
-        let file: u64 = unsafe { bpf_probe_read_kernel((fds + fd as u64 * 8) as *const u64).ok()? };
+        let slot = fds + fd as u64 * 8;
+        // The slot read as `fd_array[0]` of a `files_struct` placed around it: a typed
+        // `struct file *` without a helper call (`fd_array` itself only holds the first 64).
+        let fd_array = off!(files_fd_array);
+        if let Some(files) = Typed::cast(
+            slot.wrapping_sub(fd_array.offset as u64),
+            btf_id!(btf_files_struct),
+        ) {
+            return socket_sk_ino(files.ptr(fd_array)?.untyped_ptr(off!(file_private_data))?);
+        }
+        let file: u64 = unsafe { bpf_probe_read_kernel(slot as *const u64).ok()? };
         socket_sk_ino(read_ptr(file, off!(file_private_data))?)
     }
 }
@@ -332,6 +354,17 @@ impl Typed {
     #[inline(always)]
     pub fn current_task() -> Typed {
         Typed(unsafe { bpf_get_current_task_btf() } as *const u8)
+    }
+
+    /// `addr` as a pointer to the kernel struct whose BTF id is `btf_id` (one of the
+    /// offsets table's `btf_*`): None when this kernel has no cast (id 0) or `addr` is 0.
+    /// Its loads are fault-guarded, but it is untrusted: good for reading, nothing else.
+    #[inline(always)]
+    pub fn cast(addr: u64, btf_id: u32) -> Option<Typed> {
+        if btf_id == 0 || addr == 0 {
+            return None;
+        }
+        Some(Typed(rdonly_cast(addr, btf_id)))
     }
 
     #[inline(always)]
@@ -374,13 +407,40 @@ impl Typed {
     }
 }
 
+/// `bpf_rdonly_cast(addr, btf_id)`, a kfunc: no Rust eBPF toolchain emits kfunc calls, so
+/// the instruction is spelled out, with a placeholder for the kfunc's BTF id that the agent
+/// replaces before loading (`KFUNC_CAST_PLACEHOLDER`). The verifier inlines the call into a
+/// register move; what it changes is how it sees the result (a pointer to `btf_id`, which
+/// must be a constant to it: the offsets table is read-only).
+#[inline(always)]
+fn rdonly_cast(addr: u64, btf_id: u32) -> *const u8 {
+    let typed: *const u8;
+    unsafe {
+        core::arch::asm!(
+            // call: BPF_JMP | BPF_CALL, src_reg BPF_PSEUDO_KFUNC_CALL, off 0, imm the id.
+            ".byte 0x85, 0x20, 0, 0",
+            ".4byte {id}",
+            id = const KFUNC_CAST_PLACEHOLDER,
+            inlateout("r1") addr => _,
+            inlateout("r2") btf_id as u64 => _,
+            lateout("r0") typed,
+            lateout("r3") _,
+            lateout("r4") _,
+            lateout("r5") _,
+            options(pure, nomem, nostack),
+        );
+    }
+    typed
+}
+
 /// One `struct sock` to read fields of: its first `sock_span` bytes copied with one helper
 /// call into per-CPU scratch, or, when the span is unknown or the copy failed, the sock
 /// itself, read field by field. Programs on one CPU do not nest where a view is in use
 /// (bind, listen, setsockopt and a listener's state changes run in process context).
 pub struct SockView {
     sk: u64,
-    /// The copy; null = read from `sk`.
+    /// The copy, or, where the kernel has the cast, the sock itself as a typed pointer (no
+    /// copy needed); null = read from `sk`.
     copy: *const u8,
 }
 
@@ -391,6 +451,10 @@ impl SockView {
             sk,
             copy: core::ptr::null(),
         };
+        if let Some(typed) = Typed::cast(sk, btf_id!(btf_sock)) {
+            view.copy = typed.0;
+            return view;
+        }
         let span = unsafe { core::ptr::read_volatile(&raw const OFFSETS.sock_span) } as u64;
         if sk == 0 || span == 0 || span > SOCK_SNAPSHOT as u64 {
             return view;
@@ -416,6 +480,9 @@ impl SockView {
         }
         if !f.is_known() {
             return None;
+        }
+        if btf_id!(btf_sock) != 0 {
+            return Typed(self.copy).scalar(f);
         }
         // One load of the field's size (every field, and every bitfield's load unit, is
         // aligned to its size: offsets.rs). The mask keeps the verifier's view of the offset
@@ -446,7 +513,11 @@ impl SockView {
             }
             .ok();
         }
-        let at = unsafe { self.copy.add(f.offset as usize & (SOCK_SNAPSHOT - 1)) } as *const u32;
+        let at = if btf_id!(btf_sock) != 0 {
+            unsafe { self.copy.add(f.offset as usize) }
+        } else {
+            unsafe { self.copy.add(f.offset as usize & (SOCK_SNAPSHOT - 1)) }
+        } as *const u32;
         let mut w = [0u32; N];
         let mut i = 0;
         while i < N {

@@ -3,6 +3,8 @@
 //! the agent resolved from BTF, `emit` writes one `Event` into the ring buffer.
 #![no_std]
 #![no_main]
+// asm! on the BPF target: the kfunc call `kernel::rdonly_cast` is built with.
+#![feature(asm_experimental_arch)]
 
 mod emit;
 mod fentry;

@@ -6,7 +6,8 @@ use aya::{
     programs::{KProbe, ProgramError, RawTracePoint, TracePoint},
 };
 use lsn_trace_common::{
-    CFG_ENABLED, CFG_FOLLOW_ONLY, CFG_TRACK, Config, KernelOffsets, KfuncConfig,
+    CFG_ENABLED, CFG_FOLLOW_ONLY, CFG_TRACK, Config, KFUNC_CAST_PLACEHOLDER, KernelOffsets,
+    KfuncConfig,
 };
 
 use crate::{
@@ -68,6 +69,8 @@ pub struct Loaded {
 
 pub struct LoadOptions {
     pub offsets: KernelOffsets,
+    /// `bpf_rdonly_cast`'s BTF id (offsets::Resolved::cast_kfunc).
+    pub cast_kfunc: Option<u32>,
     pub ring_bytes: u32,
     pub wakeup_bytes: u32,
     pub filter: KernelFilter,
@@ -117,7 +120,7 @@ fn load(opts: &LoadOptions) -> Result<Ebpf> {
         .override_global("CONFIG", &config, true)
         .override_global("KFUNC", &kfunc_config, true)
         .map_max_entries("EVENTS", opts.ring_bytes)
-        .load(OBJ)
+        .load(as_bytes(&with_kfunc_ids(OBJ, opts.cast_kfunc)?))
         .context("loading the eBPF object (maps and globals)")?;
     // The BTF parses (ours and aya's) left megabytes of freed heap behind: give them back
     // now, before the ring buffer is mapped, so they do not add to the agent's footprint.
@@ -127,6 +130,49 @@ fn load(opts: &LoadOptions) -> Result<Ebpf> {
         attach_follow(&mut ebpf)?;
     }
     Ok(ebpf)
+}
+
+/// The eBPF object with its kfunc calls made for this kernel (`KFUNC_CAST_PLACEHOLDER`):
+/// calling `bpf_rdonly_cast` by its id, or, without it, the register move the verifier
+/// would have inlined it to (the programs take that path only where the kfunc exists, but
+/// the kernel refuses an object naming a kfunc it lacks). In 8-byte words: the ELF parser
+/// wants the object aligned.
+fn with_kfunc_ids(obj: &[u8], cast: Option<u32>) -> Result<Vec<u64>> {
+    let mut words: Vec<u64> = obj
+        .chunks(8)
+        .map(|c| {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            u64::from_le_bytes(w)
+        })
+        .collect();
+    let call = kfunc_call(KFUNC_CAST_PLACEHOLDER);
+    let replacement = match cast {
+        Some(id) => kfunc_call(id),
+        // BPF_ALU64 | BPF_MOV | BPF_X, dst r0, src r1.
+        None => 0x10bf,
+    };
+    let mut found = 0;
+    for w in words.iter_mut().filter(|w| **w == call) {
+        *w = replacement;
+        found += 1;
+    }
+    // Instructions are 8-aligned in the object (BPF text sections are), so every call is a
+    // whole word here; none means the object and this code disagree.
+    if found == 0 {
+        bail!("the eBPF object has no bpf_rdonly_cast call to patch (built from other sources?)");
+    }
+    Ok(words)
+}
+
+/// `call` of the kfunc with BTF id `id`: BPF_JMP | BPF_CALL, src_reg BPF_PSEUDO_KFUNC_CALL.
+fn kfunc_call(id: u32) -> u64 {
+    (id as u64) << 32 | 0x2085
+}
+
+fn as_bytes(words: &[u64]) -> &[u8] {
+    // SAFETY: any u64 is valid as 8 bytes, and u8's alignment is 1.
+    unsafe { std::slice::from_raw_parts(words.as_ptr() as *const u8, words.len() * 8) }
 }
 
 /// Hand freed heap back to the system: glibc keeps it otherwise, and the parses at start-up
@@ -389,4 +435,36 @@ pub fn load_and_attach(choice: BackendChoice, opts: &LoadOptions) -> Result<Load
         )
     }
     bail!("backend {}", passed_over.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(words: &[u64], w: u64) -> usize {
+        words.iter().filter(|&&x| x == w).count()
+    }
+
+    /// Every placeholder call in the built object becomes the kfunc's call, or the move
+    /// where there is none; nothing else changes.
+    #[test]
+    fn kfunc_calls_patched() {
+        let placeholder = kfunc_call(KFUNC_CAST_PLACEHOLDER);
+        let original = with_kfunc_ids(OBJ, Some(KFUNC_CAST_PLACEHOLDER)).unwrap();
+        let calls = count(&original, placeholder);
+        assert!(calls > 0);
+        let with = with_kfunc_ids(OBJ, Some(0x1234)).unwrap();
+        assert_eq!(count(&with, placeholder), 0);
+        assert_eq!(count(&with, 0x1234_0000_2085), calls);
+        let without = with_kfunc_ids(OBJ, None).unwrap();
+        assert_eq!(count(&without, placeholder), 0);
+        assert_eq!(
+            count(&without, 0x10bf),
+            count(&original, 0x10bf) + calls,
+            "mov r0, r1"
+        );
+        let changed = |a: &[u64]| original.iter().zip(a).filter(|(x, y)| x != y).count();
+        assert_eq!((changed(&with), changed(&without)), (calls, calls));
+        assert_eq!(as_bytes(&original)[..OBJ.len()], *OBJ);
+    }
 }

@@ -178,7 +178,13 @@ fn run(cli: Cli) -> Result<u8> {
     }
     preflight::ensure_tracefs()?;
     let btf = btf::Btf::from_sys()?;
-    let resolved = offsets::resolve(&btf);
+    let mut resolved = offsets::resolve(&btf);
+    if let Some(kfunc) = resolved.cast_kfunc
+        && let Err(why) = probe::rdonly_cast(kfunc, resolved.offsets.btf_sock)
+    {
+        log::debug!("bpf_rdonly_cast unusable ({why}): kernel structs read with the helper");
+        resolved = resolved.without_casts();
+    }
     let kfunc_plan = kfunc::plan(&btf);
     // Only the offsets are needed from here on; the parsed types are megabytes, and aya's
     // loader is about to parse the same BTF again: do not hold both at once (peak RSS).
@@ -197,6 +203,7 @@ fn run(cli: Cli) -> Result<u8> {
     }
     let opts = LoadOptions {
         offsets: resolved.offsets,
+        cast_kfunc: resolved.cast_kfunc,
         ring_bytes: cli.ring_size * 1024 * 1024,
         // An eighth of the ring: a wake-up is an IPI (a VM exit on a virtual machine), ~15 µs
         // of the storm's CPU each at 64 KiB; the reader also drains on a 50 ms timer, so

@@ -17,8 +17,27 @@ use lsn_trace_common::{Field, KernelOffsets, TASK_COMM_LEN};
 /// What [`resolve`] found.
 pub struct Resolved {
     pub offsets: KernelOffsets,
+    /// The BTF id of the kfunc `bpf_rdonly_cast` (6.2+), for the call the programs are built
+    /// with; None = the kernel has none (the `btf_*` ids are then 0).
+    pub cast_kfunc: Option<u32>,
     /// Kernel fields not found, or not readable as a [`Field`], by kernel path.
     pub missing: Vec<&'static str>,
+}
+
+impl Resolved {
+    /// Read without `bpf_rdonly_cast` (the kernel refused it: `probe::rdonly_cast`).
+    pub fn without_casts(self) -> Resolved {
+        Resolved {
+            offsets: KernelOffsets {
+                btf_sock: 0,
+                btf_socket_alloc: 0,
+                btf_files_struct: 0,
+                ..self.offsets
+            },
+            cast_kfunc: None,
+            ..self
+        }
+    }
 }
 
 /// Resolve every [`KernelOffsets`] field from `btf`.
@@ -97,6 +116,28 @@ pub fn resolve(btf: &Btf) -> Resolved {
         sock_span: 0,
         socket_window_start: 0,
         socket_window_len: 0,
+        files_fd_array: r.pointer_slot("files_struct.fd_array"),
+        btf_sock: 0,
+        btf_socket_alloc: 0,
+        btf_files_struct: 0,
+        _pad: 0,
+    };
+    let cast_kfunc = btf.func_id("bpf_rdonly_cast");
+    // The cast is of use only with the fields read through it (its targets are structs).
+    let cast_to = |name: &str, needed: bool| match cast_kfunc {
+        Some(_) if needed => btf.composite(name).unwrap_or(0),
+        _ => 0,
+    };
+    let offsets = KernelOffsets {
+        // inet_sock, not sock: its flags and port are read through the `struct sock *` too
+        // (`inet_field`), and the verifier allows no load past the end of the cast type.
+        btf_sock: cast_to("inet_sock", r.sk_first()),
+        btf_socket_alloc: cast_to("socket_alloc", offsets.socket_sk.is_known()),
+        btf_files_struct: cast_to(
+            "files_struct",
+            offsets.files_fd_array.is_known() && offsets.file_private_data.is_known(),
+        ),
+        ..offsets
     };
     let (socket_window_start, socket_window_len) = offsets.socket_window_needed();
     let offsets = KernelOffsets {
@@ -107,6 +148,7 @@ pub fn resolve(btf: &Btf) -> Resolved {
     };
     Resolved {
         offsets,
+        cast_kfunc,
         missing: r.missing,
     }
 }
@@ -135,6 +177,19 @@ impl Resolver<'_> {
 
     fn bytes(&mut self, path: &'static str, len: u32) -> Field {
         self.found(path, field(self.btf, path, Shape::Bytes(len)))
+    }
+
+    /// The first slot of an array of pointers, as an 8-byte field.
+    fn pointer_slot(&mut self, path: &'static str) -> Field {
+        let btf = self.btf;
+        let f = path.split_once('.').and_then(|(ty, members)| {
+            let m = btf.member(btf.composite(ty)?, members)?;
+            let size = btf.size_of(m.type_id)?;
+            let offset = u16::try_from(m.bit_offset / 8).ok()?;
+            (m.bitfield_size == 0 && m.bit_offset % 64 == 0 && size >= 8 && size % 8 == 0)
+                .then(|| Field::plain(offset, 8))
+        });
+        self.found(path, f)
     }
 
     fn array_start(&mut self, path: &'static str) -> Field {
@@ -254,6 +309,9 @@ mod tests {
             std::fs::write(&plain, &raw).unwrap();
             let btf = Btf::parse(&raw).unwrap();
             eprintln!("{}", xz.display());
+            // The VM tests run the programs both ways: 6.1 without the cast, 6.12 with it.
+            let before_cast = xz.to_string_lossy().contains("vmlinux-6.1.");
+            assert_eq!(btf.func_id("bpf_rdonly_cast").is_none(), before_cast);
             every_field_resolves(&btf, bpftool_raw_of(&plain.to_string_lossy()).as_deref());
             let _ = std::fs::remove_file(&plain);
         }
@@ -264,9 +322,25 @@ mod tests {
     fn every_field_resolves(btf: &Btf, raw: Option<&str>) {
         let Resolved {
             offsets: o,
+            cast_kfunc,
             missing,
         } = resolve(btf);
         assert!(missing.is_empty(), "unresolved: {missing:?}");
+        // bpf_rdonly_cast came with 6.2: where it is, every cast names its struct.
+        let casts = [
+            (o.btf_sock, "inet_sock"),
+            (o.btf_socket_alloc, "socket_alloc"),
+            (o.btf_files_struct, "files_struct"),
+        ];
+        for (id, name) in casts {
+            match cast_kfunc {
+                Some(_) => assert_eq!(btf.type_name(id).as_deref(), Some(name)),
+                None => assert_eq!(id, 0, "{name}"),
+            }
+        }
+        eprintln!("bpf_rdonly_cast: {cast_kfunc:?}");
+        // A descriptor's slot read as `files_struct.fd_array[0]`.
+        assert_eq!(o.files_fd_array.size, 8);
         // The programs copy the head of `struct sock` in one read: every sock field is in it.
         assert!(o.sock_span > 0, "sock fields span more than SOCK_SNAPSHOT");
         for f in o.sock_fields() {
@@ -462,6 +536,7 @@ mod tests {
         let Resolved {
             offsets: o,
             missing,
+            ..
         } = resolve(&btf);
 
         assert_eq!(o.skc_family, Field::plain(16, 2));
@@ -478,7 +553,7 @@ mod tests {
         assert!(missing.contains(&"net.ns.inum"));
         // the blob has no task/fd/unix structs: those are reported missing, not guessed
         assert!(missing.contains(&"unix_address.name"));
-        assert_eq!(missing.len(), 37, "{missing:?}");
+        assert_eq!(missing.len(), 38, "{missing:?}");
         // The copied head of `struct sock` reaches the furthest known field (inet_sport at
         // 780..782), rounded up to 8.
         assert_eq!(o.sock_span, 784);

@@ -7,6 +7,7 @@ use std::os::fd::{FromRawFd as _, OwnedFd};
 use crate::errno;
 
 const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
 const BPF_PROG_TYPE_TRACING: u32 = 26;
 const BPF_TRACE_FENTRY: u32 = 24;
 
@@ -47,15 +48,45 @@ pub fn fentry(func_id: u32) -> Result<(), String> {
     }
     // r0 = 0; exit
     let insns: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095];
+    prog_load(
+        ProgLoadAttr {
+            prog_type: BPF_PROG_TYPE_TRACING,
+            expected_attach_type: BPF_TRACE_FENTRY,
+            attach_btf_id: func_id,
+            ..Default::default()
+        },
+        &insns,
+    )
+}
+
+/// Whether a program may call the kfunc `bpf_rdonly_cast` (BTF id `kfunc`) to cast to the
+/// struct `to` (a BTF type id): the kernel has it, but kfunc calls also need the JIT
+/// (`net.core.bpf_jit_enable=0` runs the interpreter, which cannot make them).
+pub fn rdonly_cast(kfunc: u32, to: u32) -> Result<(), String> {
+    let insns: [u64; 5] = [
+        0x0000_0000_0000_01b7,         // r1 = 0
+        (to as u64) << 32 | 0x02b7,    // r2 = to
+        (kfunc as u64) << 32 | 0x2085, // call kfunc
+        0x0000_0000_0000_00b7,         // r0 = 0
+        0x0000_0000_0000_0095,         // exit
+    ];
+    prog_load(
+        ProgLoadAttr {
+            prog_type: BPF_PROG_TYPE_TRACEPOINT,
+            ..Default::default()
+        },
+        &insns,
+    )
+}
+
+/// Load `insns` as `attr` says (a GPL program), and unload it: Ok, or why it did not load.
+fn prog_load(attr: ProgLoadAttr, insns: &[u64]) -> Result<(), String> {
     let license = c"GPL";
     let attr = ProgLoadAttr {
-        prog_type: BPF_PROG_TYPE_TRACING,
         insn_cnt: insns.len() as u32,
         insns: insns.as_ptr() as u64,
         license: license.as_ptr() as u64,
-        expected_attach_type: BPF_TRACE_FENTRY,
-        attach_btf_id: func_id,
-        ..Default::default()
+        ..attr
     };
     // SAFETY: attr and the memory it points to outlive the call; the size is attr's own.
     let fd = unsafe {
@@ -81,6 +112,26 @@ pub fn fentry(func_id: u32) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The probe agrees with the kernel: on this one (6.18) `bpf_rdonly_cast` exists and
+    /// loads, and a kernel function that is no kfunc is refused.
+    #[test]
+    fn rdonly_cast_probe() {
+        let Some(btf) = crate::btf::tests::host_btf() else {
+            return;
+        };
+        let Some(kfunc) = btf.func_id("bpf_rdonly_cast") else {
+            eprintln!("skipped: this kernel has no bpf_rdonly_cast");
+            return;
+        };
+        let sock = btf.composite("sock").unwrap();
+        assert_eq!(rdonly_cast(kfunc, sock), Ok(()));
+        let not_kfunc = btf.func_id("inet_bind").unwrap();
+        assert_eq!(
+            rdonly_cast(not_kfunc, sock),
+            Err("BPF_PROG_LOAD refused (EACCES)".into())
+        );
+    }
 
     /// The attr's layout is the uapi one (offsets from include/uapi/linux/bpf.h).
     #[test]
