@@ -64,10 +64,11 @@ pub fn unix_address(sk: u64) -> Option<(u64, u64)> {
     Some((addr + name.offset as u64, len))
 }
 
-/// `socket->sk` and the socket's inode number (0 = unknown) from a `struct socket *`: one
-/// read of the window the agent found holding both (`struct socket` heads a
-/// `struct socket_alloc`, whose inode follows it), else one read each — the inode then left
-/// to `read_sock`, which finds it from the sock.
+/// `socket->sk` and the socket's inode number (0 = unknown) from a `struct socket *`
+/// (`struct socket` heads a `struct socket_alloc`, whose inode follows it): two loads
+/// through the pointer cast to that, else one read of the window the agent found holding
+/// both, else one read each — the inode then left to `read_sock`, which finds it from the
+/// sock.
 #[inline(always)]
 pub fn socket_sk_ino(socket: u64) -> Option<(u64, u64)> {
     if let Some(s) = Typed::cast(socket, btf_id!(btf_socket_alloc)) {
@@ -314,8 +315,8 @@ impl Caller {
     /// `files->fdt->fd[fd]->private_data->sk`: the socket behind a descriptor of the task,
     /// with its inode number (`socket_sk_ino`). Only called after the syscall accepted `fd`
     /// as a socket. From the descriptor array on the pointers are untyped to the verifier
-    /// (`struct file **` is no struct pointer) and read with the helper: three calls, where
-    /// there were seven (and one more for the inode).
+    /// (`struct file **` is no struct pointer, `private_data` a `void *`): cast back to
+    /// their types where the kernel can (no call), else read with the helper (three calls).
     #[inline(always)]
     pub fn sock_from_fd(&self, fd: i32) -> Option<(u64, u64)> {
         if fd < 0 {
@@ -433,10 +434,14 @@ fn rdonly_cast(addr: u64, btf_id: u32) -> *const u8 {
     typed
 }
 
-/// One `struct sock` to read fields of: its first `sock_span` bytes copied with one helper
-/// call into per-CPU scratch, or, when the span is unknown or the copy failed, the sock
-/// itself, read field by field. Programs on one CPU do not nest where a view is in use
-/// (bind, listen, setsockopt and a listener's state changes run in process context).
+/// One `struct sock` to read fields of: where the kernel has `bpf_rdonly_cast`, the sock
+/// itself as a typed pointer (plain loads, no copy); else its first `sock_span` bytes
+/// copied with one helper call into per-CPU scratch, or, when the span is unknown or the
+/// copy failed, the sock read field by field. Which of the first two is decided by the
+/// offsets table, so a program verifies with one of them only (the verifier refuses one
+/// load instruction serving two kinds of pointer). Programs on one CPU do not nest where a
+/// copy is in use (bind, listen, setsockopt and a listener's state changes run in process
+/// context).
 pub struct SockView {
     sk: u64,
     /// The copy, or, where the kernel has the cast, the sock itself as a typed pointer (no

@@ -185,6 +185,10 @@ fn run(cli: Cli) -> Result<u8> {
         log::debug!("bpf_rdonly_cast unusable ({why}): kernel structs read with the helper");
         resolved = resolved.without_casts();
     }
+    match resolved.cast_kfunc {
+        Some(id) => log::debug!("kernel structs read through bpf_rdonly_cast (kfunc {id})"),
+        None => log::debug!("kernel structs read with bpf_probe_read_kernel (no cast kfunc)"),
+    }
     let kfunc_plan = kfunc::plan(&btf);
     // Only the offsets are needed from here on; the parsed types are megabytes, and aya's
     // loader is about to parse the same BTF again: do not hold both at once (peak RSS).
