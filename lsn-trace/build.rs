@@ -1,5 +1,6 @@
 use anyhow::{Context as _, anyhow};
 use aya_build::{Package, Toolchain};
+use lsn_trace_common::{KFUNC_CAST_PLACEHOLDER, kfunc_call_insn};
 
 /// Build the eBPF object (nightly, build-std=core, bpf-linker) and leave it in OUT_DIR,
 /// where main.rs embeds it.
@@ -25,5 +26,31 @@ fn main() -> anyhow::Result<()> {
             ..Default::default()
         }],
         Toolchain::default(),
+    )?;
+    kfunc_calls()
+}
+
+/// Where the object's kfunc calls are (8-byte word indices: BPF instructions are 8-aligned
+/// in it), for the agent to set them for the running kernel without reading the whole
+/// object (three quarters of it DWARF the loader never touches: resident memory).
+fn kfunc_calls() -> anyhow::Result<()> {
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").context("OUT_DIR")?);
+    let obj = std::fs::read(out.join("lsn-trace")).context("reading the eBPF object")?;
+    let call = kfunc_call_insn(KFUNC_CAST_PLACEHOLDER).to_le_bytes();
+    let at: Vec<usize> = obj
+        .chunks_exact(8)
+        .enumerate()
+        .filter(|(_, w)| *w == call)
+        .map(|(i, _)| i)
+        .collect();
+    anyhow::ensure!(!at.is_empty(), "no bpf_rdonly_cast call in the eBPF object");
+    std::fs::write(
+        out.join("kfunc_calls.rs"),
+        format!(
+            "/// Word indices of the kfunc calls in `OBJ` (build.rs).\n\
+             const KFUNC_CALLS: [usize; {}] = {at:?};\n",
+            at.len()
+        ),
     )
+    .context("writing kfunc_calls.rs")
 }

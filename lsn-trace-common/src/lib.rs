@@ -344,6 +344,12 @@ pub struct KernelOffsets {
 /// it is inlined to (no program reaches it there: `btf_sock` & co. are 0).
 pub const KFUNC_CAST_PLACEHOLDER: u32 = 0x7473_6c2e; // ".lst"
 
+/// The instruction calling the kfunc whose BTF id is `id` (BPF_JMP | BPF_CALL, src_reg
+/// BPF_PSEUDO_KFUNC_CALL), as the little-endian word it is in an object.
+pub const fn kfunc_call_insn(id: u32) -> u64 {
+    (id as u64) << 32 | 0x2085
+}
+
 impl KernelOffsets {
     /// Nothing resolved: every field reads as unknown.
     pub const UNRESOLVED: Self = Self {
@@ -405,6 +411,17 @@ impl KernelOffsets {
         btf_files_struct: 0,
         _pad: 0,
     };
+
+    /// These offsets with no `bpf_rdonly_cast` (`btf_*` 0): the programs read kernel
+    /// structs with the helper.
+    pub const fn without_casts(self) -> Self {
+        Self {
+            btf_sock: 0,
+            btf_socket_alloc: 0,
+            btf_files_struct: 0,
+            ..self
+        }
+    }
 
     /// The fields read from a `struct sock *` itself (not through a pointer in it).
     pub const fn sock_fields(&self) -> [Field; 19] {

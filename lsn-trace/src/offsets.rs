@@ -28,12 +28,7 @@ impl Resolved {
     /// Read without `bpf_rdonly_cast` (the kernel refused it: `probe::rdonly_cast`).
     pub fn without_casts(self) -> Resolved {
         Resolved {
-            offsets: KernelOffsets {
-                btf_sock: 0,
-                btf_socket_alloc: 0,
-                btf_files_struct: 0,
-                ..self.offsets
-            },
+            offsets: self.offsets.without_casts(),
             cast_kfunc: None,
             ..self
         }

@@ -64,11 +64,11 @@ pub fn fentry(func_id: u32) -> Result<(), String> {
 /// (`net.core.bpf_jit_enable=0` runs the interpreter, which cannot make them).
 pub fn rdonly_cast(kfunc: u32, to: u32) -> Result<(), String> {
     let insns: [u64; 5] = [
-        0x0000_0000_0000_01b7,         // r1 = 0
-        (to as u64) << 32 | 0x02b7,    // r2 = to
-        (kfunc as u64) << 32 | 0x2085, // call kfunc
-        0x0000_0000_0000_00b7,         // r0 = 0
-        0x0000_0000_0000_0095,         // exit
+        0x0000_0000_0000_01b7,                    // r1 = 0
+        (to as u64) << 32 | 0x02b7,               // r2 = to
+        lsn_trace_common::kfunc_call_insn(kfunc), // call kfunc
+        0x0000_0000_0000_00b7,                    // r0 = 0
+        0x0000_0000_0000_0095,                    // exit
     ];
     prog_load(
         ProgLoadAttr {
