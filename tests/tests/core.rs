@@ -99,6 +99,56 @@ fn ipv6_any_v6only_from_sysctl_default() {
     assert_eq!(b["v6only"], default);
 }
 
+/// A socket on a descriptor far past the 64 slots a task's table starts with (daemons
+/// holding many files: the table is then a separate array): the tracepoint backend walks
+/// `fdt->fd[fd]` to it, and every field must come out as for a low one.
+#[test]
+fn a_socket_on_a_high_descriptor() {
+    let t = Tracer::shared();
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }).unwrap();
+    let at_least = (lim.rlim_cur.min(4096) as i32 - 16).max(64);
+    let low = socket(libc::AF_INET6, libc::SOCK_STREAM);
+    let fd = Fd(check(unsafe { libc::fcntl(low.0, libc::F_DUPFD_CLOEXEC, at_least) }).unwrap());
+    drop(low);
+    assert!(fd.0 >= 64, "fd {}", fd.0);
+    setsockopt_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1).unwrap();
+    setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).unwrap();
+    let port = free_port();
+    bind(&fd, &sin6(Ipv6Addr::LOCALHOST, port, 0)).unwrap();
+    listen(&fd, 9).unwrap();
+    let me = tid();
+    let b = last_bind(t, me);
+    assert_eq!(b["fd"], t.fd_json(fd.0));
+    assert_eq!(b["inode"], inode(&fd));
+    assert_eq!(b["family"], "inet6");
+    assert_eq!(b["protocol"], "tcp");
+    assert_eq!(b["addr"], "::1");
+    assert_eq!(b["bound_addr"], "::1");
+    assert_eq!(b["bound_port"], port);
+    assert_eq!(b["v6only"], true);
+    assert_eq!(b["reuseaddr"], true);
+    let opts = t.events_of(me, "setsockopt", 2);
+    assert_eq!(opts[0]["option"], "IPV6_V6ONLY");
+    assert_eq!(opts[1]["option"], "SO_REUSEADDR");
+    assert_eq!(
+        opts[1]["reuseaddr"], true,
+        "the socket's state after the call"
+    );
+    for o in &opts {
+        assert_eq!(o["fd"], t.fd_json(fd.0));
+        assert_eq!(o["sock_id"], b["sock_id"]);
+        assert_eq!(o["inode"], inode(&fd));
+    }
+    let l = t.events_of(me, "listen", 1).pop().unwrap();
+    assert_eq!(l["sock_id"], b["sock_id"]);
+    assert_eq!(l["backlog"], 9);
+    assert_eq!(l["bound_port"], port);
+}
+
 #[test]
 fn port_zero_reports_the_port_the_kernel_picked() {
     let t = Tracer::shared();
