@@ -44,6 +44,14 @@ fn kfunc_calls() -> anyhow::Result<()> {
         .map(|(i, _)| i)
         .collect();
     anyhow::ensure!(!at.is_empty(), "no bpf_rdonly_cast call in the eBPF object");
+    // A call off the 8-byte grid (a text section at an odd offset) would be missed here and
+    // reach the kernel with the placeholder id.
+    let anywhere = obj.windows(8).filter(|w| *w == call).count();
+    anyhow::ensure!(
+        anywhere == at.len(),
+        "{anywhere} bpf_rdonly_cast calls in the eBPF object, {} of them 8-aligned",
+        at.len()
+    );
     std::fs::write(
         out.join("kfunc_calls.rs"),
         format!(
