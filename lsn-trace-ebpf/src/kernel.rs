@@ -6,7 +6,7 @@ use aya_ebpf::helpers::{
 };
 use lsn_trace_common::*;
 
-use crate::maps::{OFFSETS, SOCK_SCRATCH, SOCKET_AT};
+use crate::maps::{OFFSETS, SCRATCH_GEN_AT, SOCK_SCRATCH, SOCKET_AT};
 
 /// One field of the offsets table, with one 8-byte load (volatile: the placeholder value
 /// must not be folded at compile time; the verifier knows the loaded value, as the table is
@@ -79,9 +79,9 @@ pub fn socket_sk_ino(socket: u64) -> Option<(u64, u64)> {
     let len = unsafe { core::ptr::read_volatile(&raw const OFFSETS.socket_window_len) };
     if socket != 0
         && len != 0
-        && let Some(buf) = SOCK_SCRATCH.get_ptr_mut(0)
+        && let Some(scratch) = Scratch::claim()
     {
-        let win = unsafe { (buf as *mut u8).add(SOCKET_AT) };
+        let win = unsafe { scratch.buf.add(SOCKET_AT) };
         let n = bounded(len as u64, SOCKET_WINDOW as u64);
         let r = unsafe {
             aya_ebpf::helpers::generated::bpf_probe_read_kernel(
@@ -95,10 +95,10 @@ pub fn socket_sk_ino(socket: u64) -> Option<(u64, u64)> {
                 let rel = (f.offset.wrapping_sub(start)) as usize & (SOCKET_WINDOW - 1);
                 f.extract(unsafe { load8(win, rel) })
             };
-            return match at(off!(socket_sk)) {
-                0 => None,
-                sk => Some((sk, at(off!(socket_ino)))),
-            };
+            let (sk, ino) = (at(off!(socket_sk)), at(off!(socket_ino)));
+            if scratch.intact() {
+                return if sk == 0 { None } else { Some((sk, ino)) };
+            }
         }
     }
     Some((read_ptr(socket, off!(socket_sk))?, 0))
@@ -434,6 +434,34 @@ fn rdonly_cast(addr: u64, btf_id: u32) -> *const u8 {
     typed
 }
 
+/// This CPU's `SOCK_SCRATCH`, claimed for one copy: its generation bumped, so that any
+/// copy made into it after ours (by a program that took the CPU meanwhile) shows.
+#[derive(Clone, Copy)]
+pub struct Scratch {
+    buf: *mut u8,
+    generation: u64,
+}
+
+impl Scratch {
+    #[inline(always)]
+    fn claim() -> Option<Scratch> {
+        let buf = SOCK_SCRATCH.get_ptr_mut(0)? as *mut u8;
+        let at = unsafe { buf.add(SCRATCH_GEN_AT) } as *mut u64;
+        let generation = unsafe { core::ptr::read_volatile(at) }.wrapping_add(1);
+        unsafe { core::ptr::write_volatile(at, generation) };
+        Some(Scratch { buf, generation })
+    }
+
+    /// Whether no copy replaced ours: asked after the last read of it (the empty asm keeps
+    /// the compiler from moving those reads past the question).
+    #[inline(always)]
+    fn intact(&self) -> bool {
+        unsafe { core::arch::asm!("", options(nostack, preserves_flags)) };
+        let at = unsafe { self.buf.add(SCRATCH_GEN_AT) } as *const u64;
+        unsafe { core::ptr::read_volatile(at) == self.generation }
+    }
+}
+
 /// One `struct sock` to read fields of: where the kernel has `bpf_rdonly_cast`, the sock
 /// itself as a typed pointer (plain loads, no copy); else its first `sock_span` bytes
 /// copied with one helper call into per-CPU scratch, or, when the span is unknown or the
@@ -447,15 +475,35 @@ pub struct SockView {
     /// The copy, or, where the kernel has the cast, the sock itself as a typed pointer (no
     /// copy needed); null = read from `sk`.
     copy: *const u8,
+    /// The scratch the copy is in (`copy` non-null, no cast).
+    scratch: Option<Scratch>,
 }
 
 impl SockView {
+    /// The sock read field by field with the helper: what a view whose copy was replaced
+    /// (`intact`) is read again with.
     #[inline(always)]
-    pub fn load(sk: u64) -> SockView {
-        let mut view = SockView {
+    pub fn direct(sk: u64) -> SockView {
+        SockView {
             sk,
             copy: core::ptr::null(),
-        };
+            scratch: None,
+        }
+    }
+
+    /// Whether what was read from this view is the sock's: false when its copy was replaced
+    /// before the last read (ask after it; then read again from `direct`).
+    #[inline(always)]
+    pub fn intact(&self) -> bool {
+        match self.scratch {
+            Some(s) if btf_id!(btf_sock) == 0 && !self.copy.is_null() => s.intact(),
+            _ => true,
+        }
+    }
+
+    #[inline(always)]
+    pub fn load(sk: u64) -> SockView {
+        let mut view = SockView::direct(sk);
         if let Some(typed) = Typed::cast(sk, btf_id!(btf_sock)) {
             view.copy = typed.0;
             return view;
@@ -464,15 +512,20 @@ impl SockView {
         if sk == 0 || span == 0 || span > SOCK_SNAPSHOT as u64 {
             return view;
         }
-        let Some(buf) = SOCK_SCRATCH.get_ptr_mut(0) else {
+        let Some(scratch) = Scratch::claim() else {
             return view;
         };
         let n = bounded(span, SOCK_SNAPSHOT as u64);
         let r = unsafe {
-            aya_ebpf::helpers::generated::bpf_probe_read_kernel(buf as *mut _, n, sk as *const _)
+            aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+                scratch.buf as *mut _,
+                n,
+                sk as *const _,
+            )
         };
         if r == 0 {
-            view.copy = buf as *const u8;
+            view.copy = scratch.buf as *const u8;
+            view.scratch = Some(scratch);
         }
         view
     }

@@ -50,13 +50,17 @@ pub static PENDING: HashMap<u32, PendingCall> = HashMap::with_max_entries(16384,
 /// Per-CPU room for one copy of a `struct sock`'s head (see `kernel::SockView`), then, at
 /// `SOCKET_AT`, for one window of a `struct socket_alloc` (`kernel::socket_sk_ino`). Each
 /// has 16 bytes beyond its largest copy, so that a masked offset plus the 16 bytes read
-/// there stays inside. Programs on one CPU do not nest where these are in use (bind, listen,
-/// setsockopt and a listener's state changes run in process context).
+/// there stays inside. Then, at `SCRATCH_GEN_AT`, how many copies were made into it
+/// (`kernel::Scratch`): a program can lose the CPU between its copy and its reads — fentry
+/// programs run preemptible under preempt=full — and another program's copy then replaces
+/// its own. Only where the kernel has no `bpf_rdonly_cast` (which needs no copy).
 #[map]
-pub static SOCK_SCRATCH: PerCpuArray<[u8; SOCKET_AT + SOCKET_WINDOW + 16]> =
+pub static SOCK_SCRATCH: PerCpuArray<[u8; SCRATCH_GEN_AT + 8]> =
     PerCpuArray::with_max_entries(1, 0);
 
 pub const SOCKET_AT: usize = SOCK_SNAPSHOT + 16;
+pub const SCRATCH_GEN_AT: usize = SOCKET_AT + SOCKET_WINDOW + 16;
+const _: () = assert!(SCRATCH_GEN_AT % 8 == 0);
 
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(N_COUNTERS, 0);

@@ -1,6 +1,11 @@
 //! The agent's loop: ring buffer -> decode -> sink, until told to stop. Lost events are
 //! counted in the kernel (per-CPU) and surfaced to the sink as they appear.
-use std::{future::Future, io, time::Duration};
+use std::{
+    future::Future,
+    io,
+    os::fd::{AsFd as _, AsRawFd as _},
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context as _, Result};
 use aya::maps::{Map, MapData, PerCpuArray};
@@ -48,6 +53,7 @@ pub struct Tracer {
     logger: Option<AsyncFd<EbpfLogger<&'static dyn log::Log>>>,
     decoder: Decoder,
     lost_reported: [u64; 2],
+    skipped: SkippedRuns,
     stats: Stats,
     // Kept last: dropping it detaches the programs.
     _loaded: Loaded,
@@ -78,12 +84,14 @@ impl Tracer {
                 None
             }
         };
+        let skipped = SkippedRuns::of(&loaded);
         Ok(Tracer {
             ring: readable(ring)?,
             counters,
             logger,
             decoder: Decoder::new(),
             lost_reported: [0; 2],
+            skipped,
             stats: Stats::default(),
             _loaded: loaded,
         })
@@ -116,7 +124,22 @@ impl Tracer {
             Ok(())
         })?;
         self.report_lost(sink)?;
+        self.report_skipped(sink, false)?;
         sink.flush()
+    }
+
+    /// Runs of our programs the kernel skipped since last asked (at most every
+    /// `SKIPPED_EVERY`, unless `now`): lost events like the others.
+    fn report_skipped(&mut self, sink: &mut dyn Sink, now: bool) -> io::Result<()> {
+        if let Some(n) = self.skipped.new_since_last(now) {
+            self.stats.lost += n;
+            sink.lost(
+                n,
+                "the kernel skipped lsn-trace's hooks while another eBPF program ran on the \
+                 same CPU (BPF recursion guard; a preemptible kernel makes it likelier)",
+            )?;
+        }
+        Ok(())
     }
 
     fn report_lost(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
@@ -173,7 +196,9 @@ impl Tracer {
                 }
             }
             // What was submitted before the stop still belongs to the trace.
-            self.drain(sink)
+            self.drain(sink)?;
+            self.report_skipped(sink, true)?;
+            sink.flush()
         }
         .await;
         self.flush_logs();
@@ -185,4 +210,63 @@ impl Tracer {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// How often the programs' skipped runs are asked for (a read of each one's fdinfo).
+const SKIPPED_EVERY: Duration = Duration::from_millis(500);
+
+/// The kernel runs one tracing program at a time per CPU: a hook that fires while that
+/// program is already running there (on a kernel whose fentry programs can be preempted,
+/// another task's call of the same function; an interrupt's, anywhere) is skipped, and
+/// only counted, as the program's `recursion_misses` (5.12+, in its fdinfo). Each skipped
+/// run is an event the ring buffer never saw.
+struct SkippedRuns {
+    /// The loaded programs' descriptors (owned by `Tracer::_loaded`).
+    fds: Vec<i32>,
+    reported: u64,
+    asked: Option<Instant>,
+}
+
+impl SkippedRuns {
+    fn of(loaded: &Loaded) -> SkippedRuns {
+        // Every hook whose run makes an event, or (kprobe entries) its arguments. Not the
+        // fentry entry hooks (a mark the exit hook makes up for) nor process ancestry.
+        let fds = loaded
+            .ebpf
+            .programs()
+            .filter(|(name, _)| !name.starts_with("fentry_") && !name.starts_with("sched_process_"))
+            .filter_map(|(_, p)| p.fd().ok())
+            .map(|fd| fd.as_fd().as_raw_fd())
+            .collect();
+        SkippedRuns {
+            fds,
+            reported: 0,
+            asked: None,
+        }
+    }
+
+    /// How many more runs were skipped, when there are any (and it is time to ask).
+    fn new_since_last(&mut self, now: bool) -> Option<u64> {
+        if !now && self.asked.is_some_and(|t| t.elapsed() < SKIPPED_EVERY) {
+            return None;
+        }
+        self.asked = Some(Instant::now());
+        let total: u64 = self.fds.iter().map(|&fd| recursion_misses(fd)).sum();
+        let n = total.checked_sub(self.reported).filter(|&n| n > 0)?;
+        self.reported = total;
+        Some(n)
+    }
+}
+
+/// A program's `recursion_misses` from the fdinfo of its descriptor in this process; 0 when
+/// the kernel does not report it.
+fn recursion_misses(fd: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("recursion_misses:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
