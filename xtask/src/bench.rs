@@ -285,6 +285,7 @@ fn vm_bench(s: &vm::Series, sizes: &Sizes, out: &Path) -> Result<()> {
             cwd: cmd::workspace_root(),
             envs,
             echo: true,
+            kernel_args: "",
         },
     )?;
     if outcome.code != Some(0) {

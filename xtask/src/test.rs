@@ -135,6 +135,33 @@ fn host_tests(bin: &str, test_args: &dyn Fn(&mut Command), harness: &[String]) -
 /// Debian's kernels allow all three (the host only `tracepoint`, which the host run covers).
 const VM_BACKENDS: &[&str] = &["fentry", "kprobe", "tracepoint"];
 
+/// One more boot per kernel: the kernel preemptible (`preempt=full`, as PREEMPT kernels
+/// are; Debian's default is voluntary), with the fentry backend, whose programs then can
+/// lose the CPU mid-run, for the test binary that checks nothing goes missing silently.
+const VM_PREEMPTIBLE: VmBoot = VmBoot {
+    backend: "fentry",
+    kernel_args: "preempt=full",
+    only: Some("lost"),
+};
+
+/// A VM boot of the matrix: a backend, extra kernel arguments, which test binary (all when
+/// None).
+#[derive(Clone, Copy)]
+struct VmBoot {
+    backend: &'static str,
+    kernel_args: &'static str,
+    only: Option<&'static str>,
+}
+
+impl VmBoot {
+    fn name(&self) -> String {
+        match self.kernel_args {
+            "" => self.backend.to_owned(),
+            args => format!("{} {args}", self.backend),
+        }
+    }
+}
+
 /// Test threads per test binary in a VM (2 vCPUs under software emulation), unless the
 /// harness arguments say otherwise.
 const VM_TEST_THREADS: &str = "--test-threads=2";
@@ -250,15 +277,31 @@ fn binary_results(console: &str) -> Vec<BinaryResult> {
 /// The end-to-end tests on every kernel of [`vm::SERIES`] with every backend of
 /// [`VM_BACKENDS`], one VM boot per (kernel, backend); prints a summary. True when all
 /// passed.
-fn vm_matrix(bin: &str, tests: &[PathBuf], harness: &[String]) -> Result<bool> {
-    let script = guest_script(tests, harness);
+fn vm_matrix(bin: &str, all_tests: &[PathBuf], harness: &[String]) -> Result<bool> {
     let tests_dir = cmd::workspace_root().join("tests");
     let mut rows = Vec::new();
     let mut all_ok = true;
     let matrix_start = Instant::now();
+    let boots: Vec<VmBoot> = VM_BACKENDS
+        .iter()
+        .map(|&backend| VmBoot {
+            backend,
+            kernel_args: "",
+            only: None,
+        })
+        .chain([VM_PREEMPTIBLE])
+        .collect();
     for s in vm::SERIES {
         let kernel = vm::kernel(s)?;
-        for backend in VM_BACKENDS {
+        for boot in &boots {
+            let tests: Vec<PathBuf> = all_tests
+                .iter()
+                .filter(|t| boot.only.is_none_or(|name| test_name(t) == name))
+                .cloned()
+                .collect();
+            let tests = &tests[..];
+            let script = guest_script(tests, harness);
+            let backend = boot.name();
             eprintln!(
                 "vm: {} ({} {}), backend {backend}: {} test binaries",
                 s.name,
@@ -266,12 +309,14 @@ fn vm_matrix(bin: &str, tests: &[PathBuf], harness: &[String]) -> Result<bool> {
                 kernel.version,
                 tests.len()
             );
-            let results = cmd::target_dir()
-                .join("vm")
-                .join(format!("{}-{backend}", s.name));
+            let results = cmd::target_dir().join("vm").join(format!(
+                "{}-{}",
+                s.name,
+                backend.replace([' ', '='], "-")
+            ));
             let mut envs = vm::guest_env(&results);
             envs.push(("LSN_TRACE_BIN".into(), bin.to_owned()));
-            envs.push(("LSN_TRACE_BACKEND".into(), (*backend).to_owned()));
+            envs.push(("LSN_TRACE_BACKEND".into(), boot.backend.to_owned()));
             envs.push(("RUST_BACKTRACE".into(), "1".into()));
             // Software emulation stretches every timing: a run that fails boots once more,
             // and a pass then is still reported as a flake (with the failures above it).
@@ -285,6 +330,7 @@ fn vm_matrix(bin: &str, tests: &[PathBuf], harness: &[String]) -> Result<bool> {
                         cwd: tests_dir.clone(),
                         envs: envs.clone(),
                         echo: true,
+                        kernel_args: boot.kernel_args,
                     },
                 )?;
                 let bins = binary_results(&out.console);
@@ -314,7 +360,15 @@ fn vm_matrix(bin: &str, tests: &[PathBuf], harness: &[String]) -> Result<bool> {
                 attempt += 1;
             };
             all_ok &= ok;
-            rows.push((s.name, kernel.package.clone(), *backend, ok, out, bins));
+            rows.push((
+                s.name,
+                kernel.package.clone(),
+                backend,
+                tests.len(),
+                ok,
+                out,
+                bins,
+            ));
         }
     }
 
@@ -322,7 +376,7 @@ fn vm_matrix(bin: &str, tests: &[PathBuf], harness: &[String]) -> Result<bool> {
         "\nvm matrix ({:.0}s in all):",
         matrix_start.elapsed().as_secs_f64()
     );
-    for (series, package, backend, ok, out, bins) in &rows {
+    for (series, package, backend, expected, ok, out, bins) in &rows {
         eprintln!(
             "  {series} ({package}), backend {backend}: {} in {:.0}s (guest exit status {})",
             if *ok { "passed" } else { "FAILED" },
@@ -336,11 +390,11 @@ fn vm_matrix(bin: &str, tests: &[PathBuf], harness: &[String]) -> Result<bool> {
                 b.summary.as_deref().unwrap_or("no `test result:` line")
             );
         }
-        if bins.len() != tests.len() {
+        if bins.len() != *expected {
             eprintln!(
-                "    ran {} of {} test binaries (console log in target/vm/{series}-{backend})",
+                "    ran {} of {expected} test binaries (console log in target/vm/{series}-{})",
                 bins.len(),
-                tests.len()
+                backend.replace([' ', '='], "-")
             );
         }
     }

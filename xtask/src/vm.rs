@@ -552,6 +552,8 @@ pub struct RunOptions<'a> {
     pub envs: Vec<(String, String)>,
     /// Echo the console to stdout as it comes.
     pub echo: bool,
+    /// Added to the kernel's command line (`preempt=full`).
+    pub kernel_args: &'a str,
 }
 
 /// Boot `kernel`, run `command` (default: an interactive-less `uname -a`) in the host's root
@@ -609,7 +611,10 @@ pub fn run_in_vm(kernel: &Kernel, command: &[String], opts: &RunOptions) -> Resu
         // and bpf_ktime_get_ns (once per event) then doubled the programs' cost in its bench.
         .args([
             "-append",
-            "console=ttyS0 panic=-1 quiet loglevel=4 mitigations=off tsc=reliable",
+            &format!(
+                "console=ttyS0 panic=-1 quiet loglevel=4 mitigations=off tsc=reliable {}",
+                opts.kernel_args
+            ),
         ])
         .args([
             "-virtfs",
@@ -747,6 +752,7 @@ pub fn vm_command(kernel_name: &str, command: &[String]) -> Result<i32> {
             cwd: env::current_dir()?,
             envs,
             echo: true,
+            kernel_args: "",
         },
     )?;
     eprintln!(
