@@ -65,12 +65,28 @@ const _: () = assert!(SCRATCH_GEN_AT % 8 == 0);
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(N_COUNTERS, 0);
 
+/// Add one to a counter, atomically: a per-CPU value is not enough on its own, as an fentry
+/// program can lose the CPU between its load and its store (preempt=full), and the other
+/// task's increment then vanishes — a lost event that is not counted lost.
 #[inline(always)]
 pub fn count(idx: u32) {
-    let _ = count_get(idx);
+    if let Some(p) = COUNTERS.get_ptr_mut(idx) {
+        // BPF_ATOMIC | BPF_ADD without fetch (any BPF CPU version): core has no atomic
+        // read-modify-write on this target, so the instruction is written out.
+        unsafe {
+            core::arch::asm!(
+                "lock *(u64 *)({p} + 0) += {one}",
+                p = in(reg) p,
+                one = in(reg) 1u64,
+                options(nostack, preserves_flags),
+            )
+        };
+    }
 }
 
-/// `count`, returning this CPU's new count (0 when the counter is missing).
+/// Add one to a counter and return this CPU's new count (0 when the counter is missing),
+/// not atomically: only for a count that may miss one (`CTR_EMITTED`, which paces the
+/// ring's wake-ups).
 #[inline(always)]
 pub fn count_get(idx: u32) -> u64 {
     match COUNTERS.get_ptr_mut(idx) {
