@@ -671,9 +671,9 @@ macro_rules! fill {
     };
 }
 
-/// Snapshot the fields of `struct sock` that decide how it listens.
+/// Snapshot the fields of `struct sock` that decide how it listens. `ino`: the socket's
+/// inode number when the caller already has it (0 = read it here).
 #[inline(always)]
-/// `ino`: the socket's inode number when the caller already has it (0 = read it here).
 pub fn read_sock(caller: &Caller, sk: &SockView, ino: u64, st: &mut SockState) {
     fill!(st, sk, K_FAMILY, family, skc_family, u16);
     fill!(st, sk, K_TYPE, sock_type, sk_type, u16);
