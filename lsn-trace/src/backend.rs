@@ -16,8 +16,7 @@ use crate::{
     probe,
 };
 
-/// The compiled eBPF object, built by build.rs (aya-build).
-/// The eBPF object, writable: its kfunc calls are set for the running kernel in place
+/// The eBPF object build.rs built (aya-build), writable: its kfunc calls are set for the running kernel in place
 /// before each load (`with_object`). A copy would be 6 MB, three quarters of it DWARF the
 /// loader never reads: +6 MB of peak RSS, where writing in place copies only the pages
 /// that hold calls. 8-aligned, as the ELF parser wants it.
