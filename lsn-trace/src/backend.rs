@@ -16,10 +16,10 @@ use crate::{
     probe,
 };
 
-/// The eBPF object build.rs built (aya-build), writable: its kfunc calls are set for the running kernel in place
-/// before each load (`with_object`). A copy would be 6 MB, three quarters of it DWARF the
-/// loader never reads: +6 MB of peak RSS, where writing in place copies only the pages
-/// that hold calls. 8-aligned, as the ELF parser wants it.
+/// The eBPF object build.rs built (aya-build), writable: its kfunc calls are set for the
+/// running kernel in place before each load (`with_object`). A copy would be 6 MB, three
+/// quarters of it DWARF the loader never reads: +6 MB of peak RSS, where writing in place
+/// copies only the pages that hold calls. 8-aligned, as the ELF parser wants it.
 static mut OBJ: Aligned<[u8; OBJ_LEN]> =
     Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/lsn-trace")));
 const OBJ_LEN: usize = include_bytes!(concat!(env!("OUT_DIR"), "/lsn-trace")).len();
