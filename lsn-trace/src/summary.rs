@@ -494,6 +494,17 @@ mod tests {
         }
     }
 
+    /// listen(2) on the socket `bind(pid, port, 0)` made.
+    fn listen_ev(pid: u32, port: u16, backlog: i32) -> Event {
+        Event {
+            kind: Kind::Listen,
+            request: Request::Listen {
+                backlog: Some(backlog),
+            },
+            ..bind(pid, port, 0)
+        }
+    }
+
     #[test]
     fn failed_binds_say_plainly_that_nothing_listens() {
         let mut s = Summary::default();
@@ -556,9 +567,7 @@ mod tests {
     fn the_verdict_is_the_storys_when_there_is_one() {
         // The story knows more than the event (here: the device, in life also who owns the
         // address in the socket's namespace): the summary says what the live line said.
-        let mut l = bind(7, 8080, 0);
-        l.kind = Kind::Listen;
-        l.request = Request::Listen { backlog: Some(511) };
+        let l = listen_ev(7, 8080, 511);
         let note = Note {
             bound: Some(Bound {
                 device: Some("eth9".into()),
@@ -584,9 +593,7 @@ mod tests {
     #[test]
     fn nothing_listens_any_more_names_the_last_socket_and_how_it_was_held() {
         let mut s = Summary::default();
-        let mut l = bind(7, 8080, 0);
-        l.kind = Kind::Listen;
-        l.request = Request::Listen { backlog: Some(511) };
+        let l = listen_ev(7, 8080, 511);
         s.event(&bind(7, 8080, 0));
         s.event(&l);
         let mut udp = bind(7, 5353, 0);
@@ -606,9 +613,7 @@ mod tests {
     fn listeners_are_listed_with_their_state() {
         let mut s = Summary::default();
         s.event(&bind(7, 8080, 0));
-        let mut l = bind(7, 8080, 0);
-        l.kind = Kind::Listen;
-        l.request = Request::Listen { backlog: Some(511) };
+        let l = listen_ev(7, 8080, 511);
         s.event(&l);
         let out = s.render("nginx", |_| true, |_, _| None, |_, _| None);
         assert_eq!(out.len(), 3, "{out:#?}");
@@ -645,9 +650,7 @@ mod tests {
     fn a_failure_beside_a_listener_is_not_named_the_reason() {
         let mut s = Summary::default();
         s.event(&bind(7, 5432, 0));
-        let mut l = bind(7, 5432, 0);
-        l.kind = Kind::Listen;
-        l.request = Request::Listen { backlog: Some(244) };
+        let l = listen_ev(7, 5432, 244);
         s.event(&l);
         s.event(&bind(7, 5432, 98));
         let held = |_: &str, port| Some(format!("nginx (pid 7) on 0.0.0.0:{port} (LISTEN)"));
@@ -694,9 +697,7 @@ mod tests {
         let mut s = Summary::default();
         for _ in 0..30 {
             // The kernel reuses the freed socket's memory: same id, new socket each time.
-            let mut l = bind(7, 8080, 0);
-            l.kind = Kind::Listen;
-            l.request = Request::Listen { backlog: Some(511) };
+            let l = listen_ev(7, 8080, 511);
             s.event(&l);
             let mut c = bind(7, 8080, 0);
             c.kind = Kind::Close;
