@@ -85,7 +85,12 @@ pub fn fill_sock_from(caller: &Caller, ev: &mut Event, about: &About, view: &Soc
     }
     ev.sock_ptr = about.sk;
     ev.flags |= F_SOCK;
-    view.read_with(|v| read_sock(caller, v, about.ino, &mut ev.sock));
+    read_sock(caller, view, about.ino, &mut ev.sock);
+    if !view.intact() {
+        // What the fields hold now is another socket's: known again only as re-read.
+        ev.sock.known = 0;
+        read_sock(caller, &SockView::direct(about.sk), about.ino, &mut ev.sock);
+    }
     // listen(2) names no address: for a unix listener, report the one it holds (the only
     // place its path is known, e.g. after an autobind).
     if ev.kind == EventKind::Listen as u8

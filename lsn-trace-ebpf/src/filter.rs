@@ -115,7 +115,13 @@ pub fn call_wanted(cfg: &Config, caller: &Caller, ret: i32, about: &About) -> bo
         return true;
     }
     let st = if about.sk != 0 {
-        SockView::load(about.sk).read_with(|v| sock_key(caller, v))
+        let view = SockView::load(about.sk);
+        let st = sock_key(caller, &view);
+        if view.intact() {
+            st
+        } else {
+            sock_key(caller, &SockView::direct(about.sk))
+        }
     } else {
         SockKey::default()
     };

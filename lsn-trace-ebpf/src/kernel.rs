@@ -480,9 +480,10 @@ pub struct SockView {
 }
 
 impl SockView {
-    /// The sock read field by field with the helper.
+    /// The sock read field by field with the helper: what a view whose copy was replaced
+    /// (`intact`) is read again with.
     #[inline(always)]
-    fn direct(sk: u64) -> SockView {
+    pub fn direct(sk: u64) -> SockView {
         SockView {
             sk,
             copy: core::ptr::null(),
@@ -490,16 +491,13 @@ impl SockView {
         }
     }
 
-    /// `read` of this view, done once more field by field (`direct`) when the copy it read
-    /// was replaced meanwhile (another program took the CPU and the scratch): how every
-    /// reader of a view gets the sock's own values.
+    /// Whether what was read from this view is the sock's: false when its copy was replaced
+    /// before the last read (ask after it; then read again from `direct`).
     #[inline(always)]
-    pub fn read_with<R>(&self, mut read: impl FnMut(&SockView) -> R) -> R {
-        let r = read(self);
-        if self.scratch.is_none_or(|s| s.intact()) {
-            r
-        } else {
-            read(&SockView::direct(self.sk))
+    pub fn intact(&self) -> bool {
+        match self.scratch {
+            Some(s) if btf_id!(btf_sock) == 0 && !self.copy.is_null() => s.intact(),
+            _ => true,
         }
     }
 
@@ -677,8 +675,6 @@ macro_rules! fill {
 /// inode number when the caller already has it (0 = read it here).
 #[inline(always)]
 pub fn read_sock(caller: &Caller, sk: &SockView, ino: u64, st: &mut SockState) {
-    // Only what this read finds is known (a read again after a replaced copy starts over).
-    st.known = 0;
     fill!(st, sk, K_FAMILY, family, skc_family, u16);
     fill!(st, sk, K_TYPE, sock_type, sk_type, u16);
     fill!(st, sk, K_PROTOCOL, protocol, sk_protocol, u16);

@@ -206,7 +206,12 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     let view = SockView::load(sk);
     let mut about = About::sock(sk);
     // A closing listener may already have released its port (skc_num); inet_sport keeps it.
-    let sport = view.read_with(inet_sport);
+    let sport = inet_sport(&view);
+    let sport = if view.intact() {
+        sport
+    } else {
+        inet_sport(&SockView::direct(sk))
+    };
     about.hook_port = sport;
     let Some(mut entry) = reserve(&caller, kind, -1, 0, &about) else {
         return 0;
