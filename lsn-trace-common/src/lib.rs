@@ -327,7 +327,8 @@ pub struct KernelOffsets {
     /// `files_struct.fd_array` (its first slot, a `struct file *`): with `btf_files_struct`,
     /// how a descriptor table's slot is read as a typed pointer (see `btf_sock`).
     pub files_fd_array: Field,
-    /// The kernel's BTF type ids of `struct sock`, `struct socket_alloc` and
+    /// The kernel's BTF type ids of `struct inet_sock` (what a `struct sock *` is cast to:
+    /// the inet fields lie past `struct sock`), `struct socket_alloc` and
     /// `struct files_struct`, for `bpf_rdonly_cast` (a kfunc, 6.2+): it turns an address the
     /// programs hold as a number into a pointer they may load fields through — each load a
     /// few instructions the JIT guards against faults, where `bpf_probe_read_kernel` is a

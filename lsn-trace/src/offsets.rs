@@ -158,6 +158,8 @@ enum Shape {
     /// Where a flexible array member begins (its size is not in the type: the program
     /// reads a length field). Marked known with size 1.
     ArrayStart,
+    /// The first slot of an 8-aligned array of pointers, as an 8-byte field.
+    PointerSlot,
 }
 
 struct Resolver<'a> {
@@ -176,15 +178,7 @@ impl Resolver<'_> {
 
     /// The first slot of an array of pointers, as an 8-byte field.
     fn pointer_slot(&mut self, path: &'static str) -> Field {
-        let btf = self.btf;
-        let f = path.split_once('.').and_then(|(ty, members)| {
-            let m = btf.member(btf.composite(ty)?, members)?;
-            let size = btf.size_of(m.type_id)?;
-            let offset = u16::try_from(m.bit_offset / 8).ok()?;
-            (m.bitfield_size == 0 && m.bit_offset % 64 == 0 && size >= 8 && size % 8 == 0)
-                .then(|| Field::plain(offset, 8))
-        });
-        self.found(path, f)
+        self.found(path, field(self.btf, path, Shape::PointerSlot))
     }
 
     fn array_start(&mut self, path: &'static str) -> Field {
@@ -246,7 +240,7 @@ fn field(btf: &Btf, path: &str, shape: Shape) -> Option<Field> {
     if m.bitfield_size > 0 {
         return match shape {
             Shape::Scalar => bitfield(m.bit_offset, m.bitfield_size),
-            Shape::Bytes(_) | Shape::ArrayStart => None,
+            Shape::Bytes(_) | Shape::ArrayStart | Shape::PointerSlot => None,
         };
     }
     let size = btf.size_of(m.type_id)?;
@@ -254,6 +248,7 @@ fn field(btf: &Btf, path: &str, shape: Shape) -> Option<Field> {
         Shape::Scalar => (matches!(size, 1 | 2 | 4 | 8), size),
         Shape::Bytes(len) => (size == len, size),
         Shape::ArrayStart => (size == 0, 1),
+        Shape::PointerSlot => (size >= 8 && size % 8 == 0 && m.bit_offset % 64 == 0, 8),
     };
     if !fits || m.bit_offset % 8 != 0 {
         return None;
