@@ -104,7 +104,9 @@ impl Tracer {
             .unwrap_or(0)
     }
 
-    fn drain(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
+    /// Deliver what the ring holds, and what was lost meanwhile (`last`: the final drain,
+    /// which asks for skipped runs whenever it was last asked).
+    fn drain(&mut self, sink: &mut dyn Sink, last: bool) -> io::Result<()> {
         let Tracer {
             ring,
             decoder,
@@ -124,7 +126,7 @@ impl Tracer {
             Ok(())
         })?;
         self.report_lost(sink)?;
-        self.report_skipped(sink, false)?;
+        self.report_skipped(sink, last)?;
         sink.flush()
     }
 
@@ -186,9 +188,9 @@ impl Tracer {
                         let mut guard = guard?;
                         guard.clear_ready();
                         drop(guard);
-                        self.drain(sink)?;
+                        self.drain(sink, false)?;
                     }
-                    _ = tick.tick() => self.drain(sink)?,
+                    _ = tick.tick() => self.drain(sink, false)?,
                     guard = async { match &mut self.logger {
                         Some(l) => l.readable_mut().await.map(|mut g| g.clear_ready()),
                         None => std::future::pending().await,
@@ -196,9 +198,7 @@ impl Tracer {
                 }
             }
             // What was submitted before the stop still belongs to the trace.
-            self.drain(sink)?;
-            self.report_skipped(sink, true)?;
-            sink.flush()
+            self.drain(sink, true)
         }
         .await;
         self.flush_logs();
