@@ -184,15 +184,8 @@ fn return_freed_heap() {
 
 fn attach_follow(ebpf: &mut Ebpf) -> Result<()> {
     for &(prog, tp) in FOLLOW_HOOKS {
-        let p: &mut RawTracePoint = ebpf
-            .program_mut(prog)
-            .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
-            .try_into()?;
-        p.load()
-            .with_context(|| format!("loading program {prog} (BPF_PROG_LOAD)"))?;
-        p.attach(tp).with_context(|| {
-            format!("attaching to raw tracepoint {tp} (needed to follow processes)")
-        })?;
+        attach_raw_tracepoint(ebpf, prog, tp)
+            .map_err(|e| anyhow!("{e} (needed to follow processes)"))?;
     }
     Ok(())
 }
@@ -336,6 +329,11 @@ fn attach_kprobes(ebpf: &mut Ebpf, plan: &kfunc::Plan) -> Result<(), String> {
 
 fn attach_set_state(ebpf: &mut Ebpf) -> Result<(), String> {
     let (prog, tp) = SET_STATE;
+    attach_raw_tracepoint(ebpf, prog, tp)
+}
+
+/// Load program `prog` and attach it to raw tracepoint `tp`.
+fn attach_raw_tracepoint(ebpf: &mut Ebpf, prog: &str, tp: &str) -> Result<(), String> {
     let p: &mut RawTracePoint = program(ebpf, prog).map_err(|e| e.to_string())?;
     p.load().map_err(|e| load_error(prog, &e))?;
     p.attach(tp)
