@@ -364,6 +364,7 @@ fn vm_matrix(bin: &str, all_tests: &[PathBuf], harness: &[String]) -> Result<boo
                 s.name,
                 kernel.package.clone(),
                 backend,
+                results,
                 tests.len(),
                 ok,
                 out,
@@ -376,7 +377,7 @@ fn vm_matrix(bin: &str, all_tests: &[PathBuf], harness: &[String]) -> Result<boo
         "\nvm matrix ({:.0}s in all):",
         matrix_start.elapsed().as_secs_f64()
     );
-    for (series, package, backend, expected, ok, out, bins) in &rows {
+    for (series, package, backend, results, expected, ok, out, bins) in &rows {
         eprintln!(
             "  {series} ({package}), backend {backend}: {} in {:.0}s (guest exit status {})",
             if *ok { "passed" } else { "FAILED" },
@@ -392,9 +393,9 @@ fn vm_matrix(bin: &str, all_tests: &[PathBuf], harness: &[String]) -> Result<boo
         }
         if bins.len() != *expected {
             eprintln!(
-                "    ran {} of {expected} test binaries (console log in target/vm/{series}-{})",
+                "    ran {} of {expected} test binaries (console log in {})",
                 bins.len(),
-                backend.replace([' ', '='], "-")
+                results.display()
             );
         }
     }
