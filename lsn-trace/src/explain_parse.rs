@@ -91,6 +91,10 @@ pub enum ParseError {
     BadHost {
         text: String,
     },
+    /// Pasted notation: a port that is neither a number nor a known service name.
+    UnknownService {
+        name: String,
+    },
 }
 
 impl fmt::Display for ParseError {
@@ -141,6 +145,11 @@ impl fmt::Display for ParseError {
                 "a unix socket name of {len} bytes does not fit sun_path (at most \
                  {SUN_PATH_MAX} bytes)"
             ),
+            ParseError::UnknownService { name } => write!(
+                f,
+                "`{name}` is not a port (a decimal number from 0 to 65535, or LOW-HIGH) and not \
+                 a service name of the services database"
+            ),
             ParseError::BadHost { text } => write!(
                 f,
                 "`{text}` is not an address: expected IPv4:PORT, [IPv6]:PORT, *:PORT, :PORT, \
@@ -171,17 +180,7 @@ pub fn parse(input: &str) -> Result<Parsed, ParseError> {
         let Some((inside, after)) = rest.split_once(']') else {
             return Err(ParseError::BadHost { text: input.into() });
         };
-        let host = match ipv6_with_scope(inside) {
-            Ok(h) => h,
-            Err(e) => {
-                if inside.parse::<Ipv4Addr>().is_ok() {
-                    return Err(ParseError::BracketedIpv4 {
-                        text: inside.into(),
-                    });
-                }
-                return Err(e);
-            }
-        };
+        let host = bracketed(inside)?;
         let ports = match after {
             "" => Ports::None,
             _ => match after.strip_prefix(':') {
@@ -234,6 +233,137 @@ pub fn parse(input: &str) -> Result<Parsed, ParseError> {
     Ok(Parsed::One(Addr::Inet { host, ports }))
 }
 
+/// The inside of `[…]`: IPv6, with a scope.
+fn bracketed(inside: &str) -> Result<Host, ParseError> {
+    ipv6_with_scope(inside).map_err(|e| {
+        if inside.parse::<Ipv4Addr>().is_ok() {
+            ParseError::BracketedIpv4 {
+                text: inside.into(),
+            }
+        } else {
+            e
+        }
+    })
+}
+
+/// What a pasted address carries beyond [`parse`]'s grammar, in the notation `ss`, `netstat`
+/// and `lsof` print: `127.0.0.53%lo:53` and `[::]%eth0:80` (ss's `%ifname` after the address
+/// on any family: SO_BINDTODEVICE), `*:ssh` (a service name), `0.0.0.0:*` (any port, the
+/// peer column of a listener).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pasted {
+    pub parsed: Parsed,
+    /// The interface after `%` outside an IPv6 address's brackets, or after an IPv4
+    /// address, `*` or a name.
+    pub device: Option<String>,
+    /// The port as written, when it was a service name (`parsed` has its number).
+    pub service: Option<String>,
+    /// The port was written `*`.
+    pub any_port: bool,
+}
+
+impl From<Parsed> for Pasted {
+    /// An address in [`parse`]'s grammar: nothing more said.
+    fn from(parsed: Parsed) -> Pasted {
+        Pasted {
+            parsed,
+            device: None,
+            service: None,
+            any_port: false,
+        }
+    }
+}
+
+/// Parse what people paste. Whatever [`parse`] accepts reads the same here, with no
+/// device, service or `*`; `has_port` says the text is a tool's `ADDRESS:PORT` column, so
+/// `::1:8080` is netstat's `[::1]:8080`, not ambiguous. `service` is the services database
+/// for the socket's protocol.
+pub fn parse_pasted(
+    input: &str,
+    has_port: bool,
+    service: &dyn Fn(&str) -> Option<u16>,
+) -> Result<Pasted, ParseError> {
+    match parse(input) {
+        Ok(Parsed::Ambiguous { as_host_port, .. }) if has_port => {
+            return Ok(Parsed::One(as_host_port).into());
+        }
+        Ok(p) => return Ok(p.into()),
+        Err(e @ (ParseError::Empty | ParseError::Junk(_) | ParseError::UnixTooLong { .. })) => {
+            return Err(e);
+        }
+        Err(_) => {}
+    }
+    // [v6]%dev:port, [v6]:port; unbracketed v6 with a port that is not a number; else
+    // host[%dev][:port].
+    let (host_text, port_text, device) = if let Some(rest) = input.strip_prefix('[') {
+        let Some((inside, after)) = rest.split_once(']') else {
+            return Err(ParseError::BadHost { text: input.into() });
+        };
+        let (device, port) = match after.strip_prefix('%') {
+            Some(d) => match d.split_once(':') {
+                Some((d, p)) => (Some(d), Some(p)),
+                None => (Some(d), None),
+            },
+            None => match after {
+                "" => (None, None),
+                _ => match after.strip_prefix(':') {
+                    Some(p) => (None, Some(p)),
+                    None => return Err(ParseError::BadHost { text: input.into() }),
+                },
+            },
+        };
+        (Err(inside), port, device)
+    } else if input.matches(':').count() >= 2 {
+        let (h, p) = input.rsplit_once(':').expect("two colons");
+        (Ok(h), Some(p), None)
+    } else {
+        let (h, p) = match input.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (input, None),
+        };
+        match h.split_once('%') {
+            Some((h, d)) => (Ok(h), p, Some(d)),
+            None => (Ok(h), p, None),
+        }
+    };
+    if let Some(d) = device
+        && !is_ifname(d)
+    {
+        return Err(ParseError::BadScope { text: d.into() });
+    }
+    let host = match host_text {
+        Err(inside) => bracketed(inside)?,
+        Ok(h) if h.contains(':') => ipv6_with_scope(h)?,
+        Ok("" | "*") => Host::Any,
+        Ok(h) => ipv4_or_name(h)?,
+    };
+    let (ports, service_name, any_port) = match port_text {
+        None => (Ports::None, None, false),
+        Some("*") => (Ports::None, None, true),
+        Some(p) if p.bytes().any(|b| b.is_ascii_alphabetic()) => {
+            let port = is_service_name(p)
+                .then(|| service(p))
+                .flatten()
+                .ok_or_else(|| ParseError::UnknownService { name: p.into() })?;
+            (Ports::One(port), Some(p.to_string()), false)
+        }
+        Some(p) => (ports(p)?, None, false),
+    };
+    Ok(Pasted {
+        parsed: Parsed::One(Addr::Inet { host, ports }),
+        device: device.map(str::to_owned),
+        service: service_name,
+        any_port,
+    })
+}
+
+/// The characters /etc/services names are made of (letters, digits, `-`, `_`, `.`, `+`).
+fn is_service_name(p: &str) -> bool {
+    p.len() <= 64
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'))
+}
+
 fn unix_len(s: &str) -> Result<(), ParseError> {
     if s.len() > SUN_PATH_MAX {
         return Err(ParseError::UnixTooLong { len: s.len() });
@@ -250,7 +380,7 @@ fn ipv6_with_scope(s: &str) -> Result<Host, ParseError> {
         .parse()
         .map_err(|_| ParseError::BadIpv6 { text: addr.into() })?;
     if let Some(sc) = scope
-        && (sc.is_empty() || sc.len() > 15 || sc.contains(['/', ':', '%', ']', '[']))
+        && !is_ifname(sc)
     {
         return Err(ParseError::BadScope { text: sc.into() });
     }
@@ -258,6 +388,11 @@ fn ipv6_with_scope(s: &str) -> Result<Host, ParseError> {
         ip: IpAddr::V6(ip),
         scope: scope.map(str::to_owned),
     })
+}
+
+/// An interface name or index as a scope or device may be written (IFNAMSIZ - 1 bytes).
+fn is_ifname(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 15 && !s.contains(['/', ':', '%', ']', '['])
 }
 
 fn ipv4_or_name(h: &str) -> Result<Host, ParseError> {
@@ -411,6 +546,33 @@ impl fmt::Display for Parsed {
         match self {
             Parsed::One(a) => a.fmt(f),
             Parsed::Ambiguous { text, .. } => f.write_str(text),
+        }
+    }
+}
+
+impl fmt::Display for Pasted {
+    /// The pasted notation back: `[::]%lo:ssh`, `0.0.0.0:*`; [`Parsed`]'s when it has none of
+    /// it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Parsed::One(Addr::Inet { host, ports }) = &self.parsed else {
+            return self.parsed.fmt(f);
+        };
+        if self.device.is_none() && self.service.is_none() && !self.any_port {
+            return self.parsed.fmt(f);
+        }
+        match host {
+            Host::Ip {
+                ip: IpAddr::V6(_), ..
+            } => write!(f, "[{host}]")?,
+            _ => write!(f, "{host}")?,
+        }
+        if let Some(d) = &self.device {
+            write!(f, "%{d}")?;
+        }
+        match (&self.service, self.any_port) {
+            (Some(name), _) => write!(f, ":{name}"),
+            (None, true) => f.write_str(":*"),
+            (None, false) => ports.fmt(f),
         }
     }
 }

@@ -1,0 +1,651 @@
+//! Whole lines of `ss`, `netstat` (net-tools) and `lsof` output, as people paste them into
+//! `lsn-trace explain`: which tool printed the line, its local address column, protocol,
+//! state and process, and what the tool's notation says beyond the address (ss's `*` and
+//! `[::]` tell V6ONLY, lsof's `*` is the unspecified address of the TYPE's family).
+//!
+//! Pure: the caller gives the services database; nothing here reads the system.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::explain_parse::{self, Addr, Host, ParseError, Parsed, Pasted};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tool {
+    Ss,
+    Netstat,
+    Lsof,
+}
+
+impl Tool {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tool::Ss => "ss",
+            Tool::Netstat => "netstat",
+            Tool::Lsof => "lsof",
+        }
+    }
+}
+
+/// A process the line names (ss `users:((…))`, netstat `PID/Program`, lsof COMMAND PID FD).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Process {
+    pub name: String,
+    pub pid: Option<u32>,
+    /// As the tool writes it: ss `7`, lsof `7u`.
+    pub fd: Option<String>,
+}
+
+/// V6ONLY as the line shows it, and how it shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct V6only {
+    pub value: bool,
+    pub why: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    pub tool: Tool,
+    /// ss Netid notation whatever the tool: `tcp`, `udp`, `sctp`, `mptcp`, `u_str`,
+    /// `u_dgr`, `u_seq`.
+    pub protocol: String,
+    /// The state column as written (`LISTEN`, `UNCONN`, `LISTENING`), if the line has one.
+    pub state: Option<String>,
+    /// The local address column as printed.
+    pub local_text: String,
+    /// The local address as the tool means it (lsof's `*` made 0.0.0.0 or ::).
+    pub local: Pasted,
+    /// The family the line states (netstat `tcp6`, lsof TYPE `IPv6`), for host names.
+    pub ipv6: Option<bool>,
+    pub v6only: Option<V6only>,
+    pub processes: Vec<Process>,
+    /// The socket's inode (ss unix "port" column, `ino:` of ss -e, lsof NODE).
+    pub inode: Option<u64>,
+    /// What the tool's notation means here, in words.
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Read {
+    /// A column header or a title line (`Netid State …`, `Proto Recv-Q …`, `COMMAND PID …`).
+    Header,
+    Line(Box<Line>),
+    /// A line of the tool's that is not a listener (a connection, an unnamed socket): why.
+    NotListener {
+        tool: Tool,
+        why: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LineError {
+    /// Not the shape of any of the three tools' lines.
+    Unknown,
+    /// A kind of socket explain has no address to read for (netlink, raw, packet).
+    Unsupported { tool: Tool, what: String },
+    /// The local address column does not parse.
+    Address {
+        tool: Tool,
+        text: String,
+        error: ParseError,
+    },
+    /// netstat without -W cuts addresses to fit its 23-character column.
+    MaybeCut { text: String },
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LineError::Unknown => f.write_str(
+                "this is not one address, nor a line of ss, netstat or lsof output (expected \
+                 e.g. `tcp LISTEN 0 511 0.0.0.0:80 0.0.0.0:* users:((\"nginx\",pid=1,fd=6))`, \
+                 `tcp6 0 0 :::80 :::* LISTEN 1567/nginx` or `nginx 1567 root 6u IPv6 0x1 0t0 \
+                 TCP *:80 (LISTEN)`)",
+            ),
+            LineError::Unsupported { tool, what } => {
+                write!(
+                    f,
+                    "{} line of {what}: explain reads TCP, UDP and unix listeners",
+                    tool.as_str()
+                )
+            }
+            LineError::Address { tool, text, error } => write!(
+                f,
+                "{} line whose local address `{text}` does not parse: {error}",
+                tool.as_str()
+            ),
+            LineError::MaybeCut { text } => write!(
+                f,
+                "netstat line whose local address `{text}` fills netstat's 23-character column: \
+                 netstat cuts longer addresses to fit it unless run with -W (--wide), so this \
+                 one may be cut; paste the line of `netstat -W` or of `ss`"
+            ),
+        }
+    }
+}
+
+/// `services(name, protocol)`: the services database's port for the name.
+pub type Services<'a> = &'a dyn Fn(&str, &str) -> Option<u16>;
+
+/// Read one line (whitespace around it ignored). An empty line is a header.
+pub fn read(text: &str, services: Services) -> Result<Read, LineError> {
+    let tok: Vec<&str> = text.split_whitespace().collect();
+    if is_header(text, &tok) {
+        return Ok(Read::Header);
+    }
+    if tok.len() < 5 {
+        return Err(LineError::Unknown);
+    }
+    ss(text, &tok, services)
+        .or_else(|| netstat(&tok, services))
+        .or_else(|| lsof(&tok, services))
+        .unwrap_or(Err(LineError::Unknown))
+}
+
+/// Column headers, and netstat's title lines (`Active Internet connections (only servers)`).
+fn is_header(text: &str, tok: &[&str]) -> bool {
+    matches!(
+        tok,
+        [] | ["Netid", "State", ..]
+            | ["State", "Recv-Q", ..]
+            | ["Proto", "Recv-Q" | "RefCnt", ..]
+            | ["COMMAND", "PID", ..]
+    ) || text.trim_start().starts_with("Active Internet connections")
+        || text.trim_start().starts_with("Active UNIX domain sockets")
+}
+
+const SS_NETIDS: &[&str] = &["tcp", "udp", "sctp", "mptcp", "u_str", "u_dgr", "u_seq"];
+const SS_OTHER_NETIDS: &[&str] = &[
+    "raw", "nl", "p_raw", "p_dgr", "v_str", "v_dgr", "tipc", "xdp",
+];
+const SS_STATES: &[&str] = &[
+    "LISTEN",
+    "UNCONN",
+    "ESTAB",
+    "SYN-SENT",
+    "SYN-RECV",
+    "FIN-WAIT-1",
+    "FIN-WAIT-2",
+    "TIME-WAIT",
+    "CLOSE-WAIT",
+    "LAST-ACK",
+    "CLOSING",
+    "CLOSED",
+    "UNKNOWN",
+];
+
+/// None: not this tool's line.
+type Got = Option<Result<Read, LineError>>;
+
+fn not_listener(tool: Tool, why: String) -> Got {
+    Some(Ok(Read::NotListener { tool, why }))
+}
+
+fn line(l: Line) -> Got {
+    Some(Ok(Read::Line(Box::new(l))))
+}
+
+fn is_num(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `[Netid] State Recv-Q Send-Q Local Peer [Process] [-e extras]`; a unix socket's address
+/// and "port" (its inode) are two columns.
+fn ss(text: &str, tok: &[&str], services: Services) -> Got {
+    let (netid, at) = if SS_STATES.contains(&tok[1]) {
+        (Some(tok[0]), 1)
+    } else if SS_STATES.contains(&tok[0]) {
+        (None, 0)
+    } else {
+        return None;
+    };
+    if !(is_num(tok[at + 1]) && is_num(tok[at + 2])) {
+        return None;
+    }
+    let state = tok[at];
+    if let Some(n) = netid
+        && !SS_NETIDS.contains(&n)
+    {
+        return SS_OTHER_NETIDS.contains(&n).then(|| {
+            Err(LineError::Unsupported {
+                tool: Tool::Ss,
+                what: format!("a {n} socket (Netid {n})"),
+            })
+        });
+    }
+    let local_text = tok[at + 3];
+    let mut notes = Vec::new();
+    let unix = netid.is_some_and(|n| n.starts_with("u_"))
+        || netid.is_none() && (local_text.starts_with('/') || local_text.starts_with('@'));
+    let processes = ss_users(text);
+    if unix {
+        let protocol = netid.unwrap_or(if state == "LISTEN" { "u_str" } else { "u_dgr" });
+        // The inode and the peer follow the name: a name with spaces shifts them.
+        let Some(inode) = tok.get(at + 4).and_then(|t| t.parse().ok()) else {
+            return Some(Err(LineError::Address {
+                tool: Tool::Ss,
+                text: tok[at + 3..].join(" "),
+                error: ParseError::Junk(tok[at + 3..].join(" ")),
+            }));
+        };
+        match (local_text, state) {
+            ("*", _) => return not_listener(Tool::Ss, UNNAMED.into()),
+            (_, "LISTEN") => {}
+            (_, "UNCONN") if protocol == "u_dgr" => {}
+            (_, s) => return not_listener(Tool::Ss, format!("a unix socket in state {s}")),
+        }
+        return unix_line(
+            Tool::Ss,
+            protocol,
+            Some(state),
+            local_text,
+            Some(inode),
+            processes,
+        );
+    }
+    let protocol = match netid {
+        Some(n) => n,
+        None => {
+            let p = if state == "UNCONN" { "udp" } else { "tcp" };
+            notes.push(format!(
+                "ss printed no Netid column (it does when listing more than one kind of \
+                 socket): read as {} from the state {state}",
+                p.to_uppercase()
+            ));
+            p
+        }
+    };
+    let mut local = match address(Tool::Ss, local_text, protocol, services) {
+        Ok(p) => p,
+        Err(e) => return Some(Err(e)),
+    };
+    let extras = &tok[at + 5..];
+    let inode = extras
+        .iter()
+        .find_map(|t| t.strip_prefix("ino:").and_then(|n| n.parse().ok()));
+    let dash_e = extras.iter().find_map(|t| match *t {
+        "v6only:1" => Some(true),
+        "v6only:0" => Some(false),
+        _ => None,
+    });
+    let v6only = match (&local.parsed, dash_e) {
+        (_, Some(value)) => Some(V6only {
+            value,
+            why: "as ss -e printed it (v6only:N)",
+        }),
+        (Parsed::One(Addr::Inet { host, .. }), None) => match host {
+            Host::Ip {
+                ip: IpAddr::V6(ip), ..
+            } if ip.is_unspecified() => Some(V6only {
+                value: true,
+                why: SS_WILDCARDS,
+            }),
+            Host::Any => Some(V6only {
+                value: false,
+                why: SS_WILDCARDS,
+            }),
+            _ => None,
+        },
+        _ => None,
+    };
+    if let (Some(V6only { value: false, .. }), Parsed::One(Addr::Inet { host, ports })) =
+        (&v6only, &local.parsed)
+        && *host == Host::Any
+    {
+        // ss's `*` is one socket on `::`.
+        local.parsed = Parsed::One(Addr::Inet {
+            host: Host::Ip {
+                ip: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                scope: None,
+            },
+            ports: *ports,
+        });
+    }
+    match (state, protocol) {
+        ("LISTEN", _) | ("UNCONN", "udp") => {}
+        ("UNCONN", _) => {
+            return not_listener(
+                Tool::Ss,
+                format!("a {protocol} socket in state UNCONN: bound, not listening"),
+            );
+        }
+        (s, _) => return not_listener(Tool::Ss, format!("a {protocol} socket in state {s}")),
+    }
+    line(Line {
+        tool: Tool::Ss,
+        protocol: protocol.into(),
+        state: Some(state.into()),
+        local_text: local_text.into(),
+        local,
+        ipv6: None,
+        v6only,
+        processes,
+        inode,
+        notes,
+    })
+}
+
+const SS_WILDCARDS: &str = "ss writes `*` for a dual-stack [::] socket, `[::]` for one with \
+     V6ONLY=1 and 0.0.0.0 for IPv4 (iproute2 4.14 and later; older ss wrote `*` for 0.0.0.0 too)";
+
+/// `users:(("nginx",pid=2,fd=6),("nginx",pid=1,fd=6))`.
+fn ss_users(text: &str) -> Vec<Process> {
+    let Some(start) = text.find("users:((") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut rest = &text[start + "users:(".len()..];
+    while let Some(r) = rest.strip_prefix("(\"") {
+        let Some((name, after)) = r.split_once("\",") else {
+            break;
+        };
+        let (fields, after) = after.split_once(')').unwrap_or((after, ""));
+        let field = |k: &str| {
+            fields
+                .split(',')
+                .find_map(|f| f.strip_prefix(k))
+                .map(str::to_owned)
+        };
+        out.push(Process {
+            name: name.into(),
+            pid: field("pid=").and_then(|p| p.parse().ok()),
+            fd: field("fd="),
+        });
+        rest = after.strip_prefix(',').unwrap_or(after);
+    }
+    out
+}
+
+const NETSTAT_INET: &[&str] = &[
+    "tcp", "tcp6", "udp", "udp6", "udpl", "udpl6", "sctp", "sctp6",
+];
+
+/// `Proto Recv-Q Send-Q Local Foreign [State] [User Inode] [PID/Program] [Timer]`, and
+/// `unix RefCnt [ Flags ] Type [State] I-Node [PID/Program] [Path]`.
+fn netstat(tok: &[&str], services: Services) -> Got {
+    let proto = tok[0];
+    if proto == "unix" && is_num(tok[1]) && tok[2] == "[" {
+        let close = tok.iter().position(|t| *t == "]")?;
+        let rest = &tok[close + 1..];
+        let protocol = match *rest.first()? {
+            "STREAM" => "u_str",
+            "DGRAM" => "u_dgr",
+            "SEQPACKET" => "u_seq",
+            _ => "u_str",
+        };
+        let (state, rest) = match rest.get(1) {
+            Some(s) if !is_num(s) => (Some(*s), &rest[2..]),
+            _ => (None, &rest[1..]),
+        };
+        let inode = rest.first().and_then(|t| t.parse().ok());
+        let rest = rest.get(1..).unwrap_or_default();
+        let (processes, rest) = match rest.first() {
+            Some(p) if is_pid_program(p) => (netstat_process(p), &rest[1..]),
+            _ => (Vec::new(), rest),
+        };
+        let path = rest.first().copied().unwrap_or("*");
+        if rest.len() > 1 {
+            return Some(Err(LineError::Address {
+                tool: Tool::Netstat,
+                text: rest.join(" "),
+                error: ParseError::Junk(rest.join(" ")),
+            }));
+        }
+        match (path, state) {
+            ("*", _) => return not_listener(Tool::Netstat, UNNAMED.into()),
+            (_, Some("LISTENING")) => {}
+            (_, None) if protocol == "u_dgr" => {}
+            (_, s) => return not_listener(Tool::Netstat, in_state("a unix socket", s)),
+        }
+        return unix_line(Tool::Netstat, protocol, state, path, inode, processes);
+    }
+    if matches!(proto, "raw" | "raw6") && is_num(tok[1]) && is_num(tok[2]) {
+        return Some(Err(LineError::Unsupported {
+            tool: Tool::Netstat,
+            what: "a raw socket (its \"port\" is an IP protocol number)".into(),
+        }));
+    }
+    if !NETSTAT_INET.contains(&proto) || !is_num(tok[1]) || !is_num(tok[2]) {
+        return None;
+    }
+    let local_text = tok[3];
+    if local_text.len() == 23 {
+        return Some(Err(LineError::MaybeCut {
+            text: local_text.into(),
+        }));
+    }
+    let protocol = proto.trim_end_matches('6');
+    let protocol = if protocol == "udpl" { "udp" } else { protocol };
+    let local = match address(Tool::Netstat, local_text, protocol, services) {
+        Ok(p) => p,
+        Err(e) => return Some(Err(e)),
+    };
+    let rest = &tok[5..];
+    let state = rest
+        .first()
+        .filter(|s| {
+            s.bytes()
+                .all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit())
+        })
+        .filter(|s| !is_num(s))
+        .copied();
+    let processes = rest
+        .iter()
+        .rev()
+        .find(|t| is_pid_program(t))
+        .map(|p| netstat_process(p))
+        .unwrap_or_default();
+    let mut notes = vec![
+        "netstat shows neither SO_BINDTODEVICE nor IPV6_V6ONLY (`ss -tulnpe` shows both)".into(),
+    ];
+    if rest.contains(&"-") && processes.is_empty() {
+        notes.push(
+            "netstat -p printed `-`: the socket belongs to another user's process (run it as \
+             root to see which) or to none"
+                .into(),
+        );
+    }
+    match (protocol, state) {
+        ("tcp" | "sctp", Some("LISTEN")) | ("udp", None) => {}
+        (_, s) => {
+            return not_listener(Tool::Netstat, in_state(&format!("a {protocol} socket"), s));
+        }
+    }
+    line(Line {
+        tool: Tool::Netstat,
+        protocol: protocol.into(),
+        state: state.map(str::to_owned),
+        local_text: local_text.into(),
+        local,
+        ipv6: Some(proto.ends_with('6')),
+        v6only: None,
+        processes,
+        inode: None,
+        notes,
+    })
+}
+
+const UNNAMED: &str = "an unnamed unix socket: it has no address to connect to";
+
+fn in_state(what: &str, state: Option<&str>) -> String {
+    match state {
+        Some(s) => format!("{what} in state {s}"),
+        None => format!("{what} without a state"),
+    }
+}
+
+fn is_pid_program(t: &str) -> bool {
+    t.split_once('/')
+        .is_some_and(|(pid, name)| is_num(pid) && !name.is_empty())
+}
+
+fn netstat_process(t: &str) -> Vec<Process> {
+    let (pid, name) = t.split_once('/').expect("is_pid_program");
+    vec![Process {
+        name: name.into(),
+        pid: pid.parse().ok(),
+        fd: None,
+    }]
+}
+
+/// `COMMAND PID [TID TASKCMD] USER FD TYPE DEVICE SIZE/OFF NODE NAME [(STATE)]`.
+fn lsof(tok: &[&str], services: Services) -> Got {
+    if !is_num(tok[1]) {
+        return None;
+    }
+    let i = (4..tok.len().saturating_sub(4))
+        .find(|&i| matches!(tok[i], "IPv4" | "IPv6" | "unix") && tok[i + 2].starts_with("0t"))?;
+    let process = vec![Process {
+        name: tok[0].into(),
+        pid: tok[1].parse().ok(),
+        fd: Some(tok[i - 1].into()),
+    }];
+    let name = tok[i + 4];
+    let state = tok
+        .get(i + 5..)
+        .unwrap_or_default()
+        .iter()
+        .find_map(|t| t.strip_prefix('(').and_then(|t| t.strip_suffix(')')));
+    if tok[i] == "unix" {
+        let dgram = tok.contains(&"type=DGRAM");
+        let protocol = if dgram {
+            "u_dgr"
+        } else if tok.contains(&"type=SEQPACKET") {
+            "u_seq"
+        } else {
+            "u_str"
+        };
+        if !(name.starts_with('/') || name.starts_with('@')) {
+            return not_listener(Tool::Lsof, UNNAMED.into());
+        }
+        match state {
+            Some("LISTEN") => {}
+            None | Some("UNCONNECTED") if dgram => {}
+            s => return not_listener(Tool::Lsof, in_state("a unix socket", s)),
+        }
+        return unix_line(
+            Tool::Lsof,
+            protocol,
+            state,
+            name,
+            tok[i + 3].parse().ok(),
+            process,
+        );
+    }
+    let protocol = match tok[i + 3] {
+        "TCP" => "tcp",
+        "UDP" | "UDPLITE" => "udp",
+        "SCTP" => "sctp",
+        other => {
+            return Some(Err(LineError::Unsupported {
+                tool: Tool::Lsof,
+                what: format!("a {other} socket"),
+            }));
+        }
+    };
+    let ipv6 = tok[i] == "IPv6";
+    let (local_text, remote) = match name.split_once("->") {
+        Some((l, r)) => (l, Some(r)),
+        None => (name, None),
+    };
+    let mut local = match address(Tool::Lsof, local_text, protocol, services) {
+        Ok(p) => p,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut notes =
+        vec!["lsof shows neither SO_BINDTODEVICE nor IPV6_V6ONLY (`ss -tulnpe` shows both)".into()];
+    if let Parsed::One(Addr::Inet { host, ports }) = &local.parsed
+        && *host == Host::Any
+    {
+        let ip = if ipv6 {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        };
+        notes.push(format!(
+            "lsof writes * for the unspecified address; TYPE {} makes it {ip}",
+            tok[i]
+        ));
+        local.parsed = Parsed::One(Addr::Inet {
+            host: Host::Ip { ip, scope: None },
+            ports: *ports,
+        });
+    }
+    match (remote, state, protocol) {
+        (Some(r), _, _) => {
+            return not_listener(
+                Tool::Lsof,
+                in_state(&format!("a {protocol} connection to {r}"), state),
+            );
+        }
+        (None, Some("LISTEN"), _) | (None, None, "udp") => {}
+        (None, s, _) => {
+            return not_listener(Tool::Lsof, in_state(&format!("a {protocol} socket"), s));
+        }
+    }
+    line(Line {
+        tool: Tool::Lsof,
+        protocol: protocol.into(),
+        state: state.map(str::to_owned),
+        local_text: local_text.into(),
+        local,
+        ipv6: Some(ipv6),
+        v6only: None,
+        processes: process,
+        inode: None,
+        notes,
+    })
+}
+
+fn address(
+    tool: Tool,
+    text: &str,
+    protocol: &str,
+    services: Services,
+) -> Result<Pasted, LineError> {
+    explain_parse::parse_pasted(text, true, &|name| services(name, protocol)).map_err(|error| {
+        LineError::Address {
+            tool,
+            text: text.into(),
+            error,
+        }
+    })
+}
+
+fn unix_line(
+    tool: Tool,
+    protocol: &str,
+    state: Option<&str>,
+    name: &str,
+    inode: Option<u64>,
+    processes: Vec<Process>,
+) -> Got {
+    let local = match explain_parse::parse_pasted(name, false, &|_| None) {
+        Ok(
+            p @ Pasted {
+                parsed: Parsed::One(Addr::UnixPath(_) | Addr::UnixAbstract(_)),
+                ..
+            },
+        ) => p,
+        other => {
+            let error = other
+                .err()
+                .unwrap_or(ParseError::BadHost { text: name.into() });
+            return Some(Err(LineError::Address {
+                tool,
+                text: name.into(),
+                error,
+            }));
+        }
+    };
+    line(Line {
+        tool,
+        protocol: protocol.into(),
+        state: state.map(str::to_owned),
+        local_text: name.into(),
+        local,
+        ipv6: None,
+        v6only: None,
+        processes,
+        inode,
+        notes: Vec::new(),
+    })
+}
