@@ -710,6 +710,127 @@ mod tests {
         nsaddrs::own()
     }
 
+    fn ctx() -> Context {
+        Context {
+            ns: ns(),
+            services: Services::built_in(),
+            udp: false,
+            strict: false,
+        }
+    }
+
+    /// kind, flags, notes of the one reading of a pasted input.
+    fn one(input: &str) -> (Report, String, Vec<&'static str>, String) {
+        let r = explain_input(input, &ctx());
+        assert_eq!(r.error, None, "{input}");
+        assert_eq!(r.readings.len(), 1, "{input}: {:?}", r.readings);
+        let x = &r.readings[0];
+        let kind = x.verdict.kind.as_str().to_string();
+        let flags = x.verdict.flags.iter().map(|f| f.as_str()).collect();
+        let notes = x.notes.join(" | ");
+        (r, kind, flags, notes)
+    }
+
+    #[test]
+    fn pasted_addresses() {
+        // ss's device suffix: SO_BINDTODEVICE, on a wildcard the kind, else a flag (as the
+        // tracer says it for such a socket)
+        let (r, kind, flags, notes) = one("0.0.0.0%eth0:68");
+        assert_eq!(
+            (kind.as_str(), flags),
+            ("device-bound", vec!["device-bound", "privileged-port"])
+        );
+        assert_eq!(r.readings[0].device.as_deref(), Some("eth0"));
+        assert_eq!(r.readings[0].notation, "0.0.0.0%eth0:68");
+        assert!(notes.contains("SO_BINDTODEVICE"), "{notes}");
+        let (_, kind, flags, _) = one("127.0.0.53%lo:53");
+        assert_eq!(
+            (kind.as_str(), flags),
+            ("loopback", vec!["device-bound", "privileged-port"])
+        );
+        let (_, kind, _, _) = one("*%lo:80");
+        assert_eq!(kind, "device-bound");
+        // service names: the port read, and from where
+        let (r, kind, flags, notes) = one("*:ssh");
+        assert_eq!(
+            (kind.as_str(), flags),
+            ("dual-stack", vec!["privileged-port"])
+        );
+        let x = &r.readings[0];
+        assert_eq!(x.port, Some(22));
+        let svc = x.service.as_ref().unwrap();
+        assert_eq!(
+            (svc.name.as_str(), svc.port, svc.protocol.as_str()),
+            ("ssh", 22, "tcp")
+        );
+        assert_eq!(svc.source, lsn_trace::services::BUILT_IN_NAME);
+        assert!(
+            notes.contains("port `ssh` read as 22/tcp from lsn-trace's built-in"),
+            "{notes}"
+        );
+        let (r, ..) = one("[::]:http");
+        assert_eq!(r.readings[0].port, Some(80));
+        // the peer column
+        let (r, kind, _, notes) = one("0.0.0.0:*");
+        assert_eq!(kind, "all-ipv4");
+        assert_eq!(r.readings[0].port, None);
+        assert!(notes.contains("port `*`: any port"), "{notes}");
+        // refused, with why; --strict keeps inet_pton's rules
+        let r = explain_input("127.0.0.1:nosuch", &ctx());
+        let e = r.error.unwrap();
+        assert!(
+            e.contains("`nosuch` is not a port") && e.contains("built-in"),
+            "{e}"
+        );
+        let strict = Context {
+            strict: true,
+            ..ctx()
+        };
+        for input in [
+            "127.0.0.53%lo:53",
+            "*:ssh",
+            "0.0.0.0:*",
+            "tcp6 0 0 :::80 :::* LISTEN 1/x",
+        ] {
+            assert!(explain_input(input, &strict).error.is_some(), "{input}");
+        }
+    }
+
+    #[test]
+    fn pasted_lines() {
+        let (r, kind, _, notes) = one(
+            "udp   UNCONN 0      0      127.0.0.53%lo:53        0.0.0.0:*    users:((\"systemd-resolve\",pid=612,fd=13))",
+        );
+        assert_eq!((r.format, kind.as_str()), ("ss", "loopback"));
+        assert!(
+            r.readings[0].verdict.sentence.contains("UDP"),
+            "the line's protocol"
+        );
+        assert!(notes.contains("SO_BINDTODEVICE"), "{notes}");
+        let line = r.line.unwrap();
+        assert_eq!(
+            (line.protocol.as_str(), line.state.as_deref()),
+            ("udp", Some("UNCONN"))
+        );
+        assert_eq!(line.processes[0].name, "systemd-resolve");
+        let (r, kind, ..) = one("tcp   LISTEN 0      5               [::]:41003         [::]:*");
+        assert_eq!((r.format, kind.as_str()), ("ss", "ipv6-only-any"));
+        let (r, kind, _, notes) = one("tcp6 0 0 :::80 :::* LISTEN 1567/nginx");
+        assert_eq!((r.format, kind.as_str()), ("netstat", "ipv6-any"));
+        assert!(notes.contains("net.ipv6.bindv6only"), "{notes}");
+        let (r, kind, ..) = one("nc 37725 mark 3u IPv4 0x114b 0t0 TCP *:4444 (LISTEN)");
+        assert_eq!((r.format, kind.as_str()), ("lsof", "all-ipv4"));
+        let r = explain_input("ESTAB 0 0 127.0.0.1:42298 127.0.0.1:41001", &ctx());
+        assert_eq!((r.format, r.error), ("ss", None));
+        assert!(r.skipped.unwrap().contains("not a listener"));
+        assert!(r.readings.is_empty());
+        let r = explain_input("tcp LISTEN 0 5 \u{1b}[31m:80 *:*", &ctx());
+        assert!(
+            r.error.unwrap().contains("\\u{1b}"),
+            "control characters escaped"
+        );
+    }
+
     /// The seed's notations through the whole explain path: kind and range per reading.
     #[test]
     fn table() {

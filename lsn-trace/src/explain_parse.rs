@@ -577,6 +577,34 @@ impl fmt::Display for Pasted {
     }
 }
 
+/// The parsers' properties, asserted on any input (the test suite's generated inputs and the
+/// fuzz target's): neither panics; what [`parse`] accepts, shown, parses back the same; what
+/// it accepts [`parse_pasted`] reads the same with nothing more said; and what
+/// [`parse_pasted`] accepts, shown, parses back the same. Returns whether `parse` accepted.
+pub fn check_properties(s: &str, services: &dyn Fn(&str) -> Option<u16>) -> bool {
+    let strict = parse(s);
+    if let Ok(p) = &strict {
+        let shown = p.to_string();
+        assert_eq!(parse(&shown).as_ref(), Ok(p), "`{s}` shown as `{shown}`");
+        assert_eq!(
+            parse_pasted(s, false, services),
+            Ok(p.clone().into()),
+            "`{s}` read differently when pasted"
+        );
+    }
+    for has_port in [false, true] {
+        if let Ok(p) = parse_pasted(s, has_port, services) {
+            let shown = p.to_string();
+            assert_eq!(
+                parse_pasted(&shown, has_port, services),
+                Ok(p),
+                "pasted `{s}` shown as `{shown}`"
+            );
+        }
+    }
+    strict.is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -833,35 +861,186 @@ mod tests {
             " ",
             "é",
             "x",
+            "ssh",
+            "http",
+            "lo",
+            "%lo",
+            "*",
         ];
         let n = 1 + r.next() % 8;
         (0..n).map(|_| r.pick(PIECES)).collect()
     }
 
-    fn check_roundtrip(s: &str) {
-        if let Ok(p) = parse(s) {
-            let shown = p.to_string();
-            assert_eq!(parse(&shown), Ok(p), "`{s}` shown as `{shown}`");
+    /// A services database for the tests: two names, one alias.
+    pub(crate) fn services(name: &str) -> Option<u16> {
+        match name {
+            "ssh" => Some(22),
+            "http" | "www" => Some(80),
+            "ipp" => Some(631),
+            _ => None,
         }
     }
 
     #[test]
     fn property_never_panics_and_roundtrips() {
         let mut r = Rng(0x9e37_79b9_7f4a_7c15);
-        let mut accepted = 0;
+        let (mut accepted, mut pasted) = (0, 0);
         for _ in 0..200_000 {
             let s = input(&mut r);
-            if parse(&s).is_ok() {
+            if check_properties(&s, &services) {
                 accepted += 1;
+            } else if parse_pasted(&s, false, &services).is_ok() {
+                pasted += 1;
             }
-            check_roundtrip(&s);
         }
         // the generator must exercise the accepting paths, not only the errors
         assert!(accepted > 5_000, "only {accepted} inputs parsed");
+        assert!(pasted > 2_000, "only {pasted} inputs parsed as pasted only");
         // and arbitrary bytes
         for _ in 0..50_000 {
             let bytes: Vec<u8> = (0..r.next() % 24).map(|_| r.next() as u8).collect();
-            check_roundtrip(&String::from_utf8_lossy(&bytes));
+            check_properties(&String::from_utf8_lossy(&bytes), &services);
         }
+    }
+
+    /// What ss, netstat and lsof print, read with what it means.
+    #[test]
+    fn pasted_notations() {
+        let p = |s: &str| parse_pasted(s, false, &services);
+        let with = |host: Host, ports, device: Option<&str>, service: Option<&str>, any| {
+            Ok(Pasted {
+                parsed: inet(host, ports),
+                device: device.map(str::to_owned),
+                service: service.map(str::to_owned),
+                any_port: any,
+            })
+        };
+        let any = || Host::Any;
+        let table = [
+            // ss's device suffix, IPv4 included (systemd-resolved's stub, a DHCP client)
+            (
+                "127.0.0.53%lo:53",
+                with(ip("127.0.0.53"), Ports::One(53), Some("lo"), None, false),
+            ),
+            (
+                "0.0.0.0%eth0:68",
+                with(ip("0.0.0.0"), Ports::One(68), Some("eth0"), None, false),
+            ),
+            (
+                "[::]%lo:41009",
+                with(ip("::"), Ports::One(41009), Some("lo"), None, false),
+            ),
+            (
+                "*%lo:80",
+                with(any(), Ports::One(80), Some("lo"), None, false),
+            ),
+            (
+                "127.0.0.1%lo",
+                with(ip("127.0.0.1"), Ports::None, Some("lo"), None, false),
+            ),
+            // service names, without -n / -P
+            (
+                "*:ssh",
+                with(any(), Ports::One(22), None, Some("ssh"), false),
+            ),
+            (
+                "localhost:ipp",
+                with(
+                    Host::Name("localhost".into()),
+                    Ports::One(631),
+                    None,
+                    Some("ipp"),
+                    false,
+                ),
+            ),
+            (
+                "[::]:http",
+                with(ip("::"), Ports::One(80), None, Some("http"), false),
+            ),
+            (
+                "[::]:www",
+                with(ip("::"), Ports::One(80), None, Some("www"), false),
+            ),
+            (
+                ":::ssh",
+                with(ip("::"), Ports::One(22), None, Some("ssh"), false),
+            ),
+            (
+                "0.0.0.0%lo:ssh",
+                with(
+                    ip("0.0.0.0"),
+                    Ports::One(22),
+                    Some("lo"),
+                    Some("ssh"),
+                    false,
+                ),
+            ),
+            // the peer column of a listener
+            (
+                "0.0.0.0:*",
+                with(ip("0.0.0.0"), Ports::None, None, None, true),
+            ),
+            ("[::]:*", with(ip("::"), Ports::None, None, None, true)),
+            ("*:*", with(any(), Ports::None, None, None, true)),
+            (":::*", with(ip("::"), Ports::None, None, None, true)),
+        ];
+        for (text, want) in table {
+            assert_eq!(p(text), want, "{text}");
+            // strict mode keeps refusing them
+            assert!(parse(text).is_err(), "{text} accepted by the strict parser");
+        }
+        // the strict grammar reads the same; a column's ADDRESS:PORT is never ambiguous
+        assert_eq!(
+            p("[fe80::1%eth0]:80"),
+            Ok(parse("[fe80::1%eth0]:80").unwrap().into())
+        );
+        assert!(matches!(
+            p("::1:8080").unwrap().parsed,
+            Parsed::Ambiguous { .. }
+        ));
+        assert_eq!(
+            parse_pasted("::1:41007", true, &services),
+            with(ip("::1"), Ports::One(41007), None, None, false)
+        );
+        assert_eq!(p("[::]%lo:41009").unwrap().to_string(), "[::]%lo:41009");
+        assert_eq!(p(":::ssh").unwrap().to_string(), "[::]:ssh");
+        assert_eq!(p(":*").unwrap().to_string(), "*:*");
+    }
+
+    #[test]
+    fn pasted_garbage_is_still_refused_with_why() {
+        use ParseError::*;
+        type Check = fn(&ParseError) -> bool;
+        let cases: &[(&str, Check)] = &[
+            ("127.0.0.1:nosuch", |e| {
+                *e == UnknownService {
+                    name: "nosuch".into(),
+                }
+            }),
+            ("*:sql*net", |e| matches!(e, UnknownService { .. })),
+            ("127.1%lo:80", |e| matches!(e, LegacyIpv4 { .. })),
+            ("1.2.3.4%:80", |e| matches!(e, BadScope { .. })),
+            ("1.2.3.4%a/b:80", |e| matches!(e, BadScope { .. })),
+            ("[::1]%:80", |e| matches!(e, BadScope { .. })),
+            ("[::1]x", |e| matches!(e, BadHost { .. })),
+            ("[127.0.0.1]%lo:80", |e| matches!(e, BracketedIpv4 { .. })),
+            ("0.0.0.0:**", |e| matches!(e, BadPort { .. })),
+            ("1.2.3.4 a", |e| matches!(e, Junk(_))),
+            ("", |e| *e == Empty),
+        ];
+        for (text, ok) in cases {
+            match parse_pasted(text, false, &services) {
+                Err(e) => assert!(ok(&e), "{text}: unexpected error {e:?}"),
+                Ok(p) => panic!("{text} accepted as {p:?}"),
+            }
+        }
+        let msg = UnknownService {
+            name: "nosuch".into(),
+        }
+        .to_string();
+        assert!(
+            msg.contains("not a port") && msg.contains("service name"),
+            "{msg}"
+        );
     }
 }
