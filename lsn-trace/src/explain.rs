@@ -199,6 +199,8 @@ pub fn run(args: Args) -> ExitCode {
             }
         }
         if !args.json {
+            // After what it counts, on a terminal that shows both streams.
+            let _ = std::io::stdout().flush();
             say!(
                 "lsn-trace: explain: {} lines read from standard input: {} explained, {} \
                  headers or blank, {} not listeners (skipped; --json lists them), {} refused",

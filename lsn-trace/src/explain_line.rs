@@ -257,7 +257,7 @@ fn ss(text: &str, tok: &[&str], services: Services) -> Got {
         Ok(p) => p,
         Err(e) => return Some(Err(e)),
     };
-    let extras = &tok[at + 5..];
+    let extras = tok.get(at + 5..).unwrap_or_default();
     let inode = extras
         .iter()
         .find_map(|t| t.strip_prefix("ino:").and_then(|n| n.parse().ok()));
@@ -683,7 +683,11 @@ mod tests {
         }
     }
 
-    /// (local as read, protocol, state, v6only, device, service)
+    type State = Option<&'static str>;
+    /// (local as read, protocol, state, V6ONLY, device)
+    type SsWant = (&'static str, &'static str, State, Option<bool>, State);
+
+    /// (local as read, protocol, state, v6only, device)
     fn facts(l: &Line) -> (String, &str, Option<&str>, Option<bool>, Option<&str>) {
         (
             l.local.to_string(),
@@ -697,7 +701,7 @@ mod tests {
     // Real output (iproute2 6.1, net-tools 2.10, lsof 4.95) of listeners a test opened.
     #[test]
     fn ss_lines() {
-        let table: &[(&str, (&str, &str, Option<&str>, Option<bool>, Option<&str>))] = &[
+        let table: &[(&str, SsWant)] = &[
             (
                 "tcp   LISTEN 0      5            0.0.0.0:41001      0.0.0.0:*    users:((\"python3\",pid=11526,fd=3)) ",
                 ("0.0.0.0:41001", "tcp", Some("LISTEN"), None, None),
@@ -792,7 +796,7 @@ mod tests {
 
     #[test]
     fn netstat_lines() {
-        let table: &[(&str, (&str, &str, Option<&str>))] = &[
+        let table: &[(&str, (&str, &str, State))] = &[
             (
                 "tcp        0      0 0.0.0.0:41001           0.0.0.0:*               LISTEN      11526/python3       ",
                 ("0.0.0.0:41001", "tcp", Some("LISTEN")),
@@ -857,7 +861,9 @@ mod tests {
 
     #[test]
     fn lsof_lines() {
-        let table: &[(&str, (&str, &str, Option<&str>, Option<bool>))] = &[
+        // (local as read, protocol, state, IPv6 by the TYPE column)
+        type LsofWant = (&'static str, &'static str, State, Option<bool>);
+        let table: &[(&str, LsofWant)] = &[
             (
                 "python3 11526 root    3u  IPv4  66590      0t0  TCP *:41001 (LISTEN)",
                 ("0.0.0.0:41001", "tcp", Some("LISTEN"), Some(false)),
@@ -986,6 +992,15 @@ mod tests {
             }
         ));
         assert_eq!(refused("hello there how are you"), LineError::Unknown);
+        // found by the fuzz target: a Netid line with no peer column
+        assert!(matches!(
+            read("udp\x0bCLOSED\x0b51\x0b4\x0b9y", &services),
+            Ok(Read::NotListener { .. })
+        ));
+        assert!(matches!(
+            read("udp UNCONN 51 4 0.0.0.0:9", &services),
+            Ok(Read::Line(_))
+        ));
         assert!(matches!(
             refused("tcp LISTEN 0 5 127.0.0.1:nosuch 0.0.0.0:*"),
             LineError::Address {
