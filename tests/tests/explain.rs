@@ -360,20 +360,37 @@ fn check(reports: &[Value], format: &str, want: &[(u16, &str, &str)]) {
     assert_eq!(seen, all, "{format}: every listener explained once");
 }
 
+/// The lines of a tool's output about this test's listeners, explained and checked:
+/// `shows_options` for a tool that prints V6ONLY and the device (ss).
+fn explain_picked(
+    l: &Listeners,
+    out: &str,
+    format: &str,
+    shows_options: bool,
+    port_of: impl Fn(&str) -> Option<u16>,
+) -> (String, Vec<Value>) {
+    let picked = l.pick(out, port_of);
+    let (code, reports, stderr) = explain_stdin(&picked, &["--json"]);
+    assert_eq!(code, 0, "{stderr}\n{picked}");
+    let want: Vec<(u16, &str, &str)> = l
+        .inet()
+        .iter()
+        .map(|x| (x.0, x.1, if shows_options { x.2 } else { x.3 }))
+        .collect();
+    check(&reports, format, &want);
+    (picked, reports)
+}
+
 #[test]
 fn ss_output_explained_line_by_line() {
     let l = open_listeners();
     let pid = std::process::id();
     let out = tool("ss", &["-tulnp"]);
-    let picked = l.pick(&out, |line| {
+    let (picked, reports) = explain_picked(&l, &out, "ss", true, |line| {
         line.contains(&format!("pid={pid},"))
             .then(|| local_port_in(line, 4))
             .flatten()
     });
-    let (code, reports, stderr) = explain_stdin(&picked, &["--json"]);
-    assert_eq!(code, 0, "{stderr}\n{picked}");
-    let want: Vec<(u16, &str, &str)> = l.inet().iter().map(|x| (x.0, x.1, x.2)).collect();
-    check(&reports, "ss", &want);
     for r in &reports {
         let x = &r["readings"][0];
         let port = x["port"].as_u64().unwrap() as u16;
@@ -474,15 +491,11 @@ fn netstat_output_explained_line_by_line() {
     let l = open_listeners();
     let pid = std::process::id();
     let out = tool("netstat", &["-tulpn"]);
-    let picked = l.pick(&out, |line| {
+    let (_, reports) = explain_picked(&l, &out, "netstat", false, |line| {
         line.contains(&format!(" {pid}/"))
             .then(|| local_port_in(line, 3))
             .flatten()
     });
-    let (code, reports, stderr) = explain_stdin(&picked, &["--json"]);
-    assert_eq!(code, 0, "{stderr}\n{picked}");
-    let want: Vec<(u16, &str, &str)> = l.inet().iter().map(|x| (x.0, x.1, x.3)).collect();
-    check(&reports, "netstat", &want);
     for r in &reports {
         assert_eq!(r["line"]["processes"][0]["pid"], pid, "{r}");
         let notes = r["readings"][0]["notes"].to_string();
@@ -502,11 +515,7 @@ fn lsof_output_explained_line_by_line() {
     let l = open_listeners();
     let pid = std::process::id().to_string();
     let out = tool("lsof", &["-i", "-P", "-n", "-a", "-p", &pid]);
-    let picked = l.pick(&out, |line| local_port_in(line, 8));
-    let (code, reports, stderr) = explain_stdin(&picked, &["--json"]);
-    assert_eq!(code, 0, "{stderr}\n{picked}");
-    let want: Vec<(u16, &str, &str)> = l.inet().iter().map(|x| (x.0, x.1, x.3)).collect();
-    check(&reports, "lsof", &want);
+    let (_, reports) = explain_picked(&l, &out, "lsof", false, |line| local_port_in(line, 8));
     for r in &reports {
         assert_eq!(r["line"]["processes"][0]["pid"].to_string(), pid, "{r}");
         let fd = r["line"]["processes"][0]["fd"].as_str().unwrap();
