@@ -1,6 +1,7 @@
 //! lsn-trace: how processes ask the Linux kernel to listen, live.
 //!
-//! hook (eBPF) -> event (ring buffer) -> decode -> sink (renderer on stdout).
+//! hook (eBPF) -> event (ring buffer) -> decode -> story (per-socket reconstruction) ->
+//! sinks (renderer on stdout, audit log, summary): see `pipeline`.
 
 /// `eprintln!`, but the line goes out in one write(2): stderr is unbuffered, and
 /// `eprintln!` writes each formatted piece on its own, so under `-- CMD` (which shares the
@@ -28,6 +29,7 @@ mod names;
 mod netif;
 mod offsets;
 mod output;
+mod pipeline;
 mod preflight;
 mod probe;
 mod ring;
@@ -46,7 +48,8 @@ use clap::Parser;
 use crate::{
     backend::{BackendChoice, FollowMode, LoadOptions},
     output::{Format, Render},
-    tracer::{Sink, Tracer},
+    pipeline::{Pipeline, Sink},
+    tracer::Tracer,
 };
 
 #[derive(Parser, Debug)]
@@ -111,25 +114,21 @@ fn ring_size(s: &str) -> Result<u32, String> {
 
 /// Renders to stdout, batching writes per drained batch.
 struct StdoutSink {
-    /// Events pass through the story (per-socket reconstruction) on their way out.
-    story: story::Story,
     render: Box<dyn Render + Send>,
     buf: Vec<u8>,
     out: std::io::Stdout,
 }
 
 impl Sink for StdoutSink {
-    fn event(&mut self, ev: &event::Event) -> std::io::Result<Option<story::Note>> {
-        let note = self.story.observe(ev);
-        self.render.event_noted(&mut self.buf, ev, &note);
+    fn event(&mut self, ev: &event::Event, note: &story::Note) -> std::io::Result<()> {
+        self.render.event_noted(&mut self.buf, ev, note);
         if self.buf.len() > 64 * 1024 {
             self.flush()?;
         }
-        Ok(Some(note))
+        Ok(())
     }
 
     fn lost(&mut self, count: u64, reason: &str) -> std::io::Result<()> {
-        say!("lsn-trace: {count} events lost ({reason})");
         self.render.lost(&mut self.buf, count, reason);
         Ok(())
     }
@@ -273,7 +272,6 @@ fn run(cli: Cli) -> Result<u8> {
         mark_followed: plan.is_some() && cli.follow.all,
     };
     let mut sink = StdoutSink {
-        story: story::Story::new(),
         render: output::renderer(format, render_opts),
         buf: Vec::new(),
         out: std::io::stdout(),
@@ -284,7 +282,7 @@ fn run(cli: Cli) -> Result<u8> {
         }
         (_, _, stop) => {
             let stop = stop.expect("installed when there is no plan");
-            let stats = rt.block_on(tracer.run(&mut sink, stop))?;
+            let stats = rt.block_on(tracer.run(&mut Pipeline::new(&mut sink), stop))?;
             say!("{}", stats.stopped_line());
             Ok(0)
         }
