@@ -15,30 +15,23 @@ macro_rules! say {
     }};
 }
 
-mod audit;
-mod backend;
-mod btf;
-mod errno;
-mod event;
-mod explain;
-mod failure;
-mod filter;
-mod follow;
-mod kfunc;
-mod names;
-mod netif;
-mod offsets;
+mod kernel;
+mod load;
+mod modes;
 mod output;
 mod pipeline;
-mod preflight;
-mod probe;
-mod ring;
-mod sockaddr;
-mod sockdiag;
 mod story;
-mod summary;
-mod tracer;
-mod user;
+mod stream;
+mod sys;
+
+// Each module also by its short name (`crate::event`, `crate::failure` …): the folders say
+// where it stands in the pipeline, the short paths keep the imports short and stable.
+use kernel::{btf, hookplan, offsets, probe};
+use load::{backend, filter, preflight};
+use modes::{audit, explain, follow, summary};
+use story::failure;
+use stream::{errno, event, names, ring, sockaddr, tracer};
+use sys::{netif, sockdiag, user};
 
 use std::{io::Write, process::ExitCode};
 
@@ -188,7 +181,7 @@ fn run(cli: Cli) -> Result<u8> {
         Some(id) => log::debug!("kernel structs read through bpf_rdonly_cast (kfunc {id})"),
         None => log::debug!("kernel structs read with bpf_probe_read_kernel (no cast kfunc)"),
     }
-    let kfunc_plan = kfunc::plan(&btf);
+    let kfunc_plan = hookplan::plan(&btf);
     // Only the offsets are needed from here on; the parsed types are megabytes, and aya's
     // loader is about to parse the same BTF again: do not hold both at once (peak RSS).
     drop(btf);

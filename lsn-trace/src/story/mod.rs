@@ -11,6 +11,8 @@
 //! whose socket looks fresh again (unbound, other type, second successful bind) restarts.
 //! The table is bounded: a listener's `close` event drops it, and past `CAP` entries the
 //! ones of exited processes and then the least recently used go.
+pub mod failure;
+
 use std::{
     collections::HashMap,
     net::IpAddr,
@@ -22,7 +24,7 @@ use serde::Serialize;
 
 use crate::{
     event::{Event, Kind, OptValue, Request, SOCK_DGRAM, Sock},
-    failure::{self, Holder},
+    failure::Holder,
     netif,
     sockaddr::{AF_INET, AF_INET6, AF_UNIX, SockAddr},
     sockdiag::{self, Netns},
