@@ -6,7 +6,7 @@
 
 // The parsers are std-only: include their source rather than depend on the lsn-trace
 // crate, whose build script compiles the eBPF programs.
-#[path = "../../lsn-trace/src/explain_parse.rs"]
+#[path = "../../lsn-trace/src/modes/explain_parse.rs"]
 mod explain_parse;
 #[path = "../../lsn-trace/src/explain_line.rs"]
 mod explain_line;

@@ -2,7 +2,10 @@
 //! target and other tools share them: what an address means (`verdict`), the addresses of a
 //! network namespace (`nsaddrs`).
 pub mod explain_line;
+#[path = "modes/explain_parse.rs"]
 pub mod explain_parse;
+#[path = "sys/nsaddrs.rs"]
 pub mod nsaddrs;
 pub mod services;
+#[path = "story/verdict.rs"]
 pub mod verdict;
