@@ -8,7 +8,7 @@
 // crate, whose build script compiles the eBPF programs.
 #[path = "../../lsn-trace/src/modes/explain_parse.rs"]
 mod explain_parse;
-#[path = "../../lsn-trace/src/explain_line.rs"]
+#[path = "../../lsn-trace/src/modes/explain_line.rs"]
 mod explain_line;
 
 /// A small services database, so service names are exercised too.
