@@ -562,6 +562,9 @@ fn pasted_notations_and_strict_mode() {
             .contains("device-bound")
     );
     assert_eq!(lines[1]["readings"][0]["port"], 22);
+    let (code, _, err) = run(&[""]);
+    assert_eq!(code, 2);
+    assert!(err.contains("empty address"), "{err}");
     // --strict: inet_pton's rules, today's messages
     let (code, _, err) = run(&["--strict", "127.0.0.53%lo:53", "*:ssh"]);
     assert_eq!(code, 2);

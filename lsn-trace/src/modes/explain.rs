@@ -182,8 +182,12 @@ pub fn run(args: Args) -> ExitCode {
             let line = String::from_utf8_lossy(&line);
             let line = line.strip_suffix('\r').unwrap_or(&line);
             tally.lines += 1;
-            let report = explain_input(line, &ctx);
             // Column headers and blank lines are part of the table's shape, not data.
+            if line.trim().is_empty() {
+                tally.headers += 1;
+                continue;
+            }
+            let report = explain_input(line, &ctx);
             if report.skipped.as_deref() == Some(HEADER) {
                 tally.headers += 1;
                 continue;
@@ -215,7 +219,7 @@ pub fn run(args: Args) -> ExitCode {
     status
 }
 
-const HEADER: &str = "a column header, title or blank line";
+const HEADER: &str = "a column header or title line";
 
 /// One argument or line of standard input.
 fn explain_input(input: &str, ctx: &Context) -> Report {
@@ -224,7 +228,7 @@ fn explain_input(input: &str, ctx: &Context) -> Report {
     }
     let mut report = Report::new(input);
     let text = input.trim();
-    if !text.contains(char::is_whitespace) && !text.is_empty() {
+    if !text.contains(char::is_whitespace) {
         let proto = if ctx.udp { "udp" } else { "tcp" };
         match explain_parse::parse_pasted(text, false, &|n| service_port(ctx, n, proto)) {
             Ok(p) => fill(&mut report, &p, &Given::new(ctx, proto), &ctx.ns),

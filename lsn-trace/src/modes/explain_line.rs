@@ -323,7 +323,8 @@ fn ss(text: &str, tok: &[&str], services: Services) -> Got {
 }
 
 const SS_WILDCARDS: &str = "ss writes `*` for a dual-stack [::] socket, `[::]` for one with \
-     V6ONLY=1 and 0.0.0.0 for IPv4 (iproute2 4.14 and later; older ss wrote `*` for 0.0.0.0 too)";
+     V6ONLY=1 and 0.0.0.0 for IPv4 (iproute2 4.14 and later, on Linux 4.2 and later, which \
+     reports V6ONLY; older ss wrote `*` for 0.0.0.0 too)";
 
 /// `users:(("nginx",pid=2,fd=6),("nginx",pid=1,fd=6))`.
 fn ss_users(text: &str) -> Vec<Process> {
