@@ -153,8 +153,15 @@ fn is_header(text: &str, tok: &[&str]) -> bool {
 }
 
 const SS_NETIDS: &[&str] = &["tcp", "udp", "sctp", "mptcp", "u_str", "u_dgr", "u_seq"];
-const SS_OTHER_NETIDS: &[&str] = &[
-    "raw", "nl", "p_raw", "p_dgr", "v_str", "v_dgr", "tipc", "xdp",
+/// Families with no IP or unix address (`ss -l` lists them too): skipped, not refused.
+const SS_OTHER_FAMILIES: &[(&str, &str)] = &[
+    ("nl", "netlink"),
+    ("p_raw", "packet"),
+    ("p_dgr", "packet"),
+    ("v_str", "vsock"),
+    ("v_dgr", "vsock"),
+    ("tipc", "TIPC"),
+    ("xdp", "XDP"),
 ];
 const SS_STATES: &[&str] = &[
     "LISTEN",
@@ -204,12 +211,17 @@ fn ss(text: &str, tok: &[&str], services: Services) -> Got {
     if let Some(n) = netid
         && !SS_NETIDS.contains(&n)
     {
-        return SS_OTHER_NETIDS.contains(&n).then(|| {
-            Err(LineError::Unsupported {
+        if n == "raw" {
+            return Some(Err(LineError::Unsupported {
                 tool: Tool::Ss,
-                what: format!("a {n} socket (Netid {n})"),
-            })
-        });
+                what: "a raw socket (its \"port\" is an IP protocol number)".into(),
+            }));
+        }
+        let (_, family) = SS_OTHER_FAMILIES.iter().find(|(id, _)| *id == n)?;
+        return not_listener(
+            Tool::Ss,
+            format!("a {family} socket (Netid {n}): it has no IP or unix address"),
+        );
     }
     let local_text = tok[at + 3];
     let mut notes = Vec::new();
@@ -980,7 +992,14 @@ mod tests {
         // refused, with why
         let refused = |s: &str| read(s, &services).unwrap_err();
         assert!(matches!(
-            refused("nl    UNCONN 0      0                   0:0                  *"),
+            read(
+                "nl    UNCONN 0      0                   0:0                  *",
+                &services
+            ),
+            Ok(Read::NotListener { tool: Tool::Ss, .. })
+        ));
+        assert!(matches!(
+            refused("raw   UNCONN 0      0                   *:ipv6-icmp           *:*"),
             LineError::Unsupported { tool: Tool::Ss, .. }
         ));
         assert!(matches!(
