@@ -268,7 +268,16 @@ fn explain_input(input: &str, ctx: &Context) -> Report {
                 inode: line.inode,
             });
         }
-        Err(e) => report.error = Some(format!("`{text}`: {e}")),
+        Err(e) => {
+            let source = match &e {
+                explain_line::LineError::Address {
+                    error: explain_parse::ParseError::UnknownService { .. },
+                    ..
+                } => format!(" ({})", ctx.services.source),
+                _ => String::new(),
+            };
+            report.error = Some(format!("`{text}`: {e}{source}"));
+        }
     }
     report
 }
