@@ -711,7 +711,8 @@ mod tests {
         )
     }
 
-    // Real output (iproute2 6.1, net-tools 2.10, lsof 4.95) of listeners a test opened.
+    // Real output (iproute2 6.1, net-tools 2.10, lsof 4.95) of listeners opened on this
+    // project's machine, unless marked composed (or quoted from issue 20).
     #[test]
     fn ss_lines() {
         let table: &[(&str, SsWant)] = &[
@@ -749,7 +750,7 @@ mod tests {
                 "tcp   LISTEN 0      5          127.0.0.1:ssh        0.0.0.0:*    users:((\"python3\",pid=11526,fd=13))",
                 ("127.0.0.1:ssh", "tcp", Some("LISTEN"), None, None),
             ),
-            // systemd-resolved's stub, as every Ubuntu machine prints it
+            // systemd-resolved's stub (composed: this machine has none)
             (
                 "udp   UNCONN 0      0      127.0.0.53%lo:53        0.0.0.0:*    users:((\"systemd-resolve\",pid=612,fd=13))",
                 ("127.0.0.53%lo:53", "udp", Some("UNCONN"), None, Some("lo")),
@@ -800,6 +801,7 @@ mod tests {
         assert_eq!(line(table[10].0).inode, Some(66600));
         assert_eq!(line(table[8].0).inode, Some(420327));
         assert!(line(table[9].0).notes[0].contains("no Netid column"));
+        // composed: two processes share a listener (nginx's master and worker)
         let two = line(
             "tcp LISTEN 0 511 0.0.0.0:80 0.0.0.0:* users:((\"nginx\",pid=1191,fd=6),(\"nginx\",pid=1190,fd=6))",
         );
