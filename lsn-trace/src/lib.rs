@@ -1,9 +1,13 @@
 //! The parts of lsn-trace that need no kernel hooks, as a library so the CLI, the fuzz
 //! target and other tools share them: what an address means (`verdict`), the addresses of a
-//! network namespace (`nsaddrs`).
+//! network namespace (`nsaddrs`), entering one (`netns`), /proc's answers (`procfs`).
 #[path = "modes/explain_parse.rs"]
 pub mod explain_parse;
+#[path = "sys/netns.rs"]
+pub mod netns;
 #[path = "sys/nsaddrs.rs"]
 pub mod nsaddrs;
+#[path = "sys/procfs.rs"]
+pub mod procfs;
 #[path = "story/verdict.rs"]
 pub mod verdict;

@@ -139,7 +139,7 @@ impl Audit {
             "backend": backend,
             "log": self.log.path().map(|p| p.display().to_string()),
         }));
-        if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        if let Some(h) = lsn_trace::procfs::sysctl_text("kernel/hostname") {
             rec.insert("host".into(), h.trim().into());
         }
         self.write(&rec);

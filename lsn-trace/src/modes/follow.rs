@@ -135,9 +135,7 @@ fn run_as(spec: Option<&str>) -> Result<Option<RunAs>> {
     Ok(Some(RunAs { user, groups }))
 }
 
-pub fn alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
+use lsn_trace::procfs::process_exists as alive;
 
 // --- signals ------------------------------------------------------------------------
 

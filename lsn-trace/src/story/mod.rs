@@ -30,7 +30,7 @@ use crate::{
     sockdiag::{self, Netns},
 };
 use lsn_trace::{
-    nsaddrs,
+    nsaddrs, procfs,
     verdict::{self, Addr, Bound, FilePerms},
 };
 use lsn_trace_common::sockopt::{IPV6_V6ONLY, SOL_IPV6};
@@ -655,7 +655,7 @@ impl Story {
     fn resolve_netns(&mut self, ino: Option<u32>, pid: u32) -> Result<Netns, String> {
         let Some(ino) = ino else {
             // Unknown inode: the process's own, if it still exists.
-            return if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return if procfs::process_exists(pid) {
                 Ok(Netns::Pid(pid))
             } else {
                 Err(format!(
@@ -709,8 +709,8 @@ impl Story {
         }
         let read = || NsFacts {
             at: Instant::now(),
-            bindv6only: sysctl("net/ipv6/bindv6only").map(|v| v != 0),
-            unprivileged_port_start: sysctl("net/ipv4/ip_unprivileged_port_start")
+            bindv6only: procfs::sysctl("net/ipv6/bindv6only").map(|v| v != 0),
+            unprivileged_port_start: procfs::sysctl("net/ipv4/ip_unprivileged_port_start")
                 .map(|v| v as u32),
         };
         let f = match self.resolve_netns(netns, pid) {
@@ -759,8 +759,7 @@ impl Story {
 
     /// Make room: drop the sockets of processes that exited, then the least recently used.
     fn evict(&mut self) {
-        self.table
-            .retain(|_, e| std::path::Path::new(&format!("/proc/{}", e.pid)).exists());
+        self.table.retain(|_, e| procfs::process_exists(e.pid));
         if self.table.len() > CAP * 3 / 4 {
             let mut used: Vec<u64> = self.table.values().map(|e| e.used).collect();
             used.sort_unstable();
@@ -840,14 +839,6 @@ pub fn fd_inode(pid: u32, fd: i32) -> Option<u64> {
     l.to_str()?
         .strip_prefix("socket:[")?
         .strip_suffix(']')?
-        .parse()
-        .ok()
-}
-
-fn sysctl(name: &str) -> Option<i64> {
-    std::fs::read_to_string(format!("/proc/sys/{name}"))
-        .ok()?
-        .trim()
         .parse()
         .ok()
 }
