@@ -121,9 +121,10 @@ impl StdoutSink {
     fn hidden_line(&self) -> Option<String> {
         (self.hidden > 0).then(|| {
             format!(
-                "lsn-trace: {} events of sockets that can never listen (netlink, packet …) not \
-                 shown; --family or --json shows them",
-                self.hidden
+                "lsn-trace: {} event{} of sockets that can never listen (netlink, packet …) \
+                 not shown; --family or --json shows them",
+                self.hidden,
+                if self.hidden == 1 { "" } else { "s" }
             )
         })
     }
