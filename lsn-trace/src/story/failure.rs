@@ -20,7 +20,7 @@ use crate::{
     names,
     sockaddr::{AF_INET, AF_INET6, AF_UNIX, SockAddr},
     sockdiag::{self, DiagSock, Netns, Query},
-    story::Entry,
+    story::socket::Entry,
 };
 use lsn_trace::nsaddrs;
 
@@ -383,7 +383,7 @@ fn lookup_in_use(
     };
     // The failing socket itself may be in the dump (listen() after a shared bind): its
     // inode tells it apart, on every backend (kernel-function ones know no fd).
-    let own_inode = crate::story::sock_inode(ev).map(|i| i as u32);
+    let own_inode = crate::story::socket::sock_inode(ev).map(|i| i as u32);
     let mut colliding: Vec<&DiagSock> = socks
         .iter()
         .filter(|s| Some(s.inode) != own_inode || s.inode == 0)

@@ -1,5 +1,8 @@
-//! The one way to ask /proc the questions asked in several places: a sysctl's value, and
-//! whether a process still exists.
+//! The one way to ask /proc the questions asked in several places: a sysctl's value,
+//! whether a process still exists, a descriptor's socket inode, a unix socket file's mode.
+use std::os::unix::fs::MetadataExt as _;
+
+use crate::verdict::FilePerms;
 
 /// A sysctl's text without the newline, `name` in /proc/sys notation (`kernel/hostname`).
 /// The `net/*` ones are those of the calling thread's network namespace.
@@ -17,4 +20,45 @@ pub fn sysctl(name: &str) -> Option<i64> {
 /// Whether process `pid` exists (a zombie does: it keeps its /proc entry until reaped).
 pub fn process_exists(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The inode of the socket behind /proc/PID/fd/FD (None: gone, or not a socket).
+pub fn fd_inode(pid: u32, fd: i32) -> Option<u64> {
+    let l = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?;
+    l.to_str()?
+        .strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// The socket file's mode and owner, seen from the process's root and cwd (it may live in
+/// another mount namespace or chroot).
+pub fn unix_socket_perms(pid: u32, path: &[u8]) -> Option<FilePerms> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::OsStr::from_bytes(path);
+    let full = if path.first() == Some(&b'/') {
+        std::path::Path::new(&format!("/proc/{pid}/root")).join(
+            std::path::Path::new(p)
+                .strip_prefix("/")
+                .unwrap_or(std::path::Path::new(p)),
+        )
+    } else {
+        std::path::Path::new(&format!("/proc/{pid}/cwd")).join(p)
+    };
+    // The process may be gone already: then look at the path from here.
+    let m = std::fs::symlink_metadata(full)
+        .or_else(|e| {
+            if path.first() == Some(&b'/') {
+                std::fs::symlink_metadata(p)
+            } else {
+                Err(e)
+            }
+        })
+        .ok()?;
+    Some(FilePerms {
+        mode: m.mode(),
+        uid: m.uid(),
+        gid: m.gid(),
+    })
 }
