@@ -314,7 +314,8 @@ fn addr_in_use(
     if cache.spent >= LOOKUP_BUDGET_PER_SEC {
         return (
             format!(
-                "{}/{proto} is in use; who holds it was not looked up: more failed binds this                  second than the lookup budget ({} ms/s) allows",
+                "{}/{proto} is in use; who holds it was not looked up: more failed binds this \
+                 second than the lookup budget ({} ms/s) allows",
                 me.text(port),
                 LOOKUP_BUDGET_PER_SEC.as_millis()
             ),
