@@ -11,7 +11,9 @@
 //! whose socket looks fresh again (unbound, other type, second successful bind) restarts.
 //! The table is bounded: a listener's `close` event drops it, and past `CAP` entries the
 //! ones of exited processes and then the least recently used go.
+mod collide;
 pub mod failure;
+mod holders;
 mod namespaces;
 mod sentences;
 mod socket;

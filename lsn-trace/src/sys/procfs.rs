@@ -1,5 +1,6 @@
 //! The one way to ask /proc the questions asked in several places: a sysctl's value,
-//! whether a process still exists, a descriptor's socket inode, a unix socket file's mode.
+//! whether a process still exists, its executable and capabilities, a descriptor's socket
+//! inode, a unix socket file's mode.
 use std::os::unix::fs::MetadataExt as _;
 
 use crate::verdict::FilePerms;
@@ -61,4 +62,22 @@ pub fn unix_socket_perms(pid: u32, path: &[u8]) -> Option<FilePerms> {
         uid: m.uid(),
         gid: m.gid(),
     })
+}
+
+/// The process's executable (`/proc/PID/exe`), as a path to show.
+pub fn exe(pid: u32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+/// Whether capability number `cap` is in the process's effective set (None: process gone).
+pub fn has_capability(pid: u32, cap: u32) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))?
+        .trim();
+    let caps = u64::from_str_radix(hex, 16).ok()?;
+    Some(caps & (1 << cap) != 0)
 }
