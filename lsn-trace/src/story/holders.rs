@@ -1,6 +1,8 @@
-//! Who holds a port an EADDRINUSE wanted: one sock_diag dump of that port in the failing
-//! process's network namespace (as `ss` does), the sockets colliding with the failing one,
-//! and their owners from a bounded /proc/*/fd scan. All I/O; failure.rs says what it means.
+//! Who holds a port: for an EADDRINUSE as it happens (`find`: one sock_diag dump of that port
+//! in the failing process's network namespace, as `ss` does, the sockets colliding with the
+//! failing one, their owners from a bounded /proc/*/fd scan; failure.rs says what it means),
+//! and for the `-- CMD` summary at the end (`held_by`, `holds`: lsn-trace's namespace, now).
+//! All I/O.
 use std::time::Duration;
 
 use serde::Serialize;
@@ -141,4 +143,65 @@ fn holder_of(s: &DiagSock, owner: Option<&sockdiag::Owner>) -> Holder {
         uid: (s.inode != 0).then_some(s.uid),
         remote: (s.remote.port() != 0).then(|| s.remote.to_string()),
     }
+}
+
+/// Who holds `protocol` port `port` now, in lsn-trace's network namespace (sock_diag, and
+/// /proc/*/fd for the owners, as `ss -p`): for an EADDRINUSE in the summary.
+pub fn held_by(protocol: &str, port: u16) -> Option<String> {
+    let mut who: Vec<String> = Vec::new();
+    for (owner, s) in held_where(protocol, port, |_| true) {
+        let w = format!("{owner} on {} ({})", s.local_text(), s.state_name());
+        if !who.contains(&w) {
+            who.push(w);
+        }
+    }
+    (!who.is_empty()).then(|| who.join(", "))
+}
+
+/// Which processes have a socket of `protocol` on exactly `addr` (ss notation, as the
+/// summary shows it; a TCP one in LISTEN) open now, in lsn-trace's network namespace: the
+/// listener of a process that exited may live on in a child it forked (daemonizing).
+pub fn holds(protocol: &str, addr: &str) -> Option<String> {
+    use crate::sockdiag::{IPPROTO_TCP, TCP_LISTEN};
+    let port = addr.rsplit_once(':')?.1.parse().ok()?;
+    let mut who: Vec<String> = Vec::new();
+    for (owner, _) in held_where(protocol, port, |s| {
+        s.local_text() == addr && (s.protocol != IPPROTO_TCP || s.state == TCP_LISTEN)
+    }) {
+        if !who.contains(&owner) {
+            who.push(owner);
+        }
+    }
+    (!who.is_empty()).then(|| who.join(", "))
+}
+
+/// The sockets of `protocol` on `port` that `keep` accepts, each with an owner
+/// (`comm (pid N)`) per process that has it open.
+fn held_where(
+    protocol: &str,
+    port: u16,
+    keep: impl Fn(&crate::sockdiag::DiagSock) -> bool,
+) -> Vec<(String, crate::sockdiag::DiagSock)> {
+    use crate::sockdiag::{IPPROTO_TCP, IPPROTO_UDP, Query, dump_all, owners};
+    let proto = match protocol {
+        "tcp" => IPPROTO_TCP,
+        "udp" => IPPROTO_UDP,
+        _ => return Vec::new(),
+    };
+    let Ok(socks) = dump_all(&Query::all_inet(port)) else {
+        return Vec::new();
+    };
+    let socks: Vec<_> = socks
+        .into_iter()
+        .filter(|s| s.protocol == proto && s.local.port() == port && s.inode != 0 && keep(s))
+        .collect();
+    let inodes: Vec<u32> = socks.iter().map(|s| s.inode).collect();
+    let found = owners(&inodes, &[], Duration::from_millis(500)).found;
+    let mut out = Vec::new();
+    for s in socks {
+        for o in found.get(&s.inode).into_iter().flatten() {
+            out.push((format!("{} (pid {})", o.comm, o.pid), s.clone()));
+        }
+    }
+    out
 }

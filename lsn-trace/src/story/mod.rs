@@ -13,7 +13,7 @@
 //! ones of exited processes and then the least recently used go.
 mod collide;
 pub mod failure;
-mod holders;
+pub mod holders;
 mod namespaces;
 mod sentences;
 mod socket;
