@@ -17,6 +17,7 @@ macro_rules! say {
 mod audit;
 mod backend;
 mod btf;
+mod check;
 mod errno;
 mod event;
 mod explain;
@@ -28,8 +29,10 @@ mod names;
 mod netif;
 mod offsets;
 mod output;
+mod policy;
 mod preflight;
 mod probe;
+mod report;
 mod ring;
 mod sockaddr;
 mod sockdiag;
@@ -95,6 +98,11 @@ enum Command {
     /// as JSON Lines (after a snapshot of the existing ones). Output flags do not apply;
     /// --backend, --ring-size and the filters do, given before `audit`.
     Audit(audit::AuditArgs),
+    /// Answer questions from the audit log (no privileges needed): what listened at a
+    /// moment and who opened it, a port's timeline, what opened in a window, what changed.
+    Report(report::ReportArgs),
+    /// Check the listeners on this host now against a policy: exit 1 if any is not allowed.
+    Check(check::CheckArgs),
 }
 
 fn ring_size(s: &str) -> Result<u32, String> {
@@ -295,6 +303,8 @@ fn main() -> ExitCode {
     let mut cli = Cli::parse();
     match cli.command.take() {
         Some(Command::Explain(args)) => return explain::run(args),
+        Some(Command::Report(args)) => return report::run(args, cli.json),
+        Some(Command::Check(args)) => return check::run(args, cli.json),
         other => cli.command = other,
     }
     let level = match cli.verbose {
