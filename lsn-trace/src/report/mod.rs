@@ -36,7 +36,7 @@ pub struct ReportArgs {
     pub logs: Vec<String>,
     /// The listeners open at TIME: RFC 3339 (2026-12-02T03:12:00Z; without a zone, local
     /// time), 03:12, `yesterday 03:12`, -2h … Default: now, per the log's last record.
-    #[arg(long, value_name = "TIME", conflicts_with_all = ["diff", "timeline", "since"])]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true, conflicts_with_all = ["diff", "timeline", "since"])]
     pub at: Option<String>,
     /// Every open, failure and close of the filtered port or process, in order (with
     /// --since/--until: within that window).
@@ -44,13 +44,13 @@ pub struct ReportArgs {
     pub timeline: bool,
     /// Listeners opened from TIME on, and failures, counted (with --timeline: where the
     /// timeline starts).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub since: Option<String>,
     /// The end of the --since or --timeline window.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub until: Option<String>,
     /// What appeared and disappeared between two moments.
-    #[arg(long, num_args = 2, value_names = ["T1", "T2"], conflicts_with_all = ["timeline", "since", "until"])]
+    #[arg(long, num_args = 2, value_names = ["T1", "T2"], allow_hyphen_values = true, conflicts_with_all = ["timeline", "since", "until"])]
     pub diff: Option<Vec<String>>,
     /// Only listeners (and failures) on this port.
     #[arg(long, value_name = "PORT")]

@@ -108,6 +108,8 @@ pub struct Driver<'a> {
     /// Lost records of a timeline not printed yet (consecutive ones print as one).
     lost: Option<Gap>,
     listed: u64,
+    /// The first record's time (the replay may stop before applying it).
+    log_begins: Option<Micros>,
     done: bool,
 }
 
@@ -171,6 +173,7 @@ impl<'a> Driver<'a> {
             failures: HashMap::new(),
             lost: None,
             listed: 0,
+            log_begins: None,
             done: false,
         }
     }
@@ -193,11 +196,13 @@ impl<'a> Driver<'a> {
     /// Take one record. After `done()`, the answer needs no more.
     pub fn feed(&mut self, rec: &Rec, line: &str) -> io::Result<()> {
         let t = self.replay.time_of(rec);
+        self.log_begins.get_or_insert(t);
         match self.query {
             Query::At(Some(at)) if self.first.is_none() && t > at => {
                 self.first = Some(self.capture(Some(at)));
                 let stopped = matches!(self.replay.state, RunState::Stopped { .. });
-                if stopped || rec.kind() == Kind::Start {
+                let restart = rec.kind() == Kind::Start && self.replay.state != RunState::Empty;
+                if stopped || restart {
                     let from = match self.replay.state {
                         RunState::Stopped { at } => at,
                         _ => self.replay.last_time.unwrap_or(t),
@@ -390,12 +395,11 @@ impl<'a> Driver<'a> {
         let z = self.out.zone;
         match (self.replay.first_time, self.replay.last_time) {
             (Some(a), Some(b)) => format!(
-                "log: {} to {} {}, {} records, {} runs",
+                "log from {} {}: {} records read, to {}",
                 time::local(a, z),
-                time::local(b, z),
-                time::zone_name(b, z),
+                time::zone_name(a, z),
                 self.replay.counts.records,
-                self.replay.run
+                time::local(b, z),
             ),
             _ => "log: no records".into(),
         }
@@ -437,9 +441,10 @@ impl<'a> Driver<'a> {
 
     fn finish_at(&mut self, at: Option<Micros>) -> io::Result<()> {
         let z = self.out.zone;
-        let cap = match self.first.take() {
-            Some(c) => c,
-            None => self.capture(at),
+        // Captured at the first record past the moment, or at the end of the log.
+        let (cap, at_end) = match self.first.take() {
+            Some(c) => (c, false),
+            None => (self.capture(at), true),
         };
         let when = match at {
             Some(t) => format!("at {} {}", time::local(t, z), time::zone_name(t, z)),
@@ -506,17 +511,15 @@ impl<'a> Driver<'a> {
             }
         } else {
             match (at, cap.state, cap.last_time) {
+                (Some(t), _, _) if self.log_begins.is_some_and(|f| t < f) => text_notes.push((
+                    "before-log",
+                    format!(
+                        "the log begins at {}: nothing is known before",
+                        time::local(self.log_begins.unwrap_or(t), z)
+                    ),
+                )),
                 (_, RunState::Empty, _) => text_notes.push(("empty", "the log has no records".into())),
-                (Some(t), _, _) if self.replay.first_time.is_some_and(|f| t < f) => {
-                    text_notes.push((
-                        "before-log",
-                        format!(
-                            "the log begins at {}: nothing is known before",
-                            time::local(self.replay.first_time.unwrap_or(t), z)
-                        ),
-                    ))
-                }
-                (_, RunState::Stopped { at: stop }, _) => text_notes.push((
+                (_, RunState::Stopped { at: stop }, _) if at_end => text_notes.push((
                     "not-running",
                     format!(
                         "the agent stopped at {} and the log says nothing after: these are the \
@@ -524,7 +527,7 @@ impl<'a> Driver<'a> {
                         time::local(stop, z)
                     ),
                 )),
-                (Some(t), _, Some(last)) if t > last => text_notes.push((
+                (Some(t), _, Some(last)) if at_end && t > last => text_notes.push((
                     "log-ends",
                     format!(
                         "the log ends at {}: these are the listeners as of then",
@@ -533,7 +536,7 @@ impl<'a> Driver<'a> {
                 )),
                 _ => {}
             }
-            if !cap.synced && cap.state != RunState::Empty {
+            if !cap.synced && matches!(cap.state, RunState::MidRun | RunState::Stopped { .. }) {
                 text_notes.push((
                     "log-begins-mid-run",
                     format!(
