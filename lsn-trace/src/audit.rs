@@ -30,9 +30,9 @@ use self::{
 };
 use crate::{
     errno,
-    policy::{Decision, Policy},
     event::{Event, Kind, Request, SOCK_DGRAM},
     output::{self, json as jsonout},
+    policy::{Decision, Policy},
     sockaddr::{AF_INET, AF_INET6, AF_UNIX},
     sockdiag, story,
     tracer::{Sink, Stats, Tracer},
@@ -152,7 +152,10 @@ impl Audit {
                 .and_then(Value::as_str)
                 .map(|s| crate::sockaddr::escape(s.as_bytes()))
                 .unwrap_or_default();
-            say!("lsn-trace: ALERT: not allowed by the policy ({}): {what}", outcome.rule);
+            say!(
+                "lsn-trace: ALERT: not allowed by the policy ({}): {what}",
+                outcome.rule
+            );
             let of = rec.insert("record".into(), "alert".into());
             rec.insert("alert_of".into(), of.unwrap_or(Value::Null));
             self.write(&rec);
@@ -312,98 +315,98 @@ fn identify(
 /// and the `snapshot_end` record saying what was covered (also `lsn-trace check`'s view
 /// of the host).
 pub fn snapshot_records(ids: &mut Identities) -> (Vec<Map<String, Value>>, Map<String, Value>) {
-        let now = output::now_ns();
-        let mut out = Vec::new();
-        let namespaces = snapshot::namespaces();
-        let ours = namespaces.first().map(|n| n.inode);
-        let mut found = Vec::new();
-        let mut errors = Vec::new();
-        for ns in &namespaces {
-            match snapshot::listeners(ns, now) {
-                Ok(f) => found.extend(f),
-                Err(e) => {
-                    say!(
-                        "lsn-trace: audit snapshot: network namespace net:[{}]: {e}",
-                        ns.inode
-                    );
-                    errors.push(format!("net:[{}]: {e}", ns.inode));
-                }
+    let now = output::now_ns();
+    let mut out = Vec::new();
+    let namespaces = snapshot::namespaces();
+    let ours = namespaces.first().map(|n| n.inode);
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for ns in &namespaces {
+        match snapshot::listeners(ns, now) {
+            Ok(f) => found.extend(f),
+            Err(e) => {
+                say!(
+                    "lsn-trace: audit snapshot: network namespace net:[{}]: {e}",
+                    ns.inode
+                );
+                errors.push(format!("net:[{}]: {e}", ns.inode));
             }
         }
-        let inodes: Vec<u32> = found.iter().map(|f| f.inode).filter(|&i| i != 0).collect();
-        let owners = sockdiag::owners(&inodes, &[], snapshot::OWNER_BUDGET);
-        // Its own story: what each address means, as for an event (no history to share).
-        let mut story = story::Story::new();
-        for f in &mut found {
-            let unix = f.event.family() == Some(AF_UNIX);
-            let mut who = owners.found.get(&f.inode).cloned().unwrap_or_default();
-            who.sort_by_key(|o| o.pid);
-            if let Some(o) = who.first() {
-                f.event.pid = o.pid;
-                f.event.comm = o.comm.clone();
+    }
+    let inodes: Vec<u32> = found.iter().map(|f| f.inode).filter(|&i| i != 0).collect();
+    let owners = sockdiag::owners(&inodes, &[], snapshot::OWNER_BUDGET);
+    // Its own story: what each address means, as for an event (no history to share).
+    let mut story = story::Story::new();
+    for f in &mut found {
+        let unix = f.event.family() == Some(AF_UNIX);
+        let mut who = owners.found.get(&f.inode).cloned().unwrap_or_default();
+        who.sort_by_key(|o| o.pid);
+        if let Some(o) = who.first() {
+            f.event.pid = o.pid;
+            f.event.comm = o.comm.clone();
+        }
+        let mut rec = Map::new();
+        rec.insert("record".into(), "snapshot".into());
+        // The story keys sockets by identity: the inode serves, and is not printed (a
+        // snapshot record's socket has no sock_id a later close could match).
+        f.event.sock_id = Some((1 << 63) | u64::from(f.inode));
+        rec.extend(object(jsonout::record(&f.event)));
+        rec.extend(object(story.observe(&f.event)));
+        rec.insert("sock_id".into(), Value::Null);
+        rec.insert("state".into(), f.state.into());
+        let source = if unix { "proc_net_unix" } else { "sock_diag" };
+        rec.insert("source".into(), source.into());
+        for key in ["tid", "gid"] {
+            rec.insert(key.into(), Value::Null);
+        }
+        // The socket's uid is in sock_diag's answer, not in /proc/net/unix.
+        let uid = (!unix).then_some(f.event.uid);
+        rec.insert("uid".into(), json!(uid));
+        if Some(f.netns) != ours {
+            // An interface index names an interface of that namespace, not ours.
+            rec.insert("device".into(), Value::Null);
+        }
+        if who.is_empty() {
+            // The story names the owner as comm[pid]; there is none to name.
+            if let Some(Value::String(sum)) = rec.get_mut("summary")
+                && let Some(rest) = sum.strip_prefix("[0] ")
+            {
+                *sum = format!("(no owning process) {rest}");
             }
-            let mut rec = Map::new();
-            rec.insert("record".into(), "snapshot".into());
-            // The story keys sockets by identity: the inode serves, and is not printed (a
-            // snapshot record's socket has no sock_id a later close could match).
-            f.event.sock_id = Some((1 << 63) | u64::from(f.inode));
-            rec.extend(object(jsonout::record(&f.event)));
-            rec.extend(object(story.observe(&f.event)));
-            rec.insert("sock_id".into(), Value::Null);
-            rec.insert("state".into(), f.state.into());
-            let source = if unix { "proc_net_unix" } else { "sock_diag" };
-            rec.insert("source".into(), source.into());
-            for key in ["tid", "gid"] {
+            for key in [
+                "pid", "comm", "ppid", "identity", "exe", "cmdline", "cgroup",
+            ] {
                 rec.insert(key.into(), Value::Null);
             }
-            // The socket's uid is in sock_diag's answer, not in /proc/net/unix.
-            let uid = (!unix).then_some(f.event.uid);
-            rec.insert("uid".into(), json!(uid));
-            if Some(f.netns) != ours {
-                // An interface index names an interface of that namespace, not ours.
-                rec.insert("device".into(), Value::Null);
+            for key in ["container_id", "container_runtime", "systemd_unit"] {
+                rec.insert(key.into(), Value::Null);
             }
-            if who.is_empty() {
-                // The story names the owner as comm[pid]; there is none to name.
-                if let Some(Value::String(sum)) = rec.get_mut("summary")
-                    && let Some(rest) = sum.strip_prefix("[0] ")
-                {
-                    *sum = format!("(no owning process) {rest}");
-                }
-                for key in [
-                    "pid", "comm", "ppid", "identity", "exe", "cmdline", "cgroup",
-                ] {
-                    rec.insert(key.into(), Value::Null);
-                }
-                for key in ["container_id", "container_runtime", "systemd_unit"] {
-                    rec.insert(key.into(), Value::Null);
-                }
-                let user = uid.and_then(|u| ids.user_name(u));
-                rec.insert("user".into(), json!(user));
-            } else {
-                let (pid, comm) = (f.event.pid, f.event.comm.clone());
-                identify(ids, &mut rec, pid, &comm, uid);
-                // The socket's namespace, not the owner's (it may have moved since).
-                rec.insert("netns".into(), json!(f.netns));
-            }
-            if who.len() > 1 {
-                let list: Vec<Value> = who
-                    .iter()
-                    .map(|o| json!({"pid": o.pid, "comm": o.comm}))
-                    .collect();
-                rec.insert("owners".into(), Value::Array(list));
-            }
-            out.push(rec);
+            let user = uid.and_then(|u| ids.user_name(u));
+            rec.insert("user".into(), json!(user));
+        } else {
+            let (pid, comm) = (f.event.pid, f.event.comm.clone());
+            identify(ids, &mut rec, pid, &comm, uid);
+            // The socket's namespace, not the owner's (it may have moved since).
+            rec.insert("netns".into(), json!(f.netns));
         }
-        let end = object(json!({
-            "record": "snapshot_end",
-            "time": now_time(),
-            "namespaces": namespaces.len(),
-            "listeners": found.len(),
-            "owners_complete": owners.complete,
-            "errors": errors,
-        }));
-        (out, end)
+        if who.len() > 1 {
+            let list: Vec<Value> = who
+                .iter()
+                .map(|o| json!({"pid": o.pid, "comm": o.comm}))
+                .collect();
+            rec.insert("owners".into(), Value::Array(list));
+        }
+        out.push(rec);
+    }
+    let end = object(json!({
+        "record": "snapshot_end",
+        "time": now_time(),
+        "namespaces": namespaces.len(),
+        "listeners": found.len(),
+        "owners_complete": owners.complete,
+        "errors": errors,
+    }));
+    (out, end)
 }
 
 impl Sink for Audit {

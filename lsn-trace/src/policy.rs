@@ -193,7 +193,10 @@ impl Scope {
     fn holds(&self, kind: &str) -> bool {
         match self {
             Scope::Kind(k) => k.as_str() == kind,
-            Scope::Any => matches!(kind, "all-ipv4" | "dual-stack" | "ipv6-only-any" | "ipv6-any"),
+            Scope::Any => matches!(
+                kind,
+                "all-ipv4" | "dual-stack" | "ipv6-only-any" | "ipv6-any"
+            ),
         }
     }
 }
@@ -362,7 +365,10 @@ impl Rule {
     fn matches(&self, rec: &Map<String, Value>) -> bool {
         let proto = str_key(rec, "protocol");
         let port = listener_port(rec);
-        let uid = rec.get("uid").and_then(Value::as_u64).map(|u| u.to_string());
+        let uid = rec
+            .get("uid")
+            .and_then(Value::as_u64)
+            .map(|u| u.to_string());
         let user_ok = self.user.as_ref().is_none_or(|l| {
             l.0.iter().any(|p| {
                 str_key(rec, "user").is_some_and(|u| p.holds(u))
@@ -371,12 +377,13 @@ impl Rule {
         });
         any(&self.protocol, |p| {
             proto.is_some_and(|r| r == p.0 || (p.0 == "unix" && r.starts_with("u_")))
-        }) && any(&self.scope, |s| str_key(rec, "verdict").is_some_and(|k| s.holds(k)))
-            && any(&self.port, |r| {
-                port.is_some_and(|p| (u64::from(r.0)..=u64::from(r.1)).contains(&p))
-            })
-            && any(&self.addr, |a| str_key(rec, "addr").is_some_and(|v| a.holds(v)))
-            && any_str(&self.exe, str_key(rec, "exe"))
+        }) && any(&self.scope, |s| {
+            str_key(rec, "verdict").is_some_and(|k| s.holds(k))
+        }) && any(&self.port, |r| {
+            port.is_some_and(|p| (u64::from(r.0)..=u64::from(r.1)).contains(&p))
+        }) && any(&self.addr, |a| {
+            str_key(rec, "addr").is_some_and(|v| a.holds(v))
+        }) && any_str(&self.exe, str_key(rec, "exe"))
             && any_str(&self.comm, str_key(rec, "comm"))
             && any_str(&self.unit, str_key(rec, "systemd_unit"))
             && user_ok
@@ -414,11 +421,9 @@ impl Policy {
     }
 
     pub fn load(path: &Path) -> anyhow::Result<Policy> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            anyhow::anyhow!("cannot read the policy {}: {e}", path.display())
-        })?;
-        Policy::parse(&text, &path.display().to_string())
-            .map_err(|e| anyhow::anyhow!("policy {e}"))
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read the policy {}: {e}", path.display()))?;
+        Policy::parse(&text, &path.display().to_string()).map_err(|e| anyhow::anyhow!("policy {e}"))
     }
 
     /// The first matching rule's decision, else the default.
@@ -478,7 +483,10 @@ mod tests {
             ("protocol = \"tcp\"", "protocol = \"udp\""),
             ("protocol = [\"udp\", \"tcp\"]", "protocol = \"unix\""),
             ("scope = \"dual-stack\"", "scope = \"loopback\""),
-            ("scope = \"any\"", "scope = [\"specific\", \"ipv6-only-any\"]"),
+            (
+                "scope = \"any\"",
+                "scope = [\"specific\", \"ipv6-only-any\"]",
+            ),
             ("port = 443", "port = 80"),
             ("port = \"80,443\"", "port = \"80,8443\""),
             ("port = \"400-500\"", "port = [\"1-442\", 444]"),
@@ -497,8 +505,14 @@ mod tests {
                 "port = 443\nexe = \"/usr/sbin/nginx\"",
                 "port = 443\nexe = \"/bin/sh\"",
             ),
-            ("comm = [\"sshd\", \"nginx\"]", "comm = [\"sshd\", \"httpd\"]"),
-            ("protocol = \"tcp\"\nscope = \"any\"", "protocol = \"tcp\"\nscope = \"loopback\""),
+            (
+                "comm = [\"sshd\", \"nginx\"]",
+                "comm = [\"sshd\", \"httpd\"]",
+            ),
+            (
+                "protocol = \"tcp\"\nscope = \"any\"",
+                "protocol = \"tcp\"\nscope = \"loopback\"",
+            ),
             ("decision = \"allow\"", "decision = \"allow\"\nport = 1"),
         ];
         for (hit, miss) in cases {
@@ -550,7 +564,14 @@ mod tests {
     #[test]
     fn unknown_values_never_match() {
         let mut r = nginx();
-        for k in ["exe", "comm", "systemd_unit", "user", "uid", "container_image"] {
+        for k in [
+            "exe",
+            "comm",
+            "systemd_unit",
+            "user",
+            "uid",
+            "container_image",
+        ] {
             r.insert(k.into(), Value::Null);
         }
         for cond in [
@@ -574,9 +595,8 @@ mod tests {
         let at = |addr: &str| {
             rec(json!({"addr": addr, "port": 0, "bound_port": 5353, "protocol": "udp"}))
         };
-        let allow = |cond: &str, r: &Map<String, Value>| {
-            decide(&p(cond), r).decision == Decision::Allow
-        };
+        let allow =
+            |cond: &str, r: &Map<String, Value>| decide(&p(cond), r).decision == Decision::Allow;
         assert!(allow("addr = \"10.0.0.0/8\"", &at("10.1.2.3")));
         assert!(!allow("addr = \"10.0.0.0/8\"", &at("11.1.2.3")));
         assert!(allow("addr = \"10.0.0.0/8\"", &at("::ffff:10.1.2.3")));
@@ -584,27 +604,88 @@ mod tests {
         assert!(allow("addr = \"[::1]\"", &at("::1")));
         assert!(allow("addr = \"0.0.0.0/0\"", &at("0.0.0.0")));
         assert!(!allow("addr = \"0.0.0.0/0\"", &at("::")));
-        assert!(allow("port = 5353", &at("0.0.0.0")), "the port the kernel bound");
+        assert!(
+            allow("port = 5353", &at("0.0.0.0")),
+            "the port the kernel bound"
+        );
         let ux = rec(json!({"addr": "/run/app/x.sock", "port": null, "protocol": "u_str"}));
         assert!(allow("addr = \"/run/app/*\"", &ux));
         assert!(!allow("addr = \"/run/other.sock\"", &ux));
-        assert!(!allow("port = \"0-65535\"", &ux), "a unix socket has no port");
+        assert!(
+            !allow("port = \"0-65535\"", &ux),
+            "a unix socket has no port"
+        );
         assert!(allow("protocol = \"unix\"", &ux));
+    }
+
+    #[test]
+    fn the_shipped_example_parses_and_decides() {
+        let text = include_str!("../../packaging/lsn-trace-policy.toml");
+        let p = Policy::parse(text, "lsn-trace-policy.toml").unwrap();
+        assert_eq!(p.decide(&nginx()).rule, "web");
+        let mut stray = nginx();
+        stray.insert("exe".into(), json!("/usr/bin/python3"));
+        assert_eq!(p.decide(&stray).rule, "web-ports-taken");
+        let mut lo = nginx();
+        lo.insert("verdict".into(), json!("loopback"));
+        assert_eq!(p.decide(&lo).rule, "loopback");
+        let mut other = nginx();
+        other.insert("port".into(), json!(5000));
+        other.insert("bound_port".into(), json!(5000));
+        assert_eq!(
+            p.decide(&other),
+            Outcome {
+                decision: Decision::Alert,
+                rule: "default".into()
+            }
+        );
     }
 
     #[test]
     fn errors_say_line_and_column() {
         let cases = [
-            ("default = \"alert\"\n[[rule]]\ndecision = \"allow\"\nport = \"80-x\"\n", "p.toml:4:8:", "`x` is not a port"),
-            ("[[rule]]\ndecision = \"allow\"\nscope = \"everywhere\"\n", "p.toml:3:9:", "unknown scope `everywhere`"),
+            (
+                "default = \"alert\"\n[[rule]]\ndecision = \"allow\"\nport = \"80-x\"\n",
+                "p.toml:4:8:",
+                "`x` is not a port",
+            ),
+            (
+                "[[rule]]\ndecision = \"allow\"\nscope = \"everywhere\"\n",
+                "p.toml:3:9:",
+                "unknown scope `everywhere`",
+            ),
             ("[[rule]]\ndecision = \"maybe\"\n", "p.toml:2:12:", "maybe"),
-            ("[[rule]]\ndecision = \"allow\"\nprot = \"tcp\"\n", "p.toml:3:1:", "unknown field `prot`"),
+            (
+                "[[rule]]\ndecision = \"allow\"\nprot = \"tcp\"\n",
+                "p.toml:3:1:",
+                "unknown field `prot`",
+            ),
             ("default = \"alert\"\n[[rule]\n", "p.toml:2:", ""),
-            ("[[rule]]\ndecision = \"allow\"\naddr = \"10.0.0.0/33\"\n", "p.toml:3:8:", "prefix length"),
-            ("[[rule]]\ndecision = \"allow\"\nport = \"90-80\"\n", "p.toml:3:8:", "runs backwards"),
-            ("[[rule]]\nport = 80\n", "p.toml:1:1:", "missing field `decision`"),
-            ("[[rule]]\ndecision = \"allow\"\nexe = \"/a*b\"\n", "p.toml:3:7:", "only at the end"),
-            ("[[rule]]\ndecision = \"allow\"\ncomm = []\n", "p.toml:3:8:", "empty list"),
+            (
+                "[[rule]]\ndecision = \"allow\"\naddr = \"10.0.0.0/33\"\n",
+                "p.toml:3:8:",
+                "prefix length",
+            ),
+            (
+                "[[rule]]\ndecision = \"allow\"\nport = \"90-80\"\n",
+                "p.toml:3:8:",
+                "runs backwards",
+            ),
+            (
+                "[[rule]]\nport = 80\n",
+                "p.toml:1:1:",
+                "missing field `decision`",
+            ),
+            (
+                "[[rule]]\ndecision = \"allow\"\nexe = \"/a*b\"\n",
+                "p.toml:3:7:",
+                "only at the end",
+            ),
+            (
+                "[[rule]]\ndecision = \"allow\"\ncomm = []\n",
+                "p.toml:3:8:",
+                "empty list",
+            ),
         ];
         for (text, at, what) in cases {
             let e = Policy::parse(text, "p.toml").err().expect(text);

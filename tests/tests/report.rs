@@ -213,7 +213,10 @@ fn listeners_at_a_moment_across_rotation_restart_and_gap() {
     assert_eq!(rows[0]["port"], p1);
     assert_eq!(rows[0]["pid"], me);
     assert_eq!(rows[0]["verdict"], "loopback");
-    assert_eq!(rows[0]["exe"], std::env::current_exe().unwrap().to_str().unwrap());
+    assert_eq!(
+        rows[0]["exe"],
+        std::env::current_exe().unwrap().to_str().unwrap()
+    );
     assert!(rows[0].get("uncertain").is_none());
     assert!(notes.is_empty(), "{notes:#?}");
 
@@ -260,7 +263,10 @@ fn listeners_at_a_moment_across_rotation_restart_and_gap() {
     args.extend(["--port", &p3s]);
     let (rows, notes) = report_json(&args);
     assert_eq!(rows.len(), 1);
-    assert!(notes.iter().any(|n| n["kind"] == "not-running"), "{notes:#?}");
+    assert!(
+        notes.iter().any(|n| n["kind"] == "not-running"),
+        "{notes:#?}"
+    );
 
     // The human table: one aligned line, header first.
     let out = report(&args);
@@ -286,7 +292,10 @@ fn listeners_at_a_moment_across_rotation_restart_and_gap() {
     let (rows, notes) = diff(p1);
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["diff"], "disappeared");
-    assert!(notes.iter().any(|n| n["kind"] == "not-running"), "{notes:#?}");
+    assert!(
+        notes.iter().any(|n| n["kind"] == "not-running"),
+        "{notes:#?}"
+    );
     let (rows, _) = diff(p3);
     assert_eq!(rows[0]["diff"], "appeared");
     assert!(diff(p2).0.is_empty());
@@ -311,7 +320,10 @@ fn a_timeline_of_a_port_with_a_failure_and_its_holder_and_the_window() {
     let l = log.to_str().unwrap();
 
     let (entries, _) = report_json(&[l, "--timeline", "--port", &p]);
-    let kinds: Vec<&str> = entries.iter().map(|e| e["record"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = entries
+        .iter()
+        .map(|e| e["record"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["open", "failed", "close"], "{entries:#?}");
     assert_eq!(entries[1]["error"], "EADDRINUSE");
     assert_eq!(entries[1]["holders"][0]["pid"], std::process::id());
@@ -325,7 +337,9 @@ fn a_timeline_of_a_port_with_a_failure_and_its_holder_and_the_window() {
     assert!(lines[0].contains("  open     tcp    127.0.0.1:"), "{text}");
     assert!(lines[1].contains("  failed   tcp    127.0.0.1:"), "{text}");
     assert!(
-        lines[1].ends_with(&format!("EADDRINUSE, held by {holder} (LISTEN 127.0.0.1:{port})")),
+        lines[1].ends_with(&format!(
+            "EADDRINUSE, held by {holder} (LISTEN 127.0.0.1:{port})"
+        )),
         "{text}"
     );
     assert!(lines[2].starts_with("    ↳ "), "the explanation: {text}");
@@ -345,8 +359,14 @@ fn a_timeline_of_a_port_with_a_failure_and_its_holder_and_the_window() {
     assert_eq!(entries[1]["error"], "EADDRINUSE");
     let out = report(&[l, "--since", &t0, "--port", &p]);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("1 listener opened, 1 failure between"), "{text}");
-    assert!(text.contains(&format!("1× EADDRINUSE tcp 127.0.0.1:{port} {holder}")), "{text}");
+    assert!(
+        text.contains("1 listener opened, 1 failure between"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("1× EADDRINUSE tcp 127.0.0.1:{port} {holder}")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -359,7 +379,10 @@ fn a_malformed_or_truncated_line_is_reported_with_file_and_line_and_the_rest_rea
     stop(a);
     let text = std::fs::read_to_string(&log).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
-    let open_at = lines.iter().position(|l| l.contains("\"record\":\"open\"")).unwrap();
+    let open_at = lines
+        .iter()
+        .position(|l| l.contains("\"record\":\"open\""))
+        .unwrap();
     // A line torn by a crash before the open (its start glued to nothing), and a last line
     // cut off.
     let torn = &lines[open_at][..40];
@@ -374,7 +397,10 @@ fn a_malformed_or_truncated_line_is_reported_with_file_and_line_and_the_rest_rea
     assert!(out.status.success(), "{stderr}");
     let name = bad_path.display();
     assert!(
-        stderr.contains(&format!("{name}:{}: not a whole audit record (", open_at + 1)),
+        stderr.contains(&format!(
+            "{name}:{}: not a whole audit record (",
+            open_at + 1
+        )),
         "{stderr}"
     );
     let last = lines.len() + 1;
@@ -390,7 +416,11 @@ fn a_malformed_or_truncated_line_is_reported_with_file_and_line_and_the_rest_rea
         .map(|l| serde_json::from_str(l).unwrap())
         .filter(|v: &Value| v["record"] == "open")
         .collect();
-    assert_eq!(rows.len(), 1, "the listener after the torn line is still read");
+    assert_eq!(
+        rows.len(),
+        1,
+        "the listener after the torn line is still read"
+    );
     assert_eq!(rows[0]["port"], p1);
     // stdin works alike.
     let mut child = Command::new(bin())
@@ -400,7 +430,12 @@ fn a_malformed_or_truncated_line_is_reported_with_file_and_line_and_the_rest_rea
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(bad.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(bad.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("stdin:{}:", open_at + 1)));
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("\"port\":{p1}")));
@@ -481,7 +516,10 @@ fn policy_decisions_for_each_rule_kind_in_audit_report_and_check() {
     let unit_name = format!("lsn-report-{}.service", std::process::id());
     let unit = Unit(cgroup2_root().join(&unit_name));
     std::fs::create_dir_all(&unit.0).unwrap();
-    let comm = std::fs::read_to_string("/proc/self/comm").unwrap().trim().to_owned();
+    let comm = std::fs::read_to_string("/proc/self/comm")
+        .unwrap()
+        .trim()
+        .to_owned();
     let exe = std::env::current_exe().unwrap();
     let policy = d.join("policy.toml");
     // Listeners, each meant for one rule: by this process (exe, comm, addr, scope,
@@ -527,7 +565,9 @@ fn policy_decisions_for_each_rule_kind_in_audit_report_and_check() {
         wait_records(&log, 1, |v| {
             (v["record"] == "open" || v["record"] == "snapshot")
                 && (v["bound_port"] == port || v["port"] == port)
-                && v["addr"].as_str().is_some_and(|a| a.starts_with("127.") || a == "::1")
+                && v["addr"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("127.") || a == "::1")
         })
         .pop()
         .unwrap()
@@ -555,19 +595,36 @@ fn policy_decisions_for_each_rule_kind_in_audit_report_and_check() {
     let alerts = wait_records(&log, 2, |v| {
         v["record"] == "alert" && (v["port"] == pa || v["port"] == pf)
     });
-    assert!(alerts.iter().all(|a| a["alert_of"] == "snapshot" && a["pid"] == std::process::id()));
-    t.wait_stderr(&format!("ALERT: not allowed by the policy (by-addr): {comm}["), Duration::from_secs(5));
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a["alert_of"] == "snapshot" && a["pid"] == std::process::id())
+    );
+    t.wait_stderr(
+        &format!("ALERT: not allowed by the policy (by-addr): {comm}["),
+        Duration::from_secs(5),
+    );
     stop(t);
 
     // Applied after the fact, a policy written today decides again.
     let later = d.join("later.toml");
-    std::fs::write(&later, format!("default = \"allow\"\n[[rule]]\ndecision = \"alert\"\nport = {pb}\n")).unwrap();
+    std::fs::write(
+        &later,
+        format!("default = \"allow\"\n[[rule]]\ndecision = \"alert\"\nport = {pb}\n"),
+    )
+    .unwrap();
     let l = log.to_str().unwrap();
     for (port, decision, rule) in [(pb, "alert", "#1"), (pa, "allow", "default")] {
         let p = port.to_string();
         let (rows, _) = report_json(&[l, "--port", &p, "--policy", later.to_str().unwrap()]);
-        let r = rows.iter().find(|r| r["addr"].as_str().unwrap().starts_with("127.")).unwrap();
-        assert_eq!(r["policy"], serde_json::json!({"decision": decision, "rule": rule}));
+        let r = rows
+            .iter()
+            .find(|r| r["addr"].as_str().unwrap().starts_with("127."))
+            .unwrap();
+        assert_eq!(
+            r["policy"],
+            serde_json::json!({"decision": decision, "rule": rule})
+        );
     }
     // Without --policy, the record's own decision (audit's) is kept.
     let p = pa.to_string();
@@ -579,14 +636,25 @@ fn policy_decisions_for_each_rule_kind_in_audit_report_and_check() {
         .args(["check", "--json", "--policy", policy.to_str().unwrap()])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let r = rows.iter().find(|r| r["port"] == pf && r["addr"] == "127.0.0.1").unwrap();
-    assert_eq!(r["policy"], serde_json::json!({"decision": "alert", "rule": "by-scope"}));
+    let r = rows
+        .iter()
+        .find(|r| r["port"] == pf && r["addr"] == "127.0.0.1")
+        .unwrap();
+    assert_eq!(
+        r["policy"],
+        serde_json::json!({"decision": "alert", "rule": "by-scope"})
+    );
     assert_eq!(r["pid"], std::process::id());
     let all = d.join("all.toml");
     std::fs::write(&all, "default = \"allow\"\n").unwrap();
@@ -603,11 +671,21 @@ fn policy_decisions_for_each_rule_kind_in_audit_report_and_check() {
 fn a_malformed_policy_is_an_error_with_line_and_column_before_anything_runs() {
     let d = dir("badpolicy");
     let bad = d.join("bad.toml");
-    std::fs::write(&bad, "default = \"alert\"\n[[rule]]\ndecision = \"allow\"\nport = \"80-x\"\n").unwrap();
+    std::fs::write(
+        &bad,
+        "default = \"alert\"\n[[rule]]\ndecision = \"allow\"\nport = \"80-x\"\n",
+    )
+    .unwrap();
     let where_ = format!("{}:4:8: `x` is not a port", bad.display());
     let log = d.join("audit.jsonl");
     let audit = Command::new(bin())
-        .args(["audit", "--log", log.to_str().unwrap(), "--policy", bad.to_str().unwrap()])
+        .args([
+            "audit",
+            "--log",
+            log.to_str().unwrap(),
+            "--policy",
+            bad.to_str().unwrap(),
+        ])
         .stdin(Stdio::null())
         .output()
         .unwrap();

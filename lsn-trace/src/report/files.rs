@@ -41,7 +41,10 @@ pub fn order(logs: Vec<String>) -> Vec<String> {
         let name = Path::new(&l)
             .file_name()
             .map_or(l.clone(), |n| n.to_string_lossy().into_owned());
-        let dir = Path::new(&l).parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = Path::new(&l)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let (stem, rank) = rotation(&name);
         let stem = dir.join(stem).to_string_lossy().into_owned();
         let i = stems.iter().position(|s| *s == stem).unwrap_or_else(|| {
@@ -170,10 +173,20 @@ mod tests {
                 "/l/audit.jsonl"
             ]
         );
-        let dated = ["a.jsonl", "a.jsonl-20261201.gz", "a.jsonl-20261124.gz", "b.log"];
+        let dated = [
+            "a.jsonl",
+            "a.jsonl-20261201.gz",
+            "a.jsonl-20261124.gz",
+            "b.log",
+        ];
         assert_eq!(
             order(dated.iter().map(|s| s.to_string()).collect()),
-            ["a.jsonl-20261124.gz", "a.jsonl-20261201.gz", "a.jsonl", "b.log"]
+            [
+                "a.jsonl-20261124.gz",
+                "a.jsonl-20261201.gz",
+                "a.jsonl",
+                "b.log"
+            ]
         );
     }
 

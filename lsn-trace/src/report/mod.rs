@@ -154,7 +154,9 @@ fn answer(args: ReportArgs, json: bool) -> Result<()> {
     let filter = filter(&args)?;
     let query = query(&args, time::now())?;
     if matches!(query, Query::Timeline { .. }) && filter.is_empty() {
-        bail!("--timeline follows one port or process: give --port, --addr, --comm, --unit or --container");
+        bail!(
+            "--timeline follows one port or process: give --port, --addr, --comm, --unit or --container"
+        );
     }
     let logs = logs(&args)?;
     let stdout = std::io::stdout();
@@ -192,7 +194,11 @@ fn answer(args: ReportArgs, json: bool) -> Result<()> {
             let n = lines.number;
             let parsed = std::str::from_utf8(&lines.buf)
                 .map_err(|e| e.to_string())
-                .and_then(|s| record::parse(s.as_bytes()).map(|r| (s, r)).map_err(|e| e.to_string()));
+                .and_then(|s| {
+                    record::parse(s.as_bytes())
+                        .map(|r| (s, r))
+                        .map_err(|e| e.to_string())
+                });
             match parsed {
                 Ok((line, rec)) => {
                     driver.feed(&rec, line)?;
@@ -207,7 +213,9 @@ fn answer(args: ReportArgs, json: bool) -> Result<()> {
                     } else {
                         " (the file's last line, without its newline: cut off, or being written)"
                     };
-                    say!("lsn-trace: report: {shown}:{n}: not a whole audit record ({e}){cut}; skipped");
+                    say!(
+                        "lsn-trace: report: {shown}:{n}: not a whole audit record ({e}){cut}; skipped"
+                    );
                 }
             }
         }

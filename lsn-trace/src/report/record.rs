@@ -183,7 +183,10 @@ mod tests {
             }
         );
         assert!(!r.close_traced());
-        assert_eq!(r.time(), time::parse_record_time("2026-12-02T07:16:45.125903Z"));
+        assert_eq!(
+            r.time(),
+            time::parse_record_time("2026-12-02T07:16:45.125903Z")
+        );
         let no_inode = parse(br#"{"record":"close","sock_id":"ab","inode":null}"#).unwrap();
         assert_eq!(
             no_inode.key(3),

@@ -174,7 +174,14 @@ impl Out<'_> {
             head.push("");
         }
         head.extend([
-            "PROTO", "ADDRESS", "VERDICT", "PROCESS", "USER", "UNIT/CONTAINER", "SINCE", "FOUND",
+            "PROTO",
+            "ADDRESS",
+            "VERDICT",
+            "PROCESS",
+            "USER",
+            "UNIT/CONTAINER",
+            "SINCE",
+            "FOUND",
         ]);
         if with_policy {
             head.push("POLICY");
@@ -209,7 +216,13 @@ impl Out<'_> {
         }
         let cols = cells[0].len();
         let widths: Vec<usize> = (0..cols)
-            .map(|i| cells.iter().map(|c| c[i].chars().count()).max().unwrap_or(0))
+            .map(|i| {
+                cells
+                    .iter()
+                    .map(|c| c[i].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         for c in &cells {
             let mut line = String::new();
@@ -233,7 +246,13 @@ impl Out<'_> {
     }
 
     /// One timeline entry: the record's moment, what happened, where, who, and why.
-    pub fn entry(&mut self, what: &str, t: Micros, rec: Map<String, Value>, detail: Option<String>) -> io::Result<()> {
+    pub fn entry(
+        &mut self,
+        what: &str,
+        t: Micros,
+        rec: Map<String, Value>,
+        detail: Option<String>,
+    ) -> io::Result<()> {
         let rec = self.decide(rec);
         if self.json {
             let mut rec = rec;

@@ -173,7 +173,10 @@ impl Replay {
 
     fn insert(&mut self, key: Key, l: Listener) {
         if !l.close_traced {
-            self.untraced.entry(l.place.clone()).or_default().push(key.clone());
+            self.untraced
+                .entry(l.place.clone())
+                .or_default()
+                .push(key.clone());
         }
         self.table.insert(key, l);
     }
@@ -244,7 +247,9 @@ impl Replay {
         let gap = match self.state {
             RunState::Empty => None,
             RunState::MidRun => Some((GapKind::LogBeginsMidRun, self.first_time.unwrap_or(t))),
-            RunState::Running { .. } => Some((GapKind::EndedWithoutStop, self.last_time.unwrap_or(t))),
+            RunState::Running { .. } => {
+                Some((GapKind::EndedWithoutStop, self.last_time.unwrap_or(t)))
+            }
             RunState::Stopped { at } => Some((GapKind::NotRunning, at)),
         };
         if let Some((kind, from)) = gap {
@@ -303,7 +308,11 @@ impl Replay {
                 Some(_) => {
                     // A reused inode (the host rebooted): another socket.
                     if let Some(old) = self.remove(&key) {
-                        out.push(Change::Closed(key.clone(), old, Closing::NotInSnapshot { by }));
+                        out.push(Change::Closed(
+                            key.clone(),
+                            old,
+                            Closing::NotInSnapshot { by },
+                        ));
                     }
                     self.insert(key.clone(), new);
                     out.push(Change::Appeared(key));
@@ -402,7 +411,11 @@ pub(crate) mod tests {
         let first = [
             line("start", "01:00:00", ""),
             line("snapshot", "01:00:00", &tcp(10, 22, 1)),
-            line("snapshot_end", "01:00:01", r#""owners_complete":true,"errors":[]"#),
+            line(
+                "snapshot_end",
+                "01:00:01",
+                r#""owners_complete":true,"errors":[]"#,
+            ),
             line("open", "01:05:00", &tcp(11, 80, 2)),
             line("open", "01:06:00", &tcp(12, 81, 3)),
             line("close", "01:07:00", &tcp(12, 81, 3)),
@@ -411,24 +424,41 @@ pub(crate) mod tests {
         let ch = feed(&mut r, &first);
         assert_eq!(ports(&r), [22, 80]);
         assert!(matches!(ch[0], Change::Appeared(_)));
-        assert_eq!(r.state, RunState::Stopped { at: 1796176800000000 });
+        assert_eq!(
+            r.state,
+            RunState::Stopped {
+                at: 1796176800000000
+            }
+        );
         // While it was stopped: 80 closed, 8080 opened.
         let second = [
             line("start", "02:10:00", ""),
             line("snapshot", "02:10:00", &tcp(10, 22, 1)),
             line("snapshot", "02:10:00", &tcp(13, 8080, 4)),
-            line("snapshot_end", "02:10:01", r#""owners_complete":true,"errors":[]"#),
+            line(
+                "snapshot_end",
+                "02:10:01",
+                r#""owners_complete":true,"errors":[]"#,
+            ),
         ];
         let ch = feed(&mut r, &second);
         assert_eq!(ports(&r), [22, 8080]);
-        let Change::Gap(g) = &ch[0] else { panic!("{ch:?}") };
+        let Change::Gap(g) = &ch[0] else {
+            panic!("{ch:?}")
+        };
         assert_eq!(g.kind, GapKind::NotRunning);
         assert!(ch.iter().any(|c| matches!(c, Change::Closed(_, l, Closing::NotInSnapshot { .. }) if l.place.port == 80)));
-        assert!(ch.iter().any(|c| matches!(c, Change::Appeared(Key::Inode { inode: 13, .. }))));
+        assert!(
+            ch.iter()
+                .any(|c| matches!(c, Change::Appeared(Key::Inode { inode: 13, .. })))
+        );
         // The listener that stayed keeps the time it was first seen.
         let ssh = r.table.values().find(|l| l.place.port == 22).unwrap();
         assert_eq!(ssh.found, Found::Snapshot);
-        assert_eq!(Some(ssh.since), record::parse(first[1].as_bytes()).unwrap().time());
+        assert_eq!(
+            Some(ssh.since),
+            record::parse(first[1].as_bytes()).unwrap().time()
+        );
     }
 
     #[test]
@@ -439,7 +469,11 @@ pub(crate) mod tests {
             &[
                 line("open", "01:05:00", &tcp(11, 80, 2)),
                 line("start", "01:10:00", ""),
-                line("snapshot_end", "01:10:01", r#""owners_complete":false,"errors":[]"#),
+                line(
+                    "snapshot_end",
+                    "01:10:01",
+                    r#""owners_complete":false,"errors":[]"#,
+                ),
                 line("open", "01:11:00", &tcp(12, 81, 2)),
                 line("start", "01:20:00", ""),
             ],
@@ -474,7 +508,10 @@ pub(crate) mod tests {
                 line("open", "01:01:00", &udp(21, 5353, 8)),
             ],
         );
-        assert!(matches!(ch[1], Change::Closed(Key::Inode { inode: 20, .. }, _, Closing::Rebound { .. })));
+        assert!(matches!(
+            ch[1],
+            Change::Closed(Key::Inode { inode: 20, .. }, _, Closing::Rebound { .. })
+        ));
         assert_eq!(r.table.len(), 1);
         // With SO_REUSEPORT both may be bound.
         let shared = udp(22, 5353, 9).replace(r#""reuseport":false"#, r#""reuseport":true"#);
@@ -485,7 +522,11 @@ pub(crate) mod tests {
             &[
                 line("start", "01:03:00", ""),
                 line("snapshot", "01:03:00", &udp(22, 5353, 9)),
-                line("snapshot_end", "01:03:00", r#""owners_complete":true,"errors":[]"#),
+                line(
+                    "snapshot_end",
+                    "01:03:00",
+                    r#""owners_complete":true,"errors":[]"#,
+                ),
             ],
         );
         assert_eq!(r.table.len(), 1);
@@ -499,7 +540,11 @@ pub(crate) mod tests {
             &mut r,
             &[
                 line("start", "01:00:00", ""),
-                line("snapshot_end", "01:00:00", r#""owners_complete":true,"errors":[]"#),
+                line(
+                    "snapshot_end",
+                    "01:00:00",
+                    r#""owners_complete":true,"errors":[]"#,
+                ),
                 line("open", "01:01:00", &other_ns),
                 line("stop", "01:02:00", ""),
                 line("start", "01:03:00", ""),
@@ -511,6 +556,12 @@ pub(crate) mod tests {
             ],
         );
         assert_eq!(r.table.len(), 1);
-        assert!(ch.iter().any(|c| matches!(c, Change::Gap(Gap { kind: GapKind::SnapshotIncomplete { .. }, .. }))));
+        assert!(ch.iter().any(|c| matches!(
+            c,
+            Change::Gap(Gap {
+                kind: GapKind::SnapshotIncomplete { .. },
+                ..
+            })
+        )));
     }
 }

@@ -270,7 +270,11 @@ pub fn zone_name(t: Micros, zone: &dyn Zone) -> String {
         return "UTC".into();
     }
     let sign = if off < 0 { '-' } else { '+' };
-    format!("UTC{sign}{:02}:{:02}", off.abs() / 3600, off.abs() / 60 % 60)
+    format!(
+        "UTC{sign}{:02}:{:02}",
+        off.abs() / 3600,
+        off.abs() / 60 % 60
+    )
 }
 
 /// The host's zone, from the C library (TZ, /etc/localtime).
@@ -360,8 +364,17 @@ mod tests {
         assert_eq!(p("-3d"), Ok(NOW - 3 * DAY_SECS * SEC));
         assert_eq!(p("+90s"), Ok(NOW + 90 * SEC));
         for bad in [
-            "", "3:12", "25:00", "2026-13-01", "2026-02-29", "-2", "-2x", "tomorrow", "-h",
-            "2026-12-02T10:00:00+25:00", "2026-12-02T10:00:00.Z",
+            "",
+            "3:12",
+            "25:00",
+            "2026-13-01",
+            "2026-02-29",
+            "-2",
+            "-2x",
+            "tomorrow",
+            "-h",
+            "2026-12-02T10:00:00+25:00",
+            "2026-12-02T10:00:00.Z",
         ] {
             let e = p(bad).unwrap_err();
             assert!(e.contains("is not a time"), "{bad}: {e}");

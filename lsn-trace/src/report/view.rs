@@ -39,7 +39,10 @@ impl Filter {
                 .addr
                 .as_ref()
                 .is_none_or(|a| w.addr.is_some_and(|v| a.holds(v)))
-            && self.comm.as_ref().is_none_or(|c| w.comm == Some(c.as_str()))
+            && self
+                .comm
+                .as_ref()
+                .is_none_or(|c| w.comm == Some(c.as_str()))
             && self
                 .unit
                 .as_ref()
@@ -127,10 +130,11 @@ fn merge_lost(into: &mut Option<Gap>, g: &Gap) -> bool {
     };
     match into {
         Some(Gap {
-            kind: GapKind::Lost {
-                count: c,
-                reasons: r,
-            },
+            kind:
+                GapKind::Lost {
+                    count: c,
+                    reasons: r,
+                },
             to,
             ..
         }) => {
@@ -149,7 +153,14 @@ fn merge_lost(into: &mut Option<Gap>, g: &Gap) -> bool {
 
 fn push_gap(list: &mut Vec<Gap>, g: &Gap) {
     let mut last = list.pop();
-    if matches!(last, Some(Gap { kind: GapKind::Lost { .. }, .. })) && merge_lost(&mut last, g) {
+    if matches!(
+        last,
+        Some(Gap {
+            kind: GapKind::Lost { .. },
+            ..
+        })
+    ) && merge_lost(&mut last, g)
+    {
         list.extend(last);
         return;
     }
@@ -268,7 +279,9 @@ impl<'a> Driver<'a> {
     fn follow(&mut self, c: &Change, t: Micros) -> io::Result<()> {
         if let Some(r) = &mut self.resolve {
             match c {
-                Change::Gap(g) if matches!(g.kind, GapKind::NotRunning | GapKind::EndedWithoutStop) => {
+                Change::Gap(g)
+                    if matches!(g.kind, GapKind::NotRunning | GapKind::EndedWithoutStop) =>
+                {
                     r.to = Some(g.to);
                 }
                 Change::Appeared(k) => r.appeared.push(k.clone()),
@@ -283,7 +296,10 @@ impl<'a> Driver<'a> {
         match c {
             Change::Synced => self.recent.clear(),
             Change::Gap(g) => {
-                if matches!(g.kind, GapKind::Lost { .. } | GapKind::SnapshotIncomplete { .. }) {
+                if matches!(
+                    g.kind,
+                    GapKind::Lost { .. } | GapKind::SnapshotIncomplete { .. }
+                ) {
                     push_gap(&mut self.recent, g);
                 }
                 let wanted = match self.query {
@@ -363,8 +379,14 @@ impl<'a> Driver<'a> {
                 Kind::Failed => {
                     let m = render::parse_map(line);
                     let key = (
-                        m.get("error").and_then(Value::as_str).unwrap_or("?").to_owned(),
-                        m.get("protocol").and_then(Value::as_str).unwrap_or("?").to_owned(),
+                        m.get("error")
+                            .and_then(Value::as_str)
+                            .unwrap_or("?")
+                            .to_owned(),
+                        m.get("protocol")
+                            .and_then(Value::as_str)
+                            .unwrap_or("?")
+                            .to_owned(),
                         render::address(&m),
                         render::process(&m),
                     );
@@ -477,17 +499,20 @@ impl<'a> Driver<'a> {
                 if let Some(l) = after.get(k)
                     && self.filter.holds_line(&l.line)
                 {
-                    rows.push((k.clone(), Row {
-                        rec: render::parse_map(&l.line),
-                        found: l.found,
-                        since: l.since,
-                        diff: None,
-                        uncertain: Some(format!(
-                            "found by the snapshot at {until}: opened at an unknown time \
+                    rows.push((
+                        k.clone(),
+                        Row {
+                            rec: render::parse_map(&l.line),
+                            found: l.found,
+                            since: l.since,
+                            diff: None,
+                            uncertain: Some(format!(
+                                "found by the snapshot at {until}: opened at an unknown time \
                              before it, perhaps after {}",
-                            time::local(r.from, z)
-                        )),
-                    }));
+                                time::local(r.from, z)
+                            )),
+                        },
+                    ));
                 }
             }
             let kind = match cap.state {
@@ -518,7 +543,9 @@ impl<'a> Driver<'a> {
                         time::local(self.log_begins.unwrap_or(t), z)
                     ),
                 )),
-                (_, RunState::Empty, _) => text_notes.push(("empty", "the log has no records".into())),
+                (_, RunState::Empty, _) => {
+                    text_notes.push(("empty", "the log has no records".into()))
+                }
                 (_, RunState::Stopped { at: stop }, _) if at_end => text_notes.push((
                     "not-running",
                     format!(
@@ -556,7 +583,11 @@ impl<'a> Driver<'a> {
             self.out.heading(&format!(
                 "{n} listener{}{}",
                 if n == 1 { "" } else { "s" },
-                if self.filter.is_empty() { "" } else { " matching" }
+                if self.filter.is_empty() {
+                    ""
+                } else {
+                    " matching"
+                }
             ))?;
         }
         for g in &notes {
@@ -622,7 +653,8 @@ impl<'a> Driver<'a> {
         let n = rows.len();
         self.out.table(rows)?;
         if n == 0 {
-            self.out.note("no-change", "no listener appeared or disappeared")?;
+            self.out
+                .note("no-change", "no listener appeared or disappeared")?;
         }
         for g in std::mem::take(&mut self.gaps) {
             self.out.gap(&g)?;
@@ -675,7 +707,10 @@ impl<'a> Driver<'a> {
                     time::local(f.last, z)
                 );
                 if let Some(e) = m.get("explanation").and_then(Value::as_str) {
-                    line.push_str(&format!("\n    ↳ {}", crate::sockaddr::escape(e.as_bytes())));
+                    line.push_str(&format!(
+                        "\n    ↳ {}",
+                        crate::sockaddr::escape(e.as_bytes())
+                    ));
                 }
                 self.out.heading(&line)?;
             }
