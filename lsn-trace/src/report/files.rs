@@ -4,8 +4,8 @@
 //! stdin.
 use std::{
     fs::File,
-    io::{self, BufRead, BufReader, Read},
-    path::{Path, PathBuf},
+    io::{self, BufRead, BufReader},
+    path::Path,
 };
 
 /// Where `lsn-trace audit` logs as a service (packaging/lsn-trace-audit.service).
@@ -139,7 +139,8 @@ impl<R: BufRead> Lines<R> {
 
 /// `path` gzip'd beside it (for the tests).
 #[cfg(test)]
-pub fn gzip(path: &Path) -> io::Result<PathBuf> {
+pub fn gzip(path: &Path) -> io::Result<std::path::PathBuf> {
+    use std::{io::Read, path::PathBuf};
     let out = PathBuf::from(format!("{}.gz", path.display()));
     let mut input = File::open(path)?;
     let mut enc = flate2::write::GzEncoder::new(File::create(&out)?, flate2::Compression::fast());

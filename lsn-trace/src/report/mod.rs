@@ -194,11 +194,7 @@ fn answer(args: ReportArgs, json: bool) -> Result<()> {
             let n = lines.number;
             let parsed = std::str::from_utf8(&lines.buf)
                 .map_err(|e| e.to_string())
-                .and_then(|s| {
-                    record::parse(s.as_bytes())
-                        .map(|r| (s, r))
-                        .map_err(|e| e.to_string())
-                });
+                .and_then(|s| record::parse(s).map(|r| (s, r)).map_err(|e| e.to_string()));
             match parsed {
                 Ok((line, rec)) => {
                     driver.feed(&rec, line)?;

@@ -79,10 +79,10 @@ pub enum Closing {
 
 #[derive(Debug)]
 pub enum Change {
-    Opened(Key),
+    Opened,
     /// Another `open` of a known listener (a second listen() changing its backlog).
-    Reopened(Key),
-    Closed(Key, Listener, Closing),
+    Reopened,
+    Closed(Listener, Closing),
     /// Found by a snapshot and not known before.
     Appeared(Key),
     Gap(Gap),
@@ -224,7 +224,7 @@ impl Replay {
             Kind::Close => {
                 let key = rec.key(self.run);
                 match self.remove(&key) {
-                    Some(l) => out.push(Change::Closed(key, l, Closing::Traced)),
+                    Some(l) => out.push(Change::Closed(l, Closing::Traced)),
                     None => self.counts.unmatched_closes += 1,
                 }
             }
@@ -291,7 +291,7 @@ impl Replay {
             .collect();
         for key in gone {
             if let Some(l) = self.remove(&key) {
-                out.push(Change::Closed(key, l, Closing::NotInSnapshot { by }));
+                out.push(Change::Closed(l, Closing::NotInSnapshot { by }));
             }
         }
         let run = self.run;
@@ -308,11 +308,7 @@ impl Replay {
                 Some(_) => {
                     // A reused inode (the host rebooted): another socket.
                     if let Some(old) = self.remove(&key) {
-                        out.push(Change::Closed(
-                            key.clone(),
-                            old,
-                            Closing::NotInSnapshot { by },
-                        ));
+                        out.push(Change::Closed(old, Closing::NotInSnapshot { by }));
                     }
                     self.insert(key.clone(), new);
                     out.push(Change::Appeared(key));
@@ -343,7 +339,7 @@ impl Replay {
         if let Some(l) = self.table.get_mut(&key) {
             l.line = Rc::from(line);
             l.run = self.run;
-            out.push(Change::Reopened(key));
+            out.push(Change::Reopened);
             return;
         }
         let new = self.listener(rec, line, Found::Opened, t);
@@ -358,12 +354,12 @@ impl Replay {
         {
             for k in keys {
                 if let Some(old) = self.remove(&k) {
-                    out.push(Change::Closed(k, old, Closing::Rebound { at: t }));
+                    out.push(Change::Closed(old, Closing::Rebound { at: t }));
                 }
             }
         }
         self.insert(key.clone(), new);
-        out.push(Change::Opened(key));
+        out.push(Change::Opened);
     }
 }
 
@@ -393,7 +389,7 @@ pub(crate) mod tests {
     pub fn feed(r: &mut Replay, lines: &[String]) -> Vec<Change> {
         let mut out = Vec::new();
         for l in lines {
-            let rec = record::parse(l.as_bytes()).unwrap();
+            let rec = record::parse(l).unwrap();
             r.apply(&rec, l, &mut out);
         }
         out
@@ -447,7 +443,9 @@ pub(crate) mod tests {
             panic!("{ch:?}")
         };
         assert_eq!(g.kind, GapKind::NotRunning);
-        assert!(ch.iter().any(|c| matches!(c, Change::Closed(_, l, Closing::NotInSnapshot { .. }) if l.place.port == 80)));
+        assert!(ch.iter().any(
+            |c| matches!(c, Change::Closed(l, Closing::NotInSnapshot { .. }) if l.place.port == 80)
+        ));
         assert!(
             ch.iter()
                 .any(|c| matches!(c, Change::Appeared(Key::Inode { inode: 13, .. })))
@@ -455,10 +453,7 @@ pub(crate) mod tests {
         // The listener that stayed keeps the time it was first seen.
         let ssh = r.table.values().find(|l| l.place.port == 22).unwrap();
         assert_eq!(ssh.found, Found::Snapshot);
-        assert_eq!(
-            Some(ssh.since),
-            record::parse(first[1].as_bytes()).unwrap().time()
-        );
+        assert_eq!(Some(ssh.since), record::parse(&first[1]).unwrap().time());
     }
 
     #[test]
@@ -510,7 +505,7 @@ pub(crate) mod tests {
         );
         assert!(matches!(
             ch[1],
-            Change::Closed(Key::Inode { inode: 20, .. }, _, Closing::Rebound { .. })
+            Change::Closed(Listener { pid: Some(7), .. }, Closing::Rebound { .. })
         ));
         assert_eq!(r.table.len(), 1);
         // With SO_REUSEPORT both may be bound.

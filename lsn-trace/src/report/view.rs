@@ -54,7 +54,7 @@ impl Filter {
     }
 
     fn holds_line(&self, line: &str) -> bool {
-        match super::record::parse(line.as_bytes()) {
+        match super::record::parse(line) {
             Ok(r) => self.holds(&r.who()),
             Err(_) => false,
         }
@@ -78,7 +78,6 @@ pub enum Query {
 /// The table at a moment, with what the answer depends on.
 #[derive(Clone)]
 struct Capture {
-    at: Option<Micros>,
     table: HashMap<Key, Listener>,
     state: RunState,
     last_time: Option<Micros>,
@@ -189,9 +188,8 @@ impl<'a> Driver<'a> {
         }
     }
 
-    fn capture(&self, at: Option<Micros>) -> Capture {
+    fn capture(&self) -> Capture {
         Capture {
-            at,
             table: self.replay.table.clone(),
             state: self.replay.state,
             last_time: self.replay.last_time,
@@ -210,7 +208,7 @@ impl<'a> Driver<'a> {
         self.log_begins.get_or_insert(t);
         match self.query {
             Query::At(Some(at)) if self.first.is_none() && t > at => {
-                self.first = Some(self.capture(Some(at)));
+                self.first = Some(self.capture());
                 let stopped = matches!(self.replay.state, RunState::Stopped { .. });
                 let restart = rec.kind() == Kind::Start && self.replay.state != RunState::Empty;
                 if stopped || restart {
@@ -230,14 +228,14 @@ impl<'a> Driver<'a> {
                 }
             }
             Query::Diff(t1, _) if self.first.is_none() && t > t1 => {
-                self.first = Some(self.capture(Some(t1)));
+                self.first = Some(self.capture());
             }
             _ => {}
         }
         if let Query::Diff(_, t2) = self.query
             && t > t2
         {
-            self.second = Some(self.capture(Some(t2)));
+            self.second = Some(self.capture());
             self.done = true;
             return Ok(());
         }
@@ -334,26 +332,28 @@ impl<'a> Driver<'a> {
                         .entry(what, since, render::parse_map(&line), Some(detail))?;
                 }
             }
-            Change::Closed(_, l, how) if self.in_window(t) && *how != Closing::Traced => {
-                if matches!(self.query, Query::Timeline { .. }) && self.filter.holds_line(&l.line) {
-                    let detail = match how {
-                        Closing::NotInSnapshot { by } => format!(
-                            "not found by the snapshot at {}: closed at an unknown time \
-                             between {} and then",
-                            time::local(*by, self.out.zone),
-                            time::local(l.since, self.out.zone),
-                        ),
-                        Closing::Rebound { at } => format!(
-                            "closed by {} (its address was bound again then)",
-                            time::local(*at, self.out.zone)
-                        ),
-                        Closing::Traced => unreachable!(),
-                    };
-                    let mut rec = render::parse_map(&l.line);
-                    rec.insert("record".into(), "gone".into());
-                    self.flush_lost()?;
-                    self.out.entry("gone", t, rec, Some(detail))?;
-                }
+            Change::Closed(l, how)
+                if self.in_window(t)
+                    && matches!(self.query, Query::Timeline { .. })
+                    && self.filter.holds_line(&l.line) =>
+            {
+                let detail = match how {
+                    Closing::NotInSnapshot { by } => format!(
+                        "not found by the snapshot at {}: closed at an unknown time \
+                         between {} and then",
+                        time::local(*by, self.out.zone),
+                        time::local(l.since, self.out.zone),
+                    ),
+                    Closing::Rebound { at } => format!(
+                        "closed by {} (its address was bound again then)",
+                        time::local(*at, self.out.zone)
+                    ),
+                    Closing::Traced => return Ok(()),
+                };
+                let mut rec = render::parse_map(&l.line);
+                rec.insert("record".into(), "gone".into());
+                self.flush_lost()?;
+                self.out.entry("gone", t, rec, Some(detail))?;
             }
             _ => {}
         }
@@ -466,7 +466,7 @@ impl<'a> Driver<'a> {
         // Captured at the first record past the moment, or at the end of the log.
         let (cap, at_end) = match self.first.take() {
             Some(c) => (c, false),
-            None => (self.capture(at), true),
+            None => (self.capture(), true),
         };
         let when = match at {
             Some(t) => format!("at {} {}", time::local(t, z), time::zone_name(t, z)),
@@ -623,11 +623,11 @@ impl<'a> Driver<'a> {
         let z = self.out.zone;
         let a = match self.first.take() {
             Some(c) => c,
-            None => self.capture(Some(t1)),
+            None => self.capture(),
         };
         let b = match self.second.take() {
             Some(c) => c,
-            None => self.capture(Some(t2)),
+            None => self.capture(),
         };
         let span = self.header_span();
         self.out.heading(&format!(
@@ -719,5 +719,191 @@ impl<'a> Driver<'a> {
             self.out.gap(&g)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{
+        record,
+        replay::tests::{line, tcp, udp},
+        time::{Fixed, parse_record_time},
+    };
+
+    fn t(clock: &str) -> Micros {
+        parse_record_time(&format!("2026-12-02T{clock}.000000Z")).unwrap()
+    }
+
+    /// The JSON objects a query prints over `lines`.
+    fn ask(query: Query, filter: Filter, lines: &[String]) -> Vec<Value> {
+        let mut buf = Vec::new();
+        let zone = Fixed(0);
+        let out = Out {
+            json: true,
+            policy: None,
+            zone: &zone,
+            w: &mut buf,
+        };
+        let mut d = Driver::new(query, filter, out);
+        for l in lines {
+            d.feed(&record::parse(l).unwrap(), l).unwrap();
+            if d.done() {
+                break;
+            }
+        }
+        d.finish().unwrap();
+        String::from_utf8(buf)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn log() -> Vec<String> {
+        vec![
+            line("start", "01:00:00", ""),
+            line("snapshot", "01:00:00", &tcp(10, 22, 1)),
+            line(
+                "snapshot_end",
+                "01:00:01",
+                r#""owners_complete":true,"errors":[]"#,
+            ),
+            line("open", "01:05:00", &tcp(11, 80, 2)),
+            line(
+                "failed",
+                "01:06:00",
+                &tcp(12, 80, 3).replace(r#""comm":"d""#, r#""comm":"d","error":"EADDRINUSE""#),
+            ),
+            line(
+                "lost",
+                "01:07:00",
+                r#""count":5,"reason":"ring buffer full""#,
+            ),
+            line("stop", "02:00:00", ""),
+            line("start", "02:10:00", ""),
+            line("snapshot", "02:10:00", &tcp(10, 22, 1)),
+            line("snapshot", "02:10:00", &tcp(13, 8080, 4)),
+            line(
+                "snapshot_end",
+                "02:10:01",
+                r#""owners_complete":true,"errors":[]"#,
+            ),
+            line("open", "02:20:00", &udp(14, 53, 5)),
+        ]
+    }
+
+    fn ports(v: &[Value]) -> Vec<u64> {
+        let mut p: Vec<u64> = v
+            .iter()
+            .filter(|v| v["record"] != "gap" && v["record"] != "note")
+            .filter_map(|v| crate::policy::listener_port(v.as_object().unwrap()))
+            .collect();
+        p.sort_unstable();
+        p
+    }
+
+    #[test]
+    fn at_a_moment_before_inside_and_after_a_gap() {
+        assert_eq!(
+            ports(&ask(
+                Query::At(Some(t("01:05:30"))),
+                Filter::default(),
+                &log()
+            )),
+            [22, 80]
+        );
+        let lost = ask(Query::At(Some(t("01:08:00"))), Filter::default(), &log());
+        assert!(
+            lost.iter().any(|v| v["kind"] == "lost" && v["count"] == 5),
+            "{lost:#?}"
+        );
+        let gap = ask(Query::At(Some(t("02:05:00"))), Filter::default(), &log());
+        assert_eq!(ports(&gap), [22, 80, 8080]);
+        let by_port = |p: u64| gap.iter().find(|v| v["port"] == p).unwrap();
+        assert!(
+            by_port(22).get("uncertain").is_none(),
+            "open across the gap"
+        );
+        assert!(
+            by_port(80)["uncertain"]
+                .as_str()
+                .unwrap()
+                .contains("closed at an unknown time")
+        );
+        assert!(
+            by_port(8080)["uncertain"]
+                .as_str()
+                .unwrap()
+                .contains("opened at an unknown time")
+        );
+        assert!(
+            gap.iter()
+                .any(|v| v["kind"] == "not-running" && v["from"] == "2026-12-02T02:00:00.000000Z")
+        );
+        let now = ask(Query::At(None), Filter::default(), &log());
+        assert_eq!(ports(&now), [22, 53, 8080]);
+        assert!(
+            now.iter().any(|v| v["kind"] == "close-untraced"),
+            "{now:#?}"
+        );
+        let before = ask(Query::At(Some(t("00:30:00"))), Filter::default(), &log());
+        assert_eq!(ports(&before), Vec::<u64>::new());
+        assert!(before.iter().any(|v| v["kind"] == "before-log"));
+    }
+
+    #[test]
+    fn diff_window_and_timeline() {
+        let diff = ask(
+            Query::Diff(t("01:05:30"), t("02:30:00")),
+            Filter::default(),
+            &log(),
+        );
+        let marked: Vec<(u64, &str)> = diff
+            .iter()
+            .filter(|v| v.get("diff").is_some())
+            .map(|v| {
+                (
+                    crate::policy::listener_port(v.as_object().unwrap()).unwrap(),
+                    v["diff"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            marked,
+            [(53, "appeared"), (8080, "appeared"), (80, "disappeared")]
+        );
+        assert!(diff.iter().any(|v| v["kind"] == "not-running"));
+        let window = ask(
+            Query::Window {
+                from: t("01:01:00"),
+                until: Some(t("01:30:00")),
+            },
+            Filter::default(),
+            &log(),
+        );
+        assert_eq!(window[0]["record"], "open");
+        assert_eq!(window[1]["record"], "failures");
+        assert_eq!(window[1]["count"], 1);
+        let port80 = Filter {
+            port: Some(80),
+            ..Filter::default()
+        };
+        let tl = ask(
+            Query::Timeline {
+                from: None,
+                until: None,
+            },
+            port80,
+            &log(),
+        );
+        let kinds: Vec<&str> = tl.iter().map(|v| v["record"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["open", "failed", "gap", "gap", "gone"], "{tl:#?}");
+        assert!(
+            tl[4]["gone"]
+                .as_str()
+                .unwrap()
+                .contains("not found by the snapshot at 2026-12-02 02:10:00")
+        );
     }
 }
