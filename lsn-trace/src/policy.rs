@@ -261,21 +261,13 @@ impl Item for AddrMatch {
     }
 }
 
+/// `verdict::in_prefix`, and an IPv4-mapped address on an IPv6 socket is that IPv4 address.
 fn in_prefix(addr: IpAddr, net: IpAddr, len: u8) -> bool {
     match (addr, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        // An IPv4-mapped address on an IPv6 socket is that IPv4 address.
         (IpAddr::V6(a), IpAddr::V4(_)) => a
             .to_ipv4_mapped()
-            .is_some_and(|a4| in_prefix(IpAddr::V4(a4), net, len)),
-        _ => false,
+            .is_some_and(|a4| verdict::in_prefix(IpAddr::V4(a4), net, len)),
+        _ => verdict::in_prefix(addr, net, len),
     }
 }
 

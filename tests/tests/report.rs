@@ -7,57 +7,15 @@ use std::{
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
-use lsn_trace_tests::{Tracer, Value, bin, sock::*, tid};
-
-struct TempDir(PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn dir(name: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!("lsn-trace-report-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    TempDir(d)
-}
-
-fn records(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-    complete
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn wait_records(path: &Path, n: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let found: Vec<Value> = records(path).into_iter().filter(|v| pred(v)).collect();
-        if found.len() >= n {
-            return found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "expected {n} matching records in {}, got {found:#?}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use lsn_trace_tests::{
+    Tracer, Value, bin,
+    logs::{dir, wait_records},
+    sock::*,
+    tid,
+};
 
 /// `lsn-trace --pid ME audit --log PATH ARGS…`, once its snapshot is written.
 fn start_audit(path: &Path, extra: &[&str]) -> Tracer {
@@ -74,33 +32,19 @@ fn stop(t: Tracer) {
     assert!(status.success(), "{status:?} {stderr:#?}");
 }
 
-/// The wall clock as RFC 3339 UTC with microseconds (what `--at` takes).
-fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap();
-    let (secs, micros) = (d.as_secs() as i64, d.subsec_micros());
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // H. Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+/// The wall clock now as RFC 3339 UTC with microseconds (what `--at` takes), from date(1).
+fn now_rfc3339() -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%6NZ"])
+        .output()
+        .expect("date (coreutils)");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// A moment between two records: noted, with time on either side of it.
 fn moment() -> String {
     std::thread::sleep(Duration::from_millis(300));
-    let t = rfc3339(SystemTime::now());
+    let t = now_rfc3339();
     std::thread::sleep(Duration::from_millis(300));
     t
 }
@@ -153,7 +97,7 @@ fn gzip(path: &Path) {
 fn listeners_at_a_moment_across_rotation_restart_and_gap() {
     let d = dir("at");
     let log = d.join("audit.jsonl");
-    let before = rfc3339(SystemTime::now());
+    let before = now_rfc3339();
     std::thread::sleep(Duration::from_millis(300));
     let a = start_audit(&log, &[]);
     let t_start = moment();

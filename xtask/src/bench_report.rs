@@ -22,27 +22,19 @@ use serde_json::{Value, json};
 use crate::cmd::{self, run};
 
 const SLOTS: u64 = 1000;
-const T0: u64 = 1_796_205_600; // 2026-12-02T10:00:00Z
-/// Simulated time between records: 1M records span a month at this rate.
-const STEP_US: u64 = 2_600_000;
+/// The simulated span: 30 days of December, whatever the number of records.
+const SPAN_US: u64 = 30 * 86_400 * 1_000_000;
 
+/// RFC 3339 of a moment `us` after 2026-12-01T00:00:00Z, within that month (the log's
+/// span is kept inside December: no calendar to compute).
 fn rfc3339(us: u64) -> String {
-    let secs = (us / 1_000_000) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let secs = us / 1_000_000;
     format!(
-        "{y}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
+        "2026-12-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        1 + secs / 86_400,
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60,
         us % 1_000_000
     )
 }
@@ -92,10 +84,11 @@ pub fn generate(path: &Path, n: u64) -> Result<(u64, u64)> {
         Ok(())
     };
     let mut i = 0u64;
-    let mut us = T0 * 1_000_000;
+    let step = (SPAN_US / n.max(1)).max(1);
+    let mut us = 0u64;
     let mut restart = true;
     while i < n {
-        us += STEP_US;
+        us += step;
         if restart {
             restart = false;
             line(
@@ -215,7 +208,7 @@ pub fn bench(records: u64, out: Option<PathBuf>) -> Result<()> {
     );
     let bin = PathBuf::from("target/release/lsn-trace");
     // The middle of the simulated span, and the end (no --at).
-    let middle = rfc3339((T0 * 1_000_000 + end_us) / 2);
+    let middle = rfc3339(end_us / 2);
     let mut rows = Vec::new();
     for (name, at) in [
         ("report --at (middle of the log)", Some(middle.as_str())),
