@@ -15,14 +15,11 @@ macro_rules! say {
     }};
 }
 
-mod check;
 mod kernel;
 mod load;
 mod modes;
 mod output;
 mod pipeline;
-mod policy;
-mod report;
 mod story;
 mod stream;
 mod sys;
@@ -31,7 +28,7 @@ mod sys;
 // where it stands in the pipeline, the short paths keep the imports short and stable.
 use kernel::{btf, hookplan, offsets, probe};
 use load::{backend, filter, preflight};
-use modes::{audit, explain, follow, summary};
+use modes::{audit, check, explain, follow, policy, report, summary};
 use story::failure;
 use stream::{errno, event, names, ring, sockaddr, tracer};
 use sys::{netif, sockdiag, user};

@@ -612,7 +612,7 @@ mod tests {
 
     #[test]
     fn the_shipped_example_parses_and_decides() {
-        let text = include_str!("../../packaging/lsn-trace-policy.toml");
+        let text = include_str!("../../../packaging/lsn-trace-policy.toml");
         let p = Policy::parse(text, "lsn-trace-policy.toml").unwrap();
         assert_eq!(p.decide(&nginx()).rule, "web");
         let mut stray = nginx();
