@@ -433,24 +433,47 @@ impl Drop for Daemon {
     }
 }
 
-/// A cgroup v2 group named like a systemd service, removed on drop.
-struct Unit(PathBuf);
+/// A cgroup v2 group named like a systemd service, in the host's cgroup2 hierarchy (mounted
+/// for the test where nothing mounts it, as in the VM guests); removed on drop.
+struct Unit {
+    group: PathBuf,
+    mounted: Option<PathBuf>,
+}
 
-impl Drop for Unit {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
+impl Unit {
+    fn create(name: &str, scratch: &Path) -> Unit {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        let root = mounts.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
+        });
+        let (root, mounted) = match root {
+            Some(r) => (r, None),
+            None => {
+                let at = scratch.join("cgroup2");
+                std::fs::create_dir_all(&at).unwrap();
+                let ok = Command::new("mount")
+                    .args(["-t", "cgroup2", "none"])
+                    .arg(&at)
+                    .status()
+                    .unwrap();
+                assert!(ok.success(), "mount -t cgroup2 on {}", at.display());
+                (at.clone(), Some(at))
+            }
+        };
+        let group = root.join(name);
+        std::fs::create_dir_all(&group).unwrap();
+        Unit { group, mounted }
     }
 }
 
-fn cgroup2_root() -> PathBuf {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    mounts
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
-        })
-        .expect("a cgroup v2 mount")
+impl Drop for Unit {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.group);
+        if let Some(at) = &self.mounted {
+            let _ = Command::new("umount").arg("-l").arg(at).status();
+        }
+    }
 }
 
 #[test]
@@ -458,8 +481,7 @@ fn policy_decisions_for_each_rule_kind_in_audit_report_and_check() {
     let d = dir("policy");
     let log = d.join("audit.jsonl");
     let unit_name = format!("lsn-report-{}.service", std::process::id());
-    let unit = Unit(cgroup2_root().join(&unit_name));
-    std::fs::create_dir_all(&unit.0).unwrap();
+    let unit = Unit::create(&unit_name, &d);
     let comm = std::fs::read_to_string("/proc/self/comm")
         .unwrap()
         .trim()
@@ -503,7 +525,7 @@ fn policy_decisions_for_each_rule_kind_in_audit_report_and_check() {
     ]);
     wait_records(&log, 1, |v| v["record"] == "snapshot_end");
     let nobody = Daemon::start("tcp", 65534, None);
-    let in_unit = Daemon::start("udp", 0, Some(&unit.0));
+    let in_unit = Daemon::start("udp", 0, Some(&unit.group));
     let (pn, pi) = (nobody.port, in_unit.port);
     let decided = |port: u16| -> Value {
         wait_records(&log, 1, |v| {

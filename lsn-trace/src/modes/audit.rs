@@ -125,7 +125,7 @@ impl Audit {
                 .unwrap_or_default();
             say!(
                 "lsn-trace: ALERT: not allowed by the policy ({}): {what}",
-                outcome.rule
+                crate::sockaddr::escape(outcome.rule.as_bytes())
             );
             let of = rec.insert("record".into(), "alert".into());
             rec.insert("alert_of".into(), of.unwrap_or(Value::Null));

@@ -335,12 +335,10 @@ fn holders(rec: &Map<String, Value>) -> Option<String> {
         .map(|h| {
             let who = process(h);
             let who = if who == "-" { "no process".into() } else { who };
-            let mut a = h.clone();
-            a.remove("bound_port");
             format!(
                 "{who} ({} {})",
                 s(h, "state").map_or("?".into(), esc),
-                address(&a)
+                address(h)
             )
         })
         .collect();

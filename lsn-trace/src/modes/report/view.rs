@@ -378,15 +378,13 @@ impl<'a> Driver<'a> {
                 }
                 Kind::Failed => {
                     let m = render::parse_map(line);
+                    let text = |k: &str| {
+                        let v = m.get(k).and_then(Value::as_str).unwrap_or("?");
+                        crate::sockaddr::escape(v.as_bytes())
+                    };
                     let key = (
-                        m.get("error")
-                            .and_then(Value::as_str)
-                            .unwrap_or("?")
-                            .to_owned(),
-                        m.get("protocol")
-                            .and_then(Value::as_str)
-                            .unwrap_or("?")
-                            .to_owned(),
+                        text("error"),
+                        text("protocol"),
                         render::address(&m),
                         render::process(&m),
                     );
