@@ -28,7 +28,7 @@ mod sys;
 // where it stands in the pipeline, the short paths keep the imports short and stable.
 use kernel::{btf, hookplan, offsets, probe};
 use load::{backend, filter, preflight};
-use modes::{audit, explain, follow, summary};
+use modes::{audit, check, explain, follow, policy, report, summary};
 use story::failure;
 use stream::{errno, event, names, ring, sockaddr, tracer};
 use sys::{netif, sockdiag, user};
@@ -91,6 +91,11 @@ enum Command {
     /// as JSON Lines (after a snapshot of the existing ones). Output flags do not apply;
     /// --backend, --ring-size and the filters do, given before `audit`.
     Audit(audit::AuditArgs),
+    /// Answer questions from the audit log (no privileges needed): what listened at a
+    /// moment and who opened it, a port's timeline, what opened in a window, what changed.
+    Report(report::ReportArgs),
+    /// Check the listeners on this host now against a policy: exit 1 if any is not allowed.
+    Check(check::CheckArgs),
 }
 
 fn ring_size(s: &str) -> Result<u32, String> {
@@ -314,6 +319,8 @@ fn main() -> ExitCode {
     let mut cli = Cli::parse();
     match cli.command.take() {
         Some(Command::Explain(args)) => return explain::run(args),
+        Some(Command::Report(args)) => return report::run(args, cli.json),
+        Some(Command::Check(args)) => return check::run(args, cli.json),
         other => cli.command = other,
     }
     let level = match cli.verbose {

@@ -77,6 +77,10 @@ pub struct Args {
     /// Inside the VM: measure with what the host built (no set-up, no build).
     #[arg(long, hide = true)]
     in_guest: bool,
+    /// Only the report bench: `lsn-trace report` over a generated audit log of this many
+    /// records (time and peak RSS; no privileges needed). Writes target/bench/report.json.
+    #[arg(long, value_name = "N")]
+    report_records: Option<u64>,
 }
 
 /// The sizes of a benchmark run, with the defaults of where it runs resolved.
@@ -169,6 +173,9 @@ struct Tools {
 }
 
 pub fn bench(args: &Args) -> Result<()> {
+    if let Some(n) = args.report_records {
+        return crate::bench_report::bench(n, args.out.clone());
+    }
     if !is_root() {
         bail!(
             "`cargo xtask bench` must run as root: it loads eBPF programs (lsn-trace, bpftrace) \

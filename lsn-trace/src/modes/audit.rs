@@ -23,6 +23,7 @@ use crate::{
     event::Event,
     output::{self, json as jsonout},
     pipeline::{Pipeline, Sink},
+    policy::{Decision, Policy},
     sockaddr::AF_UNIX,
     sockdiag,
     story::{self, ListenerChange},
@@ -35,17 +36,25 @@ pub struct AuditArgs {
     /// for logrotate). Without it, records go to stdout (for journald).
     #[arg(long, value_name = "PATH")]
     pub log: Option<PathBuf>,
+    /// Decide every open and snapshot record with this policy (TOML): each gets
+    /// `"policy": {"decision", "rule"}`, and a listener not allowed also an `alert` record
+    /// and a line on stderr.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
 }
 
 pub struct Audit {
     log: Log,
     ids: Identities,
     records: u64,
+    policy: Option<Policy>,
 }
 
 /// Open the log (an unwritable path is an error now, naming the path and the errno) and
 /// take over SIGHUP.
 pub fn open(args: &AuditArgs) -> Result<Audit> {
+    // A policy that does not parse stops the run before the log is touched.
+    let policy = args.policy.as_deref().map(Policy::load).transpose()?;
     let log = match &args.log {
         None => Log::stdout(),
         Some(p) => Log::file(p).map_err(|e| {
@@ -58,6 +67,7 @@ pub fn open(args: &AuditArgs) -> Result<Audit> {
         log,
         ids: Identities::new(),
         records: 0,
+        policy,
     })
 }
 
@@ -93,18 +103,34 @@ impl Audit {
 
     /// The identity keys: who `pid` is, from /proc or the cache.
     fn identify(&mut self, rec: &mut Map<String, Value>, pid: u32, comm: &str, uid: Option<u32>) {
-        let (info, source): (ProcInfo, Source) = self.ids.of(pid, comm);
-        rec.insert("identity".into(), json!(source));
-        let user = uid.and_then(|u| self.ids.user_name(u));
-        rec.insert("user".into(), json!(user));
-        if rec.get("ppid").is_none_or(Value::is_null) {
-            rec.insert("ppid".into(), json!(info.ppid));
+        identify(&mut self.ids, rec, pid, comm, uid);
+    }
+
+    /// Write a listener record (`open`, `snapshot`), decided by the policy if there is one:
+    /// one not allowed is also an `alert` record (the listener's keys, `record: "alert"`,
+    /// `alert_of` its record kind) and a line on stderr, for the journal.
+    fn write_listener(&mut self, mut rec: Map<String, Value>) {
+        let Some(policy) = &self.policy else {
+            self.write(&rec);
+            return;
+        };
+        let outcome = policy.decide(&rec);
+        rec.insert("policy".into(), outcome.to_json());
+        self.write(&rec);
+        if outcome.decision == Decision::Alert {
+            let what = rec
+                .get("summary")
+                .and_then(Value::as_str)
+                .map(|s| crate::sockaddr::escape(s.as_bytes()))
+                .unwrap_or_default();
+            say!(
+                "lsn-trace: ALERT: not allowed by the policy ({}): {what}",
+                crate::sockaddr::escape(outcome.rule.as_bytes())
+            );
+            let of = rec.insert("record".into(), "alert".into());
+            rec.insert("alert_of".into(), of.unwrap_or(Value::Null));
+            self.write(&rec);
         }
-        // The caller's namespace where the socket's could not be read.
-        if rec.get("netns").is_none_or(Value::is_null) {
-            rec.insert("netns".into(), json!(info.proc_netns));
-        }
-        rec.extend(object(&info));
     }
 
     fn event_record(
@@ -148,97 +174,11 @@ impl Audit {
     /// One `snapshot` record per listener that exists now, in every network namespace,
     /// then a `snapshot_end` record with what was covered.
     fn snapshot(&mut self) {
-        let now = output::now_ns();
-        let namespaces = snapshot::namespaces();
-        let ours = namespaces.first().map(|n| n.inode);
-        let mut found = Vec::new();
-        let mut errors = Vec::new();
-        for ns in &namespaces {
-            match snapshot::listeners(ns, now) {
-                Ok(f) => found.extend(f),
-                Err(e) => {
-                    say!(
-                        "lsn-trace: audit snapshot: network namespace net:[{}]: {e}",
-                        ns.inode
-                    );
-                    errors.push(format!("net:[{}]: {e}", ns.inode));
-                }
-            }
+        let (records, end) = snapshot_records(&mut self.ids);
+        for rec in records {
+            self.write_listener(rec);
         }
-        let inodes: Vec<u32> = found.iter().map(|f| f.inode).filter(|&i| i != 0).collect();
-        let owners = sockdiag::owners(&inodes, &[], snapshot::OWNER_BUDGET);
-        // Its own story: what each address means, as for an event (no history to share).
-        let mut story = story::Story::new();
-        for f in &mut found {
-            let unix = f.event.family() == Some(AF_UNIX);
-            let mut who = owners.found.get(&f.inode).cloned().unwrap_or_default();
-            who.sort_by_key(|o| o.pid);
-            if let Some(o) = who.first() {
-                f.event.pid = o.pid;
-                f.event.comm = o.comm.clone();
-            }
-            let mut rec = Map::new();
-            rec.insert("record".into(), "snapshot".into());
-            // The story keys sockets by identity: the inode serves, and is not printed (a
-            // snapshot record's socket has no sock_id a later close could match).
-            f.event.sock_id = Some((1 << 63) | u64::from(f.inode));
-            rec.extend(object(jsonout::record(&f.event)));
-            rec.extend(object(story.observe(&f.event)));
-            rec.insert("sock_id".into(), Value::Null);
-            rec.insert("state".into(), f.state.into());
-            let source = if unix { "proc_net_unix" } else { "sock_diag" };
-            rec.insert("source".into(), source.into());
-            for key in ["tid", "gid"] {
-                rec.insert(key.into(), Value::Null);
-            }
-            // The socket's uid is in sock_diag's answer, not in /proc/net/unix.
-            let uid = (!unix).then_some(f.event.uid);
-            rec.insert("uid".into(), json!(uid));
-            if Some(f.netns) != ours {
-                // An interface index names an interface of that namespace, not ours.
-                rec.insert("device".into(), Value::Null);
-            }
-            if who.is_empty() {
-                // The story names the owner as comm[pid]; there is none to name.
-                if let Some(Value::String(sum)) = rec.get_mut("summary")
-                    && let Some(rest) = sum.strip_prefix("[0] ")
-                {
-                    *sum = format!("(no owning process) {rest}");
-                }
-                for key in [
-                    "pid", "comm", "ppid", "identity", "exe", "cmdline", "cgroup",
-                ] {
-                    rec.insert(key.into(), Value::Null);
-                }
-                for key in ["container_id", "container_runtime", "systemd_unit"] {
-                    rec.insert(key.into(), Value::Null);
-                }
-                let user = uid.and_then(|u| self.ids.user_name(u));
-                rec.insert("user".into(), json!(user));
-            } else {
-                let (pid, comm) = (f.event.pid, f.event.comm.clone());
-                self.identify(&mut rec, pid, &comm, uid);
-                // The socket's namespace, not the owner's (it may have moved since).
-                rec.insert("netns".into(), json!(f.netns));
-            }
-            if who.len() > 1 {
-                let list: Vec<Value> = who
-                    .iter()
-                    .map(|o| json!({"pid": o.pid, "comm": o.comm}))
-                    .collect();
-                rec.insert("owners".into(), Value::Array(list));
-            }
-            self.write(&rec);
-        }
-        let rec = object(json!({
-            "record": "snapshot_end",
-            "time": now_time(),
-            "namespaces": namespaces.len(),
-            "listeners": found.len(),
-            "owners_complete": owners.complete,
-            "errors": errors,
-        }));
-        self.write(&rec);
+        self.write(&end);
     }
 
     fn stop_record(&mut self, stats: &Stats) {
@@ -303,11 +243,135 @@ impl Audit {
     }
 }
 
+/// The identity keys: who `pid` is, from /proc or the cache.
+fn identify(
+    ids: &mut Identities,
+    rec: &mut Map<String, Value>,
+    pid: u32,
+    comm: &str,
+    uid: Option<u32>,
+) {
+    let (info, source): (ProcInfo, Source) = ids.of(pid, comm);
+    rec.insert("identity".into(), json!(source));
+    let user = uid.and_then(|u| ids.user_name(u));
+    rec.insert("user".into(), json!(user));
+    if rec.get("ppid").is_none_or(Value::is_null) {
+        rec.insert("ppid".into(), json!(info.ppid));
+    }
+    // The caller's namespace where the socket's could not be read.
+    if rec.get("netns").is_none_or(Value::is_null) {
+        rec.insert("netns".into(), json!(info.proc_netns));
+    }
+    rec.extend(object(&info));
+}
+
+/// The `snapshot` records of every listener that exists now, in every network namespace,
+/// and the `snapshot_end` record saying what was covered (also `lsn-trace check`'s view
+/// of the host).
+pub fn snapshot_records(ids: &mut Identities) -> (Vec<Map<String, Value>>, Map<String, Value>) {
+    let now = output::now_ns();
+    let mut out = Vec::new();
+    let namespaces = snapshot::namespaces();
+    let ours = namespaces.first().map(|n| n.inode);
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for ns in &namespaces {
+        match snapshot::listeners(ns, now) {
+            Ok(f) => found.extend(f),
+            Err(e) => {
+                say!(
+                    "lsn-trace: audit snapshot: network namespace net:[{}]: {e}",
+                    ns.inode
+                );
+                errors.push(format!("net:[{}]: {e}", ns.inode));
+            }
+        }
+    }
+    let inodes: Vec<u32> = found.iter().map(|f| f.inode).filter(|&i| i != 0).collect();
+    let owners = sockdiag::owners(&inodes, &[], snapshot::OWNER_BUDGET);
+    // Its own story: what each address means, as for an event (no history to share).
+    let mut story = story::Story::new();
+    for f in &mut found {
+        let unix = f.event.family() == Some(AF_UNIX);
+        let mut who = owners.found.get(&f.inode).cloned().unwrap_or_default();
+        who.sort_by_key(|o| o.pid);
+        if let Some(o) = who.first() {
+            f.event.pid = o.pid;
+            f.event.comm = o.comm.clone();
+        }
+        let mut rec = Map::new();
+        rec.insert("record".into(), "snapshot".into());
+        // The story keys sockets by identity: the inode serves, and is not printed (a
+        // snapshot record's socket has no sock_id a later close could match).
+        f.event.sock_id = Some((1 << 63) | u64::from(f.inode));
+        rec.extend(object(jsonout::record(&f.event)));
+        rec.extend(object(story.observe(&f.event)));
+        rec.insert("sock_id".into(), Value::Null);
+        rec.insert("state".into(), f.state.into());
+        let source = if unix { "proc_net_unix" } else { "sock_diag" };
+        rec.insert("source".into(), source.into());
+        for key in ["tid", "gid"] {
+            rec.insert(key.into(), Value::Null);
+        }
+        // The socket's uid is in sock_diag's answer, not in /proc/net/unix.
+        let uid = (!unix).then_some(f.event.uid);
+        rec.insert("uid".into(), json!(uid));
+        if Some(f.netns) != ours {
+            // An interface index names an interface of that namespace, not ours.
+            rec.insert("device".into(), Value::Null);
+        }
+        if who.is_empty() {
+            // The story names the owner as comm[pid]; there is none to name.
+            if let Some(Value::String(sum)) = rec.get_mut("summary")
+                && let Some(rest) = sum.strip_prefix("[0] ")
+            {
+                *sum = format!("(no owning process) {rest}");
+            }
+            for key in [
+                "pid", "comm", "ppid", "identity", "exe", "cmdline", "cgroup",
+            ] {
+                rec.insert(key.into(), Value::Null);
+            }
+            for key in ["container_id", "container_runtime", "systemd_unit"] {
+                rec.insert(key.into(), Value::Null);
+            }
+            let user = uid.and_then(|u| ids.user_name(u));
+            rec.insert("user".into(), json!(user));
+        } else {
+            let (pid, comm) = (f.event.pid, f.event.comm.clone());
+            identify(ids, &mut rec, pid, &comm, uid);
+            // The socket's namespace, not the owner's (it may have moved since).
+            rec.insert("netns".into(), json!(f.netns));
+        }
+        if who.len() > 1 {
+            let list: Vec<Value> = who
+                .iter()
+                .map(|o| json!({"pid": o.pid, "comm": o.comm}))
+                .collect();
+            rec.insert("owners".into(), Value::Array(list));
+        }
+        out.push(rec);
+    }
+    let end = object(json!({
+        "record": "snapshot_end",
+        "time": now_time(),
+        "namespaces": namespaces.len(),
+        "listeners": found.len(),
+        "owners_complete": owners.complete,
+        "errors": errors,
+    }));
+    (out, end)
+}
+
 impl Sink for Audit {
     fn event(&mut self, ev: &Event, note: &story::Note) -> std::io::Result<()> {
         if let Some(change) = note.listener {
             let rec = self.event_record(ev, note, change);
-            self.write(&rec);
+            if change == ListenerChange::Open {
+                self.write_listener(rec);
+            } else {
+                self.write(&rec);
+            }
         }
         Ok(())
     }
@@ -404,6 +468,7 @@ mod tests {
             log: Log::stdout(),
             ids: Identities::new(),
             records: 0,
+            policy: None,
         };
         let mut st = story::Story::new();
         let mut bind = ev(Kind::Bind, 0, AF_UNIX, SOCK_STREAM, 0);

@@ -270,13 +270,20 @@ fn ranges() -> &'static [(IpAddr, u8, Range)] {
 pub fn special_range(ip: IpAddr) -> Option<Range> {
     ranges()
         .iter()
-        .filter(|(net, len, _)| match (ip, net) {
-            (IpAddr::V4(a), IpAddr::V4(n)) => u32::from(a) & mask32(*len) == u32::from(*n),
-            (IpAddr::V6(a), IpAddr::V6(n)) => u128::from(a) & mask128(*len) == u128::from(*n),
-            _ => false,
-        })
+        .filter(|(net, len, _)| in_prefix(ip, *net, *len))
         .max_by_key(|(_, len, _)| *len)
         .map(|(_, _, r)| *r)
+}
+
+/// Whether `ip` is in the prefix `net/len` (of the same family).
+pub fn in_prefix(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => u32::from(a) & mask32(len) == u32::from(n) & mask32(len),
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            u128::from(a) & mask128(len) == u128::from(n) & mask128(len)
+        }
+        _ => false,
+    }
 }
 
 fn mask32(len: u8) -> u32 {
