@@ -31,6 +31,7 @@ use self::{
 use crate::{
     errno,
     event::{Event, Kind, Request, SOCK_DGRAM},
+    metrics::{self, Metrics, server},
     output::{self, json as jsonout},
     sockaddr::{AF_INET, AF_INET6, AF_UNIX},
     sockdiag, story,
@@ -43,6 +44,11 @@ pub struct AuditArgs {
     /// for logrotate). Without it, records go to stdout (for journald).
     #[arg(long, value_name = "PATH")]
     pub log: Option<PathBuf>,
+    /// Serve Prometheus metrics on http://ADDR:PORT/metrics (and /healthz, 200 once the
+    /// hooks are attached). A port alone listens on loopback; give 0.0.0.0:PORT or [::]:PORT
+    /// to be scraped from other hosts.
+    #[arg(long, value_name = "ADDR:PORT", value_parser = server::parse_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Unix paths remembered from bind until the listen that makes them a listener, for
@@ -58,6 +64,10 @@ pub struct Audit {
     unix_paths: HashMap<u64, String>,
     unix_order: VecDeque<u64>,
     records: u64,
+    /// `--metrics`: the endpoint (listening from `open` on), and the counters (from
+    /// `run` on, when the backend is known).
+    serve: Option<server::Published>,
+    metrics: Option<Metrics>,
 }
 
 /// Open the log (an unwritable path is an error now, naming the path and the errno) and
@@ -71,6 +81,14 @@ pub fn open(args: &AuditArgs) -> Result<Audit> {
         })?,
     };
     log::install_hup_handler().context("installing the SIGHUP handler")?;
+    let serve = match args.metrics {
+        Some(addr) => {
+            let (published, bound) = server::start(addr)?;
+            say!("lsn-trace: metrics on http://{bound}/metrics (503 until attached)");
+            Some(published)
+        }
+        None => None,
+    };
     Ok(Audit {
         log,
         story: story::Story::new(),
@@ -78,6 +96,8 @@ pub fn open(args: &AuditArgs) -> Result<Audit> {
         unix_paths: HashMap::new(),
         unix_order: VecDeque::new(),
         records: 0,
+        serve,
+        metrics: None,
     })
 }
 
@@ -117,6 +137,11 @@ impl Audit {
         let line = serde_json::to_vec(rec).expect("serialize audit record");
         if self.log.push(&line) {
             self.records += 1;
+            if let Some(m) = &mut self.metrics
+                && let Some(Value::String(kind)) = rec.get("record")
+            {
+                m.written(kind);
+            }
         }
     }
 
@@ -229,7 +254,11 @@ impl Audit {
             // snapshot record's socket has no sock_id a later close could match).
             f.event.sock_id = Some((1 << 63) | u64::from(f.inode));
             rec.extend(object(jsonout::record(&f.event)));
-            rec.extend(object(story.observe(&f.event)));
+            let note = story.observe(&f.event);
+            if let Some(m) = &mut self.metrics {
+                m.record("snapshot", &f.event, &note);
+            }
+            rec.extend(object(note));
             rec.insert("sock_id".into(), Value::Null);
             rec.insert("state".into(), f.state.into());
             let source = if unix { "proc_net_unix" } else { "sock_diag" };
@@ -303,6 +332,9 @@ impl Audit {
     fn report_dropped(&mut self) {
         if self.log.dropped > 0 && self.log.pending() == 0 {
             let n = std::mem::take(&mut self.log.dropped);
+            if let Some(m) = &mut self.metrics {
+                m.lost(metrics::LOST_LOG_FULL, n);
+            }
             self.lost_record(n, "audit log unwritable: records beyond what memory holds");
         }
     }
@@ -322,12 +354,19 @@ impl Audit {
         backend: &str,
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<Stats> {
+        if self.serve.is_some() {
+            self.metrics = Some(Metrics::new(backend, &metrics::kernel_release()));
+        }
         self.start_record(backend);
         self.flush()?;
         // After the attach: a listener opened meanwhile is in the snapshot, the stream, or
         // both — never in neither.
         self.snapshot();
         self.flush()?;
+        // Scrapes see the snapshot whole, never half of it.
+        if let (Some(serve), Some(m)) = (&self.serve, &self.metrics) {
+            let _ = serve.set(m.registry());
+        }
         let stats = tracer.run(&mut self, stop).await?;
         self.stop_record(&stats);
         self.finish();
@@ -354,6 +393,9 @@ impl Sink for Audit {
         self.remember_unix_path(ev);
         let note = self.story.observe(ev);
         if let Some(kind) = classify(ev) {
+            if let Some(m) = &mut self.metrics {
+                m.record(kind, ev, &note);
+            }
             let rec = self.event_record(ev, &note, kind);
             self.write(&rec);
         }
@@ -362,6 +404,9 @@ impl Sink for Audit {
 
     fn lost(&mut self, count: u64, reason: &str) -> std::io::Result<()> {
         say!("lsn-trace: {count} events lost ({reason})");
+        if let Some(m) = &mut self.metrics {
+            m.lost(metrics::lost_reason(reason), count);
+        }
         self.lost_record(count, reason);
         Ok(())
     }
@@ -371,6 +416,12 @@ impl Sink for Audit {
         self.report_dropped();
         if self.log.pending() > 0 {
             self.log.flush()?;
+        }
+        if let Some(m) = &mut self.metrics {
+            m.log_state(
+                std::mem::take(&mut self.log.write_errors),
+                self.log.pending(),
+            );
         }
         Ok(())
     }
@@ -438,6 +489,8 @@ mod tests {
             unix_paths: HashMap::new(),
             unix_order: VecDeque::new(),
             records: 0,
+            serve: None,
+            metrics: None,
         };
         let mut bind = ev(Kind::Bind, 0, AF_UNIX, SOCK_STREAM, 0);
         bind.request = Request::Bind(SockAddr::UnixPath(b"/run/x.sock".to_vec()));

@@ -24,6 +24,7 @@ mod failure;
 mod filter;
 mod follow;
 mod kfunc;
+mod metrics;
 mod names;
 mod netif;
 mod offsets;
