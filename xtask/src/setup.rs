@@ -4,7 +4,7 @@
 //! * apt: llvm-22-dev (bpf-linker links against LLVM 22, the LLVM of rustc stable and of the
 //!   nightly), and the end-to-end tests' tools: strace, iproute2 (`ip`), python3, and the
 //!   real daemons they run under lsn-trace: nginx-light, redis-server, memcached,
-//!   dnsmasq-base;
+//!   dnsmasq-base; prometheus (scrapes `audit --metrics` in the tests);
 //! * the nightly toolchain and its rust-src (the eBPF crate builds with build-std=core);
 //! * bpf-linker built against LLVM 22;
 //! * tracefs mounted at /sys/kernel/tracing (aya reads tracepoint ids there).
@@ -75,6 +75,11 @@ const APT_PACKAGES: &[AptPackage] = &[
         name: "dnsmasq-base",
         program: Some("dnsmasq"),
         why: "end-to-end tests with real daemons (tests/tests/daemons.rs)",
+    },
+    AptPackage {
+        name: "prometheus",
+        program: Some("prometheus"),
+        why: "end-to-end tests: a real Prometheus scrapes `audit --metrics` (tests/tests/metrics.rs)",
     },
     AptPackage {
         name: "bpftool",

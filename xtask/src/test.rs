@@ -144,6 +144,11 @@ const VM_PREEMPTIBLE: VmBoot = VmBoot {
     only: Some("lost"),
 };
 
+/// Test binaries the VM matrix leaves out: they test what is built around the events
+/// (metrics scraped by a real Prometheus, containers, packages), which every backend feeds
+/// alike, and under software emulation their servers would cost minutes per boot.
+const HOST_ONLY: &[&str] = &["metrics"];
+
 /// A VM boot of the matrix: a backend, extra kernel arguments, which test binary (all when
 /// None).
 #[derive(Clone, Copy)]
@@ -297,6 +302,7 @@ fn vm_matrix(bin: &str, all_tests: &[PathBuf], harness: &[String]) -> Result<boo
             let tests: Vec<PathBuf> = all_tests
                 .iter()
                 .filter(|t| boot.only.is_none_or(|name| test_name(t) == name))
+                .filter(|t| !HOST_ONLY.contains(&test_name(t).as_str()))
                 .cloned()
                 .collect();
             let tests = &tests[..];
