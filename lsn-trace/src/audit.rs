@@ -12,6 +12,7 @@
 //!
 //! `failed` records every failed bind(2) and listen(2); `close` a TCP listener leaving
 //! LISTEN (the only close the kernel side sees: UDP and unix closes are not recorded).
+pub mod container;
 pub mod identity;
 pub mod log;
 pub mod snapshot;
@@ -285,7 +286,10 @@ impl Audit {
                 ] {
                     rec.insert(key.into(), Value::Null);
                 }
-                for key in ["container_id", "container_runtime", "systemd_unit"] {
+                for key in ["container_id", "container_runtime", "systemd_unit"]
+                    .into_iter()
+                    .chain(identity::CONTAINER_KEYS)
+                {
                     rec.insert(key.into(), Value::Null);
                 }
                 let user = uid.and_then(|u| self.ids.user_name(u));

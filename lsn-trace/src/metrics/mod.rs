@@ -193,7 +193,7 @@ impl Metrics {
         );
         // At 0 from the start: an alert on their rate needs the series before the first loss.
         for reason in LOST_REASONS {
-            lost.get_or_create(&ReasonLabel { reason });
+            drop(lost.get_or_create(&ReasonLabel { reason }));
         }
         let log_write_errors = Counter::default();
         registry.register(
