@@ -11,6 +11,7 @@ use std::{
 
 pub use serde_json::Value;
 
+pub mod podman;
 pub mod prometheus;
 pub mod sock;
 

@@ -4,7 +4,8 @@
 //! * apt: llvm-22-dev (bpf-linker links against LLVM 22, the LLVM of rustc stable and of the
 //!   nightly), and the end-to-end tests' tools: strace, iproute2 (`ip`), python3, and the
 //!   real daemons they run under lsn-trace: nginx-light, redis-server, memcached,
-//!   dnsmasq-base; prometheus (scrapes `audit --metrics` in the tests);
+//!   dnsmasq-base; prometheus (scrapes `audit --metrics` in the tests); podman, runc and
+//!   busybox-static (real containers in the tests);
 //! * the nightly toolchain and its rust-src (the eBPF crate builds with build-std=core);
 //! * bpf-linker built against LLVM 22;
 //! * tracefs mounted at /sys/kernel/tracing (aya reads tracepoint ids there).
@@ -80,6 +81,21 @@ const APT_PACKAGES: &[AptPackage] = &[
         name: "prometheus",
         program: Some("prometheus"),
         why: "end-to-end tests: a real Prometheus scrapes `audit --metrics` (tests/tests/metrics.rs)",
+    },
+    AptPackage {
+        name: "podman",
+        program: Some("podman"),
+        why: "end-to-end tests: real containers (tests/tests/containers.rs)",
+    },
+    AptPackage {
+        name: "runc",
+        program: Some("runc"),
+        why: "podman's runtime here (crun refuses this host's hybrid cgroups)",
+    },
+    AptPackage {
+        name: "busybox-static",
+        program: None,
+        why: "the test containers' image (a static busybox, imported from a tarball)",
     },
     AptPackage {
         name: "bpftool",
