@@ -7,7 +7,7 @@
 //!   dnsmasq-base; prometheus (scrapes `audit --metrics` in the tests); podman, runc and
 //!   busybox-static (real containers in the tests);
 //! * the nightly toolchain and its rust-src (the eBPF crate builds with build-std=core);
-//! * bpf-linker built against LLVM 22;
+//! * bpf-linker built against LLVM 22; cargo-deb (`cargo xtask dist`);
 //! * tracefs mounted at /sys/kernel/tracing (aya reads tracepoint ids there).
 
 use std::fs;
@@ -98,6 +98,11 @@ const APT_PACKAGES: &[AptPackage] = &[
         why: "the test containers' image (a static busybox, imported from a tarball)",
     },
     AptPackage {
+        name: "man-db",
+        program: Some("man"),
+        why: "package tests: the installed man pages render (tests/tests/package.rs)",
+    },
+    AptPackage {
         name: "bpftool",
         program: None,
         why: "BTF resolver tests compare offsets with `bpftool btf dump`",
@@ -128,6 +133,7 @@ pub fn setup() -> Result<()> {
     nightly()?;
     rust_src()?;
     bpf_linker()?;
+    cargo_deb()?;
     tracefs()?;
     eprintln!("setup: done");
     Ok(())
@@ -279,6 +285,18 @@ fn bpf_linker() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// cargo-deb, for `cargo xtask dist` and the package tests (tests/tests/package.rs).
+fn cargo_deb() -> Result<()> {
+    if probe(Command::new("cargo").args(["deb", "--version"])) {
+        step("cargo-deb already installed");
+        return Ok(());
+    }
+    step(
+        "installing cargo-deb (cargo install --locked; builds the Debian package, a few minutes)...",
+    );
+    run(Command::new("cargo").args(["install", "cargo-deb", "--locked"]))
 }
 
 /// Whether a tracefs is mounted at /sys/kernel/tracing (from /proc/self/mountinfo:

@@ -48,14 +48,17 @@ pub fn test(no_vm: bool, vm_only: bool, extra: &[String]) -> Result<i32> {
     };
 
     let root_dir = cmd::workspace_root();
-    let bin = bin.to_string_lossy().into_owned();
     if !vm_only {
-        let code = host_tests(&bin, &test_args, &harness)?;
+        // The package the package tests install (tests/tests/package.rs).
+        let deb = crate::dist::package(&bin, true)?;
+        let bin = bin.to_string_lossy();
+        let code = host_tests(&bin, &deb.to_string_lossy(), &test_args, &harness)?;
         if code != 0 {
             return Ok(code);
         }
     }
 
+    let bin = bin.to_string_lossy().into_owned();
     if !no_vm {
         let mut compile = Command::new("cargo");
         compile.current_dir(&root_dir);
@@ -71,11 +74,16 @@ pub fn test(no_vm: bool, vm_only: bool, extra: &[String]) -> Result<i32> {
 }
 
 /// Every test of the workspace on the host, as root; the exit code (0: all passed).
-fn host_tests(bin: &str, test_args: &dyn Fn(&mut Command), harness: &[String]) -> Result<i32> {
+fn host_tests(
+    bin: &str,
+    deb: &str,
+    test_args: &dyn Fn(&mut Command),
+    harness: &[String],
+) -> Result<i32> {
     let root_dir = cmd::workspace_root();
     let mut cargo = if is_root() {
         let mut c = Command::new("cargo");
-        c.env("LSN_TRACE_BIN", bin);
+        c.env("LSN_TRACE_BIN", bin).env("LSN_TRACE_DEB", deb);
         c
     } else {
         // Compile as ourselves, so target/ and ~/.cargo stay ours; then only run as root.
@@ -107,7 +115,9 @@ fn host_tests(bin: &str, test_args: &dyn Fn(&mut Command), harness: &[String]) -
                 c.arg(format!("{var}={}", val.to_string_lossy()));
             }
         }
-        c.arg(format!("LSN_TRACE_BIN={bin}")).arg("cargo");
+        c.arg(format!("LSN_TRACE_BIN={bin}"))
+            .arg(format!("LSN_TRACE_DEB={deb}"))
+            .arg("cargo");
         c
     };
     cargo.current_dir(&root_dir);
@@ -147,7 +157,7 @@ const VM_PREEMPTIBLE: VmBoot = VmBoot {
 /// Test binaries the VM matrix leaves out: they test what is built around the events
 /// (metrics scraped by a real Prometheus, containers, packages), which every backend feeds
 /// alike, and under software emulation their servers would cost minutes per boot.
-const HOST_ONLY: &[&str] = &["metrics", "containers"];
+const HOST_ONLY: &[&str] = &["metrics", "containers", "package"];
 
 /// A VM boot of the matrix: a backend, extra kernel arguments, which test binary (all when
 /// None).
