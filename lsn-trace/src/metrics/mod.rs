@@ -13,6 +13,7 @@ pub mod server;
 
 use std::{
     collections::{HashMap, HashSet},
+    io,
     sync::Arc,
 };
 
@@ -25,8 +26,9 @@ use prometheus_client::{
 use crate::{
     errno,
     event::{Event, Kind},
+    pipeline::Sink,
     sockaddr::{AF_INET, AF_INET6, AF_UNIX},
-    story::Note,
+    story::{ListenerChange, Note},
 };
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -112,7 +114,7 @@ pub fn lost_reason(text: &str) -> &'static str {
 }
 
 /// The reason label of audit records the log could not hold.
-pub const LOST_LOG_FULL: &str = "audit_log_full";
+const LOST_LOG_FULL: &str = "audit_log_full";
 
 const LOST_REASONS: [&str; 4] = [
     "ring_buffer_full",
@@ -131,6 +133,18 @@ enum Key {
 /// The listeners the gauge holds (a host has thousands at most; entries leave at close).
 const OPEN_CAP: usize = 1 << 20;
 
+/// What the audit sink itself counts: its records and its log (handles onto the same
+/// registry as [`Metrics`]'s).
+#[derive(Clone)]
+pub struct AuditCounters {
+    lost: Family<ReasonLabel, Counter>,
+    log_write_errors: Counter,
+    log_buffered: Gauge,
+    records: Family<RecordLabel, Counter>,
+}
+
+/// The listener metrics: a sink of the pipeline (`(&Event, &Note)`), plus the snapshot's
+/// listeners (`record("snapshot", …)`).
 pub struct Metrics {
     /// Shared with the HTTP server's thread, which encodes it at each scrape.
     registry: Arc<Registry>,
@@ -140,10 +154,10 @@ pub struct Metrics {
     bind_failures: Family<BindFailureLabels, Counter>,
     listen_failures: Family<ErrnoLabel, Counter>,
     lost: Family<ReasonLabel, Counter>,
-    log_write_errors: Counter,
-    log_buffered: Gauge,
-    records: Family<RecordLabel, Counter>,
-    /// Listeners in the gauge whose close can be seen, so it takes away the right series.
+    audit: AuditCounters,
+    /// Its own table, not the story's: the gauge holds the snapshot's listeners too, which
+    /// the pipeline's story never saw, and must take a close away from the series its open
+    /// went to.
     open: HashMap<Key, ListenerLabels>,
     /// Snapshot listeners whose close is never seen: an open event of one of them (opened
     /// between the attach and the snapshot) is not counted a second time.
@@ -229,10 +243,13 @@ impl Metrics {
             closes,
             bind_failures,
             listen_failures,
-            lost,
-            log_write_errors,
-            log_buffered,
-            records,
+            lost: lost.clone(),
+            audit: AuditCounters {
+                lost,
+                log_write_errors,
+                log_buffered,
+                records,
+            },
             open: HashMap::new(),
             snapshot_only: HashSet::new(),
         }
@@ -240,6 +257,10 @@ impl Metrics {
 
     pub fn registry(&self) -> Arc<Registry> {
         self.registry.clone()
+    }
+
+    pub fn audit_counters(&self) -> AuditCounters {
+        self.audit.clone()
     }
 
     #[cfg(test)]
@@ -319,6 +340,37 @@ impl Metrics {
         }
     }
 
+    pub fn lost(&mut self, reason: &'static str, count: u64) {
+        self.lost
+            .get_or_create(&ReasonLabel { reason })
+            .inc_by(count);
+    }
+}
+
+impl Sink for Metrics {
+    fn event(&mut self, ev: &Event, note: &Note) -> io::Result<()> {
+        if let Some(change) = note.listener {
+            let record = match change {
+                ListenerChange::Open => "open",
+                ListenerChange::Failed => "failed",
+                ListenerChange::Close => "close",
+            };
+            self.record(record, ev, note);
+        }
+        Ok(())
+    }
+
+    fn lost(&mut self, count: u64, reason: &str) -> io::Result<()> {
+        Metrics::lost(self, lost_reason(reason), count);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AuditCounters {
     /// An audit record of kind `record` written to (held for) the log.
     pub fn written(&mut self, record: &str) {
         let record = RECORD_KINDS
@@ -329,9 +381,12 @@ impl Metrics {
         self.records.get_or_create(&RecordLabel { record }).inc();
     }
 
-    pub fn lost(&mut self, reason: &'static str, count: u64) {
+    /// Audit records the log could not hold.
+    pub fn log_full(&mut self, count: u64) {
         self.lost
-            .get_or_create(&ReasonLabel { reason })
+            .get_or_create(&ReasonLabel {
+                reason: LOST_LOG_FULL,
+            })
             .inc_by(count);
     }
 
@@ -468,11 +523,12 @@ mod tests {
         let listen = ev(Kind::Listen, 95, AF_INET, SOCK_DGRAM, IPPROTO_UDP, 6);
         m.record("failed", &listen, &Note::default());
         m.lost(lost_reason("ring buffer full; raise --ring-size"), 7);
-        m.lost(LOST_LOG_FULL, 2);
-        m.log_state(3, 4096);
-        m.written("start");
-        m.written("open");
-        m.written("open");
+        let mut a = m.audit_counters();
+        a.log_full(2);
+        a.log_state(3, 4096);
+        a.written("start");
+        a.written("open");
+        a.written("open");
         let t = m.encode();
         let v = |s: &str| value(&t, s);
         assert_eq!(
