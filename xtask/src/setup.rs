@@ -7,7 +7,8 @@
 //!   dnsmasq-base; prometheus (scrapes `audit --metrics` in the tests); podman, runc and
 //!   busybox-static (real containers in the tests);
 //! * the nightly toolchain and its rust-src (the eBPF crate builds with build-std=core);
-//! * bpf-linker built against LLVM 22; cargo-deb (`cargo xtask dist`);
+//! * bpf-linker built against LLVM 22; cargo-deb (`cargo xtask dist`); kubernetes-validate
+//!   (pip: the DaemonSet manifest test);
 //! * tracefs mounted at /sys/kernel/tracing (aya reads tracepoint ids there).
 
 use std::fs;
@@ -134,6 +135,7 @@ pub fn setup() -> Result<()> {
     rust_src()?;
     bpf_linker()?;
     cargo_deb()?;
+    kubernetes_validate()?;
     tracefs()?;
     eprintln!("setup: done");
     Ok(())
@@ -297,6 +299,32 @@ fn cargo_deb() -> Result<()> {
         "installing cargo-deb (cargo install --locked; builds the Debian package, a few minutes)...",
     );
     run(Command::new("cargo").args(["install", "cargo-deb", "--locked"]))
+}
+
+/// kubernetes-validate (PyPI): the tests validate deploy/kubernetes/ against the current
+/// Kubernetes release's schemas.
+fn kubernetes_validate() -> Result<()> {
+    if probe(Command::new("kubernetes-validate").arg("--version")) {
+        step("kubernetes-validate already installed");
+        return Ok(());
+    }
+    step("installing kubernetes-validate (pip; the DaemonSet manifest test)...");
+    let pip = |extra: &[&str]| {
+        Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet"])
+            .args(extra)
+            .arg("kubernetes-validate")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    // Debian's own python3 refuses to install beside its packages unless told to.
+    if !(pip(&[]) || pip(&["--break-system-packages"])) {
+        bail!("`python3 -m pip install kubernetes-validate` failed");
+    }
+    if !probe(Command::new("kubernetes-validate").arg("--version")) {
+        bail!("kubernetes-validate was installed but does not run from PATH");
+    }
+    Ok(())
 }
 
 /// Whether a tracefs is mounted at /sys/kernel/tracing (from /proc/self/mountinfo:

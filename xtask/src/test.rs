@@ -49,10 +49,17 @@ pub fn test(no_vm: bool, vm_only: bool, extra: &[String]) -> Result<i32> {
 
     let root_dir = cmd::workspace_root();
     if !vm_only {
-        // The package the package tests install (tests/tests/package.rs).
+        // The package and the image the package and image tests install and run
+        // (tests/tests/package.rs, image.rs); the image is rebuilt only when it changed.
         let deb = crate::dist::package(&bin, true)?;
+        let image = crate::image::build(&bin)?;
         let bin = bin.to_string_lossy();
-        let code = host_tests(&bin, &deb.to_string_lossy(), &test_args, &harness)?;
+        let envs = [
+            ("LSN_TRACE_BIN", bin.as_ref()),
+            ("LSN_TRACE_DEB", &deb.to_string_lossy()),
+            ("LSN_TRACE_IMAGE", &image),
+        ];
+        let code = host_tests(&envs, &test_args, &harness)?;
         if code != 0 {
             return Ok(code);
         }
@@ -75,15 +82,14 @@ pub fn test(no_vm: bool, vm_only: bool, extra: &[String]) -> Result<i32> {
 
 /// Every test of the workspace on the host, as root; the exit code (0: all passed).
 fn host_tests(
-    bin: &str,
-    deb: &str,
+    envs: &[(&str, &str)],
     test_args: &dyn Fn(&mut Command),
     harness: &[String],
 ) -> Result<i32> {
     let root_dir = cmd::workspace_root();
     let mut cargo = if is_root() {
         let mut c = Command::new("cargo");
-        c.env("LSN_TRACE_BIN", bin).env("LSN_TRACE_DEB", deb);
+        c.envs(envs.iter().copied());
         c
     } else {
         // Compile as ourselves, so target/ and ~/.cargo stay ours; then only run as root.
@@ -115,9 +121,10 @@ fn host_tests(
                 c.arg(format!("{var}={}", val.to_string_lossy()));
             }
         }
-        c.arg(format!("LSN_TRACE_BIN={bin}"))
-            .arg(format!("LSN_TRACE_DEB={deb}"))
-            .arg("cargo");
+        for (var, val) in envs {
+            c.arg(format!("{var}={val}"));
+        }
+        c.arg("cargo");
         c
     };
     cargo.current_dir(&root_dir);
@@ -155,9 +162,9 @@ const VM_PREEMPTIBLE: VmBoot = VmBoot {
 };
 
 /// Test binaries the VM matrix leaves out: they test what is built around the events
-/// (metrics scraped by a real Prometheus, containers, packages), which every backend feeds
+/// (metrics scraped by a real Prometheus, containers, the package, the image), which every backend feeds
 /// alike, and under software emulation their servers would cost minutes per boot.
-const HOST_ONLY: &[&str] = &["metrics", "containers", "package"];
+const HOST_ONLY: &[&str] = &["metrics", "containers", "package", "image"];
 
 /// A VM boot of the matrix: a backend, extra kernel arguments, which test binary (all when
 /// None).

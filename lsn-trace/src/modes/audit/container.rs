@@ -18,7 +18,7 @@
 //!   the `io.kubernetes.*` labels dockershim set).
 //!
 //! An agent in a container of its own (`--pid=host`) reads the node's files through
-//! `/proc/1/root`, the root of the node's init.
+//! `/proc/PID/root` of a process on the node (`node_root`).
 use std::{
     collections::{HashMap, VecDeque},
     fs,
@@ -54,14 +54,24 @@ pub struct Containers {
     order: VecDeque<String>,
 }
 
-/// Where the node's files are: `/` on the node itself, `/proc/1/root` in a container of
-/// our own whose PID namespace is the host's (another mount namespace than init's).
+/// Where the node's files are: `/` on the node itself; in a container of our own whose PID
+/// namespace is the host's (another mount namespace), the root of a process on the node:
+/// init's, or — where init is out of reach (a sandbox's init in another user namespace) —
+/// our parent's (conmon, containerd-shim: the runtime's monitor runs on the node).
 fn node_root() -> PathBuf {
-    let mnt = |p: &str| fs::read_link(p).ok();
-    match (mnt("/proc/self/ns/mnt"), mnt("/proc/1/ns/mnt")) {
-        (Some(ours), Some(init)) if ours != init => PathBuf::from("/proc/1/root"),
-        _ => PathBuf::from("/"),
+    let mnt = |pid: &str| fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+    let ours = mnt("self");
+    let parent = std::os::unix::process::parent_id().to_string();
+    for pid in ["1", parent.as_str()] {
+        match mnt(pid) {
+            Some(theirs) if Some(&theirs) != ours.as_ref() => {
+                return PathBuf::from(format!("/proc/{pid}/root"));
+            }
+            Some(_) => return PathBuf::from("/"),
+            None => {}
+        }
     }
+    PathBuf::from("/")
 }
 
 impl Containers {
