@@ -418,33 +418,16 @@ pub fn kernel_release() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{IPPROTO_TCP, IPPROTO_UDP, Request, SOCK_DGRAM, SOCK_STREAM, Sock};
+    use crate::event::{IPPROTO_TCP, IPPROTO_UDP, SOCK_DGRAM, SOCK_STREAM};
 
+    /// The audit tests' event, on the socket of `inode`.
     fn ev(kind: Kind, errno: i32, family: u16, ty: u16, proto: u16, inode: u64) -> Event {
-        Event {
-            kind,
-            time_ns: 0,
-            pid: 1,
-            tid: 1,
-            ppid: None,
-            uid: 0,
-            gid: 0,
-            comm: "t".into(),
-            fd: Some(3),
-            errno,
-            source: crate::event::Source::Syscall,
-            request: Request::None,
-            sock: Some(Sock {
-                family: Some(family),
-                sock_type: Some(ty),
-                protocol: Some(proto),
-                inode: Some(inode),
-                ..Sock::default()
-            }),
-            sock_id: Some(inode + 1000),
-            raw: Default::default(),
-            followed: false,
+        let mut e = crate::audit::tests::ev(kind, errno, family, ty, proto);
+        if let Some(s) = e.sock.as_mut() {
+            s.inode = Some(inode);
         }
+        e.sock_id = Some(inode + 1000);
+        e
     }
 
     fn note(verdict: &'static str) -> Note {

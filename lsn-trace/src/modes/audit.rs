@@ -388,12 +388,13 @@ impl Sink for Audit {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::event::{IPPROTO_TCP, IPPROTO_UDP, Kind, Request, SOCK_DGRAM, SOCK_STREAM, Sock};
     use crate::sockaddr::{AF_INET, AF_INET6, SockAddr};
 
-    fn ev(kind: Kind, errno: i32, family: u16, ty: u16, proto: u16) -> Event {
+    /// An event of this process on socket 7 (other tests build theirs from it).
+    pub(crate) fn ev(kind: Kind, errno: i32, family: u16, ty: u16, proto: u16) -> Event {
         Event {
             kind,
             time_ns: 0,
