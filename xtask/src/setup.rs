@@ -4,8 +4,9 @@
 //! * apt: llvm-22-dev (bpf-linker links against LLVM 22, the LLVM of rustc stable and of the
 //!   nightly), and the end-to-end tests' tools: strace, iproute2 (`ip`), python3, and the
 //!   real daemons they run under lsn-trace: nginx-light, redis-server, memcached,
-//!   dnsmasq-base; prometheus (scrapes `audit --metrics` in the tests); podman, runc and
-//!   busybox-static (real containers in the tests);
+//!   dnsmasq-base; net-tools, lsof and netbase (/etc/services), whose output `explain`
+//!   reads; prometheus (scrapes `audit --metrics` in the tests); podman, runc and
+//!   busybox-static (real containers in the tests); man-db (package tests);
 //! * the nightly toolchain and its rust-src (the eBPF crate builds with build-std=core);
 //! * bpf-linker built against LLVM 22; cargo-deb (`cargo xtask dist`); kubernetes-validate
 //!   (pip: the DaemonSet manifest test);
@@ -102,6 +103,21 @@ const APT_PACKAGES: &[AptPackage] = &[
         name: "man-db",
         program: Some("man"),
         why: "package tests: the installed man pages render (tests/tests/package.rs)",
+    },
+    AptPackage {
+        name: "net-tools",
+        program: Some("netstat"),
+        why: "explain tests read real `netstat -tulpn` output (tests/tests/explain.rs)",
+    },
+    AptPackage {
+        name: "lsof",
+        program: Some("lsof"),
+        why: "explain tests read real `lsof -i` output (tests/tests/explain.rs)",
+    },
+    AptPackage {
+        name: "netbase",
+        program: None,
+        why: "/etc/services: explain tests read service names as ss, netstat and lsof print them",
     },
     AptPackage {
         name: "bpftool",
