@@ -6,7 +6,7 @@
 //!   real daemons they run under lsn-trace: nginx-light, redis-server, memcached,
 //!   dnsmasq-base; net-tools, lsof and netbase (/etc/services), whose output `explain`
 //!   reads; prometheus (scrapes `audit --metrics` in the tests); podman, runc and
-//!   busybox-static (real containers in the tests); man-db (package tests);
+//!   busybox-static, containerd (real containers in the tests); man-db (package tests);
 //! * the nightly toolchain and its rust-src (the eBPF crate builds with build-std=core);
 //! * bpf-linker built against LLVM 22; cargo-deb (`cargo xtask dist`); kubernetes-validate
 //!   (pip: the DaemonSet manifest test);
@@ -98,6 +98,11 @@ const APT_PACKAGES: &[AptPackage] = &[
         name: "busybox-static",
         program: None,
         why: "the test containers' image (a static busybox, imported from a tarball)",
+    },
+    AptPackage {
+        name: "containerd",
+        program: Some("ctr"),
+        why: "end-to-end tests: a container with a pod's CRI annotations in real containerd",
     },
     AptPackage {
         name: "man-db",
