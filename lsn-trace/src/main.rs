@@ -110,12 +110,34 @@ fn ring_size(s: &str) -> Result<u32, String> {
 /// Renders to stdout, batching writes per drained batch.
 struct StdoutSink {
     render: Box<dyn Render + Send>,
+    /// Leave out the events of sockets that can never listen (the default human output).
+    hide_never_listening: bool,
+    /// Events left out so.
+    hidden: u64,
     buf: Vec<u8>,
     out: std::io::Stdout,
 }
 
+impl StdoutSink {
+    /// Said at the end: what the output left out, and how to see it.
+    fn hidden_line(&self) -> Option<String> {
+        (self.hidden > 0).then(|| {
+            format!(
+                "lsn-trace: {} event{} of sockets that can never listen (netlink, packet …) \
+                 not shown; --family or --json shows them",
+                self.hidden,
+                if self.hidden == 1 { "" } else { "s" }
+            )
+        })
+    }
+}
+
 impl Sink for StdoutSink {
     fn event(&mut self, ev: &event::Event, note: &story::Note) -> std::io::Result<()> {
+        if self.hide_never_listening && ev.never_listens() {
+            self.hidden += 1;
+            return Ok(());
+        }
         self.render.event_noted(&mut self.buf, ev, note);
         if self.buf.len() > 64 * 1024 {
             self.flush()?;
@@ -269,20 +291,26 @@ fn run(cli: Cli) -> Result<u8> {
     };
     let mut sink = StdoutSink {
         render: output::renderer(format, render_opts),
+        hide_never_listening: format == Format::Human && cli.filter.family.is_empty(),
+        hidden: 0,
         buf: Vec::new(),
         out: std::io::stdout(),
     };
-    match (plan, following, stop) {
+    let code = match (plan, following, stop) {
         (Some(plan), Some((followed, signals)), _) => {
-            follow::run(&rt, &mut tracer, &mut sink, plan, followed, signals)
+            follow::run(&rt, &mut tracer, &mut sink, plan, followed, signals)?
         }
         (_, _, stop) => {
             let stop = stop.expect("installed when there is no plan");
             let stats = rt.block_on(tracer.run(&mut Pipeline::new(&mut sink), stop))?;
             say!("{}", stats.stopped_line());
-            Ok(0)
+            0
         }
+    };
+    if let Some(line) = sink.hidden_line() {
+        say!("{line}");
     }
+    Ok(code)
 }
 
 fn main() -> ExitCode {

@@ -82,3 +82,113 @@ impl<'a> Pipeline<'a> {
         self.sink.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        event::{Kind, Request, SOCK_STREAM, Sock},
+        sockaddr::{AF_INET, SockAddr},
+        story::ListenerChange,
+    };
+
+    /// Writes down what it is given; fails on the `fail_at`th event.
+    #[derive(Default)]
+    struct Recorder {
+        seen: Vec<(Kind, Option<ListenerChange>)>,
+        lost: Vec<u64>,
+        flushes: u32,
+        fail_at: Option<usize>,
+    }
+
+    impl Sink for Recorder {
+        fn event(&mut self, ev: &Event, note: &Note) -> io::Result<()> {
+            if self.fail_at == Some(self.seen.len()) {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            self.seen.push((ev.kind, note.listener));
+            Ok(())
+        }
+        fn lost(&mut self, count: u64, _reason: &str) -> io::Result<()> {
+            self.lost.push(count);
+            Ok(())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.flushes += 1;
+            Ok(())
+        }
+    }
+
+    fn ev(kind: Kind, request: Request) -> Event {
+        Event {
+            kind,
+            time_ns: 0,
+            pid: 0x3fff_fff0,
+            tid: 0x3fff_fff0,
+            ppid: None,
+            uid: 0,
+            gid: 0,
+            comm: "t".into(),
+            fd: Some(3),
+            errno: 0,
+            source: crate::event::Source::Syscall,
+            request,
+            sock: Some(Sock {
+                family: Some(AF_INET),
+                sock_type: Some(SOCK_STREAM),
+                protocol: Some(6),
+                local: Some(std::net::Ipv4Addr::LOCALHOST.into()),
+                port: Some(8080),
+                ..Sock::default()
+            }),
+            sock_id: Some(1),
+            followed: false,
+            raw: Default::default(),
+        }
+    }
+
+    /// Every sink of a tee gets every event with the one story's note, in order; the
+    /// first error stops the event there and is the pipeline's.
+    #[test]
+    fn a_tee_feeds_every_sink_the_same_notes() {
+        let (mut a, mut b) = (Recorder::default(), Recorder::default());
+        let mut tee = Tee(vec![&mut a, &mut b]);
+        let mut p = Pipeline::new(&mut tee);
+        let bind = ev(
+            Kind::Bind,
+            Request::Bind(SockAddr::Inet {
+                addr: std::net::Ipv4Addr::LOCALHOST,
+                port: 8080,
+            }),
+        );
+        let listen = ev(Kind::Listen, Request::Listen { backlog: Some(4) });
+        for e in [&bind, &listen, &listen, &ev(Kind::Close, Request::None)] {
+            p.event(e).unwrap();
+        }
+        p.lost(7, "test").unwrap();
+        p.flush().unwrap();
+        drop(p);
+        drop(tee);
+        let want = [
+            (Kind::Bind, None),
+            (Kind::Listen, Some(ListenerChange::Open)),
+            (Kind::Listen, None),
+            (Kind::Close, Some(ListenerChange::Close)),
+        ];
+        assert_eq!(a.seen, want);
+        assert_eq!(b.seen, want);
+        assert_eq!((a.lost, b.lost), (vec![7], vec![7]));
+        assert_eq!((a.flushes, b.flushes), (1, 1));
+
+        let mut first = Recorder {
+            fail_at: Some(0),
+            ..Recorder::default()
+        };
+        let mut second = Recorder::default();
+        let mut tee = Tee(vec![&mut first, &mut second]);
+        let err = Pipeline::new(&mut tee).event(&bind).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+        drop(tee);
+        assert!(second.seen.is_empty());
+    }
+}

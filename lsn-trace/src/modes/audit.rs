@@ -3,7 +3,7 @@
 //! story's `ListenerChange`: an `open`, `failed` or `close` record), adds who the process
 //! is (read from /proc as the event arrives), and appends one JSON object per line to a
 //! file or stdout. Records carry the keys of `--json` plus `record` and the identity keys
-//! (README, "Audit log"). UDP and unix closes are not recorded: the kernel side sees only
+//! (docs/audit.md). UDP and unix closes are not recorded: the kernel side sees only
 //! a TCP listener leaving LISTEN.
 pub mod container;
 pub mod identity;
@@ -168,7 +168,7 @@ impl Audit {
             "backend": backend,
             "log": self.log.path().map(|p| p.display().to_string()),
         }));
-        if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        if let Some(h) = lsn_trace::procfs::sysctl_text("kernel/hostname") {
             rec.insert("host".into(), h.trim().into());
         }
         self.write(&rec);

@@ -558,13 +558,13 @@ fn ip_notes(ip: IpAddr, ns: &NsAddrs, b: &Bound) -> Vec<String> {
         v4 => v4,
     };
     if ip.is_ipv6() && ip.is_unspecified() && b.v6only.is_none() {
-        match std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only") {
-            Ok(v) if v.trim() == "0" => notes.push(
+        match lsn_trace::procfs::sysctl("net/ipv6/bindv6only") {
+            Some(0) => notes.push(
                 "here net.ipv6.bindv6only=0: a [::] socket is dual-stack unless the program \
                  sets IPV6_V6ONLY=1"
                     .into(),
             ),
-            Ok(v) if v.trim() == "1" => notes.push(
+            Some(1) => notes.push(
                 "here net.ipv6.bindv6only=1: a [::] socket is IPv6 only unless the program \
                  sets IPV6_V6ONLY=0"
                     .into(),
