@@ -15,8 +15,10 @@ macro_rules! say {
     }};
 }
 
+mod assets;
 mod kernel;
 mod load;
+mod metrics;
 mod modes;
 mod output;
 mod pipeline;
@@ -191,6 +193,7 @@ fn run(cli: Cli) -> Result<u8> {
         _ => None,
     };
     preflight::check_privileges()?;
+    preflight::check_kernel()?;
     let plan = cli.follow.plan()?;
     if audit.is_some() && plan.is_some() {
         anyhow::bail!("audit records the whole host: it takes no `-- CMD` or -p PID");
@@ -316,6 +319,18 @@ fn run(cli: Cli) -> Result<u8> {
 }
 
 fn main() -> ExitCode {
+    // Packaging (`cargo xtask dist`): not a subcommand, so that neither the man pages nor
+    // the completions it writes show it.
+    if let Some(dir) = std::env::var_os(assets::ENV) {
+        let cmd = <Cli as clap::CommandFactory>::command();
+        return match assets::generate(cmd, std::path::Path::new(&dir)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                say!("lsn-trace: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut cli = Cli::parse();
     match cli.command.take() {
         Some(Command::Explain(args)) => return explain::run(args),

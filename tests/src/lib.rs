@@ -12,6 +12,8 @@ use std::{
 pub use serde_json::Value;
 
 pub mod logs;
+pub mod podman;
+pub mod prometheus;
 pub mod sock;
 
 /// The binary under test: $LSN_TRACE_BIN (set by `cargo xtask test`), else the workspace's

@@ -7,11 +7,15 @@
 //!   then in VMs on other kernels;
 //! * `bench [--kernel 6.1|6.12|all]` — setup, build, the overhead benchmark (lsn-trace vs
 //!   strace vs bpftrace), on the host or in VMs on other kernels.
+//! * `dist` — setup, build, then the Debian package (target/dist/lsn-trace_VERSION_ARCH.deb).
+//! * `image` — setup, build, then the OCI image localhost/lsn-trace:VERSION and :latest.
 //! * `vm --kernel 6.1|6.12 [-- COMMAND…]` — run a command as root on another kernel (QEMU).
 
 mod bench;
 mod bench_report;
 mod cmd;
+mod dist;
+mod image;
 mod run;
 mod setup;
 mod test;
@@ -39,6 +43,12 @@ enum Cmd {
     Setup,
     /// Setup, then `cargo build --release -p lsn-trace`; prints the binary's path.
     Build,
+    /// Setup, build, then the Debian package (cargo-deb): binary, systemd unit, logrotate
+    /// snippet, man pages, shell completions; prints its path (under target/dist/).
+    Dist,
+    /// Setup, build, then the OCI image localhost/lsn-trace:VERSION and :latest (podman,
+    /// from scratch: the binary and its shared libraries; default command `audit`).
+    Image,
     /// Setup, build, then run the live tracer as root (through `sudo -E` when not root).
     Run {
         /// Arguments for lsn-trace (after `--`, e.g. `cargo xtask run -- --json`).
@@ -85,6 +95,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Setup => setup::setup().map(|()| 0),
         Cmd::Build => run::build().map(|()| 0),
+        Cmd::Dist => dist::dist().map(|()| 0),
+        Cmd::Image => image::image().map(|()| 0),
         Cmd::Run { args } => run::run_tracer(&args).map(|()| 0),
         Cmd::Test {
             no_vm,

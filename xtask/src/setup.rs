@@ -5,9 +5,11 @@
 //!   nightly), and the end-to-end tests' tools: strace, iproute2 (`ip`), python3, and the
 //!   real daemons they run under lsn-trace: nginx-light, redis-server, memcached,
 //!   dnsmasq-base; net-tools, lsof and netbase (/etc/services), whose output `explain`
-//!   reads;
+//!   reads; prometheus (scrapes `audit --metrics` in the tests); podman, runc and
+//!   busybox-static, containerd (real containers in the tests); man-db (package tests);
 //! * the nightly toolchain and its rust-src (the eBPF crate builds with build-std=core);
-//! * bpf-linker built against LLVM 22;
+//! * bpf-linker built against LLVM 22; cargo-deb (`cargo xtask dist`); kubernetes-validate
+//!   (pip: the DaemonSet manifest test);
 //! * tracefs mounted at /sys/kernel/tracing (aya reads tracepoint ids there).
 
 use std::fs;
@@ -78,6 +80,36 @@ const APT_PACKAGES: &[AptPackage] = &[
         why: "end-to-end tests with real daemons (tests/tests/daemons.rs)",
     },
     AptPackage {
+        name: "prometheus",
+        program: Some("prometheus"),
+        why: "end-to-end tests: a real Prometheus scrapes `audit --metrics` (tests/tests/metrics.rs)",
+    },
+    AptPackage {
+        name: "podman",
+        program: Some("podman"),
+        why: "end-to-end tests: real containers (tests/tests/containers.rs)",
+    },
+    AptPackage {
+        name: "runc",
+        program: Some("runc"),
+        why: "podman's runtime here (crun refuses this host's hybrid cgroups)",
+    },
+    AptPackage {
+        name: "busybox-static",
+        program: None,
+        why: "the test containers' image (a static busybox, imported from a tarball)",
+    },
+    AptPackage {
+        name: "containerd",
+        program: Some("ctr"),
+        why: "end-to-end tests: a container with a pod's CRI annotations in real containerd",
+    },
+    AptPackage {
+        name: "man-db",
+        program: Some("man"),
+        why: "package tests: the installed man pages render (tests/tests/package.rs)",
+    },
+    AptPackage {
         name: "net-tools",
         program: Some("netstat"),
         why: "explain tests read real `netstat -tulpn` output (tests/tests/explain.rs)",
@@ -123,6 +155,8 @@ pub fn setup() -> Result<()> {
     nightly()?;
     rust_src()?;
     bpf_linker()?;
+    cargo_deb()?;
+    kubernetes_validate()?;
     tracefs()?;
     eprintln!("setup: done");
     Ok(())
@@ -272,6 +306,44 @@ fn bpf_linker() -> Result<()> {
             "bpf-linker was installed but does not run from PATH: add {} to PATH",
             dir.as_deref().unwrap_or("~/.cargo/bin")
         );
+    }
+    Ok(())
+}
+
+/// cargo-deb, for `cargo xtask dist` and the package tests (tests/tests/package.rs).
+fn cargo_deb() -> Result<()> {
+    if probe(Command::new("cargo").args(["deb", "--version"])) {
+        step("cargo-deb already installed");
+        return Ok(());
+    }
+    step(
+        "installing cargo-deb (cargo install --locked; builds the Debian package, a few minutes)...",
+    );
+    run(Command::new("cargo").args(["install", "cargo-deb", "--locked"]))
+}
+
+/// kubernetes-validate (PyPI): the tests validate deploy/kubernetes/ against the current
+/// Kubernetes release's schemas.
+fn kubernetes_validate() -> Result<()> {
+    if probe(Command::new("kubernetes-validate").arg("--version")) {
+        step("kubernetes-validate already installed");
+        return Ok(());
+    }
+    step("installing kubernetes-validate (pip; the DaemonSet manifest test)...");
+    let pip = |extra: &[&str]| {
+        Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet"])
+            .args(extra)
+            .arg("kubernetes-validate")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    // Debian's own python3 refuses to install beside its packages unless told to.
+    if !(pip(&[]) || pip(&["--break-system-packages"])) {
+        bail!("`python3 -m pip install kubernetes-validate` failed");
+    }
+    if !probe(Command::new("kubernetes-validate").arg("--version")) {
+        bail!("kubernetes-validate was installed but does not run from PATH");
     }
     Ok(())
 }

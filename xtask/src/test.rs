@@ -48,14 +48,24 @@ pub fn test(no_vm: bool, vm_only: bool, extra: &[String]) -> Result<i32> {
     };
 
     let root_dir = cmd::workspace_root();
-    let bin = bin.to_string_lossy().into_owned();
     if !vm_only {
-        let code = host_tests(&bin, &test_args, &harness)?;
+        // The package and the image the package and image tests install and run
+        // (tests/tests/package.rs, image.rs); the image is rebuilt only when it changed.
+        let deb = crate::dist::package(&bin, true)?;
+        let image = crate::image::build(&bin)?;
+        let bin = bin.to_string_lossy();
+        let envs = [
+            ("LSN_TRACE_BIN", bin.as_ref()),
+            ("LSN_TRACE_DEB", &deb.to_string_lossy()),
+            ("LSN_TRACE_IMAGE", &image),
+        ];
+        let code = host_tests(&envs, &test_args, &harness)?;
         if code != 0 {
             return Ok(code);
         }
     }
 
+    let bin = bin.to_string_lossy().into_owned();
     if !no_vm {
         let mut compile = Command::new("cargo");
         compile.current_dir(&root_dir);
@@ -71,11 +81,15 @@ pub fn test(no_vm: bool, vm_only: bool, extra: &[String]) -> Result<i32> {
 }
 
 /// Every test of the workspace on the host, as root; the exit code (0: all passed).
-fn host_tests(bin: &str, test_args: &dyn Fn(&mut Command), harness: &[String]) -> Result<i32> {
+fn host_tests(
+    envs: &[(&str, &str)],
+    test_args: &dyn Fn(&mut Command),
+    harness: &[String],
+) -> Result<i32> {
     let root_dir = cmd::workspace_root();
     let mut cargo = if is_root() {
         let mut c = Command::new("cargo");
-        c.env("LSN_TRACE_BIN", bin);
+        c.envs(envs.iter().copied());
         c
     } else {
         // Compile as ourselves, so target/ and ~/.cargo stay ours; then only run as root.
@@ -107,7 +121,10 @@ fn host_tests(bin: &str, test_args: &dyn Fn(&mut Command), harness: &[String]) -
                 c.arg(format!("{var}={}", val.to_string_lossy()));
             }
         }
-        c.arg(format!("LSN_TRACE_BIN={bin}")).arg("cargo");
+        for (var, val) in envs {
+            c.arg(format!("{var}={val}"));
+        }
+        c.arg("cargo");
         c
     };
     cargo.current_dir(&root_dir);
@@ -143,6 +160,11 @@ const VM_PREEMPTIBLE: VmBoot = VmBoot {
     kernel_args: "preempt=full",
     only: Some("lost"),
 };
+
+/// Test binaries the VM matrix leaves out: they test what is built around the events
+/// (metrics scraped by a real Prometheus, containers, the package, the image), which every backend feeds
+/// alike, and under software emulation their servers would cost minutes per boot.
+const HOST_ONLY: &[&str] = &["metrics", "containers", "package", "image"];
 
 /// A VM boot of the matrix: a backend, extra kernel arguments, which test binary (all when
 /// None).
@@ -297,6 +319,7 @@ fn vm_matrix(bin: &str, all_tests: &[PathBuf], harness: &[String]) -> Result<boo
             let tests: Vec<PathBuf> = all_tests
                 .iter()
                 .filter(|t| boot.only.is_none_or(|name| test_name(t) == name))
+                .filter(|t| !HOST_ONLY.contains(&test_name(t).as_str()))
                 .cloned()
                 .collect();
             let tests = &tests[..];

@@ -1,5 +1,5 @@
-//! What must hold before loading anything: privileges and tracefs. Each failure says
-//! what is missing and how to fix it.
+//! What must hold before loading anything: privileges, a kernel new enough (BPF ring
+//! buffer, BTF) and tracefs. Each failure says what is missing and how to fix it.
 use std::path::Path;
 
 use anyhow::{Result, bail};
@@ -59,4 +59,57 @@ pub fn ensure_tracefs() -> Result<()> {
         "tracefs is not mounted and mounting it failed ({err}).\n  Mount it as root:  \
          mount -t tracefs nodev /sys/kernel/tracing"
     )
+}
+
+/// The BPF ring buffer map (BPF_MAP_TYPE_RINGBUF) the events travel through.
+const RINGBUF_SINCE: (u32, u32) = (5, 8);
+const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// `5.10.0-28-amd64` → (5, 10).
+fn major_minor(release: &str) -> Option<(u32, u32)> {
+    let mut it = release.trim().split(|c: char| !c.is_ascii_digit());
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// Said plainly before anything fails obscurely: a kernel older than 5.8 (no BPF ring
+/// buffer) or without BTF (no struct layout to read sockets by).
+pub fn check_kernel() -> Result<()> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let release = release.trim();
+    if let Some(v) = major_minor(release)
+        && v < RINGBUF_SINCE
+    {
+        bail!(
+            "this kernel (Linux {release}) is too old: lsn-trace needs Linux {}.{} or newer, \
+             for the BPF ring buffer its events travel through. Upgrade the kernel (every \
+             distribution's current release has one).",
+            RINGBUF_SINCE.0,
+            RINGBUF_SINCE.1
+        );
+    }
+    if !Path::new(VMLINUX_BTF).exists() {
+        bail!(
+            "this kernel (Linux {release}) has no BTF ({VMLINUX_BTF} does not exist): it was \
+             built without CONFIG_DEBUG_INFO_BTF, and lsn-trace reads socket fields at offsets \
+             it finds there. Use a kernel built with it (Debian 11+, Ubuntu 20.10+, Fedora \
+             31+, RHEL 8.2+ ship one)."
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_versions() {
+        assert_eq!(major_minor("5.10.0-28-amd64"), Some((5, 10)));
+        assert_eq!(major_minor("6.18.44-fc-v1045\n"), Some((6, 18)));
+        assert_eq!(major_minor("4.19.0"), Some((4, 19)));
+        assert!(major_minor("4.19.0").unwrap() < RINGBUF_SINCE);
+        assert!(major_minor("5.7.19").unwrap() < RINGBUF_SINCE);
+        assert!(major_minor("5.8.0").unwrap() >= RINGBUF_SINCE);
+        assert_eq!(major_minor("garbage"), None);
+    }
 }

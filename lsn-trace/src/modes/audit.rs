@@ -5,6 +5,7 @@
 //! file or stdout. Records carry the keys of `--json` plus `record` and the identity keys
 //! (docs/audit.md). UDP and unix closes are not recorded: the kernel side sees only
 //! a TCP listener leaving LISTEN.
+pub mod container;
 pub mod identity;
 pub mod log;
 pub mod snapshot;
@@ -21,8 +22,9 @@ use self::{
 use crate::{
     errno,
     event::Event,
+    metrics::{self, AuditCounters, Metrics, server},
     output::{self, json as jsonout},
-    pipeline::{Pipeline, Sink},
+    pipeline::{Pipeline, Sink, Tee},
     policy::{Decision, Policy},
     sockaddr::AF_UNIX,
     sockdiag,
@@ -41,6 +43,11 @@ pub struct AuditArgs {
     /// and a line on stderr.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Serve Prometheus metrics on http://ADDR:PORT/metrics (and /healthz, 200 once the
+    /// hooks are attached). A port alone listens on loopback; give 0.0.0.0:PORT or [::]:PORT
+    /// to be scraped from other hosts.
+    #[arg(long, value_name = "ADDR:PORT", value_parser = server::parse_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 pub struct Audit {
@@ -48,6 +55,12 @@ pub struct Audit {
     ids: Identities,
     records: u64,
     policy: Option<Policy>,
+    /// `--metrics`: the endpoint (listening from `open` on), the listener metrics (a sink
+    /// beside this one) and what this sink counts itself; both from `run` on, when the
+    /// backend is known.
+    serve: Option<server::Published>,
+    metrics: Option<Metrics>,
+    counters: Option<AuditCounters>,
 }
 
 /// Open the log (an unwritable path is an error now, naming the path and the errno) and
@@ -63,11 +76,22 @@ pub fn open(args: &AuditArgs) -> Result<Audit> {
         })?,
     };
     log::install_hup_handler().context("installing the SIGHUP handler")?;
+    let serve = match args.metrics {
+        Some(addr) => {
+            let (published, bound) = server::start(addr)?;
+            say!("lsn-trace: metrics on http://{bound}/metrics (503 until attached)");
+            Some(published)
+        }
+        None => None,
+    };
     Ok(Audit {
         log,
         ids: Identities::new(),
         records: 0,
         policy,
+        serve,
+        metrics: None,
+        counters: None,
     })
 }
 
@@ -98,6 +122,11 @@ impl Audit {
         let line = serde_json::to_vec(rec).expect("serialize audit record");
         if self.log.push(&line) {
             self.records += 1;
+            if let Some(c) = &mut self.counters
+                && let Some(Value::String(kind)) = rec.get("record")
+            {
+                c.written(kind);
+            }
         }
     }
 
@@ -174,7 +203,12 @@ impl Audit {
     /// One `snapshot` record per listener that exists now, in every network namespace,
     /// then a `snapshot_end` record with what was covered.
     fn snapshot(&mut self) {
-        let (records, end) = snapshot_records(&mut self.ids);
+        let metrics = &mut self.metrics;
+        let (records, end) = snapshot_records(&mut self.ids, &mut |ev, note| {
+            if let Some(m) = metrics {
+                m.record("snapshot", ev, note);
+            }
+        });
         for rec in records {
             self.write_listener(rec);
         }
@@ -197,6 +231,9 @@ impl Audit {
     fn report_dropped(&mut self) {
         if self.log.dropped > 0 && self.log.pending() == 0 {
             let n = std::mem::take(&mut self.log.dropped);
+            if let Some(c) = &mut self.counters {
+                c.log_full(n);
+            }
             self.lost_record(n, "audit log unwritable: records beyond what memory holds");
         }
     }
@@ -216,13 +253,28 @@ impl Audit {
         backend: &str,
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<Stats> {
+        if self.serve.is_some() {
+            let m = Metrics::new(backend, &metrics::kernel_release());
+            self.counters = Some(m.audit_counters());
+            self.metrics = Some(m);
+        }
         self.start_record(backend);
         self.flush()?;
         // After the attach: a listener opened meanwhile is in the snapshot, the stream, or
         // both — never in neither.
         self.snapshot();
         self.flush()?;
-        let stats = tracer.run(&mut Pipeline::new(&mut self), stop).await?;
+        let stats = match self.metrics.take() {
+            Some(mut m) => {
+                // Scrapes see the snapshot whole, never half of it.
+                if let Some(serve) = &self.serve {
+                    let _ = serve.set(m.registry());
+                }
+                let mut sinks = Tee(vec![&mut self, &mut m]);
+                tracer.run(&mut Pipeline::new(&mut sinks), stop).await?
+            }
+            None => tracer.run(&mut Pipeline::new(&mut self), stop).await?,
+        };
         self.stop_record(&stats);
         self.finish();
         Ok(stats)
@@ -268,7 +320,11 @@ fn identify(
 /// The `snapshot` records of every listener that exists now, in every network namespace,
 /// and the `snapshot_end` record saying what was covered (also `lsn-trace check`'s view
 /// of the host).
-pub fn snapshot_records(ids: &mut Identities) -> (Vec<Map<String, Value>>, Map<String, Value>) {
+/// `seen` is handed each listener with its note (the metrics count them).
+pub fn snapshot_records(
+    ids: &mut Identities,
+    seen: &mut dyn FnMut(&Event, &story::Note),
+) -> (Vec<Map<String, Value>>, Map<String, Value>) {
     let now = output::now_ns();
     let mut out = Vec::new();
     let namespaces = snapshot::namespaces();
@@ -305,7 +361,9 @@ pub fn snapshot_records(ids: &mut Identities) -> (Vec<Map<String, Value>>, Map<S
         // snapshot record's socket has no sock_id a later close could match).
         f.event.sock_id = Some((1 << 63) | u64::from(f.inode));
         rec.extend(object(jsonout::record(&f.event)));
-        rec.extend(object(story.observe(&f.event)));
+        let note = story.observe(&f.event);
+        seen(&f.event, &note);
+        rec.extend(object(note));
         rec.insert("sock_id".into(), Value::Null);
         rec.insert("state".into(), f.state.into());
         let source = if unix { "proc_net_unix" } else { "sock_diag" };
@@ -332,7 +390,10 @@ pub fn snapshot_records(ids: &mut Identities) -> (Vec<Map<String, Value>>, Map<S
             ] {
                 rec.insert(key.into(), Value::Null);
             }
-            for key in ["container_id", "container_runtime", "systemd_unit"] {
+            for key in ["container_id", "container_runtime", "systemd_unit"]
+                .into_iter()
+                .chain(identity::CONTAINER_KEYS)
+            {
                 rec.insert(key.into(), Value::Null);
             }
             let user = uid.and_then(|u| ids.user_name(u));
@@ -387,17 +448,24 @@ impl Sink for Audit {
         if self.log.pending() > 0 {
             self.log.flush()?;
         }
+        if let Some(c) = &mut self.counters {
+            c.log_state(
+                std::mem::take(&mut self.log.write_errors),
+                self.log.pending(),
+            );
+        }
         Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::event::{IPPROTO_TCP, IPPROTO_UDP, Kind, Request, SOCK_DGRAM, SOCK_STREAM, Sock};
     use crate::sockaddr::{AF_INET, AF_INET6, SockAddr};
 
-    fn ev(kind: Kind, errno: i32, family: u16, ty: u16, proto: u16) -> Event {
+    /// An event of this process on socket 7 (other tests build theirs from it).
+    pub(crate) fn ev(kind: Kind, errno: i32, family: u16, ty: u16, proto: u16) -> Event {
         Event {
             kind,
             time_ns: 0,
@@ -469,6 +537,9 @@ mod tests {
             ids: Identities::new(),
             records: 0,
             policy: None,
+            serve: None,
+            metrics: None,
+            counters: None,
         };
         let mut st = story::Story::new();
         let mut bind = ev(Kind::Bind, 0, AF_UNIX, SOCK_STREAM, 0);

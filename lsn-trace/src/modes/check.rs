@@ -44,7 +44,7 @@ pub fn run(args: CheckArgs, json: bool) -> ExitCode {
 fn check(args: &CheckArgs, json: bool) -> anyhow::Result<bool> {
     let policy = Policy::load(&args.policy)?;
     let mut ids = Identities::new();
-    let (records, end) = snapshot_records(&mut ids);
+    let (records, end) = snapshot_records(&mut ids, &mut |_, _| {});
     let mut alerts = 0;
     let total = records.len();
     let mut rows = Vec::new();

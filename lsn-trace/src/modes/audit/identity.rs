@@ -12,6 +12,7 @@ use std::{
 
 use serde::Serialize;
 
+use super::container::{ContainerInfo, Containers};
 use crate::user;
 
 /// Enough for every process that binds on a busy host between two of its events.
@@ -20,6 +21,15 @@ const CACHE_CAP: usize = 4096;
 const USER_CAP: usize = 1024;
 /// Longest cmdline kept (bytes): a log line should stay a line.
 const CMDLINE_CAP: usize = 4096;
+
+/// The record keys of [`ContainerInfo`] (a snapshot record without an owner nulls them).
+pub const CONTAINER_KEYS: [&str; 5] = [
+    "container_name",
+    "container_image",
+    "k8s_namespace",
+    "k8s_pod",
+    "k8s_container",
+];
 
 /// How an identity was obtained (the `identity` key of an audit record).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -43,6 +53,9 @@ pub struct ProcInfo {
     pub container_id: Option<String>,
     pub container_runtime: Option<&'static str>,
     pub systemd_unit: Option<String>,
+    /// Name, image and pod of the container, from the runtime's state (`container`).
+    #[serde(flatten)]
+    pub container: ContainerInfo,
     /// The process's network namespace inode (/proc/PID/ns/net): the record's `netns`
     /// where the socket's was not read.
     #[serde(skip)]
@@ -76,6 +89,9 @@ impl ProcInfo {
             start,
             ppid
         );
+        if self.container.is_empty() {
+            self.container = older.container.clone();
+        }
     }
 }
 
@@ -227,6 +243,7 @@ pub struct Identities {
     cache: HashMap<u32, Entry>,
     order: VecDeque<u32>,
     users: HashMap<u32, Option<String>>,
+    containers: Containers,
 }
 
 impl Identities {
@@ -235,6 +252,7 @@ impl Identities {
             cache: HashMap::new(),
             order: VecDeque::new(),
             users: HashMap::new(),
+            containers: Containers::new(),
         }
     }
 
@@ -271,6 +289,13 @@ impl Identities {
                 _ => Source::Live,
             }
         };
+        if let (Some(runtime), Some(id), true) = (
+            info.container_runtime,
+            &info.container_id,
+            info.container.is_empty(),
+        ) {
+            info.container = self.containers.of(runtime, id);
+        }
         if source == Source::Live && !info.is_empty() {
             self.remember(pid, comm, info.clone());
         }

@@ -70,6 +70,8 @@ pub struct Log {
     reopen_pending: bool,
     /// Records refused because `HOLD_CAP` was reached.
     pub dropped: u64,
+    /// Flushes whose write failed, since the owner last took the count (metrics).
+    pub write_errors: u64,
 }
 
 impl Log {
@@ -92,6 +94,7 @@ impl Log {
             failing: None,
             reopen_pending: false,
             dropped: 0,
+            write_errors: 0,
         }
     }
 
@@ -179,6 +182,7 @@ impl Log {
                 Err(e)
             }
             Err(e) => {
+                self.write_errors += 1;
                 let now = Instant::now();
                 let say = match &mut self.failing {
                     None => {
