@@ -132,12 +132,24 @@ fn needs_no_privileges() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&copy)
-        .args(["explain", "--json", "0.0.0.0:80"])
-        .output()
-        .expect("setpriv (util-linux)");
+    // Another test thread's fork can hold the copy's write descriptor until its child
+    // execs (ETXTBSY): try again then, briefly.
+    let run = || {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&copy)
+            .args(["explain", "--json", "0.0.0.0:80"])
+            .output()
+            .expect("setpriv (util-linux)")
+    };
+    let mut out = run();
+    for _ in 0..50 {
+        if !String::from_utf8_lossy(&out.stderr).contains("Text file busy") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        out = run();
+    }
     std::fs::remove_dir_all(&dir).ok();
     assert!(out.status.success(), "{out:?}");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
