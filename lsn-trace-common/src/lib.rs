@@ -59,6 +59,8 @@ pub const F_NO_FD: u16 = 1 << 5; // the hook saw the socket, not a descriptor
 pub const F_FOLLOWED: u16 = 1 << 6; // the caller is in FOLLOW (`-- CMD`, `-p`)
 /// listen: the backlog asked for is unknown (the hook saw it already clamped to somaxconn).
 pub const F_NO_BACKLOG: u16 = 1 << 7;
+/// The agent's own start-up self-check (`SELF_CHECK`): proves a hook live, never shown.
+pub const F_SELF_CHECK: u16 = 1 << 15;
 
 /// `SockState::known` bits: which fields were read. A field whose offset the agent could
 /// not resolve from BTF, or whose read failed, stays unknown — never guessed.

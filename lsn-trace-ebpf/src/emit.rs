@@ -10,7 +10,7 @@ pub use crate::filter::About;
 use crate::{
     filter,
     kernel::{Caller, Mem, SockView, bounded, probe_read, read_sock, unix_address},
-    maps::{EVENTS, FOLLOW, config, count, count_get},
+    maps::{EVENTS, FOLLOW, config, count, count_get, is_self_check},
 };
 
 /// A reserved, zeroed event with the caller's identity filled in. None when the filters
@@ -25,7 +25,9 @@ pub fn reserve(
     about: &About,
 ) -> Option<RingBufEntry<Event>> {
     let cfg = config();
-    if !filter::call_wanted(&cfg, caller, ret, about) {
+    // Only the self-check thread of the agent's process gets this far (`enabled`).
+    let self_check = caller.tgid() == cfg.self_pid;
+    if !self_check && !filter::call_wanted(&cfg, caller, ret, about) {
         count(CTR_FILTERED);
         return None;
     }
@@ -50,6 +52,9 @@ pub fn reserve(
         caller.comm(&mut ev.comm);
         if cfg.flags & CFG_TRACK != 0 && FOLLOW.get(ev.pid).is_some() {
             ev.flags |= F_FOLLOWED;
+        }
+        if self_check {
+            ev.flags |= F_SELF_CHECK;
         }
     }
     Some(entry)
@@ -208,7 +213,8 @@ pub fn enabled_counting(caller: &Caller, counted: bool) -> bool {
     }
     let pid = caller.tgid();
     if pid == cfg.self_pid {
-        return false;
+        // The agent's own calls: only its self-check, past every filter.
+        return is_self_check(caller.tid());
     }
     if !filter::task_wanted(&cfg, caller) {
         if counted {

@@ -1,7 +1,7 @@
 //! Maps and globals shared by every program.
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use lsn_trace_common::{
     Config, KernelOffsets, KfuncConfig, N_COUNTERS, PendingCall, SOCK_SNAPSHOT, SOCKET_WINDOW,
@@ -115,3 +115,15 @@ pub static FILTER_PORTS: HashMap<u16, u8> = HashMap::with_max_entries(1024, 0);
 /// instruction, whatever they do with sessions and parents.
 #[map]
 pub static FOLLOW: HashMap<u32, u8> = HashMap::with_max_entries(65536, 0);
+
+/// The thread of the agent that runs its start-up self-check (0 = none): its calls pass
+/// every filter and are marked `F_SELF_CHECK`, so the agent sees each hook fire before it
+/// says it is attached. Every other call of the agent is not traced (`Config::self_pid`).
+#[map]
+pub static SELF_CHECK: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Whether `tid` of the agent's process is its self-check thread.
+#[inline(always)]
+pub fn is_self_check(tid: u32) -> bool {
+    tid != 0 && SELF_CHECK.get(0).is_some_and(|&t| t == tid)
+}

@@ -31,6 +31,7 @@ mod output;
 mod preflight;
 mod probe;
 mod ring;
+mod selfcheck;
 mod sockaddr;
 mod sockdiag;
 mod story;
@@ -255,13 +256,18 @@ fn run(cli: Cli) -> Result<u8> {
     } else {
         format!(" (passed over: {})", loaded.passed_over.join("; "))
     };
-    say!(
-        "lsn-trace: attached, backend {}{passed_over}: {}. Tracing; Ctrl-C to stop.",
-        loaded.backend,
-        loaded.description
-    );
     let backend = loaded.backend;
+    let description = std::mem::take(&mut loaded.description);
     let mut tracer = Tracer::new(loaded)?;
+    // The line is the go-ahead: only once every hook was seen to fire.
+    let check = selfcheck::run(&mut tracer)?;
+    match check.warning() {
+        Some(warning) => say!("{warning}"),
+        None => log::info!("self-check: every hook fired within {:?}", check.took),
+    }
+    say!(
+        "lsn-trace: attached, backend {backend}{passed_over}: {description}. Tracing; Ctrl-C to stop."
+    );
     if let Some(audit) = audit {
         let stop = stop.expect("installed when there is no plan");
         let stats = rt.block_on(audit.run(&mut tracer, backend, stop))?;

@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use aya::maps::{Map, MapData, PerCpuArray};
+use aya::maps::{Array, Map, MapData, PerCpuArray};
 use aya_log::EbpfLogger;
 use lsn_trace_common as wire;
 use tokio::io::{Interest, unix::AsyncFd};
@@ -50,6 +50,10 @@ impl Stats {
 pub struct Tracer {
     ring: AsyncFd<EventRing>,
     counters: PerCpuArray<MapData, u64>,
+    /// The self-check thread's id, for the programs (`selfcheck`).
+    self_check: Array<MapData, u32>,
+    /// Events that arrived during the self-check, before there was a sink for them.
+    held: Vec<Event>,
     logger: Option<AsyncFd<EbpfLogger<&'static dyn log::Log>>>,
     decoder: Decoder,
     lost_reported: [u64; 2],
@@ -77,6 +81,12 @@ impl Tracer {
         };
         let counters =
             PerCpuArray::try_from(loaded.ebpf.take_map("COUNTERS").context("COUNTERS map")?)?;
+        let self_check = Array::try_from(
+            loaded
+                .ebpf
+                .take_map("SELF_CHECK")
+                .context("SELF_CHECK map")?,
+        )?;
         let logger = match EbpfLogger::init(&mut loaded.ebpf) {
             Ok(l) => Some(readable(l)?),
             Err(e) => {
@@ -88,6 +98,8 @@ impl Tracer {
         Ok(Tracer {
             ring: readable(ring)?,
             counters,
+            self_check,
+            held: Vec::new(),
             logger,
             decoder: Decoder::new(),
             lost_reported: [0; 2],
@@ -104,6 +116,40 @@ impl Tracer {
             .unwrap_or(0)
     }
 
+    /// Let the calls of thread `tid` of this process through every filter, marked as the
+    /// self-check's (0: none).
+    pub fn set_self_check(&mut self, tid: u32) -> Result<()> {
+        self.self_check
+            .set(0, tid, 0)
+            .context("setting the self-check thread")
+    }
+
+    /// Before there is a sink (the self-check): the self-check's events to `on_check`,
+    /// every other event kept for the sink `run` is given.
+    pub fn drain_held(&mut self, mut on_check: impl FnMut(&Event)) -> io::Result<()> {
+        let Tracer {
+            ring,
+            decoder,
+            stats,
+            held,
+            ..
+        } = self;
+        ring.get_mut().drain(|item| {
+            let Some(raw) = read_event(item) else {
+                return Ok(());
+            };
+            if let Some(ev) = decoder.decode(&raw) {
+                if raw.flags & wire::F_SELF_CHECK != 0 {
+                    on_check(&ev);
+                } else {
+                    stats.events += 1;
+                    held.push(ev);
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Deliver what the ring holds, and what was lost meanwhile (`last`: the final drain,
     /// which asks for skipped runs whenever it was last asked).
     fn drain(&mut self, sink: &mut dyn Sink, last: bool) -> io::Result<()> {
@@ -114,11 +160,13 @@ impl Tracer {
             ..
         } = self;
         ring.get_mut().drain(|item| {
-            if item.len() < std::mem::size_of::<wire::Event>() {
+            let Some(raw) = read_event(item) else {
+                return Ok(());
+            };
+            // A self-check event still in flight when the check ended: not the host's.
+            if raw.flags & wire::F_SELF_CHECK != 0 {
                 return Ok(());
             }
-            // SAFETY: the programs write whole `wire::Event`s; read unaligned to be safe.
-            let raw: wire::Event = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
             if let Some(ev) = decoder.decode(&raw) {
                 stats.events += 1;
                 sink.event(&ev)?;
@@ -179,6 +227,9 @@ impl Tracer {
         stop: impl Future<Output = ()>,
     ) -> Result<Stats> {
         tokio::pin!(stop);
+        for ev in std::mem::take(&mut self.held) {
+            sink.event(&ev)?;
+        }
         let mut tick = tokio::time::interval(POLL_INTERVAL);
         let result: io::Result<()> = async {
             loop {
@@ -210,6 +261,15 @@ impl Tracer {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// A ring-buffer record as the event the programs wrote (None: too short to be one).
+fn read_event(item: &[u8]) -> Option<wire::Event> {
+    if item.len() < std::mem::size_of::<wire::Event>() {
+        return None;
+    }
+    // SAFETY: the programs write whole `wire::Event`s; read unaligned to be safe.
+    Some(unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) })
 }
 
 /// How often the programs' skipped runs are asked for (a read of each one's fdinfo).
