@@ -188,11 +188,12 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     };
     let caller = Caller::current();
     // listen(2) is reported by sys_exit_listen, with the fd and backlog; a listen the
-    // kernel-function hooks have in flight (io_uring's too) by their return hook.
-    if kind == EventKind::ListenState
-        && (caller.syscall_nr() == Some(NR_LISTEN)
-            || unsafe { PENDING.get(caller.tid()) }
-                .is_some_and(|call| call.kind == EventKind::Listen as u8))
+    // kernel-function hooks have in flight (io_uring's too) by their return hook. A listen
+    // that fails in get_port moves the socket CLOSE → LISTEN → CLOSE inside the call: that
+    // LISTEN → CLOSE is the failed listen's own undoing, not a listener's close.
+    if caller.syscall_nr() == Some(NR_LISTEN)
+        || unsafe { PENDING.get(caller.tid()) }
+            .is_some_and(|call| call.kind == EventKind::Listen as u8)
     {
         return 0;
     }

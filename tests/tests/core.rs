@@ -353,6 +353,47 @@ fn a_listener_closing_is_reported() {
     assert_eq!(c["source"], "kernel");
 }
 
+/// listen() failing in get_port (EADDRINUSE: another socket listens on the port both bound
+/// with SO_REUSEADDR) moves the socket CLOSE → LISTEN → CLOSE inside the call: it never
+/// listened, so no close is reported — only the failed listen.
+#[test]
+fn a_failed_listen_reports_no_close() {
+    let t = Tracer::shared();
+    let (holder, loser) = (
+        socket(libc::AF_INET, libc::SOCK_STREAM),
+        socket(libc::AF_INET, libc::SOCK_STREAM),
+    );
+    for fd in [&holder, &loser] {
+        setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).unwrap();
+    }
+    bind(&holder, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = local_port(&holder);
+    bind(&loser, &sin(Ipv4Addr::LOCALHOST, port)).unwrap();
+    listen(&holder, 5).unwrap();
+    let err = listen(&loser, 5).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+    let me = tid();
+    let loser_ino = inode(&loser);
+    let listens = t.events_of(me, "listen", 2);
+    let failed = listens.iter().find(|v| v["inode"] == loser_ino).unwrap();
+    assert_eq!(failed["error"], "EADDRINUSE");
+    assert_eq!(failed["backlog"], 5);
+    // The holder's close, made after, is reported: by then the loser's would have been.
+    let holder_ino = inode(&holder);
+    drop(holder);
+    let closes = t.wait_n(1, std::time::Duration::from_secs(20), |v| {
+        v["tid"] == me && v["event"] == "close" && v["inode"] == holder_ino
+    });
+    assert_eq!(closes[0]["port"], port);
+    drop(loser);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let ghost = t.seen(|v| v["event"] == "close" && v["inode"] == loser_ino);
+    assert!(
+        ghost.is_empty(),
+        "a close of a socket that never listened: {ghost:#?}"
+    );
+}
+
 #[test]
 fn freebind_allows_a_non_local_address() {
     let t = Tracer::shared();
