@@ -85,6 +85,30 @@ impl SockAddr {
         }
     }
 
+    /// `decode`, as the socket's protocol reads it: an AF_INET socket takes an AF_UNSPEC
+    /// sockaddr whose address is INADDR_ANY as AF_INET (inet_bind's "compatibility games"),
+    /// port included.
+    pub fn decode_for(bytes: &[u8], len: u32, sock_family: Option<u16>) -> SockAddr {
+        let a = SockAddr::decode(bytes, len);
+        let n = bytes.len().min(len as usize);
+        if matches!(
+            a,
+            SockAddr::Other {
+                family: AF_UNSPEC,
+                ..
+            }
+        ) && sock_family == Some(AF_INET)
+            && n >= 16
+            && bytes[4..8] == [0; 4]
+        {
+            return SockAddr::Inet {
+                addr: Ipv4Addr::UNSPECIFIED,
+                port: u16::from_be_bytes([bytes[2], bytes[3]]),
+            };
+        }
+        a
+    }
+
     pub fn family(&self) -> Option<u16> {
         match self {
             SockAddr::Inet { .. } => Some(AF_INET),
@@ -260,5 +284,30 @@ mod tests {
             SockAddr::decode(&[], 0),
             SockAddr::Other { family: 0, len: 0 }
         );
+    }
+
+    #[test]
+    fn af_unspec_any_on_an_inet_socket_is_inet() {
+        let mut b = sin([0, 0, 0, 0], 8080);
+        b[..2].copy_from_slice(&AF_UNSPEC.to_ne_bytes());
+        let inet = SockAddr::Inet {
+            addr: Ipv4Addr::UNSPECIFIED,
+            port: 8080,
+        };
+        assert_eq!(SockAddr::decode_for(&b, 16, Some(AF_INET)), inet);
+        // Not on another family's socket, not with an address, not short.
+        let other = SockAddr::Other {
+            family: AF_UNSPEC,
+            len: 16,
+        };
+        assert_eq!(SockAddr::decode_for(&b, 16, Some(AF_INET6)), other);
+        assert_eq!(SockAddr::decode_for(&b, 16, None), other);
+        let mut addressed = b.clone();
+        addressed[4] = 127;
+        assert_eq!(SockAddr::decode_for(&addressed, 16, Some(AF_INET)), other);
+        assert!(matches!(
+            SockAddr::decode_for(&b, 8, Some(AF_INET)),
+            SockAddr::Other { .. }
+        ));
     }
 }

@@ -141,6 +141,10 @@ fn pointer(p: Option<u64>) -> String {
 /// strace's sockaddr decoding (print_sockaddr).
 fn sockaddr(a: &SockAddr, ev: &Event) -> String {
     match a {
+        // strace prints what was passed: AF_UNSPEC, whatever inet_bind made of it.
+        SockAddr::Inet { .. } if ev.raw.sa_family == Some(crate::sockaddr::AF_UNSPEC) => {
+            "{sa_family=AF_UNSPEC, ...}".into()
+        }
         SockAddr::Inet { addr, port } => {
             format!("{{sa_family=AF_INET, sin_port=htons({port}), sin_addr=inet_addr(\"{addr}\")}}")
         }
