@@ -116,6 +116,8 @@ pub fn resolve(btf: &Btf) -> Resolved {
         btf_socket_alloc: 0,
         btf_files_struct: 0,
         _pad: 0,
+        // Only with CONFIG_MPTCP: not missing without it (there are no MPTCP sockets).
+        mptcp_first: field(btf, "mptcp_sock.first", Shape::Scalar).unwrap_or(Field::NONE),
     };
     let cast_kfunc = btf.func_id("bpf_rdonly_cast");
     // The cast is of use only with the fields read through it (its targets are structs).

@@ -1,10 +1,10 @@
-//! The attach line's proof. A hook the kernel accepted is not yet a hook that fires: the
-//! agent makes one call of each kind its hooks exist for (bind, listen and setsockopt at
-//! each level, of each family hooked apart, and a listener's close) on throwaway sockets,
-//! from a thread of its own that the programs let through every filter for this check
-//! alone (`SELF_CHECK`, events marked `F_SELF_CHECK`, never shown nor counted), and says
-//! it is attached once every one of them has come back through the ring buffer — or says
-//! which never did.
+//! The attach line's proof. A hook the kernel accepted is not yet a hook that fires on every
+//! CPU: the agent makes one call of each kind its hooks exist for (bind, listen and
+//! setsockopt at each level, of each family hooked apart, and a listener's close) on
+//! throwaway sockets, from threads of its own pinned one to each CPU, which the programs
+//! let through every filter for this check alone (`SELF_CHECK`, events marked
+//! `F_SELF_CHECK`, never shown nor counted), and says it is attached once every one of them
+//! has come back through the ring buffer from every CPU — or says which never did.
 use std::{
     os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
     sync::{
@@ -99,8 +99,9 @@ impl Check {
 
 /// What the check found.
 pub struct Outcome {
-    /// The checks whose event never came back (empty: every hook fired).
-    pub missing: Vec<&'static str>,
+    /// The checks whose event never came back, with the CPU their call ran on (empty: every
+    /// hook fired on every CPU).
+    pub missing: Vec<String>,
     pub took: Duration,
 }
 
@@ -109,7 +110,7 @@ impl Outcome {
     pub fn warning(&self) -> Option<String> {
         (!self.missing.is_empty()).then(|| {
             format!(
-                "lsn-trace: warning: these hooks were attached but never seen to fire within \
+                "lsn-trace: warning: these hooks were attached but not seen to fire within \
                  {:.1} s of the agent's own test calls, so what they hook may go unreported: {}",
                 self.took.as_secs_f64(),
                 self.missing.join(", ")
@@ -118,60 +119,117 @@ impl Outcome {
     }
 }
 
-/// How long to keep calling before a hook that never fired is given up on.
-const PATIENCE: Duration = Duration::from_secs(5);
+/// How long to keep calling before a hook that never fired is given up on. Hooks do not
+/// all fire from the moment the kernel accepted them: measured on this project's 2-CPU VM,
+/// for up to ~1 s after attach no hook ran on one of the CPUs (its calls went unseen, not
+/// counted lost), while the other CPU's were seen.
+const PATIENCE: Duration = Duration::from_secs(10);
 /// Pause between two rounds of the calls (each round makes every call again).
 const ROUND_EVERY: Duration = Duration::from_millis(5);
 
-/// Run the check on an attached tracer: returns once every hook fired, or after
-/// `PATIENCE`. Events of other processes that arrive meanwhile are kept by the tracer for
-/// its sink.
+/// Run the check on an attached tracer: one thread pinned to each CPU the agent may run on
+/// makes every call, round after round, until each one's event came back from each CPU, or
+/// `PATIENCE` ran out. Events of other processes that arrive meanwhile are kept by the
+/// tracer for its sink.
 pub fn run(tracer: &mut Tracer) -> Result<Outcome> {
     let start = Instant::now();
     // Families the kernel lacks (IPv6 disabled) are not the hooks' fault.
-    let mut pending: Vec<Check> = Check::ALL
+    let checks: Vec<Check> = Check::ALL
         .into_iter()
         .filter(|c| !matches!(c, Check::BindInet6 | Check::SockoptIpv6) || have_inet6())
         .collect();
+    let cpus = allowed_cpus();
     let stop = Arc::new(AtomicBool::new(false));
     let (tid_tx, tid_rx) = mpsc::channel();
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let worker = {
-        let stop = stop.clone();
-        std::thread::Builder::new()
-            .name("self-check".into())
-            .spawn(move || {
-                let _ = tid_tx.send(unsafe { libc::gettid() } as u32);
-                if go_rx.recv().is_err() {
-                    return;
-                }
-                while !stop.load(Ordering::Relaxed) {
-                    calls();
-                    std::thread::sleep(ROUND_EVERY);
-                }
-            })
-            .context("starting the self-check thread")?
-    };
-    let tid = tid_rx.recv().context("the self-check thread")?;
-    tracer.set_self_check(tid)?;
-    let _ = go_tx.send(());
+    let mut workers = Vec::new();
+    let mut gos = Vec::new();
+    for &cpu in &cpus {
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let (stop, tid_tx) = (stop.clone(), tid_tx.clone());
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("self-check-{cpu}"))
+                .spawn(move || {
+                    let pinned = pin_to(cpu);
+                    let _ = tid_tx.send((unsafe { libc::gettid() } as u32, cpu, pinned));
+                    if go_rx.recv().is_err() {
+                        return;
+                    }
+                    while !stop.load(Ordering::Relaxed) {
+                        calls();
+                        std::thread::sleep(ROUND_EVERY);
+                    }
+                })
+                .context("starting a self-check thread")?,
+        );
+        gos.push(go_tx);
+    }
+    drop(tid_tx);
+    // (check, cpu) still to be seen; the CPU of each thread by its tid.
+    let mut pending = Vec::new();
+    let mut cpu_of = std::collections::HashMap::new();
+    for _ in &cpus {
+        let (tid, cpu, pinned) = tid_rx.recv().context("a self-check thread")?;
+        if !pinned {
+            log::debug!("self-check: could not pin a thread to CPU {cpu}");
+        }
+        tracer.add_self_check(tid, cpu)?;
+        cpu_of.insert(tid, cpu);
+        pending.extend(checks.iter().map(|&c| (c, cpu)));
+    }
+    for go in gos {
+        let _ = go.send(());
+    }
     while !pending.is_empty() && start.elapsed() < PATIENCE {
         tracer.drain_held(|ev| {
-            if let Some(c) = Check::of(ev) {
-                pending.retain(|&p| p != c);
+            if let (Some(c), Some(&cpu)) = (Check::of(ev), cpu_of.get(&ev.tid)) {
+                pending.retain(|&p| p != (c, cpu));
             }
         })?;
         std::thread::sleep(Duration::from_millis(1));
     }
     stop.store(true, Ordering::Relaxed);
-    let _ = worker.join();
-    tracer.set_self_check(0)?;
+    for w in workers {
+        let _ = w.join();
+    }
+    for &tid in cpu_of.keys() {
+        tracer.remove_self_check(tid)?;
+    }
     // What the last round left in the ring is dropped here, not shown.
     tracer.drain_held(|_| {})?;
+    let one_cpu = cpus.len() == 1;
     Ok(Outcome {
-        missing: pending.into_iter().map(Check::name).collect(),
+        missing: pending
+            .into_iter()
+            .map(|(c, cpu)| match one_cpu {
+                true => c.name().to_owned(),
+                false => format!("{} on CPU {cpu}", c.name()),
+            })
+            .collect(),
         took: start.elapsed(),
     })
+}
+
+/// The CPUs this process may run on (where its test calls can be made).
+fn allowed_cpus() -> Vec<u32> {
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a cpu_set_t of its own size, for this thread.
+    if unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+        return vec![0];
+    }
+    let cpus: Vec<u32> = (0..libc::CPU_SETSIZE as usize)
+        .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
+        .map(|i| i as u32)
+        .collect();
+    if cpus.is_empty() { vec![0] } else { cpus }
+}
+
+/// Pin the calling thread to `cpu`: whether it worked.
+fn pin_to(cpu: u32) -> bool {
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::CPU_SET(cpu as usize, &mut set) };
+    // SAFETY: as above.
+    unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) == 0 }
 }
 
 fn have_inet6() -> bool {

@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use aya::maps::{Array, Map, MapData, PerCpuArray};
+use aya::maps::{HashMap, Map, MapData, PerCpuArray};
 use aya_log::EbpfLogger;
 use lsn_trace_common as wire;
 use tokio::io::{Interest, unix::AsyncFd};
@@ -50,13 +50,13 @@ impl Stats {
 pub struct Tracer {
     ring: AsyncFd<EventRing>,
     counters: PerCpuArray<MapData, u64>,
-    /// The self-check thread's id, for the programs (`selfcheck`).
-    self_check: Array<MapData, u32>,
+    /// The self-check threads' ids (tid -> CPU), for the programs (`selfcheck`).
+    self_check: HashMap<MapData, u32, u32>,
     /// Events that arrived during the self-check, before there was a sink for them.
     held: Vec<Event>,
     logger: Option<AsyncFd<EbpfLogger<&'static dyn log::Log>>>,
     decoder: Decoder,
-    lost_reported: [u64; 2],
+    lost_reported: [u64; 3],
     skipped: SkippedRuns,
     stats: Stats,
     // Kept last: dropping it detaches the programs.
@@ -81,7 +81,7 @@ impl Tracer {
         };
         let counters =
             PerCpuArray::try_from(loaded.ebpf.take_map("COUNTERS").context("COUNTERS map")?)?;
-        let self_check = Array::try_from(
+        let self_check = HashMap::try_from(
             loaded
                 .ebpf
                 .take_map("SELF_CHECK")
@@ -102,7 +102,7 @@ impl Tracer {
             held: Vec::new(),
             logger,
             decoder: Decoder::new(),
-            lost_reported: [0; 2],
+            lost_reported: [0; 3],
             skipped,
             stats: Stats::default(),
             _loaded: loaded,
@@ -116,12 +116,18 @@ impl Tracer {
             .unwrap_or(0)
     }
 
-    /// Let the calls of thread `tid` of this process through every filter, marked as the
-    /// self-check's (0: none).
-    pub fn set_self_check(&mut self, tid: u32) -> Result<()> {
+    /// Let the calls of thread `tid` of this process (pinned to `cpu`) through every filter,
+    /// marked as the self-check's.
+    pub fn add_self_check(&mut self, tid: u32, cpu: u32) -> Result<()> {
         self.self_check
-            .set(0, tid, 0)
-            .context("setting the self-check thread")
+            .insert(tid, cpu, 0)
+            .context("adding a self-check thread")
+    }
+
+    pub fn remove_self_check(&mut self, tid: u32) -> Result<()> {
+        self.self_check
+            .remove(&tid)
+            .context("removing a self-check thread")
     }
 
     /// Before there is a sink (the self-check): the self-check's events to `on_check`,
@@ -199,6 +205,11 @@ impl Tracer {
                 "ring buffer full; raise --ring-size",
             ),
             (wire::CTR_LOST_PENDING, "too many syscalls in flight"),
+            (
+                wire::CTR_SOCK_READ_FAIL,
+                "the call's arguments could not be read (its saved registers); for \
+                 setsockopt, this may count options lsn-trace does not report",
+            ),
         ]
         .into_iter()
         .enumerate()
@@ -254,6 +265,10 @@ impl Tracer {
         .await;
         self.flush_logs();
         self.stats.filtered = self.counter(wire::CTR_FILTERED);
+        log::info!(
+            "records submitted by the programs: {} (self-check's included)",
+            self.counter(wire::CTR_EMITTED)
+        );
         match result {
             Ok(()) => Ok(self.stats),
             // `lsn-trace | head`: the reader is gone, which is an ending, not an error.

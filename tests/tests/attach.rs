@@ -9,29 +9,51 @@ use std::{
 
 use lsn_trace_tests::{Tracer, sock::*, tid};
 
-/// A bind made the moment the attach line appears is reported, on each of 20 fresh starts.
+/// A bind made the moment the attach line appears is reported, on each of 20 fresh starts,
+/// from every CPU (one thread pinned to each).
 #[test]
 fn a_bind_right_after_the_attach_line_is_reported_on_every_start() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     for round in 0..20 {
         let t = Tracer::start(&[]);
-        let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
-        bind(&fd, &sin(std::net::Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let port = local_port(&fd);
-        let me = tid();
-        let got = t.wait_n(1, Duration::from_secs(10), |v| {
-            v["tid"] == me && v["event"] == "bind" && v["bound_port"] == port
-        });
-        assert_eq!(got[0]["addr"], "127.0.0.1", "round {round}: {:#}", got[0]);
+        let binds: Vec<(i32, u16, Fd)> = (0..cpus)
+            .map(|cpu| {
+                std::thread::spawn(move || {
+                    pin_to(cpu);
+                    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+                    bind(&fd, &sin(std::net::Ipv4Addr::LOCALHOST, 0)).unwrap();
+                    (tid(), local_port(&fd), fd)
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        for (cpu, (me, port, _fd)) in binds.iter().enumerate() {
+            let got = t.wait_n(1, Duration::from_secs(10), |v| {
+                v["tid"] == *me && v["event"] == "bind" && v["bound_port"] == *port
+            });
+            assert_eq!(got[0]["addr"], "127.0.0.1", "round {round}, CPU {cpu}");
+        }
         let (status, stderr) = t.terminate();
         assert!(status.success(), "round {round}: {stderr:#?}");
         // Every hook fired in the self-check: no warning before the attach line.
         assert!(
-            !stderr.iter().any(|l| l.contains("never seen to fire")),
+            !stderr.iter().any(|l| l.contains("not seen to fire")),
             "round {round}: {stderr:#?}"
         );
         // The self-check's own calls never reach the output.
         let own = t.seen(|v| v["pid"] == t.pid());
         assert!(own.is_empty(), "round {round}: {own:#?}");
+    }
+}
+
+fn pin_to(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t with one CPU set, for this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        check(libc::sched_setaffinity(0, size_of_val(&set), &set)).unwrap();
     }
 }
 

@@ -498,3 +498,73 @@ fn unix_listeners_report_their_own_address() {
     assert_eq!(name.len(), 5, "{name:?}");
     assert_eq!(by_fd(&auto)["addr"], format!("@{name}"));
 }
+
+/// An MPTCP listener (Go 1.24+'s default) is one socket with one story: its backlog as
+/// asked and as applied (held by its TCP subflow), and one close — the subflow never shows
+/// as a second socket.
+fn mptcp_listener(family: i32) {
+    const IPPROTO_MPTCP: i32 = 262;
+    let t = Tracer::shared();
+    let raw = unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            IPPROTO_MPTCP,
+        )
+    };
+    assert!(
+        raw >= 0,
+        "MPTCP socket: {}",
+        std::io::Error::last_os_error()
+    );
+    let fd = Fd(raw);
+    let (addr, family_name) = if family == libc::AF_INET {
+        bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+        ("127.0.0.1", "inet")
+    } else {
+        bind(&fd, &sin6(Ipv6Addr::LOCALHOST, 0, 0)).unwrap();
+        ("::1", "inet6")
+    };
+    listen(&fd, 11).unwrap();
+    let port = local_port(&fd);
+    let ino = inode(&fd);
+    let me = tid();
+    let l = t
+        .events_of(me, "listen", 1)
+        .into_iter()
+        .find(|v| v["inode"] == ino)
+        .unwrap();
+    assert_eq!(l["protocol"], "mptcp");
+    assert_eq!(l["family"], family_name);
+    assert_eq!(l["addr"], addr);
+    assert_eq!(l["bound_port"], port);
+    assert_eq!(l["backlog"], 11);
+    assert_eq!(
+        l["backlog_effective"], 11,
+        "the subflow's sk_max_ack_backlog"
+    );
+    drop(fd);
+    let c = t.wait_n(1, std::time::Duration::from_secs(20), |v| {
+        v["event"] == "close" && v["inode"] == ino
+    });
+    assert_eq!(c[0]["sock_id"], l["sock_id"]);
+    assert_eq!(c[0]["protocol"], "mptcp");
+    assert_eq!(c[0]["port"], port);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let of_it = t.seen(|v| v["inode"] == ino);
+    let ids: std::collections::HashSet<String> =
+        of_it.iter().map(|v| v["sock_id"].to_string()).collect();
+    assert_eq!(ids.len(), 1, "one socket, one sock_id: {of_it:#?}");
+    let closes = of_it.iter().filter(|v| v["event"] == "close").count();
+    assert_eq!(closes, 1, "{of_it:#?}");
+}
+
+#[test]
+fn mptcp_ipv4_listener_is_one_socket() {
+    mptcp_listener(libc::AF_INET);
+}
+
+#[test]
+fn mptcp_ipv6_listener_is_one_socket() {
+    mptcp_listener(libc::AF_INET6);
+}
