@@ -344,6 +344,11 @@ pub struct KernelOffsets {
     /// `mptcp_sock.first` (CONFIG_MPTCP): the MPTCP socket's first subflow, a TCP sock,
     /// which holds the listener's accept-queue limit (the MPTCP sock's own stays 0).
     pub mptcp_first: Field,
+    /// `task_struct.signal` -> `signal_struct.live`: the threads of a process not yet
+    /// exiting, so that the exit of one thread (the main one included: pthread_exit, or
+    /// killed by another thread's execve) is not taken for the process's.
+    pub task_signal: Field,
+    pub signal_live: Field,
 }
 
 /// The immediate of the kfunc call instruction the programs are built with
@@ -419,6 +424,8 @@ impl KernelOffsets {
         btf_files_struct: 0,
         _pad: 0,
         mptcp_first: Field::NONE,
+        task_signal: Field::NONE,
+        signal_live: Field::NONE,
     };
 
     /// These offsets with no `bpf_rdonly_cast` (`btf_*` 0): the programs read kernel

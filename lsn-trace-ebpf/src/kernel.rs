@@ -169,6 +169,14 @@ pub fn task_tgid(task: u64) -> Option<u32> {
     read(task, off!(task_tgid)).map(|v| v as u32)
 }
 
+/// Whether the exiting `task` was its process's last live thread (`signal->live`, which
+/// do_exit decrements before sched_process_exit); None when that cannot be read.
+#[inline(always)]
+pub fn group_dead(task: u64) -> Option<bool> {
+    let signal = read_ptr(task, off!(task_signal))?;
+    read(signal, off!(signal_live)).map(|live| live as i32 <= 0)
+}
+
 /// The task a program runs for, asked of the kernel once per run and handed to whatever
 /// needs it: every helper call is a call and a return (dear on this hardware, with its
 /// return-thunk mitigations), where the task's own fields are plain loads (`Typed`).

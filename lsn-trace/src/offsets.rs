@@ -118,6 +118,8 @@ pub fn resolve(btf: &Btf) -> Resolved {
         _pad: 0,
         // Only with CONFIG_MPTCP: not missing without it (there are no MPTCP sockets).
         mptcp_first: field(btf, "mptcp_sock.first", Shape::Scalar).unwrap_or(Field::NONE),
+        task_signal: r.scalar("task_struct.signal"),
+        signal_live: r.scalar("signal_struct.live.counter"),
     };
     let cast_kfunc = btf.func_id("bpf_rdonly_cast");
     // The cast is of use only with the fields read through it (its targets are structs).
