@@ -629,6 +629,8 @@ pub mod sockopt {
     pub const SO_REUSEADDR: i32 = 2;
     pub const SO_REUSEPORT: i32 = 15;
     pub const SO_BINDTODEVICE: i32 = 25;
+    /// The interface by index (systemd's `BindToDevice=` uses it).
+    pub const SO_BINDTOIFINDEX: i32 = 62;
     pub const IP_FREEBIND: i32 = 15;
     pub const IP_TRANSPARENT: i32 = 19;
     pub const IP_BIND_ADDRESS_NO_PORT: i32 = 24;
@@ -640,7 +642,10 @@ pub mod sockopt {
     #[inline(always)]
     pub const fn is_listener_option(level: i32, optname: i32) -> bool {
         match level {
-            SOL_SOCKET => matches!(optname, SO_REUSEADDR | SO_REUSEPORT | SO_BINDTODEVICE),
+            SOL_SOCKET => matches!(
+                optname,
+                SO_REUSEADDR | SO_REUSEPORT | SO_BINDTODEVICE | SO_BINDTOIFINDEX
+            ),
             SOL_IP => matches!(
                 optname,
                 IP_FREEBIND | IP_TRANSPARENT | IP_BIND_ADDRESS_NO_PORT

@@ -332,6 +332,8 @@ fn decode_optval(raw: &wire::Event) -> OptValue {
     let n = (raw.arg2.max(0) as usize).min(wire::OPTVAL_CAP);
     let bytes = &raw.optval[..n];
     if raw.arg0 as i32 == SOL_SOCKET && raw.arg1 == SO_BINDTODEVICE {
+        // The kernel takes at most IFNAMSIZ - 1 = 15 bytes of the name (and ends it there).
+        let bytes = &bytes[..bytes.len().min(15)];
         let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
         return OptValue::Name(crate::sockaddr::escape(&bytes[..end]));
     }

@@ -172,6 +172,7 @@ fn run(cli: Cli) -> Result<u8> {
         Some(Command::Audit(args)) => Some(audit::open(args)?),
         _ => None,
     };
+    preflight::check_arch()?;
     preflight::check_privileges()?;
     let plan = cli.follow.plan()?;
     if audit.is_some() && plan.is_some() {

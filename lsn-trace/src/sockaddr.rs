@@ -10,6 +10,9 @@ pub const AF_UNIX: u16 = 1;
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 
+/// `sizeof(struct sockaddr_storage)`: the most bind(2) accepts (move_addr_to_kernel).
+const SOCKADDR_STORAGE_LEN: u32 = 128;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SockAddr {
     Inet {
@@ -51,6 +54,11 @@ impl SockAddr {
             };
         }
         let family = u16::from_ne_bytes([bytes[0], bytes[1]]);
+        // Longer than a sockaddr_storage (or negative as the int it is): the kernel refuses
+        // it (EINVAL) before reading any of it.
+        if len > SOCKADDR_STORAGE_LEN {
+            return SockAddr::Other { family, len };
+        }
         let be16 = |i: usize| u16::from_be_bytes([bytes[i], bytes[i + 1]]);
         let ne32 = |i: usize| u32::from_ne_bytes(bytes[i..i + 4].try_into().unwrap());
         match family {

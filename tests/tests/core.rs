@@ -568,3 +568,33 @@ fn mptcp_ipv4_listener_is_one_socket() {
 fn mptcp_ipv6_listener_is_one_socket() {
     mptcp_listener(libc::AF_INET6);
 }
+
+/// addrlen is an int: -1 (refused with EINVAL before any protocol runs) prints as -1.
+#[test]
+fn a_negative_addrlen_prints_as_passed() {
+    let t = Tracer::shared();
+    if t.hooks_kernel_functions() {
+        return; // refused before the kernel functions run: the socket-layer hooks' part
+    }
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    let sa = sin(Ipv4Addr::LOCALHOST, 0);
+    let rc = unsafe { libc::bind(fd.0, (&sa as *const libc::sockaddr_in).cast(), u32::MAX) };
+    assert_eq!(rc, -1);
+    let b = last_bind(t, tid());
+    assert_eq!(b["error"], "EINVAL");
+    assert_eq!(b["addrlen"], -1);
+}
+
+/// SO_BINDTOIFINDEX (systemd's BindToDevice=) is a listener option, its index reported.
+#[test]
+fn bindtoifindex_is_a_listener_option() {
+    const SO_BINDTOIFINDEX: i32 = 62;
+    let t = Tracer::shared();
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    setsockopt_int(&fd, libc::SOL_SOCKET, SO_BINDTOIFINDEX, 1).unwrap();
+    let o = t.events_of(tid(), "setsockopt", 1).pop().unwrap();
+    assert_eq!(o["level"], "SOL_SOCKET");
+    assert_eq!(o["option"], "SO_BINDTOIFINDEX");
+    assert_eq!(o["value"], 1);
+    assert_eq!(o["bound_dev_if"], 1, "lo");
+}

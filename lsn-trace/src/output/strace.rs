@@ -56,7 +56,12 @@ pub fn line(ev: &Event) -> String {
     let fd = ev.fd.map_or_else(|| "?".to_string(), |f| f.to_string());
     match (&ev.request, ev.kind) {
         (Request::Bind(a), _) => {
-            let _ = write!(s, "bind({fd}, {}, {})", sockaddr(a, ev), ev.raw.addrlen);
+            let _ = write!(
+                s,
+                "bind({fd}, {}, {})",
+                sockaddr(a, ev),
+                ev.raw.addrlen as i32
+            );
         }
         (Request::Listen { backlog }, _) => {
             let backlog = backlog.map_or_else(|| "?".to_string(), |b| b.to_string());
