@@ -1,18 +1,30 @@
-//! Any string: the parser never panics, and whatever it accepts, written back with
-//! `Display`, parses to the same result.
+//! Any string: the parsers never panic; whatever the strict parser accepts, written back
+//! with `Display`, parses to the same result, and the pasted-notation parser reads it the
+//! same; whatever the pasted-notation parser and the ss/netstat/lsof line reader accept,
+//! written back, reads back the same (`check_properties` of each module).
 #![no_main]
 
-// The parser is std-only: include its source rather than depend on the lsn-trace crate,
-// whose build script compiles the eBPF programs.
-#[path = "../../lsn-trace/src/explain_parse.rs"]
+// The parsers are std-only: include their source rather than depend on the lsn-trace
+// crate, whose build script compiles the eBPF programs.
+#[path = "../../lsn-trace/src/modes/explain_parse.rs"]
 mod explain_parse;
+#[path = "../../lsn-trace/src/modes/explain_line.rs"]
+mod explain_line;
+
+/// A small services database, so service names are exercised too.
+fn services(name: &str, protocol: &str) -> Option<u16> {
+    match (name, protocol) {
+        ("ssh", _) => Some(22),
+        ("http" | "www", "tcp") => Some(80),
+        ("domain", "tcp" | "udp") => Some(53),
+        _ => None,
+    }
+}
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(p) = explain_parse::parse(s) {
-        let shown = p.to_string();
-        assert_eq!(explain_parse::parse(&shown), Ok(p), "`{s}` shown as `{shown}`");
-    }
+    explain_parse::check_properties(s, &|n| services(n, "tcp"));
+    explain_line::check_properties(s, &services);
 });

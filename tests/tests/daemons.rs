@@ -290,7 +290,7 @@ fn nginx_args<'a>(d: &'a Daemons, conf: &'a str) -> Vec<String> {
         .collect()
 }
 
-/// `lsn-trace -- nginx` with `daemon on` (the README's example): the dual-stack pair
+/// `lsn-trace -- nginx` with `daemon on` (docs/usage.md's example): the dual-stack pair
 /// `listen P; listen [::]:P ipv6only=on;` with a backlog above somaxconn, and a
 /// `reuseport` listener cloned per worker. The daemonized master holds them after CMD exits:
 /// the trace goes on, and their close when the master stops is traced too.

@@ -142,3 +142,80 @@ fn attach_line_names_the_backend() {
         "{line}"
     );
 }
+
+/// Binds a netlink socket of each type (what glibc's resolver, `ip` and systemd do all the
+/// time), a packet socket, then listens on TCP: prints the port on stderr.
+const NETLINK_THEN_LISTEN: &str = r#"
+import socket, sys
+for ty in (socket.SOCK_RAW, socket.SOCK_DGRAM):
+    n = socket.socket(socket.AF_NETLINK, ty, socket.NETLINK_ROUTE)
+    n.bind((0, 0))
+p = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+p.bind(("lo", 0))
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(4)
+print(f"port={s.getsockname()[1]}", file=sys.stderr, flush=True)
+"#;
+
+fn run_netlink_then_listen(args: &[&str]) -> (String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .args(["--", "/usr/bin/python3", "-c", NETLINK_THEN_LISTEN])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The default human output shows the sockets a person acts on: the netlink and packet
+/// binds are left out (and counted), the listener is shown; `--family` and `--json` show
+/// them.
+#[test]
+fn human_output_leaves_out_sockets_that_can_never_listen() {
+    let (stdout, stderr) = run_netlink_then_listen(&[]);
+    let port = stderr
+        .lines()
+        .find_map(|l| l.split("port=").nth(1))
+        .unwrap_or_else(|| panic!("no port: {stderr}"))
+        .trim()
+        .to_owned();
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains(" listen ") && l.contains(&format!("127.0.0.1:{port} "))),
+        "{stdout}"
+    );
+    for family in ["netlink", "packet", "family 16", "family 17"] {
+        assert!(!stdout.contains(family), "{family}: {stdout}");
+    }
+    assert!(
+        stderr.contains(
+            "lsn-trace: 3 events of sockets that can never listen (netlink, packet …) not \
+             shown; --family or --json shows them"
+        ),
+        "{stderr}"
+    );
+    // Asked for: shown, and nothing is said left out.
+    let (stdout, stderr) = run_netlink_then_listen(&["--family", "16"]);
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains(" bind ")).count(),
+        2,
+        "{stdout}"
+    );
+    assert!(!stderr.contains("not shown"), "{stderr}");
+    let (stdout, _) = run_netlink_then_listen(&["--json"]);
+    let families: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(r#""event":"bind""#))
+        .filter_map(|l| l.split(r#""family":""#).nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(
+        families,
+        ["netlink", "netlink", "packet", "inet"],
+        "{stdout}"
+    );
+}

@@ -527,7 +527,7 @@ fn f(v: &Value, key: &str, fmt: impl Fn(f64) -> String) -> String {
         .map_or_else(|| "—".into(), fmt)
 }
 
-/// The table, as Markdown (the README carries it as is).
+/// The table, as Markdown (docs/performance.md carries it as is).
 fn render(r: &Value) -> String {
     let mut s = String::new();
     s += &format!(

@@ -4,7 +4,8 @@
 //! * apt: llvm-22-dev (bpf-linker links against LLVM 22, the LLVM of rustc stable and of the
 //!   nightly), and the end-to-end tests' tools: strace, iproute2 (`ip`), python3, and the
 //!   real daemons they run under lsn-trace: nginx-light, redis-server, memcached,
-//!   dnsmasq-base;
+//!   dnsmasq-base; net-tools, lsof and netbase (/etc/services), whose output `explain`
+//!   reads;
 //! * the nightly toolchain and its rust-src (the eBPF crate builds with build-std=core);
 //! * bpf-linker built against LLVM 22;
 //! * tracefs mounted at /sys/kernel/tracing (aya reads tracepoint ids there).
@@ -75,6 +76,21 @@ const APT_PACKAGES: &[AptPackage] = &[
         name: "dnsmasq-base",
         program: Some("dnsmasq"),
         why: "end-to-end tests with real daemons (tests/tests/daemons.rs)",
+    },
+    AptPackage {
+        name: "net-tools",
+        program: Some("netstat"),
+        why: "explain tests read real `netstat -tulpn` output (tests/tests/explain.rs)",
+    },
+    AptPackage {
+        name: "lsof",
+        program: Some("lsof"),
+        why: "explain tests read real `lsof -i` output (tests/tests/explain.rs)",
+    },
+    AptPackage {
+        name: "netbase",
+        program: None,
+        why: "/etc/services: explain tests read service names as ss, netstat and lsof print them",
     },
     AptPackage {
         name: "bpftool",

@@ -1,5 +1,5 @@
 //! `--json`: JSON Lines, one flat object per event, so `jq` one-liners work. The keys are
-//! a stable interface, documented in the README; a value the kernel side could not read
+//! a stable interface, documented in docs/json-schema.md; a value the kernel side could not read
 //! is `null`, never a guess.
 use serde::Serialize;
 

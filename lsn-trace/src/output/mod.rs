@@ -11,7 +11,7 @@ use crate::event::Event;
 pub enum Format {
     /// One readable line per event.
     Human,
-    /// JSON Lines, one object per event (see README).
+    /// JSON Lines, one object per event (docs/json-schema.md).
     Json,
     /// Each call as `strace -f` prints it.
     Strace,

@@ -27,7 +27,8 @@ pub struct FilterArgs {
     #[arg(long, value_name = "USER", value_delimiter = ',')]
     pub uid: Vec<String>,
     /// Only this address family: inet (4, ipv4), inet6 (6, ipv6), unix, or a number
-    /// (repeatable).
+    /// (repeatable). Without it the human output leaves out the families that can never
+    /// listen (netlink 16, packet 17 …); --json shows them.
     #[arg(long, value_name = "FAMILY", value_delimiter = ',', value_parser = parse_family)]
     pub family: Vec<u16>,
     /// Only this protocol, as ss names it: tcp, udp, sctp, mptcp, udplite, raw, icmp, unix

@@ -20,8 +20,10 @@ use lsn_trace_common::{FOLLOW_EXITED, FOLLOW_SELF, FOLLOW_TREE};
 use tokio::io::{Interest, unix::AsyncFd};
 
 use crate::{
-    summary::{Summarising, Summary},
-    tracer::{Sink, Tracer},
+    pipeline::{Pipeline, Sink, Tee},
+    story::holders::{held_by, holds},
+    summary::Summary,
+    tracer::Tracer,
     user::{self, User},
 };
 
@@ -134,9 +136,7 @@ fn run_as(spec: Option<&str>) -> Result<Option<RunAs>> {
     Ok(Some(RunAs { user, groups }))
 }
 
-pub fn alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
+use lsn_trace::procfs::process_exists as alive;
 
 // --- signals ------------------------------------------------------------------------
 
@@ -470,14 +470,12 @@ pub fn run(
     mut followed: Followed,
     mut signals: Signals,
 ) -> Result<u8> {
-    let summary = match &plan {
+    let mut summary = match &plan {
         Plan::Run { cmd, .. } => Summary::of_command(&command_name(&cmd[0])),
         Plan::Attach { .. } => Summary::default(),
     };
-    let mut sink = Summarising {
-        inner: sink,
-        summary,
-    };
+    let mut sinks = Tee(vec![sink, &mut summary]);
+    let mut pipeline = Pipeline::new(&mut sinks);
     let mut outcome = Outcome::default();
     let (mut head, code) = match plan {
         Plan::Run { cmd, run_as } => {
@@ -510,7 +508,7 @@ pub fn run(
                 &name,
                 &mut outcome,
             );
-            let stats = rt.block_on(tracer.run(&mut sink, stop))?;
+            let stats = rt.block_on(tracer.run(&mut pipeline, stop))?;
             say!("{}", stats.stopped_line());
             let end = match outcome.status {
                 Some(s) => format!("{name} (pid {pid}) exited, {}", describe_status(s)),
@@ -520,7 +518,7 @@ pub fn run(
         }
         Plan::Attach { pids, .. } => {
             let stop = watch(&mut followed, &mut signals, &mut outcome);
-            let stats = rt.block_on(tracer.run(&mut sink, stop))?;
+            let stats = rt.block_on(tracer.run(&mut pipeline, stop))?;
             say!("{}", stats.stopped_line());
             (pid_list(&pids), 0)
         }
@@ -531,69 +529,10 @@ pub fn run(
             pid_list(&outcome.still_running)
         ));
     }
-    for line in sink.summary.render(&head, alive, held_by, holds) {
+    drop(pipeline);
+    drop(sinks);
+    for line in summary.render(&head, alive, held_by, holds) {
         say!("{line}");
     }
     Ok(code)
-}
-
-/// Who holds `protocol` port `port` now, in lsn-trace's network namespace (sock_diag, and
-/// /proc/*/fd for the owners, as `ss -p`): for an EADDRINUSE in the summary.
-fn held_by(protocol: &str, port: u16) -> Option<String> {
-    let mut who: Vec<String> = Vec::new();
-    for (owner, s) in held_where(protocol, port, |_| true) {
-        let w = format!("{owner} on {} ({})", s.local_text(), s.state_name());
-        if !who.contains(&w) {
-            who.push(w);
-        }
-    }
-    (!who.is_empty()).then(|| who.join(", "))
-}
-
-/// Which processes have a socket of `protocol` on exactly `addr` (ss notation, as the
-/// summary shows it; a TCP one in LISTEN) open now, in lsn-trace's network namespace: the
-/// listener of a process that exited may live on in a child it forked (daemonizing).
-fn holds(protocol: &str, addr: &str) -> Option<String> {
-    use crate::sockdiag::{IPPROTO_TCP, TCP_LISTEN};
-    let port = addr.rsplit_once(':')?.1.parse().ok()?;
-    let mut who: Vec<String> = Vec::new();
-    for (owner, _) in held_where(protocol, port, |s| {
-        s.local_text() == addr && (s.protocol != IPPROTO_TCP || s.state == TCP_LISTEN)
-    }) {
-        if !who.contains(&owner) {
-            who.push(owner);
-        }
-    }
-    (!who.is_empty()).then(|| who.join(", "))
-}
-
-/// The sockets of `protocol` on `port` that `keep` accepts, each with an owner
-/// (`comm (pid N)`) per process that has it open.
-fn held_where(
-    protocol: &str,
-    port: u16,
-    keep: impl Fn(&crate::sockdiag::DiagSock) -> bool,
-) -> Vec<(String, crate::sockdiag::DiagSock)> {
-    use crate::sockdiag::{IPPROTO_TCP, IPPROTO_UDP, Query, dump_all, owners};
-    let proto = match protocol {
-        "tcp" => IPPROTO_TCP,
-        "udp" => IPPROTO_UDP,
-        _ => return Vec::new(),
-    };
-    let Ok(socks) = dump_all(&Query::all_inet(port)) else {
-        return Vec::new();
-    };
-    let socks: Vec<_> = socks
-        .into_iter()
-        .filter(|s| s.protocol == proto && s.local.port() == port && s.inode != 0 && keep(s))
-        .collect();
-    let inodes: Vec<u32> = socks.iter().map(|s| s.inode).collect();
-    let found = owners(&inodes, &[], Duration::from_millis(500)).found;
-    let mut out = Vec::new();
-    for s in socks {
-        for o in found.get(&s.inode).into_iter().flatten() {
-            out.push((format!("{} (pid {})", o.comm, o.pid), s.clone()));
-        }
-    }
-    out
 }

@@ -1,7 +1,9 @@
 //! Each socket's story: the stage between the tracer and the renderers. Events go in, in
 //! order; out comes a `Note` per event: what the bound/listening address means (the
 //! verdict), where IPV6_V6ONLY came from, a one-line summary when a socket starts
-//! listening, and why a call failed. Nothing flows back to the tracer.
+//! listening, why a call failed, and whether the event opens, fails to open or closes a
+//! listener (`ListenerChange`, the rule every sink uses). One story per pipeline
+//! (`pipeline.rs`); nothing flows back to the tracer.
 //!
 //! Sockets are keyed by the kernel's socket identity (`sock_id`), so dup()ed fds, a fork's
 //! inherited sockets and two sockets on the same port each keep one story; events without
@@ -9,32 +11,40 @@
 //! whose socket looks fresh again (unbound, other type, second successful bind) restarts.
 //! The table is bounded: a listener's `close` event drops it, and past `CAP` entries the
 //! ones of exited processes and then the least recently used go.
-use std::{
-    collections::HashMap,
-    net::IpAddr,
-    os::unix::fs::MetadataExt,
-    time::{Duration, Instant},
-};
+mod collide;
+pub mod failure;
+pub mod holders;
+mod namespaces;
+mod sentences;
+mod socket;
+
+use std::{collections::HashMap, net::IpAddr};
 
 use serde::Serialize;
 
+use self::{
+    namespaces::Namespaces,
+    socket::{Entry, Key, bound_addr},
+};
 use crate::{
-    event::{Event, Kind, OptValue, Request, SOCK_DGRAM, Sock},
-    failure::{self, Holder},
+    event::{Event, Kind, Request, SOCK_DGRAM},
+    failure::Holder,
     netif,
-    sockaddr::{AF_INET, AF_INET6, SockAddr},
-    sockdiag::{self, Netns},
+    sockaddr::{AF_INET, AF_INET6, AF_UNIX, SockAddr},
 };
 use lsn_trace::{
-    nsaddrs,
-    verdict::{self, Addr, Bound, FilePerms},
+    procfs,
+    verdict::{self, Addr, Bound},
 };
-use lsn_trace_common::sockopt::{IPV6_V6ONLY, SOL_IPV6};
 
 /// What the story adds to one event (JSON: these keys on every record, null when they do
 /// not apply; human: extra indented lines).
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Note {
+    /// Whether this event opens, fails to open or closes a listener (not a record key:
+    /// sinks act on it).
+    #[serde(skip)]
+    pub listener: Option<ListenerChange>,
     /// Machine-readable classification of the bound/listening address.
     pub verdict: Option<&'static str>,
     pub verdict_flags: Option<Vec<&'static str>>,
@@ -52,159 +62,53 @@ pub struct Note {
     /// The facts the verdict was drawn from, for the `-- CMD` summary (not a record key).
     #[serde(skip)]
     pub bound: Option<Bound>,
+    /// The address the socket is bound to, as the story knows it (the kernel's view: port
+    /// 0 resolved), on every event of a socket it follows (not a record key).
+    #[serde(skip)]
+    pub local: Option<SockAddr>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Key {
-    Sock(u64),
-    Fd(u32, i32),
+/// What an event does to the set of listeners: the one rule every sink uses (the audit
+/// log's records, the `-- CMD` summary's lines, the live listener summary).
+///
+/// * `Open`: the socket starts receiving from anyone who knows its address — its first
+///   successful listen(2) (any family: TCP, SCTP, unix stream/seqpacket), a TCP socket put
+///   into LISTEN in the kernel (io_uring), or a successful bind(2) of an IP or unix datagram
+///   socket (it receives with no listen(2) ever coming);
+/// * `Failed`: a failed bind(2) or listen(2);
+/// * `Close`: a listener left LISTEN (the only close the kernel side sees).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenerChange {
+    Open,
+    Failed,
+    Close,
 }
 
-/// What the story remembers of one socket.
-#[derive(Clone, Debug)]
-pub struct Entry {
-    pub pid: u32,
-    /// The descriptor of the last event.
-    pub fd: Option<i32>,
-    pub comm: String,
-    pub netns: Option<u32>,
-    pub family: Option<u16>,
-    pub sock_type: Option<u16>,
-    pub protocol: Option<&'static str>,
-    /// Explicit setsockopt() calls seen, (level, optname, value, errno), oldest first.
-    pub options: Vec<(i32, i32, OptValue, i32)>,
-    /// bind() attempts: request and errno, oldest first.
-    pub binds: Vec<(SockAddr, i32)>,
-    /// The address a successful bind gave it (inet: from the kernel, unix: the request).
-    pub bound: Option<SockAddr>,
-    /// A unix socket file's mode and owner, read right after its bind.
-    pub perms: Option<FilePerms>,
-    pub listen_backlog: Option<(i32, Option<u32>)>,
-    pub listening: bool,
-    pub last: Option<Sock>,
-    /// The socket's inode (/proc/PID/fd/FD) when the entry was made: tells a new socket
-    /// that reuses the old one's kernel memory (same `sock_id`) from the old one.
-    inode: Option<u64>,
-    used: u64,
+impl ListenerChange {
+    /// `was_listening`: the story had already seen this socket start listening.
+    pub fn of(ev: &Event, sock_type: Option<u16>, was_listening: bool) -> Option<ListenerChange> {
+        Some(match ev.kind {
+            Kind::Close => ListenerChange::Close,
+            Kind::Bind | Kind::Listen if ev.failed() => ListenerChange::Failed,
+            Kind::Listen | Kind::ListenState if !was_listening => ListenerChange::Open,
+            Kind::Bind
+                if sock_type == Some(SOCK_DGRAM)
+                    && matches!(ev.family(), Some(AF_INET | AF_INET6 | AF_UNIX)) =>
+            {
+                ListenerChange::Open
+            }
+            _ => return None,
+        })
+    }
 }
 
-/// Per-socket history lists are capped: a process looping on a failing bind must not
-/// grow one entry without bound.
-const HISTORY: usize = 16;
 /// Sockets remembered at most.
 pub const CAP: usize = 4096;
-/// How long per-namespace facts (sysctls, addresses) are reused.
-const NS_TTL: Duration = Duration::from_secs(5);
-
-impl Entry {
-    fn new(ev: &Event) -> Entry {
-        Entry {
-            pid: ev.pid,
-            fd: ev.fd,
-            comm: ev.comm.clone(),
-            netns: ev.sock.as_ref().and_then(|s| s.netns),
-            family: ev.sock.as_ref().and_then(|s| s.family),
-            sock_type: ev.sock.as_ref().and_then(|s| s.sock_type),
-            protocol: ev.protocol(),
-            options: Vec::new(),
-            binds: Vec::new(),
-            bound: None,
-            perms: None,
-            listen_backlog: None,
-            listening: false,
-            last: None,
-            inode: sock_inode(ev),
-            used: 0,
-        }
-    }
-
-    /// Whether IPV6_V6ONLY was set on this socket by a successful setsockopt we saw.
-    fn v6only_set(&self) -> bool {
-        self.options
-            .iter()
-            .any(|(l, o, _, e)| *l == SOL_IPV6 && *o == IPV6_V6ONLY && *e == 0)
-    }
-
-    /// The event shows a different socket than the one this entry describes (the key was
-    /// reused: fd reuse, or the kernel reused the socket's memory).
-    fn is_other_socket(&self, ev: &Event) -> bool {
-        let Some(s) = &ev.sock else { return false };
-        // The kernel side reads the socket's inode: where both are known they settle it
-        // (same inode: the same socket, through dup/fork; another: the memory was reused).
-        if let (Some(was), Some(now)) = (self.inode, s.inode) {
-            return was != now;
-        }
-        let differs = |a: Option<u16>, b: Option<u16>| a.is_some() && b.is_some() && a != b;
-        // A socket never changes family, type or network namespace.
-        if differs(self.family, s.family) || differs(self.sock_type, s.sock_type) {
-            return true;
-        }
-        if self.netns.is_some() && s.netns.is_some() && self.netns != s.netns {
-            return true;
-        }
-        // Bound before, unbound now: a fresh socket.
-        if self.bound.is_some() && matches!(s.family, Some(AF_INET | AF_INET6)) && s.port == Some(0)
-        {
-            return true;
-        }
-        // A socket binds once: a second successful bind is another socket.
-        if ev.kind == Kind::Bind && !ev.failed() && self.bound.is_some() {
-            return true;
-        }
-        // An option the kernel shows with another value than the one we saw set.
-        use lsn_trace_common::sockopt::{SO_REUSEADDR, SO_REUSEPORT, SOL_SOCKET};
-        for (level, opt, field) in [
-            (SOL_IPV6, IPV6_V6ONLY, s.v6only),
-            (SOL_SOCKET, SO_REUSEADDR, s.reuseaddr),
-            (SOL_SOCKET, SO_REUSEPORT, s.reuseport),
-        ] {
-            let set = self.options.iter().rev().find_map(|(l, o, v, e)| match v {
-                OptValue::Int(v) if *l == level && *o == opt && *e == 0 => Some(*v != 0),
-                _ => None,
-            });
-            if let (Some(set), Some(now)) = (set, field)
-                && set != now
-            {
-                return true;
-            }
-        }
-        // Same kernel address, other socket: the old one was closed and its memory reused.
-        // Seen from another fd or process it may be that, or a dup()/fork: the socket's
-        // inode tells (one readlink, only then, so a tight loop on one fd costs nothing).
-        // A listener needs no check: its close event ended its entry.
-        if !self.listening
-            && (self.fd != ev.fd || self.pid != ev.pid)
-            && let Some(fd) = ev.fd
-            && let Some(now) = ev
-                .sock
-                .as_ref()
-                .and_then(|s| s.inode)
-                .or_else(|| fd_inode(ev.pid, fd))
-        {
-            // No inode recorded (the fd was gone when the entry was made): cannot tell a
-            // fork from a reuse; starting afresh loses less than mixing two sockets.
-            return self.inode != Some(now);
-        }
-        false
-    }
-}
-
-/// Facts about one network namespace, read from inside it.
-#[derive(Clone, Debug)]
-struct NsFacts {
-    at: Instant,
-    bindv6only: Option<bool>,
-    unprivileged_port_start: Option<u32>,
-}
 
 pub struct Story {
     table: HashMap<Key, Entry>,
     clock: u64,
-    own_netns: Option<u64>,
-    facts: HashMap<u32, NsFacts>,
-    addrs: HashMap<u32, (Instant, nsaddrs::NsAddrs)>,
-    /// netns inode -> a process found in it (for namespaces whose process exited).
-    ns_pids: HashMap<u32, (Instant, Option<u32>)>,
+    ns: Namespaces,
     failures: failure::Cache,
 }
 
@@ -219,10 +123,7 @@ impl Story {
         Story {
             table: HashMap::new(),
             clock: 0,
-            own_netns: Netns::Current.inode().ok(),
-            facts: HashMap::new(),
-            addrs: HashMap::new(),
-            ns_pids: HashMap::new(),
+            ns: Namespaces::new(),
             failures: failure::Cache::default(),
         }
     }
@@ -245,14 +146,18 @@ impl Story {
         self.clock += 1;
         let key = Self::key(ev);
         if ev.kind == Kind::Close {
-            if let Some(k) = key {
-                self.table.remove(&k);
-            }
-            return Note::default();
+            let gone = key.and_then(|k| self.table.remove(&k));
+            return Note {
+                listener: Some(ListenerChange::Close),
+                local: gone.and_then(|e| e.bound),
+                ..Note::default()
+            };
         }
         let mut note = Note::default();
         let Some(key) = key else {
             // Not a socket we can follow (EBADF, ENOTSOCK, unreadable): explain only.
+            let sock_type = ev.sock.as_ref().and_then(|s| s.sock_type);
+            note.listener = ListenerChange::of(ev, sock_type, false);
             if ev.failed() {
                 let ctx = self.failure_ctx(ev, None);
                 let (why, holders) = failure::explain(ev, None, &ctx, &mut self.failures);
@@ -296,7 +201,7 @@ impl Story {
         if entry.protocol.is_none() {
             entry.protocol = ev.protocol();
         }
-        let mut starts_listening = false;
+        let listener = ListenerChange::of(ev, entry.sock_type, entry.listening);
         match &ev.request {
             Request::Setsockopt {
                 level,
@@ -304,7 +209,7 @@ impl Story {
                 value,
                 ..
             } => {
-                if entry.options.len() >= HISTORY {
+                if entry.options.len() >= socket::HISTORY {
                     entry.options.remove(0);
                 }
                 entry
@@ -312,17 +217,15 @@ impl Story {
                     .push((*level, *optname, value.clone(), ev.errno));
             }
             Request::Bind(addr) => {
-                if entry.binds.len() >= HISTORY {
+                if entry.binds.len() >= socket::HISTORY {
                     entry.binds.remove(0);
                 }
                 entry.binds.push((addr.clone(), ev.errno));
                 if !ev.failed() {
                     entry.bound = Some(bound_addr(addr, ev.sock.as_ref()));
                     if let SockAddr::UnixPath(p) = addr {
-                        entry.perms = unix_perms(ev.pid, p);
+                        entry.perms = procfs::unix_socket_perms(ev.pid, p);
                     }
-                    // A datagram socket receives as soon as it is bound: that is its "listen".
-                    starts_listening = entry.sock_type == Some(SOCK_DGRAM);
                 }
             }
             Request::Listen { backlog } => {
@@ -330,22 +233,14 @@ impl Story {
                     // unknown when the hook saw it only after the somaxconn clamp
                     entry.listen_backlog =
                         backlog.map(|b| (b, ev.sock.as_ref().and_then(|s| s.backlog)));
-                    starts_listening = !entry.listening;
-                    entry.listening = true;
+                    entry.starts_listening(ev);
                 }
             }
-            Request::None if ev.kind == Kind::ListenState => {
-                if entry.bound.is_none()
-                    && let Some(s) = &ev.sock
-                    && let (Some(ip), Some(port)) = (s.local, s.port)
-                {
-                    entry.bound = Some(inet(ip, port));
-                }
-                starts_listening = !entry.listening;
-                entry.listening = true;
-            }
+            Request::None if ev.kind == Kind::ListenState => entry.starts_listening(ev),
             Request::None => {}
         }
+        note.listener = listener;
+        note.local = entry.bound.clone();
         if ev.failed() {
             let entry = entry.clone();
             let ctx = self.failure_ctx(ev, Some(&entry));
@@ -357,20 +252,20 @@ impl Story {
         // Only bind and listen are described; a setsockopt needs no copy of the entry.
         if matches!(ev.kind, Kind::Bind | Kind::Listen | Kind::ListenState) {
             let entry = entry.clone();
-            self.describe(ev, &entry, starts_listening, &mut note);
+            self.describe(ev, &entry, &mut note);
         }
         note
     }
 
     /// Verdict, v6only source and (when it starts listening) the summary line.
-    fn describe(&mut self, ev: &Event, entry: &Entry, starts_listening: bool, note: &mut Note) {
+    fn describe(&mut self, ev: &Event, entry: &Entry, note: &mut Note) {
         let Some(addr) = entry.bound.clone() else {
             return;
         };
         let sock = ev.sock.as_ref();
         let v6 = entry.family == Some(AF_INET6);
         let v6only = sock.and_then(|s| s.v6only);
-        let facts = self.facts(entry.netns, ev.pid);
+        let facts = self.ns.facts(entry.netns, ev.pid);
         // A successful bind to one IPv6 address (not :: nor ::ffff:a.b.c.d) sets V6ONLY in
         // the kernel (__inet6_bind): such a socket receives IPv6 to that address only,
         // whatever the program asked or the sysctl says.
@@ -444,106 +339,53 @@ impl Story {
             && !ip.is_loopback()
             && !ip.is_multicast()
         {
-            b.owner = self.ns_addrs(entry.netns, ev.pid).map(|a| a.owner(*ip));
+            b.owner = self.ns.addrs(entry.netns, ev.pid).map(|a| a.owner(*ip));
         }
         if let SockAddr::UnixPath(p) = &addr {
-            b.perms = entry.perms.or_else(|| unix_perms(ev.pid, p));
+            b.perms = entry.perms.or_else(|| procfs::unix_socket_perms(ev.pid, p));
         }
         let v = verdict::classify(&b);
         note.verdict = Some(v.kind.as_str());
         note.verdict_flags = Some(v.flags.iter().map(|f| f.as_str()).collect());
         let mut meaning = v.sentence.clone();
         if let (Some(src), Some(on)) = (source, b.v6only) {
-            let why = match src {
-                "explicit" if entry.v6only_set() => "set explicitly".to_string(),
-                "explicit" => {
-                    "set before this trace began (differs from net.ipv6.bindv6only)".into()
-                }
-                "address" => "set by the kernel on binding one IPv6 address".into(),
-                _ => format!(
-                    "inherited from net.ipv6.bindv6only={}",
-                    facts
-                        .bindv6only
-                        .map_or("?".into(), |d| (d as u8).to_string())
-                ),
-            };
+            let why = sentences::v6only_why(src, entry.v6only_set(), facts.bindv6only);
             meaning = format!("{meaning} [V6ONLY={}, {why}]", on as u8);
         }
         note.meaning = Some(meaning.clone());
-        if starts_listening {
-            note.summary = Some(self.summary(ev, entry, &addr, &b, &meaning));
+        if note.listener == Some(ListenerChange::Open) {
+            let other = self.other_half(entry, &b);
+            note.summary = Some(sentences::listener_summary(
+                ev, entry, &addr, &b, &meaning, other,
+            ));
         }
         note.bound = Some(b);
     }
 
-    /// `nginx[1190] LISTEN tcp [::]:80  <meaning>; IPv4 is served by ... Connect: ...`
-    fn summary(
-        &self,
-        ev: &Event,
-        entry: &Entry,
-        addr: &SockAddr,
-        b: &Bound,
-        meaning: &str,
-    ) -> String {
+    /// The other half of a two-socket dual-stack setup: for a wildcard that leaves one
+    /// family to another socket, a socket of that family on the same port that takes it.
+    fn other_half(&self, entry: &Entry, b: &Bound) -> Option<&Entry> {
         let dgram = entry.sock_type == Some(SOCK_DGRAM);
-        let state = if dgram { "BOUND" } else { "LISTEN" };
-        let proto = entry.protocol.unwrap_or("?");
-        let mut s = format!("{}[{}] {state} {proto} {addr}  ", ev.comm, ev.pid);
-        let mut meaning = meaning.to_string();
-        let mut other_family = None;
-        if let (Some(port), Addr::Ip { ip, .. }) = (b.port, &b.addr)
-            && ip.is_unspecified()
-        {
-            // The other half of a two-socket dual-stack setup.
-            let want = if ip.is_ipv4() { AF_INET6 } else { AF_INET };
-            let covers = |e: &Entry| match e.last.as_ref() {
-                // only an IPv6-only [::] leaves IPv4 to another socket, and vice versa
-                Some(l) if want == AF_INET6 => l.v6only == Some(true),
-                _ => true,
-            };
-            if b.v6only != Some(false)
-                && let Some(o) = self.table.values().find(|e| {
-                    e.family == Some(want)
-                        && e.protocol == entry.protocol
-                        && e.netns == entry.netns
-                        && (e.listening || (dgram && e.bound.is_some()))
-                        && e.bound.as_ref().and_then(SockAddr::port) == Some(port)
-                        && covers(e)
-                })
-            {
-                let fam = if want == AF_INET { "IPv4" } else { "IPv6" };
-                let whose = if o.pid == ev.pid {
-                    "its other socket".to_string()
-                } else {
-                    format!("{}[{}]'s socket", o.comm, o.pid)
-                };
-                // The verdict's "needs another socket" is answered right after.
-                for clause in [
-                    "; IPv4 clients need another socket on 0.0.0.0",
-                    "; IPv6 clients need another socket",
-                ] {
-                    meaning = meaning.replace(clause, "");
-                }
-                meaning.push_str(&format!(
-                    "; {fam} is served by {whose} {}",
-                    o.bound.as_ref().map(|a| a.to_string()).unwrap_or_default()
-                ));
-                other_family = Some(want);
-            }
+        let (Some(port), Addr::Ip { ip, .. }) = (b.port, &b.addr) else {
+            return None;
+        };
+        if !ip.is_unspecified() || b.v6only == Some(false) {
+            return None;
         }
-        s.push_str(&meaning);
-        if let Some((req, eff)) = entry.listen_backlog
-            && let Some(eff) = eff
-            && i64::from(eff) < i64::from(req)
-        {
-            s.push_str(&format!(
-                "; backlog {req} clamped to {eff} (net.core.somaxconn)"
-            ));
-        }
-        if let Some(c) = connect_hint(addr, b, proto, other_family) {
-            s.push_str(&format!(". {c}"));
-        }
-        s
+        let want = if ip.is_ipv4() { AF_INET6 } else { AF_INET };
+        let covers = |e: &Entry| match e.last.as_ref() {
+            // only an IPv6-only [::] leaves IPv4 to another socket, and vice versa
+            Some(l) if want == AF_INET6 => l.v6only == Some(true),
+            _ => true,
+        };
+        self.table.values().find(|e| {
+            e.family == Some(want)
+                && e.protocol == entry.protocol
+                && e.netns == entry.netns
+                && (e.listening || (dgram && e.bound.is_some()))
+                && e.bound.as_ref().and_then(SockAddr::port) == Some(port)
+                && covers(e)
+        })
     }
 
     fn failure_ctx(&mut self, ev: &Event, entry: Option<&Entry>) -> failure::Ctx {
@@ -556,9 +398,9 @@ impl Story {
         // EACCES hinges on ip_unprivileged_port_start, which an admin may just have
         // changed: read it afresh rather than from the cache.
         if ev.errno == libc::EACCES {
-            self.facts.remove(&netns.unwrap_or(0));
+            self.ns.forget_facts(netns);
         }
-        let facts = self.facts(netns, ev.pid);
+        let facts = self.ns.facts(netns, ev.pid);
         let port = entry
             .and_then(|e| e.bound.as_ref().and_then(SockAddr::port))
             .or_else(|| match &ev.request {
@@ -585,12 +427,12 @@ impl Story {
             .unwrap_or_default();
         let needs_addrs = ev.errno == libc::EADDRNOTAVAIL;
         failure::Ctx {
-            netns: self.resolve_netns(netns, ev.pid),
+            netns: self.ns.resolve(netns, ev.pid),
             netns_inode: netns,
             bindv6only: facts.bindv6only,
             unprivileged_port_start: facts.unprivileged_port_start,
             addrs: if needs_addrs {
-                self.ns_addrs(netns, ev.pid)
+                self.ns.addrs(netns, ev.pid)
             } else {
                 None
             },
@@ -598,117 +440,9 @@ impl Story {
         }
     }
 
-    /// Where to look for the namespace `ino` of process `pid`: the agent's own, the
-    /// process's, or (the process is gone) any other process's in it.
-    fn resolve_netns(&mut self, ino: Option<u32>, pid: u32) -> Result<Netns, String> {
-        let Some(ino) = ino else {
-            // Unknown inode: the process's own, if it still exists.
-            return if std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                Ok(Netns::Pid(pid))
-            } else {
-                Err(format!(
-                    "process {pid} exited and its network namespace is unknown"
-                ))
-            };
-        };
-        if self.own_netns == Some(u64::from(ino)) {
-            return Ok(Netns::Current);
-        }
-        let ns = Netns::Pid(pid);
-        if ns.inode().ok() == Some(u64::from(ino)) {
-            return Ok(ns);
-        }
-        // The process is gone: another one in that namespace (remembered, and a miss is
-        // not rescanned for a while: the /proc walk is the expensive part).
-        if let Some((at, found)) = self.ns_pids.get(&ino) {
-            match found {
-                Some(p) if Netns::Pid(*p).inode().ok() == Some(u64::from(ino)) => {
-                    return Ok(Netns::Pid(*p));
-                }
-                None if at.elapsed() < NS_TTL => {
-                    return Err(format!(
-                        "process {pid} exited and no process is left in its network \
-                         namespace (net:[{ino}])"
-                    ));
-                }
-                _ => {}
-            }
-        }
-        let found = sockdiag::pid_in_netns(u64::from(ino), Duration::from_millis(20));
-        if self.ns_pids.len() > 256 {
-            self.ns_pids.clear();
-        }
-        self.ns_pids.insert(ino, (Instant::now(), found));
-        match found {
-            Some(p) => Ok(Netns::Pid(p)),
-            None => Err(format!(
-                "process {pid} exited and no process is left in its network namespace \
-                 (net:[{ino}])"
-            )),
-        }
-    }
-
-    fn facts(&mut self, netns: Option<u32>, pid: u32) -> NsFacts {
-        let key = netns.unwrap_or(0);
-        if let Some(f) = self.facts.get(&key)
-            && f.at.elapsed() < NS_TTL
-        {
-            return f.clone();
-        }
-        let read = || NsFacts {
-            at: Instant::now(),
-            bindv6only: sysctl("net/ipv6/bindv6only").map(|v| v != 0),
-            unprivileged_port_start: sysctl("net/ipv4/ip_unprivileged_port_start")
-                .map(|v| v as u32),
-        };
-        let f = match self.resolve_netns(netns, pid) {
-            Ok(Netns::Current) => read(),
-            Ok(ns) => sockdiag::in_netns(&ns, read).unwrap_or_else(|_| NsFacts {
-                at: Instant::now(),
-                bindv6only: None,
-                unprivileged_port_start: None,
-            }),
-            Err(_) => NsFacts {
-                at: Instant::now(),
-                bindv6only: None,
-                unprivileged_port_start: None,
-            },
-        };
-        if self.facts.len() > 256 {
-            self.facts.clear();
-        }
-        self.facts.insert(key, f.clone());
-        f
-    }
-
-    fn ns_addrs(&mut self, netns: Option<u32>, pid: u32) -> Option<nsaddrs::NsAddrs> {
-        let key = netns.unwrap_or(0);
-        if let Some((at, a)) = self.addrs.get(&key)
-            && at.elapsed() < NS_TTL
-        {
-            return Some(a.clone());
-        }
-        let a = match self.resolve_netns(netns, pid).ok()? {
-            Netns::Current => nsaddrs::own(),
-            Netns::Pid(p) => nsaddrs::of_pid(p),
-            Netns::Path(_) => return None,
-        };
-        // of_pid falls back to our own namespace (with a note) when it cannot enter theirs:
-        // those are not the addresses asked for.
-        if a.note.is_some() && netns.is_some() && self.own_netns != netns.map(u64::from) {
-            return None;
-        }
-        if self.addrs.len() > 256 {
-            self.addrs.clear();
-        }
-        self.addrs.insert(key, (Instant::now(), a.clone()));
-        Some(a)
-    }
-
     /// Make room: drop the sockets of processes that exited, then the least recently used.
     fn evict(&mut self) {
-        self.table
-            .retain(|_, e| std::path::Path::new(&format!("/proc/{}", e.pid)).exists());
+        self.table.retain(|_, e| procfs::process_exists(e.pid));
         if self.table.len() > CAP * 3 / 4 {
             let mut used: Vec<u64> = self.table.values().map(|e| e.used).collect();
             used.sort_unstable();
@@ -723,165 +457,17 @@ impl Story {
     }
 }
 
-fn inet(ip: IpAddr, port: u16) -> SockAddr {
-    match ip {
-        IpAddr::V4(addr) => SockAddr::Inet { addr, port },
-        IpAddr::V6(addr) => SockAddr::Inet6 {
-            addr,
-            port,
-            flowinfo: 0,
-            scope_id: 0,
-        },
-    }
-}
-
-/// What a successful bind bound: the kernel's view for inet (port 0 becomes the port it
-/// picked), the request for unix.
-fn bound_addr(req: &SockAddr, sock: Option<&Sock>) -> SockAddr {
-    match (req, sock) {
-        (SockAddr::Inet6 { scope_id, .. }, Some(s)) if s.local.is_some() && s.port.is_some() => {
-            match inet(s.local.unwrap(), s.port.unwrap()) {
-                SockAddr::Inet6 {
-                    addr,
-                    port,
-                    flowinfo,
-                    ..
-                } => SockAddr::Inet6 {
-                    addr,
-                    port,
-                    flowinfo,
-                    scope_id: *scope_id,
-                },
-                other => other,
-            }
-        }
-        (SockAddr::Inet { .. }, Some(s)) if s.local.is_some() && s.port.is_some() => {
-            inet(s.local.unwrap(), s.port.unwrap())
-        }
-        _ => req.clone(),
-    }
-}
-
-/// The event's socket inode: read by the kernel side; else, on kernels where it could not
-/// be, through /proc. Only as a fallback: a readlink of another process's fd holds its file
-/// for a moment, and a close(2) racing with it leaves the last reference — the listener's
-/// close and its tracepoint — to the agent, whose own events the kernel side drops.
-pub fn sock_inode(ev: &Event) -> Option<u64> {
-    ev.sock
-        .as_ref()
-        .and_then(|s| s.inode)
-        .or_else(|| ev.fd.and_then(|fd| fd_inode(ev.pid, fd)))
-}
-
-/// The inode of the socket behind /proc/PID/fd/FD (None: gone, or not a socket).
-pub fn fd_inode(pid: u32, fd: i32) -> Option<u64> {
-    let l = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?;
-    l.to_str()?
-        .strip_prefix("socket:[")?
-        .strip_suffix(']')?
-        .parse()
-        .ok()
-}
-
-fn sysctl(name: &str) -> Option<i64> {
-    std::fs::read_to_string(format!("/proc/sys/{name}"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// The socket file's mode and owner, seen from the process's root and cwd (it may live in
-/// another mount namespace or chroot).
-fn unix_perms(pid: u32, path: &[u8]) -> Option<FilePerms> {
-    use std::os::unix::ffi::OsStrExt;
-    let p = std::ffi::OsStr::from_bytes(path);
-    let full = if path.first() == Some(&b'/') {
-        std::path::Path::new(&format!("/proc/{pid}/root")).join(
-            std::path::Path::new(p)
-                .strip_prefix("/")
-                .unwrap_or(std::path::Path::new(p)),
-        )
-    } else {
-        std::path::Path::new(&format!("/proc/{pid}/cwd")).join(p)
-    };
-    // The process may be gone already: then look at the path from here.
-    let m = std::fs::symlink_metadata(full)
-        .or_else(|e| {
-            if path.first() == Some(&b'/') {
-                std::fs::symlink_metadata(p)
-            } else {
-                Err(e)
-            }
-        })
-        .ok()?;
-    Some(FilePerms {
-        mode: m.mode(),
-        uid: m.uid(),
-        gid: m.gid(),
-    })
-}
-
-/// How a person reaches the listener from this host.
-fn connect_hint(addr: &SockAddr, b: &Bound, proto: &str, other: Option<u16>) -> Option<String> {
-    let host = match (addr, &b.addr) {
-        (SockAddr::UnixPath(_) | SockAddr::UnixAbstract(_), _) => {
-            return Some(format!("Connect: {addr}"));
-        }
-        (_, Addr::Ip { ip, scope }) => {
-            if ip.is_multicast() || b.port == Some(0) {
-                return None;
-            }
-            match ip {
-                IpAddr::V4(v4) if v4.is_unspecified() => {
-                    if other == Some(AF_INET6) {
-                        "localhost".to_string()
-                    } else {
-                        "127.0.0.1".to_string()
-                    }
-                }
-                IpAddr::V6(v6) if v6.is_unspecified() => {
-                    if b.v6only == Some(true) && other.is_none() {
-                        "[::1]".to_string()
-                    } else {
-                        "localhost".to_string()
-                    }
-                }
-                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                    Some(v4) => v4.to_string(),
-                    None => match scope {
-                        Some(s) => format!("[{v6}%{s}]"),
-                        None => format!("[{v6}]"),
-                    },
-                },
-                IpAddr::V4(v4) => v4.to_string(),
-            }
-        }
-        _ => return None,
-    };
-    let port = b.port?;
-    if proto.starts_with("udp") {
-        return Some(format!("Send datagrams to {host}:{port}"));
-    }
-    if proto != "tcp" {
-        return Some(format!("Connect: {host}:{port}"));
-    }
-    Some(match port {
-        80 => format!("Connect: http://{host}/"),
-        443 => format!("Connect: https://{host}/"),
-        8443 => format!("Connect: https://{host}:{port}/"),
-        3000 | 5000 | 8000 | 8008 | 8080 | 8888 => format!("Connect: http://{host}:{port}/"),
-        _ => format!("Connect: {host}:{port}"),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
+    use std::time::Instant;
+
+    use lsn_trace_common::sockopt::{IPV6_V6ONLY, SOL_IPV6};
+
     use super::*;
-    use crate::event::{IPPROTO_TCP, IPPROTO_UDP, SOCK_STREAM};
-    use crate::sockdiag::NetnsChild;
+    use crate::event::{IPPROTO_TCP, IPPROTO_UDP, OptValue, SOCK_STREAM, Sock};
+    use crate::sockdiag::{self, Netns, NetnsChild};
 
     fn sock(family: u16, ty: u16, proto: u16, ip: IpAddr, port: u16) -> Sock {
         Sock {
@@ -1312,16 +898,16 @@ mod tests {
         let ino = child.ns().inode().unwrap() as u32;
         let mut st = Story::new();
         // the event's process (FAKE_PID) is gone: found through the sleeping child
-        assert_eq!(st.resolve_netns(Some(ino), FAKE_PID), Ok(child.ns()));
+        assert_eq!(st.ns.resolve(Some(ino), FAKE_PID), Ok(child.ns()));
         drop(child);
-        st.ns_pids.clear();
-        let err = st.resolve_netns(Some(ino), FAKE_PID).unwrap_err();
+        st.ns.pids.clear();
+        let err = st.ns.resolve(Some(ino), FAKE_PID).unwrap_err();
         assert!(
             err.contains("no process is left in its network namespace"),
             "{err}"
         );
         assert_eq!(
-            st.resolve_netns(Some(ours as u32), FAKE_PID),
+            st.ns.resolve(Some(ours as u32), FAKE_PID),
             Ok(Netns::Current)
         );
     }

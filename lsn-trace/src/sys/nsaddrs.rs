@@ -8,8 +8,6 @@
 use std::{
     ffi::CStr,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    os::fd::AsRawFd,
-    os::unix::fs::MetadataExt,
 };
 
 use serde::Serialize;
@@ -112,41 +110,23 @@ pub fn of_pid(pid: u32) -> NsAddrs {
         Ok(f) => f,
         Err(e) => return fallback(e.to_string()),
     };
-    // Same namespace as ours: no thread needed.
-    if let (Ok(theirs), Ok(ours)) = (file.metadata(), std::fs::metadata("/proc/self/ns/net"))
-        && theirs.ino() == ours.ino()
-        && theirs.dev() == ours.dev()
-    {
-        return own();
-    }
-    let joined = std::thread::Builder::new()
-        .name("lsn-netns".into())
-        .spawn(move || -> Result<NsAddrs, String> {
-            // SAFETY: setns on this thread only; the thread exits right after.
-            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return Err(format!("setns: {}", std::io::Error::last_os_error()));
-            }
-            Ok(NsAddrs {
-                ifaces: getifaddrs().map_err(|e| format!("getifaddrs: {e}"))?,
-                unprivileged_port_start: unprivileged_port_start(),
-                note: None,
-            })
+    let read = || -> Result<NsAddrs, String> {
+        Ok(NsAddrs {
+            ifaces: getifaddrs().map_err(|e| format!("getifaddrs: {e}"))?,
+            unprivileged_port_start: unprivileged_port_start(),
+            note: None,
         })
-        .map_err(|e| e.to_string())
-        .and_then(|h| h.join().map_err(|_| "thread panicked".to_string()));
-    match joined {
+    };
+    match crate::netns::run_in(file, read) {
         Ok(Ok(ns)) => ns,
-        Ok(Err(e)) | Err(e) => fallback(e),
+        Ok(Err(e)) => fallback(e),
+        Err(e) => fallback(format!("setns: {e}")),
     }
 }
 
 /// Read in the calling thread's network namespace (/proc/sys/net follows the reader's).
 fn unprivileged_port_start() -> Option<u32> {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    crate::procfs::sysctl("net/ipv4/ip_unprivileged_port_start").and_then(|v| v.try_into().ok())
 }
 
 fn getifaddrs() -> std::io::Result<Vec<Iface>> {
@@ -213,6 +193,8 @@ unsafe fn ip_of(sa: *const libc::sockaddr) -> Option<IpAddr> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
 
     #[test]

@@ -12,7 +12,7 @@ use std::{
     collections::HashMap,
     fs, io,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
-    os::{fd::AsRawFd, unix::fs::MetadataExt},
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -395,9 +395,8 @@ impl Drop for NetnsChild {
     }
 }
 
-/// Run `f` inside network namespace `ns`: directly when it is the caller's own, else on a
-/// dedicated thread that setns()es first and exits afterwards (so no thread of the
-/// agent is ever left in a foreign namespace).
+/// Run `f` inside network namespace `ns` (`netns::run_in`: a thread of its own when it is
+/// not the caller's).
 pub fn in_netns<T: Send + 'static>(
     ns: &Netns,
     f: impl FnOnce() -> T + Send + 'static,
@@ -407,23 +406,8 @@ pub fn in_netns<T: Send + 'static>(
     };
     let file = fs::File::open(&path)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-    // Same namespace as ours: no thread needed.
-    if let (Ok(theirs), Ok(ours)) = (file.metadata(), fs::metadata("/proc/thread-self/ns/net"))
-        && theirs.ino() == ours.ino()
-        && theirs.dev() == ours.dev()
-    {
-        return Ok(f());
-    }
-    std::thread::Builder::new()
-        .name("lsn-netns".into())
-        .spawn(move || -> io::Result<T> {
-            // Unlike CLONE_NEWNS, setns(CLONE_NEWNET) is allowed in a multi-threaded process.
-            cvt(unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) })
-                .map_err(|e| io::Error::new(e.kind(), format!("setns {}: {e}", path.display())))?;
-            Ok(f())
-        })?
-        .join()
-        .map_err(|_| io::Error::other("netns thread panicked"))?
+    lsn_trace::netns::run_in(file, f)
+        .map_err(|e| io::Error::new(e.kind(), format!("setns {}: {e}", path.display())))
 }
 
 /// Dump `queries` in namespace `ns`.

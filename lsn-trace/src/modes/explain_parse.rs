@@ -91,6 +91,10 @@ pub enum ParseError {
     BadHost {
         text: String,
     },
+    /// Pasted notation: a port that is neither a number nor a known service name.
+    UnknownService {
+        name: String,
+    },
 }
 
 impl fmt::Display for ParseError {
@@ -141,6 +145,11 @@ impl fmt::Display for ParseError {
                 "a unix socket name of {len} bytes does not fit sun_path (at most \
                  {SUN_PATH_MAX} bytes)"
             ),
+            ParseError::UnknownService { name } => write!(
+                f,
+                "`{name}` is not a port (a decimal number from 0 to 65535, or LOW-HIGH) and not \
+                 a service name of the services database"
+            ),
             ParseError::BadHost { text } => write!(
                 f,
                 "`{text}` is not an address: expected IPv4:PORT, [IPv6]:PORT, *:PORT, :PORT, \
@@ -171,17 +180,7 @@ pub fn parse(input: &str) -> Result<Parsed, ParseError> {
         let Some((inside, after)) = rest.split_once(']') else {
             return Err(ParseError::BadHost { text: input.into() });
         };
-        let host = match ipv6_with_scope(inside) {
-            Ok(h) => h,
-            Err(e) => {
-                if inside.parse::<Ipv4Addr>().is_ok() {
-                    return Err(ParseError::BracketedIpv4 {
-                        text: inside.into(),
-                    });
-                }
-                return Err(e);
-            }
-        };
+        let host = bracketed(inside)?;
         let ports = match after {
             "" => Ports::None,
             _ => match after.strip_prefix(':') {
@@ -234,6 +233,137 @@ pub fn parse(input: &str) -> Result<Parsed, ParseError> {
     Ok(Parsed::One(Addr::Inet { host, ports }))
 }
 
+/// The inside of `[…]`: IPv6, with a scope.
+fn bracketed(inside: &str) -> Result<Host, ParseError> {
+    ipv6_with_scope(inside).map_err(|e| {
+        if inside.parse::<Ipv4Addr>().is_ok() {
+            ParseError::BracketedIpv4 {
+                text: inside.into(),
+            }
+        } else {
+            e
+        }
+    })
+}
+
+/// What a pasted address carries beyond [`parse`]'s grammar, in the notation `ss`, `netstat`
+/// and `lsof` print: `127.0.0.53%lo:53` and `[::]%eth0:80` (ss's `%ifname` after the address
+/// on any family: SO_BINDTODEVICE), `*:ssh` (a service name), `0.0.0.0:*` (any port, the
+/// peer column of a listener).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pasted {
+    pub parsed: Parsed,
+    /// The interface after `%` outside an IPv6 address's brackets, or after an IPv4
+    /// address, `*` or a name.
+    pub device: Option<String>,
+    /// The port as written, when it was a service name (`parsed` has its number).
+    pub service: Option<String>,
+    /// The port was written `*`.
+    pub any_port: bool,
+}
+
+impl From<Parsed> for Pasted {
+    /// An address in [`parse`]'s grammar: nothing more said.
+    fn from(parsed: Parsed) -> Pasted {
+        Pasted {
+            parsed,
+            device: None,
+            service: None,
+            any_port: false,
+        }
+    }
+}
+
+/// Parse what people paste. Whatever [`parse`] accepts reads the same here, with no
+/// device, service or `*`; `has_port` says the text is a tool's `ADDRESS:PORT` column, so
+/// `::1:8080` is netstat's `[::1]:8080`, not ambiguous. `service` is the services database
+/// for the socket's protocol.
+pub fn parse_pasted(
+    input: &str,
+    has_port: bool,
+    service: &dyn Fn(&str) -> Option<u16>,
+) -> Result<Pasted, ParseError> {
+    match parse(input) {
+        Ok(Parsed::Ambiguous { as_host_port, .. }) if has_port => {
+            return Ok(Parsed::One(as_host_port).into());
+        }
+        Ok(p) => return Ok(p.into()),
+        Err(e @ (ParseError::Empty | ParseError::Junk(_) | ParseError::UnixTooLong { .. })) => {
+            return Err(e);
+        }
+        Err(_) => {}
+    }
+    // [v6]%dev:port, [v6]:port; unbracketed v6 with a port that is not a number; else
+    // host[%dev][:port].
+    let (host_text, port_text, device) = if let Some(rest) = input.strip_prefix('[') {
+        let Some((inside, after)) = rest.split_once(']') else {
+            return Err(ParseError::BadHost { text: input.into() });
+        };
+        let (device, port) = match after.strip_prefix('%') {
+            Some(d) => match d.split_once(':') {
+                Some((d, p)) => (Some(d), Some(p)),
+                None => (Some(d), None),
+            },
+            None => match after {
+                "" => (None, None),
+                _ => match after.strip_prefix(':') {
+                    Some(p) => (None, Some(p)),
+                    None => return Err(ParseError::BadHost { text: input.into() }),
+                },
+            },
+        };
+        (Err(inside), port, device)
+    } else if input.matches(':').count() >= 2 {
+        let (h, p) = input.rsplit_once(':').expect("two colons");
+        (Ok(h), Some(p), None)
+    } else {
+        let (h, p) = match input.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (input, None),
+        };
+        match h.split_once('%') {
+            Some((h, d)) => (Ok(h), p, Some(d)),
+            None => (Ok(h), p, None),
+        }
+    };
+    if let Some(d) = device
+        && !is_ifname(d)
+    {
+        return Err(ParseError::BadScope { text: d.into() });
+    }
+    let host = match host_text {
+        Err(inside) => bracketed(inside)?,
+        Ok(h) if h.contains(':') => ipv6_with_scope(h)?,
+        Ok("" | "*") => Host::Any,
+        Ok(h) => ipv4_or_name(h)?,
+    };
+    let (ports, service_name, any_port) = match port_text {
+        None => (Ports::None, None, false),
+        Some("*") => (Ports::None, None, true),
+        Some(p) if p.bytes().any(|b| b.is_ascii_alphabetic()) => {
+            let port = is_service_name(p)
+                .then(|| service(p))
+                .flatten()
+                .ok_or_else(|| ParseError::UnknownService { name: p.into() })?;
+            (Ports::One(port), Some(p.to_string()), false)
+        }
+        Some(p) => (ports(p)?, None, false),
+    };
+    Ok(Pasted {
+        parsed: Parsed::One(Addr::Inet { host, ports }),
+        device: device.map(str::to_owned),
+        service: service_name,
+        any_port,
+    })
+}
+
+/// The characters /etc/services names are made of (letters, digits, `-`, `_`, `.`, `+`).
+fn is_service_name(p: &str) -> bool {
+    p.len() <= 64
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'))
+}
+
 fn unix_len(s: &str) -> Result<(), ParseError> {
     if s.len() > SUN_PATH_MAX {
         return Err(ParseError::UnixTooLong { len: s.len() });
@@ -250,7 +380,7 @@ fn ipv6_with_scope(s: &str) -> Result<Host, ParseError> {
         .parse()
         .map_err(|_| ParseError::BadIpv6 { text: addr.into() })?;
     if let Some(sc) = scope
-        && (sc.is_empty() || sc.len() > 15 || sc.contains(['/', ':', '%', ']', '[']))
+        && !is_ifname(sc)
     {
         return Err(ParseError::BadScope { text: sc.into() });
     }
@@ -258,6 +388,11 @@ fn ipv6_with_scope(s: &str) -> Result<Host, ParseError> {
         ip: IpAddr::V6(ip),
         scope: scope.map(str::to_owned),
     })
+}
+
+/// An interface name or index as a scope or device may be written (IFNAMSIZ - 1 bytes).
+fn is_ifname(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 15 && !s.contains(['/', ':', '%', ']', '['])
 }
 
 fn ipv4_or_name(h: &str) -> Result<Host, ParseError> {
@@ -413,6 +548,61 @@ impl fmt::Display for Parsed {
             Parsed::Ambiguous { text, .. } => f.write_str(text),
         }
     }
+}
+
+impl fmt::Display for Pasted {
+    /// The pasted notation back: `[::]%lo:ssh`, `0.0.0.0:*`; [`Parsed`]'s when it has none of
+    /// it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Parsed::One(Addr::Inet { host, ports }) = &self.parsed else {
+            return self.parsed.fmt(f);
+        };
+        if self.device.is_none() && self.service.is_none() && !self.any_port {
+            return self.parsed.fmt(f);
+        }
+        match host {
+            Host::Ip {
+                ip: IpAddr::V6(_), ..
+            } => write!(f, "[{host}]")?,
+            _ => write!(f, "{host}")?,
+        }
+        if let Some(d) = &self.device {
+            write!(f, "%{d}")?;
+        }
+        match (&self.service, self.any_port) {
+            (Some(name), _) => write!(f, ":{name}"),
+            (None, true) => f.write_str(":*"),
+            (None, false) => ports.fmt(f),
+        }
+    }
+}
+
+/// The parsers' properties, asserted on any input (the test suite's generated inputs and the
+/// fuzz target's): neither panics; what [`parse`] accepts, shown, parses back the same; what
+/// it accepts [`parse_pasted`] reads the same with nothing more said; and what
+/// [`parse_pasted`] accepts, shown, parses back the same. Returns whether `parse` accepted.
+pub fn check_properties(s: &str, services: &dyn Fn(&str) -> Option<u16>) -> bool {
+    let strict = parse(s);
+    if let Ok(p) = &strict {
+        let shown = p.to_string();
+        assert_eq!(parse(&shown).as_ref(), Ok(p), "`{s}` shown as `{shown}`");
+        assert_eq!(
+            parse_pasted(s, false, services),
+            Ok(p.clone().into()),
+            "`{s}` read differently when pasted"
+        );
+    }
+    for has_port in [false, true] {
+        if let Ok(p) = parse_pasted(s, has_port, services) {
+            let shown = p.to_string();
+            assert_eq!(
+                parse_pasted(&shown, has_port, services),
+                Ok(p),
+                "pasted `{s}` shown as `{shown}`"
+            );
+        }
+    }
+    strict.is_ok()
 }
 
 #[cfg(test)]
@@ -671,35 +861,186 @@ mod tests {
             " ",
             "é",
             "x",
+            "ssh",
+            "http",
+            "lo",
+            "%lo",
+            "*",
         ];
         let n = 1 + r.next() % 8;
         (0..n).map(|_| r.pick(PIECES)).collect()
     }
 
-    fn check_roundtrip(s: &str) {
-        if let Ok(p) = parse(s) {
-            let shown = p.to_string();
-            assert_eq!(parse(&shown), Ok(p), "`{s}` shown as `{shown}`");
+    /// A services database for the tests: two names, one alias.
+    pub(crate) fn services(name: &str) -> Option<u16> {
+        match name {
+            "ssh" => Some(22),
+            "http" | "www" => Some(80),
+            "ipp" => Some(631),
+            _ => None,
         }
     }
 
     #[test]
     fn property_never_panics_and_roundtrips() {
         let mut r = Rng(0x9e37_79b9_7f4a_7c15);
-        let mut accepted = 0;
+        let (mut accepted, mut pasted) = (0, 0);
         for _ in 0..200_000 {
             let s = input(&mut r);
-            if parse(&s).is_ok() {
+            if check_properties(&s, &services) {
                 accepted += 1;
+            } else if parse_pasted(&s, false, &services).is_ok() {
+                pasted += 1;
             }
-            check_roundtrip(&s);
         }
         // the generator must exercise the accepting paths, not only the errors
         assert!(accepted > 5_000, "only {accepted} inputs parsed");
+        assert!(pasted > 2_000, "only {pasted} inputs parsed as pasted only");
         // and arbitrary bytes
         for _ in 0..50_000 {
             let bytes: Vec<u8> = (0..r.next() % 24).map(|_| r.next() as u8).collect();
-            check_roundtrip(&String::from_utf8_lossy(&bytes));
+            check_properties(&String::from_utf8_lossy(&bytes), &services);
         }
+    }
+
+    /// What ss, netstat and lsof print, read with what it means.
+    #[test]
+    fn pasted_notations() {
+        let p = |s: &str| parse_pasted(s, false, &services);
+        let with = |host: Host, ports, device: Option<&str>, service: Option<&str>, any| {
+            Ok(Pasted {
+                parsed: inet(host, ports),
+                device: device.map(str::to_owned),
+                service: service.map(str::to_owned),
+                any_port: any,
+            })
+        };
+        let any = || Host::Any;
+        let table = [
+            // ss's device suffix, IPv4 included (systemd-resolved's stub, a DHCP client)
+            (
+                "127.0.0.53%lo:53",
+                with(ip("127.0.0.53"), Ports::One(53), Some("lo"), None, false),
+            ),
+            (
+                "0.0.0.0%eth0:68",
+                with(ip("0.0.0.0"), Ports::One(68), Some("eth0"), None, false),
+            ),
+            (
+                "[::]%lo:41009",
+                with(ip("::"), Ports::One(41009), Some("lo"), None, false),
+            ),
+            (
+                "*%lo:80",
+                with(any(), Ports::One(80), Some("lo"), None, false),
+            ),
+            (
+                "127.0.0.1%lo",
+                with(ip("127.0.0.1"), Ports::None, Some("lo"), None, false),
+            ),
+            // service names, without -n / -P
+            (
+                "*:ssh",
+                with(any(), Ports::One(22), None, Some("ssh"), false),
+            ),
+            (
+                "localhost:ipp",
+                with(
+                    Host::Name("localhost".into()),
+                    Ports::One(631),
+                    None,
+                    Some("ipp"),
+                    false,
+                ),
+            ),
+            (
+                "[::]:http",
+                with(ip("::"), Ports::One(80), None, Some("http"), false),
+            ),
+            (
+                "[::]:www",
+                with(ip("::"), Ports::One(80), None, Some("www"), false),
+            ),
+            (
+                ":::ssh",
+                with(ip("::"), Ports::One(22), None, Some("ssh"), false),
+            ),
+            (
+                "0.0.0.0%lo:ssh",
+                with(
+                    ip("0.0.0.0"),
+                    Ports::One(22),
+                    Some("lo"),
+                    Some("ssh"),
+                    false,
+                ),
+            ),
+            // the peer column of a listener
+            (
+                "0.0.0.0:*",
+                with(ip("0.0.0.0"), Ports::None, None, None, true),
+            ),
+            ("[::]:*", with(ip("::"), Ports::None, None, None, true)),
+            ("*:*", with(any(), Ports::None, None, None, true)),
+            (":::*", with(ip("::"), Ports::None, None, None, true)),
+        ];
+        for (text, want) in table {
+            assert_eq!(p(text), want, "{text}");
+            // strict mode keeps refusing them
+            assert!(parse(text).is_err(), "{text} accepted by the strict parser");
+        }
+        // the strict grammar reads the same; a column's ADDRESS:PORT is never ambiguous
+        assert_eq!(
+            p("[fe80::1%eth0]:80"),
+            Ok(parse("[fe80::1%eth0]:80").unwrap().into())
+        );
+        assert!(matches!(
+            p("::1:8080").unwrap().parsed,
+            Parsed::Ambiguous { .. }
+        ));
+        assert_eq!(
+            parse_pasted("::1:41007", true, &services),
+            with(ip("::1"), Ports::One(41007), None, None, false)
+        );
+        assert_eq!(p("[::]%lo:41009").unwrap().to_string(), "[::]%lo:41009");
+        assert_eq!(p(":::ssh").unwrap().to_string(), "[::]:ssh");
+        assert_eq!(p(":*").unwrap().to_string(), "*:*");
+    }
+
+    #[test]
+    fn pasted_garbage_is_still_refused_with_why() {
+        use ParseError::*;
+        type Check = fn(&ParseError) -> bool;
+        let cases: &[(&str, Check)] = &[
+            ("127.0.0.1:nosuch", |e| {
+                *e == UnknownService {
+                    name: "nosuch".into(),
+                }
+            }),
+            ("*:sql*net", |e| matches!(e, UnknownService { .. })),
+            ("127.1%lo:80", |e| matches!(e, LegacyIpv4 { .. })),
+            ("1.2.3.4%:80", |e| matches!(e, BadScope { .. })),
+            ("1.2.3.4%a/b:80", |e| matches!(e, BadScope { .. })),
+            ("[::1]%:80", |e| matches!(e, BadScope { .. })),
+            ("[::1]x", |e| matches!(e, BadHost { .. })),
+            ("[127.0.0.1]%lo:80", |e| matches!(e, BracketedIpv4 { .. })),
+            ("0.0.0.0:**", |e| matches!(e, BadPort { .. })),
+            ("1.2.3.4 a", |e| matches!(e, Junk(_))),
+            ("", |e| *e == Empty),
+        ];
+        for (text, ok) in cases {
+            match parse_pasted(text, false, &services) {
+                Err(e) => assert!(ok(&e), "{text}: unexpected error {e:?}"),
+                Ok(p) => panic!("{text} accepted as {p:?}"),
+            }
+        }
+        let msg = UnknownService {
+            name: "nosuch".into(),
+        }
+        .to_string();
+        assert!(
+            msg.contains("not a port") && msg.contains("service name"),
+            "{msg}"
+        );
     }
 }

@@ -8,43 +8,27 @@
 //! is bounded (owner scan budget, per-port cache) so a retry storm cannot stall the agent.
 use std::{
     collections::HashMap,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    net::IpAddr,
     time::{Duration, Instant},
 };
 
-use serde::Serialize;
-
+pub use super::holders::{Holder, Known, OWNER_BUDGET};
+use super::{
+    collide::{Side, side_of, why_collide},
+    holders::{self, Found, NotFound},
+    socket::Entry,
+};
 use crate::{
     errno,
     event::{Event, Kind, OptValue, Request},
     names,
     sockaddr::{AF_INET, AF_INET6, AF_UNIX, SockAddr},
-    sockdiag::{self, DiagSock, Netns, Query},
-    story::Entry,
+    sockdiag::{self, DiagSock, Netns},
 };
-use lsn_trace::nsaddrs;
+use lsn_trace::{nsaddrs, procfs};
 
-/// A socket holding the port a bind wanted (JSON `holders`).
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Holder {
-    pub pid: Option<u32>,
-    pub comm: Option<String>,
-    pub protocol: &'static str,
-    pub addr: String,
-    pub port: u16,
-    /// As `ss` prints it: LISTEN, TIME-WAIT, ESTAB, UNCONN, ...
-    pub state: &'static str,
-    pub uid: Option<u32>,
-    /// The peer, for a connection (e.g. a TIME-WAIT leftover).
-    pub remote: Option<String>,
-}
-
-/// A socket the story traced on the port in question.
-#[derive(Clone, Debug)]
-pub struct Known {
-    pub pid: u32,
-    pub reuseport: Option<bool>,
-}
+/// capability(7)'s number.
+const CAP_NET_BIND_SERVICE: u32 = 10;
 
 /// What the story knows about the failing call's surroundings.
 pub struct Ctx {
@@ -76,8 +60,6 @@ const LOOKUP_BUDGET_PER_SEC: Duration = Duration::from_millis(200);
 type CacheKey = (Option<u32>, &'static str, String, u16, u32);
 
 const CACHE_TTL: Duration = Duration::from_millis(500);
-/// Upper bound on the /proc/*/fd scan per lookup.
-pub const OWNER_BUDGET: Duration = Duration::from_millis(50);
 
 pub fn explain(
     ev: &Event,
@@ -108,121 +90,6 @@ fn family_name(af: u16) -> &'static str {
         AF_INET6 => "AF_INET6",
         AF_UNIX => "AF_UNIX",
         _ => "another family",
-    }
-}
-
-/// The failing socket, as far as collision rules go.
-#[derive(Clone, Copy, Debug)]
-struct Side {
-    family: u16,
-    ip: IpAddr,
-    v6only: bool,
-    dev: u32,
-}
-
-impl Side {
-    fn v4_view(&self) -> Option<Ipv4Addr> {
-        match self.ip {
-            IpAddr::V4(a) => Some(a),
-            IpAddr::V6(a) if a.is_unspecified() && !self.v6only => Some(Ipv4Addr::UNSPECIFIED),
-            IpAddr::V6(a) => a.to_ipv4_mapped(),
-        }
-    }
-    fn v6_view(&self) -> Option<Ipv6Addr> {
-        match self.ip {
-            IpAddr::V6(a) if a.to_ipv4_mapped().is_none() => Some(a),
-            _ => None,
-        }
-    }
-    fn text(&self, port: u16) -> String {
-        SocketAddr::new(self.ip, port).to_string()
-    }
-}
-
-fn side_of(s: &DiagSock) -> Side {
-    Side {
-        family: s.family,
-        ip: s.local.ip(),
-        // a holder whose V6ONLY is not reported (not LISTEN/CLOSE) counts as dual-stack
-        // only when it is `::`; the kernel keeps the flag on every state, we just cannot see it
-        v6only: s.v6only.unwrap_or(false),
-        dev: s.bound_dev_if,
-    }
-}
-
-/// Whether binding `a` would collide with the existing `b` on the same port, address-wise
-/// (the kernel's inet_bind_conflict: overlapping addresses, compatible devices).
-fn overlaps(a: &Side, b: &Side) -> bool {
-    if a.dev != 0 && b.dev != 0 && a.dev != b.dev {
-        return false;
-    }
-    let v4 = match (a.v4_view(), b.v4_view()) {
-        (Some(x), Some(y)) => x == y || x.is_unspecified() || y.is_unspecified(),
-        _ => false,
-    };
-    let v6 = match (a.v6_view(), b.v6_view()) {
-        (Some(x), Some(y)) => x == y || x.is_unspecified() || y.is_unspecified(),
-        _ => false,
-    };
-    v4 || v6
-}
-
-/// Why `a` (the failing bind) and `b` (the holder) collide, in words.
-fn why_collide(a: &Side, b: &Side, port: u16, v6only_src: &str) -> String {
-    let (at, bt) = (a.text(port), b.text(port));
-    let a_dual = a.family == AF_INET6 && a.ip.is_unspecified() && !a.v6only;
-    let b_dual = b.family == AF_INET6 && b.ip.is_unspecified() && !b.v6only;
-    if a_dual && b.family == AF_INET {
-        return format!(
-            "{at} is dual-stack (IPV6_V6ONLY=0{v6only_src}): it claims IPv4 port {port} too, \
-             and {bt} already has it. Set IPV6_V6ONLY=1 on the IPv6 socket before bind (nginx: \
-             `listen [::]:{port} ipv6only=on`), or drop the IPv4 socket and let the \
-             dual-stack one serve both"
-        );
-    }
-    if b_dual && a.family == AF_INET {
-        return format!(
-            "the existing {bt} is dual-stack (IPV6_V6ONLY=0): it already takes IPv4 port \
-             {port}, which includes {at}. Set IPV6_V6ONLY=1 on that IPv6 socket, or drop this \
-             IPv4 socket: the dual-stack one serves IPv4 already"
-        );
-    }
-    if a.ip == b.ip {
-        return format!("both ask for the same address {at}");
-    }
-    if a.ip.is_unspecified() {
-        return format!(
-            "the wildcard {at} covers every local address, including {bt} which is taken"
-        );
-    }
-    if b.ip.is_unspecified() {
-        return format!("the existing wildcard {bt} covers every local address, including {at}");
-    }
-    match (a.ip, b.ip) {
-        (IpAddr::V6(x), _) if x.to_ipv4_mapped().is_some() => {
-            format!(
-                "{at} is the IPv4 address {} in IPv6 form",
-                x.to_ipv4_mapped().unwrap()
-            )
-        }
-        _ => format!("{at} overlaps {bt}"),
-    }
-}
-
-fn holder_of(s: &DiagSock, owner: Option<&sockdiag::Owner>) -> Holder {
-    Holder {
-        pid: owner.map(|o| o.pid),
-        comm: owner.map(|o| o.comm.clone()),
-        protocol: if s.protocol == sockdiag::IPPROTO_UDP {
-            "udp"
-        } else {
-            "tcp"
-        },
-        addr: s.local.ip().to_string(),
-        port: s.local.port(),
-        state: s.state_name(),
-        uid: (s.inode != 0).then_some(s.uid),
-        remote: (s.remote.port() != 0).then(|| s.remote.to_string()),
     }
 }
 
@@ -314,7 +181,8 @@ fn addr_in_use(
     if cache.spent >= LOOKUP_BUDGET_PER_SEC {
         return (
             format!(
-                "{}/{proto} is in use; who holds it was not looked up: more failed binds this                  second than the lookup budget ({} ms/s) allows",
+                "{}/{proto} is in use; who holds it was not looked up: more failed binds this \
+                 second than the lookup budget ({} ms/s) allows",
                 me.text(port),
                 LOOKUP_BUDGET_PER_SEC.as_millis()
             ),
@@ -342,9 +210,9 @@ fn lookup_in_use(
     port: u16,
 ) -> (String, Vec<Holder>) {
     let sock = ev.sock.as_ref();
-    let netns = match &ctx.netns {
-        Ok(n) => n.clone(),
-        Err(why) => {
+    let found = match holders::find(ev, &ctx.netns, &ctx.known, proto, me, port) {
+        Ok(f) => f,
+        Err(NotFound::Namespace(why)) => {
             return (
                 format!(
                     "{} is in use, but who holds it could not be looked up: {why}",
@@ -353,24 +221,7 @@ fn lookup_in_use(
                 Vec::new(),
             );
         }
-    };
-    let protocol = if proto == "udp" {
-        sockdiag::IPPROTO_UDP
-    } else {
-        sockdiag::IPPROTO_TCP
-    };
-    let queries: Vec<Query> = [AF_INET, AF_INET6]
-        .into_iter()
-        .map(|family| Query {
-            protocol,
-            family,
-            states: sockdiag::ALL_STATES,
-            local_port: port,
-        })
-        .collect();
-    let socks = match sockdiag::dump_in(&netns, &queries) {
-        Ok(s) => s,
-        Err(e) => {
+        Err(NotFound::Dump(e)) => {
             return (
                 format!(
                     "{} is in use, but the sockets of its network namespace could not be \
@@ -381,21 +232,11 @@ fn lookup_in_use(
             );
         }
     };
-    // The failing socket itself may be in the dump (listen() after a shared bind): its
-    // inode tells it apart, on every backend (kernel-function ones know no fd).
-    let own_inode = crate::story::sock_inode(ev).map(|i| i as u32);
-    let mut colliding: Vec<&DiagSock> = socks
-        .iter()
-        .filter(|s| Some(s.inode) != own_inode || s.inode == 0)
-        .filter(|s| overlaps(me, &side_of(s)))
-        .collect();
-    // Listeners first: they are what a person came for; TIME-WAIT leftovers last.
-    colliding.sort_by_key(|s| match s.state {
-        sockdiag::TCP_LISTEN => 0,
-        sockdiag::TCP_TIME_WAIT => 2,
-        _ => 1,
-    });
-    colliding.dedup_by(|a, b| a.inode != 0 && a.inode == b.inode);
+    let Found {
+        colliding,
+        owners,
+        holders,
+    } = found;
     let mine = me.text(port);
     if colliding.is_empty() {
         return (
@@ -407,20 +248,7 @@ fn lookup_in_use(
             Vec::new(),
         );
     }
-    let inodes: Vec<u32> = colliding
-        .iter()
-        .map(|s| s.inode)
-        .filter(|&i| i != 0)
-        .take(8)
-        .collect();
-    let hint: Vec<u32> = ctx.known.iter().map(|k| k.pid).collect();
-    let owners = sockdiag::owners(&inodes, &hint, OWNER_BUDGET);
-    let holders: Vec<Holder> = colliding
-        .iter()
-        .take(8)
-        .map(|s| holder_of(s, owners.found.get(&s.inode).and_then(|o| o.first())))
-        .collect();
-    let first = colliding[0];
+    let first = &colliding[0];
     let h = &holders[0];
     let who = match (&h.comm, h.pid) {
         (Some(c), Some(p)) => format!("{c}[{p}]"),
@@ -617,17 +445,6 @@ fn addr_not_avail(ev: &Event, ctx: &Ctx) -> String {
     )
 }
 
-/// CAP_NET_BIND_SERVICE in the process's effective set (None: process gone).
-fn has_bind_cap(pid: u32) -> Option<bool> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let hex = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))?
-        .trim();
-    let caps = u64::from_str_radix(hex, 16).ok()?;
-    Some(caps & (1 << 10) != 0)
-}
-
 fn access(ev: &Event, entry: Option<&Entry>, ctx: &Ctx) -> String {
     match &ev.request {
         Request::Bind(SockAddr::UnixPath(p)) => {
@@ -644,12 +461,11 @@ fn access(ev: &Event, entry: Option<&Entry>, ctx: &Ctx) -> String {
         Request::Bind(a) if a.port().is_some() => {
             let port = a.port().unwrap();
             let start = ctx.unprivileged_port_start;
-            let cap = has_bind_cap(ev.pid);
+            let cap = procfs::has_capability(ev.pid, CAP_NET_BIND_SERVICE);
             let below = start.is_some_and(|s| u32::from(port) < s);
             if below && cap != Some(true) {
                 let s = start.unwrap();
-                let exe = std::fs::read_link(format!("/proc/{}/exe", ev.pid))
-                    .map_or("/path/to/program".into(), |p| p.display().to_string());
+                let exe = procfs::exe(ev.pid).unwrap_or_else(|| "/path/to/program".into());
                 let capword = if cap.is_none() {
                     "(it exited before its capabilities could be read; without"
                 } else {
@@ -849,68 +665,4 @@ fn no_such_option(ev: &Event, entry: Option<&Entry>) -> String {
         );
     }
     "the option is not known at that level for this socket".into()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn side(ip: &str, v6only: bool) -> Side {
-        let ip: IpAddr = ip.parse().unwrap();
-        Side {
-            family: if ip.is_ipv4() { AF_INET } else { AF_INET6 },
-            ip,
-            v6only,
-            dev: 0,
-        }
-    }
-
-    #[test]
-    fn collision_rules() {
-        // the classic
-        assert!(overlaps(&side("::", false), &side("0.0.0.0", false)));
-        assert!(!overlaps(&side("::", true), &side("0.0.0.0", false)));
-        assert!(overlaps(&side("0.0.0.0", false), &side("::", false)));
-        assert!(!overlaps(&side("0.0.0.0", false), &side("::", true)));
-        // dual-stack covers specific IPv4 addresses
-        assert!(overlaps(&side("::", false), &side("127.0.0.1", false)));
-        // wildcard vs specific, same family
-        assert!(overlaps(&side("0.0.0.0", false), &side("127.0.0.1", false)));
-        assert!(!overlaps(
-            &side("127.0.0.2", false),
-            &side("127.0.0.1", false)
-        ));
-        assert!(overlaps(&side("::", true), &side("::1", true)));
-        // a specific IPv6 address never collides with IPv4
-        assert!(!overlaps(&side("::1", false), &side("0.0.0.0", false)));
-        // IPv4-mapped is IPv4
-        assert!(overlaps(
-            &side("::ffff:127.0.0.1", false),
-            &side("127.0.0.1", false)
-        ));
-        // different devices never collide
-        let mut a = side("0.0.0.0", false);
-        let mut b = side("0.0.0.0", false);
-        a.dev = 2;
-        b.dev = 3;
-        assert!(!overlaps(&a, &b));
-        b.dev = 0;
-        assert!(overlaps(&a, &b));
-    }
-
-    #[test]
-    fn collision_words() {
-        let w = why_collide(&side("::", false), &side("0.0.0.0", false), 80, "");
-        assert!(
-            w.starts_with("[::]:80 is dual-stack (IPV6_V6ONLY=0)"),
-            "{w}"
-        );
-        assert!(w.contains("0.0.0.0:80 already has it"), "{w}");
-        let w = why_collide(&side("0.0.0.0", false), &side("::", false), 80, "");
-        assert!(w.starts_with("the existing [::]:80 is dual-stack"), "{w}");
-        let w = why_collide(&side("127.0.0.1", false), &side("0.0.0.0", false), 80, "");
-        assert!(w.contains("existing wildcard 0.0.0.0:80"), "{w}");
-        let w = why_collide(&side("127.0.0.1", false), &side("127.0.0.1", false), 80, "");
-        assert_eq!(w, "both ask for the same address 127.0.0.1:80");
-    }
 }

@@ -159,7 +159,23 @@ pub const SOCK_SEQPACKET: u16 = 5;
 pub const IPPROTO_TCP: u16 = 6;
 pub const IPPROTO_UDP: u16 = 17;
 
+/// Families whose sockets can never listen (the kernel's listen for them is
+/// `sock_no_listen`): key, netlink, packet, RDS, CAN, IEEE 802.15.4, AF_ALG, QRTR, XDP,
+/// MCTP. A busy host binds netlink sockets constantly (`ip`, `ss`, systemd, glibc's
+/// resolver): the default human output leaves them out.
+pub const NEVER_LISTEN: [u16; 10] = [15, 16, 17, 21, 29, 36, 38, 42, 44, 45];
+
 impl Event {
+    /// Whether the event is about a socket of a family that can never listen (the
+    /// socket's own family; for bind without it, the requested one). Unknown: false.
+    pub fn never_listens(&self) -> bool {
+        self.sock
+            .as_ref()
+            .and_then(|s| s.family)
+            .or_else(|| self.family())
+            .is_some_and(|f| NEVER_LISTEN.contains(&f))
+    }
+
     /// The family the event is about: the requested one for bind, else the socket's.
     pub fn family(&self) -> Option<u16> {
         if let Request::Bind(a) = &self.request
