@@ -107,7 +107,9 @@ const FOLLOW_HOOKS: &[(&str, &str)] = &[
 ];
 
 /// `casts`: with the kernel-struct casts the offsets allow (`opts.cast_kfunc`), else none.
-fn load(opts: &LoadOptions, casts: bool) -> Result<Ebpf> {
+/// `kfunc_backend`: for fentry or kprobe (whose syscall-layer hooks the programs are told
+/// of; the tracepoint backend has none).
+fn load(opts: &LoadOptions, casts: bool, kfunc_backend: bool) -> Result<Ebpf> {
     let (offsets, cast_kfunc) = match opts.cast_kfunc {
         Some(id) if casts => (opts.offsets, Some(id)),
         _ => (opts.offsets.without_casts(), None),
@@ -126,7 +128,11 @@ fn load(opts: &LoadOptions, casts: bool) -> Result<Ebpf> {
         families: opts.filter.families,
     };
     let kfunc_config = match &opts.kfunc {
-        Ok(plan) => plan.config,
+        Ok(plan) if kfunc_backend => plan.config,
+        Ok(plan) => KfuncConfig {
+            syscall_hooks: 0,
+            ..plan.config
+        },
         Err(_) => KfuncConfig::default(),
     };
     let mut loader = EbpfLoader::new();
@@ -257,17 +263,26 @@ fn fentry_programs(role: Role, f: &str) -> &'static [&'static str] {
         (Role::SockoptSocket, _) => &["fexit_sockopt_socket"],
         (Role::SockoptIp, _) => &["fexit_sockopt_ip"],
         (Role::SockoptIpv6, _) => &["fexit_sockopt_ipv6"],
+        (Role::SysBind, _) => &["fexit_sys_bind"],
+        (Role::SysListen, _) => &["fexit_sys_listen"],
+        (Role::SysSetsockopt, _) => &["fexit_sys_setsockopt"],
+        (Role::Seccomp, _) => &["fexit_seccomp"],
     }
 }
 
 /// The kprobe/kretprobe pair of each role (lsn-trace-ebpf/src/kprobe.rs): one pair serves
 /// every function of that shape.
-fn kprobe_programs(role: Role) -> [&'static str; 2] {
+fn kprobe_programs(role: Role) -> &'static [&'static str] {
     match role {
-        Role::Bind => ["kprobe_bind", "kretprobe_bind"],
-        Role::Listen => ["kprobe_listen", "kretprobe_listen"],
-        Role::SockoptSocket => ["kprobe_sockopt_socket", "kretprobe_sockopt_socket"],
-        Role::SockoptIp | Role::SockoptIpv6 => ["kprobe_sockopt_ip", "kretprobe_sockopt_ip"],
+        Role::Bind => &["kprobe_bind", "kretprobe_bind"],
+        Role::Listen => &["kprobe_listen", "kretprobe_listen"],
+        Role::SockoptSocket => &["kprobe_sockopt_socket", "kretprobe_sockopt_socket"],
+        Role::SockoptIp | Role::SockoptIpv6 => &["kprobe_sockopt_ip", "kretprobe_sockopt_ip"],
+        Role::SysBind => &["kprobe_sys_bind", "kretprobe_sys_bind"],
+        Role::SysListen => &["kprobe_sys_listen", "kretprobe_sys_listen"],
+        Role::SysSetsockopt => &["kprobe_sys_setsockopt", "kretprobe_sys_setsockopt"],
+        // Only its return matters.
+        Role::Seccomp => &["kretprobe_seccomp"],
     }
 }
 
@@ -315,7 +330,7 @@ fn attach_kprobes(ebpf: &mut Ebpf, plan: &kfunc::Plan) -> Result<(), String> {
         return Err(NO_KPROBES.into());
     }
     for &(role, f) in &plan.hooks {
-        for prog in kprobe_programs(role) {
+        for &prog in kprobe_programs(role) {
             let p: &mut KProbe = program(ebpf, prog).map_err(|e| e.to_string())?;
             if p.fd().is_err() {
                 p.load().map_err(|e| load_error(prog, &e))?;
@@ -360,7 +375,8 @@ fn try_backend(choice: BackendChoice, opts: &LoadOptions, casts: bool) -> Result
         }
         _ => {}
     }
-    let mut ebpf = load(opts, casts).map_err(|e| format!("{e:#}"))?;
+    let kfunc_backend = matches!(choice, BackendChoice::Fentry | BackendChoice::Kprobe);
+    let mut ebpf = load(opts, casts, kfunc_backend).map_err(|e| format!("{e:#}"))?;
     let description = match choice {
         BackendChoice::Fentry => {
             let plan = plan()?;

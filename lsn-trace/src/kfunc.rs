@@ -13,8 +13,22 @@
 //!   *)`; SOL_IP `do_ip_setsockopt`, else `ip_setsockopt`; SOL_IPV6 `do_ipv6_setsockopt`,
 //!   else `ipv6_setsockopt` (the `do_` ones may be inlined away, then absent from BTF).
 //!   `sockptr_t` (5.9+) carries a user or a kernel pointer; its `is_kernel` bit tells which.
+//! * the syscall layer, where every bind(2), listen(2) and setsockopt(2) passes, 32-bit ones
+//!   (ia32, socketcall(2)) too, before anything can refuse them: `__sys_bind(int fd,
+//!   struct sockaddr __user *, int)`, `__sys_listen(int fd, int)`, `__sys_setsockopt(int fd,
+//!   int, int, char __user *, int)` (4.17+; through 6.12 at least: on 6.11+ they call
+//!   `__sys_bind_socket`/`__sys_listen_socket`, which io_uring calls too — so those are not
+//!   hooked). The LSM hooks (`security_socket_bind`/`_listen`: SELinux, AppArmor, Landlock)
+//!   run inside them, as do the fd lookup and the sockaddr copy (EBADF, ENOTSOCK, EFAULT,
+//!   EINVAL). A call they report is not reported again by the protocol hooks
+//!   (`KfuncConfig::syscall_hooks`), which keep io_uring's and the kernel's own calls.
+//! * seccomp: a filter's errno (SECCOMP_RET_ERRNO …) skips the syscall function altogether;
+//!   `__secure_computing(const struct seccomp_data *)` returning -1 is that skip. It runs for
+//!   every syscall of a task under a seccomp filter (and only of those).
 use anyhow::{Result, bail};
-use lsn_trace_common::KfuncConfig;
+use lsn_trace_common::{
+    KfuncConfig, SYSCALL_HOOK_BIND, SYSCALL_HOOK_LISTEN, SYSCALL_HOOK_SETSOCKOPT,
+};
 
 use crate::btf::Btf;
 
@@ -27,6 +41,12 @@ pub enum Role {
     SockoptSocket,
     SockoptIp,
     SockoptIpv6,
+    /// The syscall layer: `__sys_bind`, `__sys_listen`, `__sys_setsockopt`.
+    SysBind,
+    SysListen,
+    SysSetsockopt,
+    /// `__secure_computing`.
+    Seccomp,
 }
 
 #[derive(Debug)]
@@ -125,6 +145,49 @@ pub fn plan(btf: &Btf) -> Result<Plan> {
         plan.hooks.push((role, f));
     }
     plan.config.sockptr_kernel_bit = kernel_bit.unwrap_or(0);
+
+    let ints = |f: &str, pointer_at: Option<usize>, n: usize| -> bool {
+        btf.func_params(f).is_some_and(|p| {
+            p.len() == n
+                && p.iter().enumerate().all(|(i, &t)| {
+                    btf.size_of(t) == Some(if Some(i) == pointer_at { 8 } else { 4 })
+                })
+        })
+    };
+    for (role, f, bit, shape) in [
+        (Role::SysBind, "__sys_bind", SYSCALL_HOOK_BIND, ints("__sys_bind", Some(1), 3)),
+        (
+            Role::SysListen,
+            "__sys_listen",
+            SYSCALL_HOOK_LISTEN,
+            ints("__sys_listen", None, 2),
+        ),
+        (
+            Role::SysSetsockopt,
+            "__sys_setsockopt",
+            SYSCALL_HOOK_SETSOCKOPT,
+            ints("__sys_setsockopt", Some(3), 5),
+        ),
+        (
+            Role::Seccomp,
+            "__secure_computing",
+            0,
+            takes("__secure_computing", &[("seccomp_data", 0)]),
+        ),
+    ] {
+        if shape {
+            plan.hooks.push((role, f));
+            plan.config.syscall_hooks |= bit;
+        } else {
+            plan.notes.push(format!(
+                "{f} not in BTF with the expected arguments: {}",
+                match role {
+                    Role::Seccomp => "calls refused by a seccomp filter go unreported",
+                    _ => "those syscalls are seen only where their protocol's function is                           hooked, and not when refused before it (EBADF, EFAULT, an LSM …)",
+                }
+            ));
+        }
+    }
     Ok(plan)
 }
 

@@ -116,6 +116,16 @@ pub fn resolve(btf: &Btf) -> Resolved {
         btf_socket_alloc: 0,
         btf_files_struct: 0,
         _pad: 0,
+        task_ti_status: r.scalar("task_struct.thread_info.status"),
+        pt_regs_bx: r.scalar("pt_regs.bx"),
+        pt_regs_cx: r.scalar("pt_regs.cx"),
+        pt_regs_ax: r.scalar("pt_regs.ax"),
+        // Only with CONFIG_MPTCP: not missing without it (no MPTCP socket to read then).
+        mptcp_first: field(btf, "mptcp_sock.first", Shape::Scalar).unwrap_or(Field::NONE),
+        tcp_is_mptcp: field(btf, "tcp_sock.is_mptcp", Shape::Scalar).unwrap_or(Field::NONE),
+        icsk_ulp_data: r.scalar("inet_connection_sock.icsk_ulp_data"),
+        subflow_conn: field(btf, "mptcp_subflow_context.conn", Shape::Scalar)
+            .unwrap_or(Field::NONE),
     };
     let cast_kfunc = btf.func_id("bpf_rdonly_cast");
     // The cast is of use only with the fields read through it (its targets are structs).
