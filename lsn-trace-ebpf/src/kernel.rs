@@ -394,7 +394,9 @@ impl Caller {
     /// kernel put in `ax`.
     #[inline(always)]
     pub fn syscall_ret(&self) -> Option<i32> {
-        self.regs().scalar(off!(pt_regs_ax)).map(|v| v as i64 as i32)
+        self.regs()
+            .scalar(off!(pt_regs_ax))
+            .map(|v| v as i64 as i32)
     }
 
     /// The second argument of the syscall the task is in, as the caller passed it.

@@ -155,7 +155,12 @@ pub fn plan(btf: &Btf) -> Result<Plan> {
         })
     };
     for (role, f, bit, shape) in [
-        (Role::SysBind, "__sys_bind", SYSCALL_HOOK_BIND, ints("__sys_bind", Some(1), 3)),
+        (
+            Role::SysBind,
+            "__sys_bind",
+            SYSCALL_HOOK_BIND,
+            ints("__sys_bind", Some(1), 3),
+        ),
         (
             Role::SysListen,
             "__sys_listen",
@@ -183,7 +188,9 @@ pub fn plan(btf: &Btf) -> Result<Plan> {
                 "{f} not in BTF with the expected arguments: {}",
                 match role {
                     Role::Seccomp => "calls refused by a seccomp filter go unreported",
-                    _ => "those syscalls are seen only where their protocol's function is                           hooked, and not when refused before it (EBADF, EFAULT, an LSM …)",
+                    _ =>
+                        "those syscalls are seen only where their protocol's function is \
+                         hooked, and not when refused before it (EBADF, EFAULT, an LSM …)",
                 }
             ));
         }
@@ -225,15 +232,17 @@ mod tests {
         let socket = b.structure("socket", 8, &[]);
         let sock = b.structure("sock", 8, &[]);
         let sockaddr = b.structure("sockaddr", 16, &[]);
+        let seccomp_data = b.structure("seccomp_data", 64, &[]);
         let union = b.add("", kind::UNION, false, 0, 8, &[]);
         // struct { union { void *kernel; void *user; }; bool is_kernel : 1; }
         let anon = b.structure("", 16, &[("", union, 0, 0), ("is_kernel", bool_, 64, 1)]);
         let sockptr = b.add("sockptr_t", kind::TYPEDEF, false, 0, anon, &[]);
-        let (p_socket, p_sock, p_sockaddr, p_char) = (
+        let (p_socket, p_sock, p_sockaddr, p_char, p_seccomp) = (
             ptr(&mut b, socket),
             ptr(&mut b, sock),
             ptr(&mut b, sockaddr),
             ptr(&mut b, char_),
+            ptr(&mut b, seccomp_data),
         );
         for (name, params) in funcs {
             let words: Vec<u32> = params
@@ -247,6 +256,7 @@ mod tests {
                         "uint" => uint,
                         "sockptr_t" => sockptr,
                         "char *" => p_char,
+                        "seccomp_data" => p_seccomp,
                         other => panic!("{other}"),
                     };
                     [0, ty]
@@ -269,11 +279,25 @@ mod tests {
     const LISTEN: &[&str] = &["socket", "int"];
     const SOCKOPT_SK: &[&str] = &["sock", "int", "int", "sockptr_t", "uint"];
     const SOCKOPT_SOCKET: &[&str] = &["socket", "int", "int", "sockptr_t", "uint"];
+    /// The syscall layer and seccomp, as every kernel since 4.17 has them.
+    const SYSCALL_LAYER: [(&str, &[&str]); 4] = [
+        ("__sys_bind", &["int", "sockaddr", "int"]),
+        ("__sys_listen", &["int", "int"]),
+        ("__sys_setsockopt", &["int", "int", "int", "char *", "int"]),
+        ("__secure_computing", &["seccomp_data"]),
+    ];
+    const SYSCALL_HOOKS: [(Role, &str); 4] = [
+        (Role::SysBind, "__sys_bind"),
+        (Role::SysListen, "__sys_listen"),
+        (Role::SysSetsockopt, "__sys_setsockopt"),
+        (Role::Seccomp, "__secure_computing"),
+    ];
 
     /// 6.0+: sk_setsockopt(struct sock *), the do_ functions out of line.
     #[test]
     fn newer_kernel() {
-        let btf = kernel(&[
+        let mut funcs = SYSCALL_LAYER.to_vec();
+        funcs.extend_from_slice(&[
             ("inet_bind", BIND),
             ("inet6_bind", BIND),
             ("unix_bind", BIND),
@@ -286,15 +310,17 @@ mod tests {
             ("do_ip_setsockopt", SOCKOPT_SK),
             ("do_ipv6_setsockopt", SOCKOPT_SK),
         ]);
-        let p = plan(&btf).unwrap();
-        assert_eq!(p.hooks, MODERN_HOOKS);
+        let p = plan(&kernel(&funcs)).unwrap();
+        assert_eq!(p.hooks, modern_hooks());
+        assert_eq!(p.config.syscall_hooks, 0b111);
         assert_eq!(p.config.sol_socket_takes_socket, 0);
         assert_eq!(p.config.sockptr_kernel_bit, 0);
         assert!(p.notes.is_empty(), "{:?}", p.notes);
     }
 
     /// 5.9–5.19: only sock_setsockopt(struct socket *); do_ip_setsockopt inlined away;
-    /// no unix_listen in BTF; IPv6's function with a pre-sockptr signature.
+    /// no unix_listen in BTF; IPv6's function with a pre-sockptr signature. And no syscall
+    /// layer in BTF: the protocol hooks then report syscalls too.
     #[test]
     fn older_kernel() {
         let btf = kernel(&[
@@ -321,9 +347,21 @@ mod tests {
             ]
         );
         assert_eq!(p.config.sol_socket_takes_socket, 1);
-        assert_eq!(p.notes.len(), 2, "{:?}", p.notes);
+        assert_eq!(p.config.syscall_hooks, 0);
+        assert_eq!(p.notes.len(), 6, "{:?}", p.notes);
         assert!(p.notes[0].starts_with("unix_listen not in BTF"));
         assert!(p.notes[1].starts_with("no SOL_IPV6 setsockopt function"));
+        assert_eq!(
+            p.notes[2],
+            "__sys_bind not in BTF with the expected arguments: those syscalls are seen only \
+             where their protocol's function is hooked, and not when refused before it \
+             (EBADF, EFAULT, an LSM …)"
+        );
+        assert_eq!(
+            p.notes[5],
+            "__secure_computing not in BTF with the expected arguments: calls refused by a \
+             seccomp filter go unreported"
+        );
     }
 
     #[test]
@@ -337,6 +375,10 @@ mod tests {
     }
 
     /// The plan for a kernel that has every function in its modern shape.
+    fn modern_hooks() -> Vec<(Role, &'static str)> {
+        [&MODERN_HOOKS[..], &SYSCALL_HOOKS[..]].concat()
+    }
+
     const MODERN_HOOKS: [(Role, &str); 9] = [
         (Role::Bind, "inet_bind"),
         (Role::Bind, "inet6_bind"),
@@ -355,7 +397,8 @@ mod tests {
     fn debian_kernels_plan() {
         for (xz, raw) in crate::btf::tests::debian_fixtures() {
             let p = plan(&Btf::parse(&raw).unwrap()).unwrap();
-            assert_eq!(p.hooks, MODERN_HOOKS, "{}", xz.display());
+            assert_eq!(p.hooks, modern_hooks(), "{}", xz.display());
+            assert_eq!(p.config.syscall_hooks, 0b111);
             assert!(p.notes.is_empty(), "{}: {:?}", xz.display(), p.notes);
             assert_eq!(p.config.sol_socket_takes_socket, 0);
             assert_eq!(p.config.sockptr_kernel_bit, 0);

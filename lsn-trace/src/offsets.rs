@@ -553,7 +553,7 @@ mod tests {
         assert!(missing.contains(&"net.ns.inum"));
         // the blob has no task/fd/unix structs: those are reported missing, not guessed
         assert!(missing.contains(&"unix_address.name"));
-        assert_eq!(missing.len(), 38, "{missing:?}");
+        assert_eq!(missing.len(), 43, "{missing:?}");
         // The copied head of `struct sock` reaches the furthest known field (inet_sport at
         // 780..782), rounded up to 8.
         assert_eq!(o.sock_span, 784);

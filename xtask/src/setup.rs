@@ -77,6 +77,11 @@ const APT_PACKAGES: &[AptPackage] = &[
         why: "end-to-end tests with real daemons (tests/tests/daemons.rs)",
     },
     AptPackage {
+        name: "gcc-multilib",
+        program: None,
+        why: "end-to-end tests build a 32-bit program (gcc -m32 -static, tests/tests/paths.rs)",
+    },
+    AptPackage {
         name: "bpftool",
         program: None,
         why: "BTF resolver tests compare offsets with `bpftool btf dump`",

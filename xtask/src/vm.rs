@@ -53,7 +53,8 @@ pub const SERIES: &[Series] = &[
 /// .modinfo): virtio-pci (built in on 6.12) and 9p over virtio, to mount the host's root;
 /// the sock_diag handlers (lsn-trace lists a namespace's sockets through NETLINK_SOCK_DIAG,
 /// and the guest cannot modprobe: the host's /lib/modules has no modules of its kernel);
-/// veth and dummy for tests that build network namespaces.
+/// veth and dummy for tests that build network namespaces; sctp (a module in Debian's
+/// kernels) for the SCTP listener tests.
 const WANTED_MODULES: &[&str] = &[
     "virtio_pci",
     "9pnet_virtio",
@@ -64,6 +65,7 @@ const WANTED_MODULES: &[&str] = &[
     "unix_diag",
     "veth",
     "dummy",
+    "sctp",
 ];
 
 /// The content of a cache entry's `ready` file: an entry made for another module list is
