@@ -54,7 +54,8 @@ pub const SERIES: &[Series] = &[
 /// the sock_diag handlers (lsn-trace lists a namespace's sockets through NETLINK_SOCK_DIAG,
 /// and the guest cannot modprobe: the host's /lib/modules has no modules of its kernel);
 /// veth and dummy for tests that build network namespaces; sctp (a module in Debian's
-/// kernels) for the SCTP listener tests.
+/// kernels) for the SCTP listener tests, after crc32c_generic, the crypto module its
+/// libcrc32c asks for by a soft dependency (modinfo `softdep`, which `depends=` omits).
 const WANTED_MODULES: &[&str] = &[
     "virtio_pci",
     "9pnet_virtio",
@@ -65,6 +66,7 @@ const WANTED_MODULES: &[&str] = &[
     "unix_diag",
     "veth",
     "dummy",
+    "crc32c_generic",
     "sctp",
 ];
 
