@@ -552,8 +552,10 @@ pub struct KfuncConfig {
     /// halves: the pointer, then the word holding `is_kernel`): the bit of `is_kernel` in
     /// that second half.
     pub sockptr_kernel_bit: u8,
-    /// `SYSCALL_HOOK_*` bits: the syscall-layer functions hooked (`__sys_bind` …). A call
-    /// they report is not reported again by the protocol function it reaches.
+    /// `SYSCALL_HOOK_*` bits: the syscalls a syscall-level hook reports whatever the
+    /// caller's ABI — fentry/kprobe: the syscall-layer functions hooked (`__sys_bind` …; a
+    /// call they report is not reported again by the protocol function it reaches);
+    /// tracepoint: all three when the raw `sys_exit` hook for 32-bit callers is attached.
     pub syscall_hooks: u8,
     pub _pad: [u8; 5],
 }

@@ -17,7 +17,7 @@ use crate::{
         About, copy_optval, copy_sockaddr, enabled, enabled_counting, fill_sock, fill_sock_from,
         reserve, submit,
     },
-    kernel::{Caller, Mem, SockView, Syscall, inet_sport, listener_of},
+    kernel::{Caller, Mem, SockView, Syscall, inet_sport, listener_of, probe_read},
     maps::{PENDING, config, count, kfunc},
 };
 
@@ -193,6 +193,68 @@ pub fn sys_exit_setsockopt(ctx: TracePointContext) -> u32 {
         return 0;
     }
     setsockopt_returned(&ctx, &caller, args, ret(&ctx));
+    0
+}
+
+// socketcall(2)'s calls (include/uapi/linux/net.h).
+const SYS_BIND: u64 = 2;
+const SYS_LISTEN: u64 = 4;
+const SYS_SETSOCKOPT: u64 = 14;
+
+/// 32-bit (ia32) callers' bind, listen and listener setsockopt, direct or through
+/// socketcall(2): the syscall tracepoints above skip every ia32 syscall (x86's
+/// ARCH_TRACE_IGNORE_COMPAT_SYSCALLS), the raw `sys_exit` one does not. It runs for every
+/// syscall exit on the host: anything but a 32-bit call returns at its first check.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+#[inline(always)] // one body: outlined, its constant return left R0 holding a stack pointer
+pub fn sys_exit_ia32(ctx: RawTracePointContext) -> i32 {
+    let caller = Caller::current();
+    if !caller.in_compat_syscall() {
+        return 0;
+    }
+    let (kind, regs) = match caller.syscall() {
+        Syscall::Bind => (EventKind::Bind, caller.syscall_args_ia32()),
+        Syscall::Listen => (EventKind::Listen, caller.syscall_args_ia32()),
+        Syscall::Setsockopt => (EventKind::Setsockopt, caller.syscall_args_ia32()),
+        Syscall::Socketcall => match caller.syscall_args_ia32() {
+            // socketcall(call, unsigned long *args): 32-bit words the kernel has read.
+            Some([call, at, ..]) => {
+                let kind = match call {
+                    SYS_BIND => EventKind::Bind,
+                    SYS_LISTEN => EventKind::Listen,
+                    SYS_SETSOCKOPT => EventKind::Setsockopt,
+                    _ => return 0,
+                };
+                let mut w = [0u32; 5];
+                let r = probe_read(w.as_mut_ptr() as *mut u8, 20, at, Mem::User);
+                let args = (r == 0).then_some([
+                    w[0] as u64,
+                    w[1] as u64,
+                    w[2] as u64,
+                    w[3] as u64,
+                    w[4] as u64,
+                ]);
+                (kind, args)
+            }
+            None => (EventKind::Bind, None),
+        },
+        _ => return 0,
+    };
+    let Some(args) = regs else {
+        count(CTR_SOCK_READ_FAIL);
+        return 0;
+    };
+    let ret = ctx.arg::<u64>(1) as i64 as i32;
+    match kind {
+        EventKind::Setsockopt => {
+            if is_listener_option(args[1] as i32, args[2] as i32) && enabled(&caller) {
+                setsockopt_returned(&ctx, &caller, args, ret);
+            }
+        }
+        _ if !enabled(&caller) => {}
+        EventKind::Bind => bind_returned(&ctx, &caller, args, ret),
+        _ => listen_returned(&ctx, &caller, args, ret),
+    }
     0
 }
 

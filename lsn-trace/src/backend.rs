@@ -6,7 +6,8 @@ use aya::{
     programs::{KProbe, ProgramError, RawTracePoint, TracePoint},
 };
 use lsn_trace_common::{
-    CFG_ENABLED, CFG_FOLLOW_ONLY, CFG_TRACK, Config, KernelOffsets, KfuncConfig, kfunc_call_insn,
+    CFG_ENABLED, CFG_FOLLOW_ONLY, CFG_TRACK, Config, KernelOffsets, KfuncConfig, SYSCALL_HOOK_BIND,
+    SYSCALL_HOOK_LISTEN, SYSCALL_HOOK_SETSOCKOPT, kfunc_call_insn,
 };
 
 use crate::{
@@ -69,6 +70,10 @@ const SYSCALL_TRACEPOINTS: &[(&str, &str, &str)] = &[
 /// connection's) do not pay for a perf record first.
 const SET_STATE: (&str, &str) = ("inet_sock_set_state", "inet_sock_set_state");
 
+/// The tracepoint backend, on a kernel that runs 32-bit programs: their calls, which the
+/// syscall tracepoints skip (program, raw tracepoint).
+const SYS_EXIT_IA32: (&str, &str) = ("sys_exit_ia32", "sys_exit");
+
 pub struct Loaded {
     pub ebpf: Ebpf,
     pub backend: &'static str,
@@ -90,6 +95,16 @@ pub struct LoadOptions {
     pub follow: Option<FollowMode>,
     /// The kernel functions the fentry and kprobe backends hook (or why they cannot).
     pub kfunc: Result<kfunc::Plan>,
+    /// `--ia32`: the tracepoint backend hooks raw_syscalls' sys_exit for 32-bit callers
+    /// (where the kernel runs them).
+    pub ia32_tracepoint: bool,
+}
+
+impl LoadOptions {
+    /// Whether the tracepoint backend hooks 32-bit callers' syscalls.
+    fn tracepoint_ia32(&self) -> bool {
+        self.ia32_tracepoint && self.kfunc.as_ref().is_ok_and(|p| p.ia32)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,8 +144,13 @@ fn load(opts: &LoadOptions, casts: bool, kfunc_backend: bool) -> Result<Ebpf> {
     };
     let kfunc_config = match &opts.kfunc {
         Ok(plan) if kfunc_backend => plan.config,
+        // The tracepoint backend: only its raw sys_exit hook reports 32-bit calls.
         Ok(plan) => KfuncConfig {
-            syscall_hooks: 0,
+            syscall_hooks: if opts.tracepoint_ia32() {
+                SYSCALL_HOOK_BIND | SYSCALL_HOOK_LISTEN | SYSCALL_HOOK_SETSOCKOPT
+            } else {
+                0
+            },
             ..plan.config
         },
         Err(_) => KfuncConfig::default(),
@@ -196,12 +216,17 @@ fn attach_follow(ebpf: &mut Ebpf) -> Result<()> {
     Ok(())
 }
 
-fn attach_tracepoints(ebpf: &mut Ebpf) -> Result<()> {
+fn attach_tracepoints(ebpf: &mut Ebpf, ia32: bool) -> Result<()> {
     for &(prog, category, name) in SYSCALL_TRACEPOINTS {
         let p: &mut TracePoint = program(ebpf, prog)?;
         p.load().map_err(|e| anyhow!("{}", load_error(prog, &e)))?;
         p.attach(category, name)
             .with_context(|| format!("attaching to tracepoint {category}:{name}"))?;
+    }
+    if ia32 {
+        let (prog, tp) = SYS_EXIT_IA32;
+        attach_raw_tracepoint(ebpf, prog, tp)
+            .map_err(|e| anyhow!("{e} (32-bit programs' calls)"))?;
     }
     attach_set_state(ebpf).map_err(|e| anyhow!(e))
 }
@@ -399,10 +424,25 @@ fn try_backend(choice: BackendChoice, opts: &LoadOptions, casts: bool) -> Result
             )
         }
         BackendChoice::Tracepoint | BackendChoice::Auto => {
-            attach_tracepoints(&mut ebpf).map_err(|e| format!("{e:#}"))?;
-            "syscalls:sys_exit_{bind,listen,setsockopt} + raw tracepoint inet_sock_set_state \
-             (while attached every syscall on the host pays the syscall-tracepoint cost, ~30 ns)"
-                .into()
+            let ia32 = opts.tracepoint_ia32();
+            attach_tracepoints(&mut ebpf, ia32).map_err(|e| format!("{e:#}"))?;
+            let unseen = opts.kfunc.as_ref().is_ok_and(|p| p.ia32) && !ia32;
+            format!(
+                "syscalls:sys_exit_{{bind,listen,setsockopt}} + raw tracepoint{} \
+                 inet_sock_set_state (while attached every syscall on the host pays the \
+                 syscall-tracepoint cost, ~30 ns{}){}",
+                if ia32 { "s sys_exit and" } else { "" },
+                if ia32 {
+                    ", and ~150 ns more for the 32-bit hook"
+                } else {
+                    ""
+                },
+                if unseen {
+                    "; 32-bit programs' calls are not seen (--ia32)"
+                } else {
+                    ""
+                }
+            )
         }
     };
     if let Ok(plan) = &opts.kfunc

@@ -56,6 +56,9 @@ pub struct Plan {
     pub hooks: Vec<(Role, &'static str)>,
     /// What this kernel lacks, for the user: the events that go unreported.
     pub notes: Vec<String>,
+    /// The kernel runs 32-bit (ia32) programs (CONFIG_IA32_EMULATION: it has the ia32
+    /// syscall entry points), whose calls the syscall tracepoints skip.
+    pub ia32: bool,
     /// BTF id of `inet_bind`, to ask cheaply whether fentry loads at all before loading the
     /// whole object (see `probe::fentry`).
     pub probe_func_id: u32,
@@ -88,6 +91,7 @@ pub fn plan(btf: &Btf) -> Result<Plan> {
         config: KfuncConfig::default(),
         hooks: Vec::new(),
         notes: Vec::new(),
+        ia32: btf.func_id("__ia32_sys_bind").is_some(),
         probe_func_id: btf.func_id("inet_bind").unwrap_or(0),
     };
     let takes = |f: &str, first: &[(&str, usize)]| -> bool {

@@ -386,10 +386,9 @@ int main(void) {
 }
 "#;
 
-#[test]
-fn program_32bit() {
-    let t = tracer();
-    let dir = std::env::temp_dir().join(format!("lsn-trace-m32-{}", std::process::id()));
+/// The 32-bit program built and run: its two lines, `direct|socketcall FD PORT R1 R2 R3`.
+fn run_program_32bit() -> Vec<Vec<String>> {
+    let dir = std::env::temp_dir().join(format!("lsn-trace-m32-{}-{}", std::process::id(), tid()));
     std::fs::create_dir_all(&dir).unwrap();
     let src = dir.join("m32.c");
     let exe = dir.join("m32");
@@ -409,53 +408,93 @@ fn program_32bit() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(out.status.success());
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<Vec<&str>> = stdout.lines().map(|l| l.split(' ').collect()).collect();
+    let lines: Vec<Vec<String>> = stdout
+        .lines()
+        .map(|l| l.split(' ').map(str::to_owned).collect())
+        .collect();
     assert_eq!(lines.len(), 2, "{stdout}");
-    let kernel_functions = t.hooks_kernel_functions();
+    for w in &lines {
+        assert_eq!(&w[3..], ["0", "0", "0"], "{stdout}");
+    }
+    lines
+}
+
+/// On fentry and kprobe (the syscall layer), and on tracepoint with `--ia32` (raw_syscalls'
+/// sys_exit), a 32-bit program's calls are reported as a 64-bit one's.
+#[test]
+fn program_32bit() {
+    let shared = tracer();
+    let own;
+    let t = if shared.hooks_kernel_functions() {
+        shared
+    } else {
+        own = Tracer::start(&["-p", &std::process::id().to_string(), "-f", "--ia32"]);
+        &own
+    };
+    let lines = run_program_32bit();
     for w in &lines {
         let (fd, port): (i32, u16) = (w[1].parse().unwrap(), w[2].parse().unwrap());
-        assert_eq!(&w[3..], ["0", "0", "0"], "{stdout}");
         let listen = |v: &Value| v["event"] == "listen" && v["bound_port"] == port;
         let l = t.wait_n(1, Duration::from_secs(20), listen).remove(0);
         let pid = l["pid"].clone();
         assert_eq!(l["backlog_effective"], 9, "{}: {l:#}", w[0]);
         assert_eq!(l["addr"], "127.0.0.1");
-        if kernel_functions {
-            // The syscall layer sees 32-bit callers as it sees 64-bit ones.
-            assert_eq!(l["source"], "syscall", "{}: {l:#}", w[0]);
-            assert_eq!(l["fd"], fd);
-            assert_eq!(l["backlog"], 9);
-            let of = |event: &'static str| {
-                let pid = pid.clone();
-                move |v: &Value| v["pid"] == pid && v["event"] == event && v["fd"] == fd
-            };
-            let b = t.wait_n(1, Duration::from_secs(20), of("bind")).remove(0);
-            assert_eq!(b["source"], "syscall", "{}: {b:#}", w[0]);
-            assert_eq!(b["addr"], "127.0.0.1");
-            assert_eq!(b["port"], 0);
-            assert_eq!(b["bound_port"], port);
-            let o = t
-                .wait_n(1, Duration::from_secs(20), of("setsockopt"))
-                .remove(0);
-            assert_eq!(o["source"], "syscall", "{}: {o:#}", w[0]);
-            assert_eq!(o["option"], "SO_REUSEADDR");
-            assert_eq!(o["value"], 1);
-        } else {
-            // The syscall tracepoints skip ia32 syscalls (ARCH_TRACE_IGNORE_COMPAT_SYSCALLS):
-            // only the LISTEN transition is seen, with no call to explain it.
-            assert_eq!(l["source"], "kernel", "{}: {l:#}", w[0]);
-            assert_eq!(l["fd"], Value::Null);
-            assert_eq!(l["backlog"], Value::Null);
-            std::thread::sleep(Duration::from_millis(300));
-            assert!(
-                t.seen(|v| v["pid"] == pid && v["event"] == "bind")
-                    .is_empty(),
-                "{}",
-                w[0]
-            );
+        // Every backend sees 32-bit callers as it sees 64-bit ones: the kernel-function
+        // backends at the syscall layer, tracepoint through raw_syscalls' sys_exit.
+        assert_eq!(l["source"], "syscall", "{}: {l:#}", w[0]);
+        assert_eq!(l["fd"], fd);
+        assert_eq!(l["backlog"], 9);
+        let of = |event: &'static str| {
+            let pid = pid.clone();
+            move |v: &Value| v["pid"] == pid && v["event"] == event && v["fd"] == fd
+        };
+        let b = t.wait_n(1, Duration::from_secs(20), of("bind")).remove(0);
+        assert_eq!(b["source"], "syscall", "{}: {b:#}", w[0]);
+        assert_eq!(b["addr"], "127.0.0.1");
+        assert_eq!(b["port"], 0);
+        assert_eq!(b["bound_port"], port);
+        let o = t
+            .wait_n(1, Duration::from_secs(20), of("setsockopt"))
+            .remove(0);
+        assert_eq!(o["source"], "syscall", "{}: {o:#}", w[0]);
+        assert_eq!(o["option"], "SO_REUSEADDR");
+        assert_eq!(o["value"], 1);
+        std::thread::sleep(Duration::from_millis(300));
+        for event in ["bind", "listen", "setsockopt"] {
+            let n = t.seen(of(event)).len();
+            assert_eq!(n, 1, "{}: one {event}", w[0]);
         }
         // The same listener in every event: one socket.
         let all = t.seen(|v| v["pid"] == pid && v["bound_port"] == port);
         assert!(all.iter().all(|v| v["sock_id"] == l["sock_id"]), "{all:#?}");
+    }
+}
+
+/// Without `--ia32` the tracepoint backend does not see 32-bit programs' calls (the
+/// syscall tracepoints skip them, and the raw sys_exit hook is off): the attach line says
+/// so, and a listener shows only as the socket entering LISTEN, with no call behind it.
+#[test]
+fn program_32bit_tracepoint_without_ia32() {
+    let t = tracer();
+    if t.hooks_kernel_functions() {
+        return;
+    }
+    let attach = t.wait_stderr(lsn_trace_tests::ATTACH_LINE, Duration::from_secs(1));
+    assert!(
+        attach.contains("32-bit programs' calls are not seen (--ia32)"),
+        "{attach}"
+    );
+    for w in run_program_32bit() {
+        let port: u16 = w[2].parse().unwrap();
+        let listen = |v: &Value| v["event"] == "listen" && v["bound_port"] == port;
+        let l = t.wait_n(1, Duration::from_secs(20), listen).remove(0);
+        assert_eq!(l["source"], "kernel", "{}: {l:#}", w[0]);
+        assert_eq!(l["fd"], Value::Null);
+        assert_eq!(l["backlog"], Value::Null);
+        assert_eq!(l["backlog_effective"], 9);
+        std::thread::sleep(Duration::from_millis(300));
+        let pid = l["pid"].clone();
+        let calls = t.seen(|v| v["pid"] == pid && v["source"] == "syscall");
+        assert!(calls.is_empty(), "{}: {calls:#?}", w[0]);
     }
 }
