@@ -1,0 +1,8 @@
+//! What lsn-trace is run for, beyond the live trace (main.rs): following a command or
+//! processes and the summary at their end (`follow`, `summary`), the audit log (`audit`),
+//! and explaining addresses without tracing (`explain`; its parser, `explain_parse`, is
+//! part of the library).
+pub mod audit;
+pub mod explain;
+pub mod follow;
+pub mod summary;
