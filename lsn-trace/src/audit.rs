@@ -60,15 +60,31 @@ pub struct Audit {
     records: u64,
 }
 
-/// Open the log (an unwritable path is an error now, naming the path and the errno) and
-/// take over SIGHUP.
+/// The error line of a log path that cannot be opened: the path, the errno's name and
+/// what is wrong (a refused path says why and what to do).
+fn open_error(path: &std::path::Path, e: std::io::Error) -> anyhow::Error {
+    if let Some(r) = e.get_ref().and_then(|r| r.downcast_ref::<log::Refused>()) {
+        return anyhow::anyhow!("refusing the audit log {}: {r}", path.display());
+    }
+    let name = e.raw_os_error().and_then(errno::name).unwrap_or("error");
+    anyhow::anyhow!("cannot open the audit log {}: {name}: {e}", path.display())
+}
+
+/// Check the log path before anything is loaded, creating nothing: a run that cannot start
+/// (no privileges, no backend) must not leave a file behind.
+pub fn check(args: &AuditArgs) -> Result<()> {
+    match &args.log {
+        Some(p) => log::check(p).map_err(|e| open_error(p, e)),
+        None => Ok(()),
+    }
+}
+
+/// Open the log (creating it if absent; `check` said why it could not be) and take over
+/// SIGHUP. Called once the trace is attached.
 pub fn open(args: &AuditArgs) -> Result<Audit> {
     let log = match &args.log {
         None => Log::stdout(),
-        Some(p) => Log::file(p).map_err(|e| {
-            let name = e.raw_os_error().and_then(errno::name).unwrap_or("error");
-            anyhow::anyhow!("cannot open the audit log {}: {name}: {e}", p.display())
-        })?,
+        Some(p) => Log::file(p).map_err(|e| open_error(p, e))?,
     };
     log::install_hup_handler().context("installing the SIGHUP handler")?;
     Ok(Audit {

@@ -166,14 +166,18 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
 
 /// Runs the trace; the exit code (CMD's, when running one).
 fn run(cli: Cli) -> Result<u8> {
-    // First, so an unwritable log path fails before anything is loaded.
-    let audit = match &cli.command {
-        Some(Command::Audit(args)) => Some(audit::open(args)?),
+    // First, so an unusable log path fails before anything is loaded (and nothing is
+    // created until the trace is attached).
+    let audit_args = match &cli.command {
+        Some(Command::Audit(args)) => {
+            audit::check(args)?;
+            Some(args)
+        }
         _ => None,
     };
     preflight::check_privileges()?;
     let plan = cli.follow.plan()?;
-    if audit.is_some() && plan.is_some() {
+    if audit_args.is_some() && plan.is_some() {
         anyhow::bail!("audit records the whole host: it takes no `-- CMD` or -p PID");
     }
     preflight::ensure_tracefs()?;
@@ -250,6 +254,9 @@ fn run(cli: Cli) -> Result<u8> {
     // Without a plan, SIGINT/SIGTERM stop the trace: caught from before the attach line, so
     // a signal sent as soon as it appears still ends with the summary.
     let stop = plan.is_none().then(stop_signal);
+    // The log is created now that the run can start (before the attach line, which tells
+    // users and tests that records are being written).
+    let audit = audit_args.map(audit::open).transpose()?;
     let passed_over = if loaded.passed_over.is_empty() {
         String::new()
     } else {

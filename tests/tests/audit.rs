@@ -359,6 +359,187 @@ fn an_unwritable_log_path_is_a_clear_error() {
     }
 }
 
+/// `lsn-trace audit --log PATH` that must refuse to start: its stderr (exit 1, nothing
+/// loaded, nothing on stdout).
+fn refused_start(path: &Path, uid: Option<u32>) -> String {
+    let mut cmd = Command::new(bin());
+    cmd.args(["audit", "--log", path.to_str().unwrap()])
+        .stdin(Stdio::null());
+    if let Some(u) = uid {
+        cmd.uid(u).gid(u);
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("attached"), "nothing loaded: {stderr}");
+    assert!(out.stdout.is_empty());
+    stderr
+}
+
+#[test]
+fn a_symlink_planted_by_another_user_is_refused_and_its_target_untouched() {
+    use std::os::unix::fs::MetadataExt;
+    let _calm = calm();
+    let d = dir("symlink");
+    // /tmp-like: world-writable and sticky, where `nobody` can plant names.
+    let public = d.join("public");
+    std::fs::create_dir(&public).unwrap();
+    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let secret = d.join("root-only");
+    std::fs::write(&secret, "secret\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let log = public.join("audit.jsonl");
+    // Planted by nobody, as a hostile local user would.
+    let st = Command::new("ln")
+        .arg("-s")
+        .arg(&secret)
+        .arg(&log)
+        .uid(65534)
+        .gid(65534)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let stderr = refused_start(&log, None);
+    assert!(
+        stderr.contains(&format!("refusing the audit log {}", log.display()))
+            && stderr.contains("is a symbolic link"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "secret\n");
+
+    // A regular file planted there by nobody: not ours, refused.
+    std::fs::remove_file(&log).unwrap();
+    let st = Command::new("touch")
+        .arg(&log)
+        .uid(65534)
+        .gid(65534)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let stderr = refused_start(&log, None);
+    assert!(
+        stderr.contains("is owned by uid 65534, not by uid 0"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), 0);
+
+    // A hard link to a file of ours (two names: one may be someone else's to read).
+    std::fs::remove_file(&log).unwrap();
+    let mine = d.join("mine.jsonl");
+    std::fs::write(&mine, "").unwrap();
+    std::fs::hard_link(&mine, &log).unwrap();
+    let stderr = refused_start(&log, None);
+    assert!(stderr.contains("has 2 hard links"), "{stderr}");
+
+    // A directory others can write without the sticky bit: they could swap the file.
+    let open_dir = d.join("open");
+    std::fs::create_dir(&open_dir).unwrap();
+    std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let stderr = refused_start(&open_dir.join("audit.jsonl"), None);
+    assert!(
+        stderr.contains("is writable by everyone (mode 0777, not sticky)"),
+        "{stderr}"
+    );
+    assert!(!open_dir.join("audit.jsonl").exists(), "nothing created");
+
+    // A directory owned by another user.
+    let theirs = d.join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let stderr = refused_start(&theirs.join("audit.jsonl"), None);
+    assert!(stderr.contains("is owned by uid 65534"), "{stderr}");
+    assert_eq!(std::fs::metadata(&theirs).unwrap().uid(), 65534);
+}
+
+#[test]
+fn a_run_that_cannot_start_creates_no_file() {
+    let _calm = calm();
+    let d = dir("nobody");
+    std::fs::set_permissions(&*d, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let log = d.join("audit.jsonl");
+    let stderr = refused_start(&log, Some(65534));
+    assert!(stderr.contains("needs root"), "{stderr}");
+    assert!(!log.exists(), "no 0-byte file left behind");
+}
+
+#[test]
+fn an_existing_log_others_can_read_or_write_is_made_private_and_said() {
+    let _calm = calm();
+    let d = dir("mode0666");
+    let log = d.join("audit.jsonl");
+    std::fs::write(&log, "").unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let t = start_audit(&log);
+    wait_records(&log, 1, |v| v["record"] == "snapshot_end");
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o640);
+    let (status, stderr) = t.terminate();
+    assert!(status.success());
+    let msg = format!("mode of {} changed from 0666 to 0640", log.display());
+    assert!(stderr.iter().any(|l| l.contains(&msg)), "{stderr:#?}");
+}
+
+#[test]
+fn a_torn_last_line_is_ended_so_the_start_record_is_a_line_of_its_own() {
+    let _calm = calm();
+    let d = dir("torn");
+    let log = d.join("audit.jsonl");
+    let torn = "{\"record\":\"open\",\"a\":1}\n{\"record\":\"op";
+    std::fs::write(&log, torn).unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let t = start_audit(&log);
+    let (status, stderr) = t.terminate();
+    assert!(status.success());
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.contains("ended in the middle of a record")),
+        "{stderr:#?}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let after = text.strip_prefix(torn).unwrap();
+    let mut lines = after
+        .strip_prefix('\n')
+        .expect("the torn line ended")
+        .lines();
+    let start: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(start["record"], "start");
+    for l in lines {
+        serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+    }
+}
+
+#[test]
+fn a_log_deleted_while_running_is_noticed_and_created_again() {
+    let _calm = calm();
+    let d = dir("deleted");
+    let log = d.join("audit.jsonl");
+    let t = start_audit(&log);
+    let me = tid();
+    let mut keep = Vec::new();
+    wait_records(&log, 1, |v| v["record"] == "snapshot_end");
+    std::fs::remove_file(&log).unwrap();
+    let ports = udp_binds(3, &mut keep);
+    let recs = wait_records(&log, 3, |v| v["record"] == "open" && v["tid"] == me);
+    let seen: Vec<u64> = recs
+        .iter()
+        .map(|v| v["bound_port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seen,
+        ports.iter().map(|&p| u64::from(p)).collect::<Vec<_>>()
+    );
+    let (status, stderr) = t.terminate();
+    assert!(status.success());
+    let all = final_records(&log);
+    assert_eq!(all[0]["record"], "log_deleted", "{all:#?}");
+    assert_eq!(all[0]["log"], log.to_str().unwrap());
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    let msg = format!("AUDIT LOG {} WAS DELETED while in use", log.display());
+    assert!(stderr.iter().any(|l| l.contains(&msg)), "{stderr:#?}");
+}
+
 #[test]
 fn without_log_records_go_to_stdout() {
     let _calm = calm();
