@@ -315,7 +315,7 @@ impl Decoder {
 
 fn comm(raw: &[u8]) -> String {
     let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-    crate::sockaddr::escape(&raw[..end])
+    crate::text::from_bytes(&raw[..end])
 }
 
 fn decode_optval(raw: &wire::Event) -> OptValue {
@@ -327,7 +327,7 @@ fn decode_optval(raw: &wire::Event) -> OptValue {
     let bytes = &raw.optval[..n];
     if raw.arg0 as i32 == SOL_SOCKET && raw.arg1 == SO_BINDTODEVICE {
         let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-        return OptValue::Name(crate::sockaddr::escape(&bytes[..end]));
+        return OptValue::Name(crate::text::from_bytes(&bytes[..end]));
     }
     match bytes.len() {
         // The kernel reads an int when optlen >= 4 and, for IP-level options, a single

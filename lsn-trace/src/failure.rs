@@ -631,7 +631,7 @@ fn has_bind_cap(pid: u32) -> Option<bool> {
 fn access(ev: &Event, entry: Option<&Entry>, ctx: &Ctx) -> String {
     match &ev.request {
         Request::Bind(SockAddr::UnixPath(p)) => {
-            let path = crate::sockaddr::escape(p);
+            let path = crate::text::from_bytes(p);
             let dir = std::path::Path::new(&path)
                 .parent()
                 .map_or(".".into(), |d| d.display().to_string());

@@ -8,7 +8,19 @@
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let mut line = format!($($arg)*);
+        // Escaped (crate::text): a process's name or a path in it must not drive the terminal.
+        let mut line = crate::text::terminal(&format!($($arg)*)).into_owned();
+        line.push('\n');
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }};
+}
+
+/// `say!` for a message of several lines of our own (an error and its hint): each line
+/// escaped, the newlines between them kept.
+macro_rules! say_lines {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut line = crate::text::terminal_lines(&format!($($arg)*));
         line.push('\n');
         let _ = std::io::stderr().write_all(line.as_bytes());
     }};
@@ -35,6 +47,7 @@ mod sockaddr;
 mod sockdiag;
 mod story;
 mod summary;
+mod text;
 mod tracer;
 mod user;
 
@@ -315,7 +328,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            say!("lsn-trace: error: {e:#}");
+            say_lines!("lsn-trace: error: {e:#}");
             ExitCode::FAILURE
         }
     }

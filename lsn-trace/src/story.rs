@@ -408,13 +408,13 @@ impl Story {
             ),
             SockAddr::UnixPath(p) => Bound::new(
                 Addr::UnixPath {
-                    path: crate::sockaddr::escape(p),
+                    path: crate::text::from_bytes(p),
                 },
                 None,
             ),
             SockAddr::UnixAbstract(n) => Bound::new(
                 Addr::UnixAbstract {
-                    name: crate::sockaddr::escape(n),
+                    name: crate::sockaddr::abstract_name_human(n),
                 },
                 None,
             ),

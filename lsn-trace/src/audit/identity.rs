@@ -86,7 +86,7 @@ pub fn read_proc(pid: u32) -> ProcInfo {
     let mut info = ProcInfo {
         exe: fs::read_link(format!("{base}/exe"))
             .ok()
-            .map(|p| p.to_string_lossy().into_owned()),
+            .map(|p| crate::text::from_bytes(p.as_os_str().as_encoded_bytes())),
         ..ProcInfo::default()
     };
     if let Ok(raw) = fs::read(format!("{base}/cmdline"))
@@ -94,7 +94,8 @@ pub fn read_proc(pid: u32) -> ProcInfo {
     {
         info.cmdline = Some(split_cmdline(&raw));
     }
-    if let Ok(text) = fs::read_to_string(format!("{base}/cgroup"))
+    if let Ok(raw) = fs::read(format!("{base}/cgroup"))
+        && let text = crate::text::from_bytes(&raw)
         && let Some(path) = unified_cgroup(&text)
     {
         let (runtime, id) = container_of(path).unzip();
@@ -122,7 +123,7 @@ fn split_cmdline(raw: &[u8]) -> Vec<String> {
     let raw = &raw[..raw.len().min(CMDLINE_CAP)];
     let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
     raw.split(|&b| b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .map(crate::text::from_bytes)
         .collect()
 }
 

@@ -85,7 +85,7 @@ pub fn line(ev: &Event) -> String {
                 s,
                 "--- lsn-trace: {} listening on {} without listen(2) (in the kernel: io_uring or \
                  a kernel socket) ---",
-                ev.comm,
+                crate::text::terminal(&ev.comm),
                 bound(ev)
             );
             return s;
@@ -94,7 +94,7 @@ pub fn line(ev: &Event) -> String {
             let _ = write!(
                 s,
                 "--- lsn-trace: {} stopped listening on {} (closed) ---",
-                ev.comm,
+                crate::text::terminal(&ev.comm),
                 bound(ev)
             );
             return s;
