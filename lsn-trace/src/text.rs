@@ -95,10 +95,52 @@ pub fn terminal(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// A message of several lines of our own (an error and its hint) for a terminal: each line
-/// escaped, the newlines between them kept.
+/// A message of several lines of our own (an error and its hint) for a terminal: the
+/// newlines between them kept, and in each line what must not reach a terminal raw
+/// escaped — but not a backslash, so that a hint's command line (`shell_quote`d) pastes
+/// as printed. What others chose reaches it only through `shell_quote` or a path given
+/// on our own command line.
 pub fn terminal_lines(s: &str) -> String {
-    s.split('\n').map(terminal).collect::<Vec<_>>().join("\n")
+    s.split('\n')
+        .map(|line| {
+            line.split('\\')
+                .map(terminal)
+                .collect::<Vec<_>>()
+                .join("\\")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// An argument as a POSIX shell reads it back exactly: bare when it is all safe characters,
+/// in single quotes otherwise, and in `$'…'` (bash, zsh, dash 0.5.12+, POSIX 2024) with
+/// `\xNN` escapes when it holds controls or characters a terminal must not get raw.
+pub fn shell_quote(arg: &str) -> String {
+    let bare = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c);
+    if !arg.is_empty() && arg.chars().all(bare) {
+        return arg.to_owned();
+    }
+    if !arg.chars().any(unsafe_raw) {
+        return format!("'{}'", arg.replace('\'', r"'\''"));
+    }
+    let mut out = String::from("$'");
+    for c in arg.chars() {
+        match (c, char_byte(c)) {
+            ('\\', _) => out.push_str("\\\\"),
+            ('\'', _) => out.push_str("\\'"),
+            (_, Some(b)) => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+            (c, _) if unsafe_raw(c) => {
+                for b in c.encode_utf8(&mut [0; 4]).bytes() {
+                    let _ = write!(out, "\\x{b:02x}");
+                }
+            }
+            (c, _) => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 #[cfg(test)]
@@ -146,5 +188,23 @@ mod tests {
         );
         assert_eq!(terminal(&from_bytes(b"a\xffb\0")), "a\\xffb\\x00");
         assert_eq!(terminal("café → ↳"), "café → ↳");
+    }
+
+    #[test]
+    fn message_lines_keep_newlines_and_backslashes_and_escape_the_rest() {
+        assert_eq!(
+            terminal_lines("error: x\n  Run: sudo a 'b\\c'\x1b"),
+            "error: x\n  Run: sudo a 'b\\c'\\x1b"
+        );
+    }
+
+    #[test]
+    fn shell_quoting_reads_back() {
+        assert_eq!(shell_quote("echo"), "echo");
+        assert_eq!(shell_quote("echo a b"), "'echo a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a\nb"), r"$'a\x0ab'");
+        assert_eq!(shell_quote("a'\\"), r"'a'\''\'");
     }
 }
