@@ -58,7 +58,13 @@ pub struct Audit {
     unix_paths: HashMap<u64, String>,
     unix_order: VecDeque<u64>,
     records: u64,
+    /// Records the log dropped (counted by reason; `events` unused).
+    dropped: Stats,
 }
+
+/// Short names of the log's reasons for losing records (`Stats::lost_by`).
+const LOST_UNWRITABLE: &str = "audit log unwritable";
+const LOST_BEHIND: &str = "audit writer behind";
 
 /// The error line of a log path that cannot be opened: the path, the errno's name and
 /// what is wrong (a refused path says why and what to do).
@@ -94,6 +100,7 @@ pub fn open(args: &AuditArgs) -> Result<Audit> {
         unix_paths: HashMap::new(),
         unix_order: VecDeque::new(),
         records: 0,
+        dropped: Stats::default(),
     })
 }
 
@@ -303,12 +310,20 @@ impl Audit {
         self.write(&rec);
     }
 
+    /// The stop record: every loss of the run (the kernel side's and the log's), in all
+    /// and by reason.
     fn stop_record(&mut self, stats: &Stats) {
+        let by: Map<String, Value> = stats
+            .lost_by
+            .iter()
+            .map(|(why, n)| ((*why).to_owned(), json!(n)))
+            .collect();
         let rec = object(json!({
             "record": "stop",
             "time": now_time(),
             "events": stats.events,
             "lost": stats.lost,
+            "lost_by": by,
             "filtered": stats.filtered,
             "records": self.records + 1,
         }));
@@ -317,9 +332,27 @@ impl Audit {
 
     /// Records the log could not hold become a `lost` record once it takes them again.
     fn report_dropped(&mut self) {
-        if self.log.dropped > 0 && self.log.pending() == 0 {
-            let n = std::mem::take(&mut self.log.dropped);
-            self.lost_record(n, "audit log unwritable: records beyond what memory holds");
+        if self.log.pending() != 0 {
+            return;
+        }
+        for (i, (why, reason)) in [
+            (
+                LOST_UNWRITABLE,
+                "audit log unwritable: records beyond what memory holds",
+            ),
+            (
+                LOST_BEHIND,
+                "audit writer behind: records beyond what memory holds",
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let n = std::mem::take(&mut self.log.dropped[i]);
+            if n > 0 {
+                self.dropped.add_lost(n, why);
+                self.lost_record(n, reason);
+            }
         }
     }
 
@@ -344,7 +377,13 @@ impl Audit {
         // both — never in neither.
         self.snapshot();
         self.flush()?;
-        let stats = tracer.run(&mut self, stop).await?;
+        let mut stats = tracer.run(&mut self, stop).await?;
+        // Records dropped since the last flush, then the log's losses join the kernel's.
+        let _ = self.log.flush();
+        self.report_dropped();
+        for &(why, n) in &self.dropped.lost_by {
+            stats.add_lost(n, why);
+        }
         self.stop_record(&stats);
         self.finish();
         Ok(stats)
@@ -454,6 +493,7 @@ mod tests {
             unix_paths: HashMap::new(),
             unix_order: VecDeque::new(),
             records: 0,
+            dropped: Stats::default(),
         };
         let mut bind = ev(Kind::Bind, 0, AF_UNIX, SOCK_STREAM, 0);
         bind.request = Request::Bind(SockAddr::UnixPath(b"/run/x.sock".to_vec()));

@@ -11,6 +11,7 @@ use std::{
 
 pub use serde_json::Value;
 
+pub mod audit_log;
 pub mod sock;
 
 /// The binary under test: $LSN_TRACE_BIN (set by `cargo xtask test`), else the workspace's

@@ -10,7 +10,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use lsn_trace_tests::{Tracer, Value, bin, sock::*, tid};
+use lsn_trace_tests::{
+    Tracer, Value,
+    audit_log::{dir, final_records, start_audit, wait_records},
+    bin,
+    sock::*,
+    tid,
+};
 
 /// The lost-events test floods the ring buffer of every lsn-trace this process started
 /// (they all see its binds): the other tests hold this shared, it holds it exclusively.
@@ -18,77 +24,6 @@ static FLOOD: RwLock<()> = RwLock::new(());
 
 fn calm() -> RwLockReadGuard<'static, ()> {
     FLOOD.read().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A fresh directory for one test's files, removed with everything in it on drop.
-struct TempDir(PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn dir(name: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!("lsn-trace-audit-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    TempDir(d)
-}
-
-/// Every record of the log file, each line checked to be one whole JSON object. A last
-/// line without its newline is being written right now (a reader may see a write in
-/// progress): it is left for the next look.
-fn records(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-    let mut out = Vec::new();
-    for line in complete.lines() {
-        let v: Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("{}: not a JSON line ({e}): {line:?}", path.display()));
-        out.push(v);
-    }
-    out
-}
-
-/// The records of a log no one writes any more: it must end with a whole line.
-fn final_records(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.ends_with('\n'), "{} ends mid-line", path.display());
-    records(path)
-}
-
-/// Wait until at least `n` records of `path` match.
-fn wait_records(path: &Path, n: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let found: Vec<Value> = records(path).into_iter().filter(|v| pred(v)).collect();
-        if found.len() >= n {
-            return found;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "expected {n} matching records in {}, got {}: {found:#?}",
-                path.display(),
-                found.len()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// An audit instance logging to `path`, of this test process's calls only (the kernel
-/// filters apply to audit too), so other processes on a busy host cannot crowd it out.
-fn start_audit(path: &Path) -> Tracer {
-    let me = std::process::id().to_string();
-    Tracer::start(&["--pid", &me, "audit", "--log", path.to_str().unwrap()])
 }
 
 fn netns_inode(pid: &str) -> u64 {
@@ -967,7 +902,7 @@ fn lost_events_become_a_lost_record_in_the_log() {
         "{lost}"
     );
     std::thread::sleep(Duration::from_millis(500));
-    let (status, _) = t.terminate();
+    let (status, stderr) = t.terminate();
     assert!(status.success());
     let recs = final_records(&log);
     let ours = recs
@@ -988,6 +923,21 @@ fn lost_events_become_a_lost_record_in_the_log() {
     let stop = recs.last().unwrap();
     assert_eq!(stop["record"], "stop");
     assert_eq!(stop["lost"], lost);
+    // By reason, in the stop record and in the stop line.
+    let by = stop["lost_by"].as_object().unwrap();
+    assert_eq!(
+        by.values().map(|v| v.as_u64().unwrap()).sum::<u64>(),
+        lost,
+        "{by:?}"
+    );
+    let full = by["ring buffer full"].as_u64().unwrap();
+    assert!(full > 0, "{by:?}");
+    let line = stderr.iter().find(|l| l.contains("stopped:")).unwrap();
+    assert!(line.contains(&format!(", {lost} lost,")), "{line}");
+    assert!(
+        line.contains(&format!("; lost: {full} ring buffer full")),
+        "{line}"
+    );
 }
 
 #[test]

@@ -20,6 +20,8 @@ fn stop_and_count_filtered(t: &Tracer) -> u64 {
         .iter()
         .find(|l| l.contains("lsn-trace: stopped:"))
         .unwrap_or_else(|| panic!("no summary line: {stderr:#?}"));
+    // Losses by reason, if any, follow after a `; `.
+    let line = line.split("; ").next().unwrap();
     let before = line
         .strip_suffix(" filtered in kernel")
         .unwrap_or_else(|| panic!("summary does not end with the filtered count: {line}"));

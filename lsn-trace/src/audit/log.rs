@@ -281,8 +281,9 @@ pub struct Log {
     /// Since when writing fails, and when that was last said.
     failing: Option<(Instant, Instant)>,
     reopen_pending: bool,
-    /// Records refused because `HOLD_CAP` was reached.
-    pub dropped: u64,
+    /// Records refused because `HOLD_CAP` was reached, by why it was: the log failing
+    /// (`[0]`), or writing succeeding but slower than records come (`[1]`).
+    pub dropped: [u64; 2],
     /// A deleted log that could not be created again was said (said once, retried).
     deleted_said: bool,
 }
@@ -310,7 +311,7 @@ impl Log {
             buf: Vec::with_capacity(64 * 1024),
             failing: None,
             reopen_pending: false,
-            dropped: 0,
+            dropped: [0; 2],
             deleted_said: false,
         }
     }
@@ -331,7 +332,7 @@ impl Log {
     /// because too much is held already.
     pub fn push(&mut self, line: &[u8]) -> bool {
         if self.buf.len() + line.len() > HOLD_CAP {
-            self.dropped += 1;
+            self.dropped[usize::from(self.failing.is_none())] += 1;
             return false;
         }
         self.buf.extend_from_slice(line);
@@ -534,7 +535,7 @@ mod tests {
         let big = vec![b'x'; HOLD_CAP / 2];
         assert!(log.push(&big));
         assert!(!log.push(&big));
-        assert_eq!(log.dropped, 1);
+        assert_eq!(log.dropped, [0, 1], "writable: the writer is behind");
         drop(log);
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
