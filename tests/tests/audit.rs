@@ -758,6 +758,12 @@ fn the_unit_file_verifies() {
 /// the unit's CapabilityBoundingSet does), until its snapshot is written and one UDP bind
 /// of ours is recorded; returns the snapshot_end record and the records.
 fn audit_with_caps(caps: &[String], log: &Path) -> (Value, Vec<Value>) {
+    audit_sandboxed(caps, &[], log)
+}
+
+/// `audit_with_caps`, lsn-trace started through `wrapper` (a command that execs its
+/// arguments) inside the reduced bounding set.
+fn audit_sandboxed(caps: &[String], wrapper: &[&str], log: &Path) -> (Value, Vec<Value>) {
     let set = format!(
         "-all,{}",
         caps.iter()
@@ -768,6 +774,7 @@ fn audit_with_caps(caps: &[String], log: &Path) -> (Value, Vec<Value>) {
     let me = std::process::id().to_string();
     let mut child = Command::new("setpriv")
         .arg(format!("--bounding-set={set}"))
+        .args(wrapper)
         .arg(bin())
         .args(["--pid", &me, "audit", "--log", log.to_str().unwrap()])
         .stdin(Stdio::null())
@@ -869,6 +876,103 @@ fn the_units_capabilities_suffice_and_sys_admin_serves_only_other_namespaces() {
             .iter()
             .any(|v| v["record"] == "snapshot" && v["netns"] == theirs),
         "no snapshot of a namespace it could not enter"
+    );
+}
+
+/// The unit's value of `key` (every line of it, space-joined).
+fn unit_values(unit: &str, key: &str) -> Vec<String> {
+    unit.lines()
+        .filter_map(|l| l.strip_prefix(&format!("{key}=")))
+        .flat_map(|v| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .collect()
+}
+
+/// The system calls of a systemd syscall set or name, its nested sets expanded.
+fn syscall_set(name: &str, out: &mut std::collections::BTreeSet<String>) {
+    if !name.starts_with('@') {
+        out.insert(name.to_owned());
+        return;
+    }
+    let list = Command::new("systemd-analyze")
+        .args(["syscall-filter", name])
+        .output()
+        .expect("systemd-analyze (installed by cargo xtask setup)");
+    assert!(list.status.success(), "{name}: {list:?}");
+    for l in String::from_utf8(list.stdout).unwrap().lines().skip(1) {
+        let l = l.trim();
+        if !l.is_empty() && !l.starts_with('#') {
+            syscall_set(l, out);
+        }
+    }
+}
+
+/// Loads a seccomp filter allowing the calls named in argv[1] (comma-separated; any other
+/// fails with EPERM, as SystemCallErrorNumber=EPERM), then execs argv[2..].
+const SECCOMP_EXEC: &str = "import os,sys,errno,seccomp
+f=seccomp.SyscallFilter(defaction=seccomp.ERRNO(errno.EPERM))
+for n in sys.argv[1].split(','):
+    try: f.add_rule(seccomp.ALLOW, n)
+    except Exception: pass
+f.load()
+os.execv(sys.argv[2], sys.argv[2:])
+";
+
+/// The unit's SystemCallFilter, as systemd applies it (the allowed sets, less the `~`
+/// ones; any other call fails with SystemCallErrorNumber), loaded with libseccomp before
+/// lsn-trace runs, inside the unit's capability set: it attaches, snapshots every
+/// namespace and records.
+#[test]
+fn the_units_syscall_filter_holds() {
+    let _calm = calm();
+    let unit = unit_file();
+    let mut allowed = std::collections::BTreeSet::new();
+    let mut denied = std::collections::BTreeSet::new();
+    let filters = unit_values(&unit, "SystemCallFilter");
+    assert!(!filters.is_empty(), "the unit filters system calls");
+    let mut deny = false;
+    for f in &filters {
+        match f.strip_prefix('~') {
+            Some(first) => {
+                deny = true;
+                syscall_set(first, &mut denied);
+            }
+            None if deny => syscall_set(f, &mut denied),
+            None => syscall_set(f, &mut allowed),
+        }
+    }
+    assert_eq!(unit_values(&unit, "SystemCallErrorNumber"), ["EPERM"]);
+    let allow: Vec<&String> = allowed.difference(&denied).collect();
+    assert!(!allow.iter().any(|s| *s == "mount" || *s == "reboot"));
+    let names = allow
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    // Debian's python3 (python3-seccomp), not a pyenv shim's.
+    let wrapper = [PYTHON, "-c", SECCOMP_EXEC, &names];
+    let caps = unit_caps(&unit, "CapabilityBoundingSet");
+    let daemon = NetnsDaemon::start("seccomp");
+    let theirs = netns_inode(&daemon.child.id().to_string());
+    let d = dir("seccomp");
+    let (end, recs) = audit_sandboxed(&caps, &wrapper, &d.join("audit.jsonl"));
+    assert_eq!(end["errors"], serde_json::json!([]), "{end}");
+    assert!(
+        recs.iter()
+            .any(|v| v["record"] == "snapshot" && v["netns"] == theirs && v["port"] == 4242),
+        "setns(2) passes the filter: {recs:#?}"
+    );
+    // The filter is real: a call it leaves out fails (mount(2), with every capability).
+    let probe = Command::new(PYTHON)
+        .args(["-c", SECCOMP_EXEC, &names])
+        .args(["/bin/sh", "-c", "mount -t tmpfs none /mnt 2>&1; echo rc=$?"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        said.contains("rc=")
+            && !said.contains("rc=0")
+            && (said.contains("permission denied") || said.contains("not permitted")),
+        "{said}"
     );
 }
 
