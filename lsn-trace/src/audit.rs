@@ -143,9 +143,17 @@ impl Audit {
         }
     }
 
-    /// The identity keys: who `pid` is, from /proc or the cache.
-    fn identify(&mut self, rec: &mut Map<String, Value>, pid: u32, comm: &str, uid: Option<u32>) {
-        let (info, source): (ProcInfo, Source) = self.ids.of(pid, comm);
+    /// The identity keys: who `pid` (started at `start`, when known) is, from /proc or the
+    /// cache.
+    fn identify(
+        &mut self,
+        rec: &mut Map<String, Value>,
+        pid: u32,
+        comm: &str,
+        start: Option<u64>,
+        uid: Option<u32>,
+    ) {
+        let (info, source): (ProcInfo, Source) = self.ids.of(pid, comm, start);
         rec.insert("identity".into(), json!(source));
         let user = uid.and_then(|u| self.ids.user_name(u));
         rec.insert("user".into(), json!(user));
@@ -179,7 +187,7 @@ impl Audit {
         {
             rec.insert("addr".into(), path.into());
         }
-        self.identify(&mut rec, ev.pid, &ev.comm, Some(ev.uid));
+        self.identify(&mut rec, ev.pid, &ev.comm, ev.start, Some(ev.uid));
         rec
     }
 
@@ -286,7 +294,7 @@ impl Audit {
                 rec.insert("user".into(), json!(user));
             } else {
                 let (pid, comm) = (f.event.pid, f.event.comm.clone());
-                self.identify(&mut rec, pid, &comm, uid);
+                self.identify(&mut rec, pid, &comm, None, uid);
                 // The socket's namespace, not the owner's (it may have moved since).
                 rec.insert("netns".into(), json!(f.netns));
             }
@@ -460,6 +468,7 @@ mod tests {
             sock_id: Some(7),
             raw: Default::default(),
             followed: false,
+            start: None,
         }
     }
 

@@ -117,6 +117,10 @@ pub struct Event {
     pub time_ns: u64,
     pub pid: u32,
     pub tid: u32,
+    /// When process `pid` started, in clock ticks since boot (/proc/PID/stat's
+    /// starttime): with the pid, the process instance. None when the kernel side could not
+    /// read it.
+    pub start: Option<u64>,
     pub ppid: Option<u32>,
     pub uid: u32,
     pub gid: u32,
@@ -301,6 +305,7 @@ impl Decoder {
             sock_id: (raw.sock_ptr != 0).then(|| self.scramble(raw.sock_ptr)),
             raw: rawargs,
             followed: raw.flags & wire::F_FOLLOWED != 0,
+            start: (raw.start_boottime != 0).then(|| raw.start_boottime / ns_per_tick()),
         })
     }
 
@@ -311,6 +316,16 @@ impl Decoder {
         x = (x ^ (x >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
         x ^ (x >> 33)
     }
+}
+
+/// Nanoseconds per clock tick (USER_HZ: /proc's unit for start times).
+fn ns_per_tick() -> u64 {
+    static NS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *NS.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        1_000_000_000 / u64::try_from(hz).ok().filter(|&h| h > 0).unwrap_or(100)
+    })
 }
 
 fn comm(raw: &[u8]) -> String {

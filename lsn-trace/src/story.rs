@@ -921,6 +921,7 @@ mod tests {
             sock: Some(s),
             sock_id: id,
             followed: false,
+            start: None,
             raw: Default::default(),
         }
     }

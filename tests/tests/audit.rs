@@ -1072,3 +1072,89 @@ fn a_unix_listener_and_a_bound_unix_datagram_socket_are_opens_with_their_paths()
     assert_eq!(opens[1]["backlog"], 4);
     assert_eq!(s.seen(|v| v["record"] == "open" && v["tid"] == me).len(), 2);
 }
+
+/// Spawn `cmd` as pid `pid` (through /proc/sys/kernel/ns_last_pid; another process of the
+/// host may take the pid first: then it is retried). None if the pid could not be had.
+fn spawn_as_pid(pid: u32, mut cmd: Command) -> Option<std::process::Child> {
+    for _ in 0..50 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
+        let mut child = cmd.spawn().unwrap();
+        if child.id() == pid {
+            return Some(child);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    None
+}
+
+/// A python3 that binds a UDP socket on 127.0.0.1 and exits once its stdin closes (argv
+/// carries `tag`).
+fn python_binder(tag: &str) -> Command {
+    let mut c = Command::new(PYTHON);
+    c.args([
+        "-c",
+        "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+         s.bind(('127.0.0.1',0))\nsys.stdin.read()\n",
+        tag,
+    ])
+    .stdin(Stdio::piped());
+    c
+}
+
+/// A pid reused by another program never gives that program's identity to the first
+/// one's record: identity is tied to the process instance (pid and start time, sent by
+/// the kernel side with the event).
+#[test]
+fn a_reused_pid_never_lends_its_identity_to_another_process() {
+    let _calm = calm();
+    let t = Tracer::start(&["audit"]);
+    t.wait_n(1, Duration::from_secs(20), |v| {
+        v["record"] == "snapshot_end"
+    });
+    let sleep_exe = std::fs::canonicalize("/bin/sleep").unwrap();
+
+    // 1. The event is read after its process exited and the pid went to `sleep`.
+    unsafe { libc::kill(t.pid() as i32, libc::SIGSTOP) };
+    let mut a = python_binder("first").spawn().unwrap();
+    let pid = a.id();
+    drop(a.stdin.take());
+    assert!(a.wait().unwrap().success());
+    let mut sleeper = Command::new("/bin/sleep");
+    sleeper.arg("30");
+    let reuser = spawn_as_pid(pid, sleeper);
+    unsafe { libc::kill(t.pid() as i32, libc::SIGCONT) };
+    let mut reuser = reuser.expect("pid reuse through ns_last_pid");
+    let rec = wait(&t, |v| v["record"] == "open" && v["pid"] == pid);
+    let _ = reuser.kill();
+    let _ = reuser.wait();
+    assert_ne!(rec["exe"], sleep_exe.to_str().unwrap(), "{rec:#}");
+    assert_ne!(
+        rec["cmdline"],
+        serde_json::json!(["/bin/sleep", "30"]),
+        "{rec:#}"
+    );
+    assert_eq!(rec["identity"], "event", "gone, never seen: {rec:#}");
+    assert_eq!(rec["exe"], Value::Null);
+    assert_eq!(rec["comm"], "python3");
+
+    // 2. Same pid and same comm within a second (what the cache once took as the same
+    // process): another instance, its own cmdline.
+    let mut first = python_binder("instance-1").spawn().unwrap();
+    let pid = first.id();
+    let r1 = wait(&t, |v| v["record"] == "open" && v["pid"] == pid);
+    drop(first.stdin.take());
+    assert!(first.wait().unwrap().success());
+    let mut second = spawn_as_pid(pid, python_binder("instance-2")).expect("pid reuse");
+    let recs = t.wait_n(2, Duration::from_secs(20), |v| {
+        v["record"] == "open" && v["pid"] == pid
+    });
+    drop(second.stdin.take());
+    assert!(second.wait().unwrap().success());
+    assert_eq!(r1["cmdline"][3], "instance-1", "{r1:#}");
+    assert_eq!(r1["identity"], "live");
+    let r2 = &recs[1];
+    assert_eq!(r2["cmdline"][3], "instance-2", "{r2:#}");
+    assert_eq!(r2["identity"], "live");
+    let _ = t.terminate();
+}

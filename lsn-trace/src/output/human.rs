@@ -244,6 +244,7 @@ mod tests {
             sock,
             sock_id: Some(1),
             followed: false,
+            start: None,
             raw: Default::default(),
         }
     }

@@ -255,6 +255,7 @@ mod tests {
             sock: None,
             sock_id: None,
             followed: false,
+            start: None,
             raw,
         }
     }
