@@ -164,7 +164,7 @@ impl Audit {
         if rec.get("netns").is_none_or(Value::is_null) {
             rec.insert("netns".into(), json!(info.proc_netns));
         }
-        rec.extend(object(&info));
+        rec.append(&mut object(&info));
     }
 
     fn event_record(
@@ -175,8 +175,8 @@ impl Audit {
     ) -> Map<String, Value> {
         let mut rec = Map::new();
         rec.insert("record".into(), kind.into());
-        rec.extend(object(jsonout::record(ev)));
-        rec.extend(object(note));
+        rec.append(&mut object(jsonout::record(ev)));
+        rec.append(&mut object(note));
         // The kernel side reads a unix listener's own address at listen where the kernel's
         // layout is known; elsewhere, the path its bind asked for.
         if kind == "open"
@@ -259,8 +259,8 @@ impl Audit {
             // The story keys sockets by identity: the inode serves, and is not printed (a
             // snapshot record's socket has no sock_id a later close could match).
             f.event.sock_id = Some((1 << 63) | u64::from(f.inode));
-            rec.extend(object(jsonout::record(&f.event)));
-            rec.extend(object(story.observe(&f.event)));
+            rec.append(&mut object(jsonout::record(&f.event)));
+            rec.append(&mut object(story.observe(&f.event)));
             rec.insert("sock_id".into(), Value::Null);
             rec.insert("state".into(), f.state.into());
             let source = if unix { "proc_net_unix" } else { "sock_diag" };
@@ -367,7 +367,7 @@ impl Audit {
     fn lost_record(&mut self, count: u64, reason: &str) {
         let mut rec = Map::new();
         rec.insert("record".into(), "lost".into());
-        rec.extend(object(jsonout::lost_record(count, reason)));
+        rec.append(&mut object(jsonout::lost_record(count, reason)));
         self.write(&rec);
     }
 
