@@ -231,6 +231,31 @@ impl Decoder {
         }
     }
 
+    /// A decoder for records made by another run (`replay`): that run's clock offset, so
+    /// times are the recorded ones, and a fixed key, so socket ids are the same every replay.
+    pub fn replaying(boot_to_wall_ns: i64) -> Self {
+        Decoder {
+            boot_to_wall_ns: boot_to_wall_ns.into(),
+            sock_key: 0x5eed_0f_7e_c0_ded1,
+        }
+    }
+
+    /// Wall clock minus CLOCK_MONOTONIC when this decoder was made (what a recording keeps).
+    pub fn boot_to_wall_ns(&self) -> i64 {
+        self.boot_to_wall_ns as i64
+    }
+
+    /// One ring-buffer record: a whole `wire::Event` (a shorter one is no event).
+    pub fn decode_record(&self, item: &[u8]) -> Option<Event> {
+        if item.len() < std::mem::size_of::<wire::Event>() {
+            return None;
+        }
+        // SAFETY: the programs write whole `wire::Event`s (plain data, any bit pattern is
+        // valid); read unaligned, as a record's start is only 8-aligned.
+        let raw: wire::Event = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+        self.decode(&raw)
+    }
+
     pub fn decode(&self, raw: &wire::Event) -> Option<Event> {
         let kind = match wire::EventKind::from_u8(raw.kind)? {
             wire::EventKind::Bind => Kind::Bind,
@@ -304,7 +329,7 @@ impl Decoder {
         })
     }
 
-    fn scramble(&self, ptr: u64) -> u64 {
+    pub fn scramble(&self, ptr: u64) -> u64 {
         // A keyed bijection (xorshift-multiply): stable within one run, meaningless outside.
         let mut x = ptr ^ self.sock_key;
         x = (x ^ (x >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);

@@ -30,6 +30,7 @@ mod offsets;
 mod output;
 mod preflight;
 mod probe;
+mod replay;
 mod ring;
 mod sockaddr;
 mod sockdiag;
@@ -79,6 +80,10 @@ struct Cli {
     filter: filter::FilterArgs,
     #[command(flatten)]
     follow: follow::FollowArgs,
+    /// Also write every raw ring-buffer record to FILE, for `lsn-trace replay` (the bench's
+    /// instruction counts).
+    #[arg(long, value_name = "FILE", hide = true)]
+    record_raw: Option<std::path::PathBuf>,
     /// More diagnostics on stderr (-v, -vv).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -95,6 +100,10 @@ enum Command {
     /// as JSON Lines (after a snapshot of the existing ones). Output flags do not apply;
     /// --backend, --ring-size and the filters do, given before `audit`.
     Audit(audit::AuditArgs),
+    /// Feed a recording of `--record-raw` through decode, story and one output, on stdout
+    /// (no kernel, no privileges): what `cargo xtask bench --replay` counts.
+    #[command(hide = true)]
+    Replay(replay::Args),
 }
 
 fn ring_size(s: &str) -> Result<u32, String> {
@@ -262,6 +271,9 @@ fn run(cli: Cli) -> Result<u8> {
     );
     let backend = loaded.backend;
     let mut tracer = Tracer::new(loaded)?;
+    if let Some(path) = &cli.record_raw {
+        tracer.record_to(path)?;
+    }
     if let Some(audit) = audit {
         let stop = stop.expect("installed when there is no plan");
         let stats = rt.block_on(audit.run(&mut tracer, backend, stop))?;
@@ -295,6 +307,7 @@ fn main() -> ExitCode {
     let mut cli = Cli::parse();
     match cli.command.take() {
         Some(Command::Explain(args)) => return explain::run(args),
+        Some(Command::Replay(args)) => return replay::run(args),
         other => cli.command = other,
     }
     let level = match cli.verbose {

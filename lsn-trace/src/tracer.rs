@@ -16,6 +16,7 @@ use tokio::io::{Interest, unix::AsyncFd};
 use crate::{
     backend::Loaded,
     event::{Decoder, Event},
+    replay::Recording,
     ring::EventRing,
     story::Note,
 };
@@ -55,6 +56,8 @@ pub struct Tracer {
     lost_reported: [u64; 2],
     skipped: SkippedRuns,
     stats: Stats,
+    /// `--record-raw`: every record also goes to this file, for `replay`.
+    recording: Option<Recording>,
     // Kept last: dropping it detaches the programs.
     _loaded: Loaded,
 }
@@ -93,8 +96,15 @@ impl Tracer {
             lost_reported: [0; 2],
             skipped,
             stats: Stats::default(),
+            recording: None,
             _loaded: loaded,
         })
+    }
+
+    /// Write every record the ring delivers from now on to `path` (see `replay`).
+    pub fn record_to(&mut self, path: &std::path::Path) -> Result<()> {
+        self.recording = Some(Recording::create(path, &self.decoder)?);
+        Ok(())
     }
 
     fn counter(&self, idx: u32) -> u64 {
@@ -111,20 +121,22 @@ impl Tracer {
             ring,
             decoder,
             stats,
+            recording,
             ..
         } = self;
         ring.get_mut().drain(|item| {
-            if item.len() < std::mem::size_of::<wire::Event>() {
-                return Ok(());
+            if let Some(r) = recording {
+                r.record(item)?;
             }
-            // SAFETY: the programs write whole `wire::Event`s; read unaligned to be safe.
-            let raw: wire::Event = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-            if let Some(ev) = decoder.decode(&raw) {
+            if let Some(ev) = decoder.decode_record(item) {
                 stats.events += 1;
                 sink.event(&ev)?;
             }
             Ok(())
         })?;
+        if let Some(r) = &mut self.recording {
+            r.flush()?;
+        }
         self.report_lost(sink)?;
         self.report_skipped(sink, last)?;
         sink.flush()
