@@ -13,45 +13,59 @@ use crate::{
 
 use super::{Options, text};
 
+/// `o`'s key `k`: the name, and the bytes a stream writes for it (`,"k":`).
+macro_rules! key {
+    ($o:expr, $k:literal) => {
+        $o.key($k, concat!(",\"", $k, "\":").as_bytes())
+    };
+}
+
 /// One event record and its newline.
 pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
     // A record is ~900 bytes, a listener's ~1.5k: one growth check instead of one per key.
     out.reserve(2048);
+    let mut o = Stream::new(out);
+    write_fields(&mut o, ev, opts, note);
+    o.end();
+}
+
+/// The record's keys and values, in `--json`'s order, into `o`.
+pub fn write_fields(o: &mut impl Object, ev: &Event, opts: Options, note: &Note) {
     let sock = ev.sock.as_ref();
     let bound_port = sock.and_then(|s| s.port);
-    out.extend_from_slice(b"{\"event\":");
-    str(out, ev.kind.name());
-    out.extend_from_slice(b",\"time\":\"");
+    str(key!(o, "event"), ev.kind.name());
+    let out = key!(o, "time");
+    out.push(b'"');
     super::write_rfc3339(out, ev.time_ns);
     out.push(b'"');
     if let Some(rel) = opts.rel(ev) {
-        out.extend_from_slice(b",\"rel\":");
+        let out = key!(o, "rel");
         // serde_json's float spelling, so that both writers agree to the digit.
         serde_json::to_writer(&mut *out, &((rel * 1e6).round() / 1e6)).expect("write f64");
     }
     if opts.mark_followed {
-        key(out, "followed");
+        let out = key!(o, "followed");
         bool(out, ev.followed);
     }
-    key(out, "pid");
+    let out = key!(o, "pid");
     int(out, ev.pid);
-    key(out, "tid");
+    let out = key!(o, "tid");
     int(out, ev.tid);
-    key(out, "ppid");
+    let out = key!(o, "ppid");
     opt_int(out, ev.ppid);
-    key(out, "comm");
+    let out = key!(o, "comm");
     str(out, &ev.comm);
-    key(out, "uid");
+    let out = key!(o, "uid");
     int(out, ev.uid);
-    key(out, "gid");
+    let out = key!(o, "gid");
     int(out, ev.gid);
-    key(out, "netns");
+    let out = key!(o, "netns");
     opt_int(out, sock.and_then(|s| s.netns));
-    key(out, "fd");
+    let out = key!(o, "fd");
     opt_int(out, ev.fd);
-    key(out, "source");
+    let out = key!(o, "source");
     str(out, ev.source.name());
-    key(out, "sock_id");
+    let out = key!(o, "sock_id");
     match ev.sock_id {
         Some(id) => {
             out.push(b'"');
@@ -60,9 +74,9 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
         }
         None => null(out),
     }
-    key(out, "inode");
+    let out = key!(o, "inode");
     opt_int(out, sock.and_then(|s| s.inode));
-    key(out, "family");
+    let out = key!(o, "family");
     match ev.family() {
         Some(af) => match family(af) {
             Some(name) => str(out, name),
@@ -70,12 +84,12 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
         },
         None => null(out),
     }
-    key(out, "type");
+    let out = key!(o, "type");
     opt_str(
         out,
         sock.and_then(|s| s.sock_type).and_then(names::sock_type),
     );
-    key(out, "protocol");
+    let out = key!(o, "protocol");
     opt_str(out, ev.protocol());
 
     // listen and close have no request address: report what the socket listens on.
@@ -84,7 +98,7 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
         Request::Bind(a) => Some(a),
         _ => None,
     };
-    key(out, "addr");
+    let out = key!(o, "addr");
     if held {
         match sock
             .and_then(|s| s.unix_addr.as_ref())
@@ -99,7 +113,7 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
             None => null(out),
         }
     }
-    key(out, "port");
+    let out = key!(o, "port");
     opt_int(
         out,
         if held {
@@ -108,7 +122,7 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
             bind.and_then(SockAddr::port)
         },
     );
-    key(out, "scope_id");
+    let out = key!(o, "scope_id");
     opt_int(
         out,
         match bind {
@@ -116,7 +130,7 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
             _ => None,
         },
     );
-    key(out, "addrlen");
+    let out = key!(o, "addrlen");
     opt_int(
         out,
         match bind {
@@ -126,13 +140,13 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
             _ => None,
         },
     );
-    key(out, "bound_addr");
+    let out = key!(o, "bound_addr");
     local(out, sock);
-    key(out, "bound_port");
+    let out = key!(o, "bound_port");
     opt_int(out, bound_port);
-    key(out, "errno");
+    let out = key!(o, "errno");
     opt_int(out, ev.failed().then_some(ev.errno));
-    key(out, "error");
+    let out = key!(o, "error");
     opt_str(
         out,
         if ev.failed() {
@@ -141,28 +155,25 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
             None
         },
     );
-    let flag = |out: &mut Vec<u8>, name: &str, f: fn(&Sock) -> Option<bool>| {
-        key(out, name);
-        match sock.and_then(f) {
-            Some(b) => bool(out, b),
-            None => null(out),
-        }
+    let flag = |out: &mut Vec<u8>, f: fn(&Sock) -> Option<bool>| match sock.and_then(f) {
+        Some(b) => bool(out, b),
+        None => null(out),
     };
-    flag(out, "v6only", |s| s.v6only);
-    flag(out, "reuseaddr", |s| s.reuseaddr);
-    flag(out, "reuseport", |s| s.reuseport);
-    flag(out, "freebind", |s| s.freebind);
-    flag(out, "transparent", |s| s.transparent);
-    flag(out, "bind_address_no_port", |s| s.bind_no_port);
+    flag(key!(o, "v6only"), |s| s.v6only);
+    flag(key!(o, "reuseaddr"), |s| s.reuseaddr);
+    flag(key!(o, "reuseport"), |s| s.reuseport);
+    flag(key!(o, "freebind"), |s| s.freebind);
+    flag(key!(o, "transparent"), |s| s.transparent);
+    flag(key!(o, "bind_address_no_port"), |s| s.bind_no_port);
     let dev = sock.and_then(|s| s.bound_dev_if);
-    key(out, "bound_dev_if");
+    let out = key!(o, "bound_dev_if");
     opt_int(out, dev);
-    key(out, "device");
+    let out = key!(o, "device");
     match dev.filter(|&d| d > 0) {
         Some(d) => str(out, &netif::name_of(d as u32)),
         None => null(out),
     }
-    key(out, "backlog");
+    let out = key!(o, "backlog");
     opt_int(
         out,
         match &ev.request {
@@ -170,7 +181,7 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
             _ => None,
         },
     );
-    key(out, "backlog_effective");
+    let out = key!(o, "backlog_effective");
     opt_int(
         out,
         if matches!(ev.kind, Kind::Listen | Kind::ListenState) {
@@ -186,17 +197,17 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
             value,
             ..
         } => {
-            key(out, "level");
+            let out = key!(o, "level");
             match names::level(*level) {
                 Some(n) => str(out, n),
                 None => str(out, &level.to_string()),
             }
-            key(out, "option");
+            let out = key!(o, "option");
             match names::option(*level, *optname) {
                 Some(n) => str(out, n),
                 None => str(out, &optname.to_string()),
             }
-            key(out, "value");
+            let out = key!(o, "value");
             match value {
                 OptValue::Int(i) => int(out, *i),
                 OptValue::Name(n) => str(out, n),
@@ -213,17 +224,20 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
                 OptValue::Unreadable => null(out),
             }
         }
-        _ => out.extend_from_slice(b",\"level\":null,\"option\":null,\"value\":null"),
+        _ => {
+            null(key!(o, "level"));
+            null(key!(o, "option"));
+            null(key!(o, "value"));
+        }
     }
-    write_note(out, note);
-    out.extend_from_slice(b"}\n");
+    write_note(o, note);
 }
 
 /// The story's keys, in `Note`'s field order.
-fn write_note(out: &mut Vec<u8>, note: &Note) {
-    key(out, "verdict");
+fn write_note<O: Object>(o: &mut O, note: &Note) {
+    let out = key!(o, "verdict");
     opt_str(out, note.verdict);
-    key(out, "verdict_flags");
+    let out = key!(o, "verdict_flags");
     match &note.verdict_flags {
         Some(flags) => {
             out.push(b'[');
@@ -237,17 +251,96 @@ fn write_note(out: &mut Vec<u8>, note: &Note) {
         }
         None => null(out),
     }
-    key(out, "meaning");
+    let out = key!(o, "meaning");
     opt_str(out, note.meaning.as_deref());
-    key(out, "v6only_source");
+    let out = key!(o, "v6only_source");
     opt_str(out, note.v6only_source);
-    key(out, "summary");
+    let out = key!(o, "summary");
     opt_str(out, note.summary.as_deref());
-    key(out, "explanation");
+    let out = key!(o, "explanation");
     opt_str(out, note.explanation.as_deref());
-    key(out, "holders");
+    let out = key!(o, "holders");
     // Rare (a failed bind's culprits) and nested: serde keeps it exact.
-    serde_json::to_writer(&mut *out, &note.holders).expect("write holders");
+    if O::SORTED {
+        let v = serde_json::to_value(&note.holders).expect("holders as a value");
+        serde_json::to_writer(&mut *out, &v).expect("write holders");
+    } else {
+        serde_json::to_writer(&mut *out, &note.holders).expect("write holders");
+    }
+}
+
+/// `{"k":v,…}` with the keys in byte order, as serde_json prints a `Map` (the audit log's
+/// records): the values are gathered, then laid out by key. A key given again replaces
+/// its value, as a map's insert does.
+#[derive(Default)]
+pub struct Sorted {
+    values: Vec<u8>,
+    /// Key, and where its value starts and ends in `values`.
+    fields: Vec<(&'static str, usize, usize)>,
+    /// The keys of the last record sorted, and the order they sorted into: records of one
+    /// kind come with the same keys, sorted once.
+    sorted_keys: Vec<&'static str>,
+    order: Vec<usize>,
+}
+
+impl Sorted {
+    /// The object gathered since the last one, without a newline; then start afresh.
+    pub fn write(&mut self, out: &mut Vec<u8>) {
+        self.close();
+        let same = self.sorted_keys.len() == self.fields.len()
+            && self
+                .sorted_keys
+                .iter()
+                .zip(&self.fields)
+                .all(|(a, (b, ..))| std::ptr::eq(*a, *b));
+        if !same {
+            self.sort();
+        }
+        out.reserve(self.values.len() + 16 * self.order.len() + 2);
+        out.push(b'{');
+        for (n, &i) in self.order.iter().enumerate() {
+            let (k, start, end) = self.fields[i];
+            out.extend_from_slice(if n == 0 { b"\"" } else { b",\"" });
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"\":");
+            out.extend_from_slice(&self.values[start..end]);
+        }
+        out.push(b'}');
+        self.values.clear();
+        self.fields.clear();
+    }
+
+    fn close(&mut self) {
+        if let Some(last) = self.fields.last_mut() {
+            last.2 = self.values.len();
+        }
+    }
+
+    /// The order of `fields` by key, the last of equal keys kept.
+    fn sort(&mut self) {
+        let mut order: Vec<usize> = (0..self.fields.len()).collect();
+        order.sort_by_key(|&i| self.fields[i].0);
+        // Stable: of equal keys, the last written is last; keep it alone.
+        let mut kept: Vec<usize> = Vec::with_capacity(order.len());
+        for i in order {
+            match kept.last_mut() {
+                Some(prev) if self.fields[*prev].0 == self.fields[i].0 => *prev = i,
+                _ => kept.push(i),
+            }
+        }
+        self.order = kept;
+        self.sorted_keys = self.fields.iter().map(|f| f.0).collect();
+    }
+}
+
+impl Object for Sorted {
+    const SORTED: bool = true;
+
+    fn key(&mut self, k: &'static str, _: &'static [u8]) -> &mut Vec<u8> {
+        self.close();
+        self.fields.push((k, self.values.len(), self.values.len()));
+        &mut self.values
+    }
 }
 
 /// `"inet"`, `"inet6"` ... without allocating, for the families `names::family` names.
@@ -276,11 +369,45 @@ fn local(out: &mut Vec<u8>, sock: Option<&Sock>) {
     }
 }
 
-#[inline(always)]
-fn key(out: &mut Vec<u8>, k: &str) {
-    out.extend_from_slice(b",\"");
-    out.extend_from_slice(k.as_bytes());
-    out.extend_from_slice(b"\":");
+/// Where a record's keys go, each value written to the buffer `key` returns: a record's
+/// writers say what the keys and values are, the `Object` how they are laid out.
+pub trait Object {
+    /// Whether keys come out in byte order, as serde_json prints a `Map`: then so must the
+    /// keys of nested objects.
+    const SORTED: bool = false;
+    /// Start the value of key `k`; `token` is `,"k":`.
+    fn key(&mut self, k: &'static str, token: &'static [u8]) -> &mut Vec<u8>;
+}
+
+/// `{"k":v,"k2":v2,…}` in the order the keys come (`--json`).
+pub struct Stream<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+}
+
+impl<'a> Stream<'a> {
+    pub fn new(out: &'a mut Vec<u8>) -> Stream<'a> {
+        let start = out.len();
+        Stream { out, start }
+    }
+
+    /// The closing brace and the newline.
+    pub fn end(self) {
+        // Every key came with its comma: the first one's becomes the opening brace.
+        match self.out.get_mut(self.start) {
+            Some(comma) => *comma = b'{',
+            None => self.out.push(b'{'),
+        }
+        self.out.extend_from_slice(b"}\n");
+    }
+}
+
+impl Object for Stream<'_> {
+    #[inline(always)]
+    fn key(&mut self, _: &'static str, token: &'static [u8]) -> &mut Vec<u8> {
+        self.out.extend_from_slice(token);
+        self.out
+    }
 }
 
 fn null(out: &mut Vec<u8>) {
@@ -592,6 +719,35 @@ mod tests {
                 Note::default(),
             ),
         ]
+    }
+
+    /// Keys gathered by `Sorted` come out as serde_json prints the same record and note
+    /// merged into one `Map` (the audit log's records), a key given again replacing its value.
+    #[test]
+    fn sorted_is_serdes_map() {
+        fn object(v: impl serde::Serialize) -> serde_json::Map<String, serde_json::Value> {
+            match serde_json::to_value(v).unwrap() {
+                serde_json::Value::Object(m) => m,
+                _ => unreachable!(),
+            }
+        }
+        let mut sorted = Sorted::default();
+        // Twice over: the second time from the remembered order.
+        for _ in 0..2 {
+            for (ev, note) in cases() {
+                let mut map = object(super::super::json::record(&ev));
+                map.extend(object(&note));
+                map.insert("record".into(), "open".into());
+                map.insert("pid".into(), 7.into());
+                let want = serde_json::to_string(&map).unwrap();
+                str(key!(sorted, "record"), "open");
+                write_fields(&mut sorted, &ev, Options::default(), &note);
+                int(key!(sorted, "pid"), 7);
+                let mut got = Vec::new();
+                sorted.write(&mut got);
+                assert_eq!(String::from_utf8(got).unwrap(), want);
+            }
+        }
     }
 
     /// Strings escape as serde_json escapes them: every ASCII byte, alone and inside text
