@@ -4,7 +4,7 @@
 
 // The parser is std-only: include its source rather than depend on the lsn-trace crate,
 // whose build script compiles the eBPF programs.
-#[path = "../../lsn-trace/src/explain_parse.rs"]
+#[path = "../../lsn-trace/src/modes/explain_parse.rs"]
 mod explain_parse;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

@@ -514,8 +514,8 @@ pub struct Config {
 }
 
 /// What the kernel-function programs (fentry, kprobe) need to know about the running
-/// kernel's functions, decided by the agent from BTF (lsn-trace/src/kfunc.rs) and handed
-/// over as the global `KFUNC`: the programs take it as given.
+/// kernel's functions, decided by the agent from BTF (lsn-trace/src/kernel/hookplan.rs)
+/// and handed over as the global `KFUNC`: the programs take it as given.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KfuncConfig {

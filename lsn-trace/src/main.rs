@@ -1,6 +1,7 @@
 //! lsn-trace: how processes ask the Linux kernel to listen, live.
 //!
-//! hook (eBPF) -> event (ring buffer) -> decode -> sink (renderer on stdout).
+//! hook (eBPF) -> event (ring buffer) -> decode -> story (per-socket reconstruction) ->
+//! sinks (renderer on stdout, audit log, summary): see `pipeline`.
 
 /// `eprintln!`, but the line goes out in one write(2): stderr is unbuffered, and
 /// `eprintln!` writes each formatted piece on its own, so under `-- CMD` (which shares the
@@ -14,30 +15,23 @@ macro_rules! say {
     }};
 }
 
-mod audit;
-mod backend;
-mod btf;
-mod errno;
-mod event;
-mod explain;
-mod failure;
-mod filter;
-mod follow;
-mod kfunc;
-mod names;
-mod netif;
-mod offsets;
+mod kernel;
+mod load;
+mod modes;
 mod output;
-mod preflight;
-mod probe;
-mod replay;
-mod ring;
-mod sockaddr;
-mod sockdiag;
+mod pipeline;
 mod story;
-mod summary;
-mod tracer;
-mod user;
+mod stream;
+mod sys;
+
+// Each module also by its short name (`crate::event`, `crate::failure` …): the folders say
+// where it stands in the pipeline, the short paths keep the imports short and stable.
+use kernel::{btf, hookplan, offsets, probe};
+use load::{backend, filter, preflight};
+use modes::{audit, explain, follow, replay, summary};
+use story::failure;
+use stream::{errno, event, names, ring, sockaddr, tracer};
+use sys::{netif, sockdiag, user};
 
 use std::{io::Write, process::ExitCode};
 
@@ -47,7 +41,8 @@ use clap::Parser;
 use crate::{
     backend::{BackendChoice, FollowMode, LoadOptions},
     output::{Format, Render},
-    tracer::{Sink, Tracer},
+    pipeline::{Pipeline, Sink},
+    tracer::Tracer,
 };
 
 #[derive(Parser, Debug)]
@@ -120,25 +115,21 @@ fn ring_size(s: &str) -> Result<u32, String> {
 
 /// Renders to stdout, batching writes per drained batch.
 struct StdoutSink {
-    /// Events pass through the story (per-socket reconstruction) on their way out.
-    story: story::Story,
     render: Box<dyn Render + Send>,
     buf: Vec<u8>,
     out: std::io::Stdout,
 }
 
 impl Sink for StdoutSink {
-    fn event(&mut self, ev: &event::Event) -> std::io::Result<Option<story::Note>> {
-        let note = self.story.observe(ev);
-        self.render.event_noted(&mut self.buf, ev, &note);
+    fn event(&mut self, ev: &event::Event, note: &story::Note) -> std::io::Result<()> {
+        self.render.event_noted(&mut self.buf, ev, note);
         if self.buf.len() > 64 * 1024 {
             self.flush()?;
         }
-        Ok(Some(note))
+        Ok(())
     }
 
     fn lost(&mut self, count: u64, reason: &str) -> std::io::Result<()> {
-        say!("lsn-trace: {count} events lost ({reason})");
         self.render.lost(&mut self.buf, count, reason);
         Ok(())
     }
@@ -198,7 +189,7 @@ fn run(cli: Cli) -> Result<u8> {
         Some(id) => log::debug!("kernel structs read through bpf_rdonly_cast (kfunc {id})"),
         None => log::debug!("kernel structs read with bpf_probe_read_kernel (no cast kfunc)"),
     }
-    let kfunc_plan = kfunc::plan(&btf);
+    let kfunc_plan = hookplan::plan(&btf);
     // Only the offsets are needed from here on; the parsed types are megabytes, and aya's
     // loader is about to parse the same BTF again: do not hold both at once (peak RSS).
     drop(btf);
@@ -285,7 +276,6 @@ fn run(cli: Cli) -> Result<u8> {
         mark_followed: plan.is_some() && cli.follow.all,
     };
     let mut sink = StdoutSink {
-        story: story::Story::new(),
         render: output::renderer(format, render_opts),
         buf: Vec::new(),
         out: std::io::stdout(),
@@ -296,7 +286,7 @@ fn run(cli: Cli) -> Result<u8> {
         }
         (_, _, stop) => {
             let stop = stop.expect("installed when there is no plan");
-            let stats = rt.block_on(tracer.run(&mut sink, stop))?;
+            let stats = rt.block_on(tracer.run(&mut Pipeline::new(&mut sink), stop))?;
             say!("{}", stats.stopped_line());
             Ok(0)
         }

@@ -601,11 +601,16 @@ mod tests {
                 uid: Some(0),
                 remote: None,
             }]),
-            // Not a record key: both writers leave it out.
+            // Not record keys: both writers leave them out.
             bound: Some(lsn_trace::verdict::Bound::ip(
                 Ipv4Addr::LOCALHOST.into(),
                 80,
             )),
+            local: Some(SockAddr::Inet {
+                addr: Ipv4Addr::LOCALHOST,
+                port: 80,
+            }),
+            listener: Some(crate::story::ListenerChange::Open),
         };
         vec![
             (

@@ -12,7 +12,7 @@ use lsn_trace_common::{
 use crate::{
     errno,
     filter::KernelFilter,
-    kfunc::{self, Role},
+    hookplan::{self, Role},
     probe,
 };
 
@@ -89,7 +89,7 @@ pub struct LoadOptions {
     /// Follow process trees (`-- CMD`, `-p`): CFG_TRACK, and CFG_FOLLOW_ONLY unless --all.
     pub follow: Option<FollowMode>,
     /// The kernel functions the fentry and kprobe backends hook (or why they cannot).
-    pub kfunc: Result<kfunc::Plan>,
+    pub kfunc: Result<hookplan::Plan>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -272,7 +272,7 @@ fn kprobe_programs(role: Role) -> [&'static str; 2] {
 }
 
 /// Attach a backend's programs; Err is the reason, for the attach line.
-fn attach_fentry(ebpf: &mut Ebpf, plan: &kfunc::Plan) -> Result<(), String> {
+fn attach_fentry(ebpf: &mut Ebpf, plan: &hookplan::Plan) -> Result<(), String> {
     let btf = aya::Btf::from_sys_fs().map_err(|e| format!("reading kernel BTF: {e}"))?;
     for &(role, f) in &plan.hooks {
         for &prog in fentry_programs(role, f) {
@@ -310,7 +310,7 @@ fn kprobes_available() -> bool {
     .any(|p| std::path::Path::new(p).exists())
 }
 
-fn attach_kprobes(ebpf: &mut Ebpf, plan: &kfunc::Plan) -> Result<(), String> {
+fn attach_kprobes(ebpf: &mut Ebpf, plan: &hookplan::Plan) -> Result<(), String> {
     if !kprobes_available() {
         return Err(NO_KPROBES.into());
     }
@@ -341,7 +341,7 @@ fn attach_raw_tracepoint(ebpf: &mut Ebpf, prog: &str, tp: &str) -> Result<(), St
     Ok(())
 }
 
-fn hooked(plan: &kfunc::Plan) -> String {
+fn hooked(plan: &hookplan::Plan) -> String {
     plan.hooks
         .iter()
         .map(|h| h.1)

@@ -6,33 +6,26 @@ use lsn_trace::verdict::{self, Bound};
 
 use crate::{
     errno,
-    event::{Event, Kind, Request, Sock},
-    sockaddr::SockAddr,
-    story::Note,
-    tracer::Sink,
+    event::{Event, Request, SOCK_SEQPACKET, SOCK_STREAM, Sock},
+    pipeline::Sink,
+    story::{ListenerChange, Note},
 };
 
-/// A sink in front of another that feeds the summary with the followed processes' events.
-pub struct Summarising<'a> {
-    pub inner: &'a mut dyn Sink,
-    pub summary: Summary,
-}
-
-impl Sink for Summarising<'_> {
-    fn event(&mut self, ev: &Event) -> std::io::Result<Option<Note>> {
-        let note = self.inner.event(ev)?;
+/// The summary is a sink of the followed processes' events.
+impl Sink for Summary {
+    fn event(&mut self, ev: &Event, note: &Note) -> std::io::Result<()> {
         if ev.followed {
-            self.summary.event_noted(ev, note.as_ref());
+            self.take(ev, note);
         }
-        Ok(note)
+        Ok(())
     }
 
-    fn lost(&mut self, count: u64, reason: &str) -> std::io::Result<()> {
-        self.inner.lost(count, reason)
+    fn lost(&mut self, _count: u64, _reason: &str) -> std::io::Result<()> {
+        Ok(())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
+        Ok(())
     }
 }
 
@@ -63,11 +56,21 @@ struct Failure {
 /// Lines per section: a storm of sockets must not bury the conclusion.
 const MAX_LISTED: usize = 20;
 
+/// A successful bind of a connection-oriented socket to a port of its choosing: it should
+/// listen, and is named if it never does.
+struct ServerBind {
+    proto: String,
+    /// As shown (port 0 resolved).
+    addr: String,
+    pid: u32,
+    comm: String,
+}
+
 #[derive(Default)]
 pub struct Summary {
-    /// Successful binds by socket: protocol, address as shown (port 0 resolved), whether
-    /// it should listen (a stream socket bound to a port of its choosing), pid, comm.
-    bound: HashMap<u64, (String, String, bool, u32, String)>,
+    /// Server binds by socket (the run's history: the story forgets sockets, this report
+    /// does not).
+    server_binds: HashMap<u64, ServerBind>,
     listeners: Vec<Listener>,
     /// sock_id -> index in `listeners` (a storm of sockets must not cost a scan each).
     by_sock: HashMap<u64, usize>,
@@ -89,26 +92,6 @@ fn started_elsewhere(cmd: &str) -> Option<&'static str> {
         "supervisorctl" => "supervisord",
         _ => return None,
     })
-}
-
-/// The facts `verdict::classify` takes, from what the kernel side read of the socket: what
-/// the story found (address ownership in the socket's namespace included) when there is one.
-fn verdict_input(ev: &Event, note: Option<&Note>) -> Option<Bound> {
-    if let Some(b) = note.and_then(|n| n.bound.clone()) {
-        return Some(b);
-    }
-    let s = ev.sock.as_ref()?;
-    let mut b = Bound::ip(s.local?, s.port?);
-    b.protocol = ev.protocol().map(str::to_owned);
-    b.v6only = s.v6only;
-    b.device = s
-        .bound_dev_if
-        .filter(|&d| d > 0)
-        .map(|d| crate::netif::name_of(d as u32));
-    b.freebind = s.freebind == Some(true);
-    b.transparent = s.transparent == Some(true);
-    b.port_kernel_chosen = matches!(&ev.request, Request::Bind(a) if a.port() == Some(0));
-    Some(b)
 }
 
 fn proto_of(ev: &Event) -> String {
@@ -136,85 +119,64 @@ impl Summary {
         }
     }
 
-    /// Take one event of a followed process.
-    #[cfg(test)]
-    pub fn event(&mut self, ev: &Event) {
-        self.event_noted(ev, None)
-    }
-
     /// Take one event of a followed process, with what the story made of it.
-    pub fn event_noted(&mut self, ev: &Event, note: Option<&Note>) {
+    fn take(&mut self, ev: &Event, note: &Note) {
         self.calls += 1;
         let proto = proto_of(ev);
-        match (&ev.request, ev.kind) {
-            (Request::Bind(a), _) => {
-                let asked = a.to_string();
-                if ev.failed() {
-                    self.fail("bind", format!("{proto} {asked}"), ev);
-                    return;
-                }
-                // port 0: show the port the kernel picked.
-                let shown = match a {
-                    SockAddr::Inet { .. } | SockAddr::Inet6 { .. } if a.port() == Some(0) => {
-                        held(ev.sock.as_ref()).unwrap_or(asked)
-                    }
-                    _ => asked,
-                };
+        // The address as the story knows it (port 0: the port the kernel picked).
+        let local = note.local.as_ref().map(ToString::to_string);
+        match (&ev.request, note.listener) {
+            (Request::Bind(a), Some(ListenerChange::Failed)) => {
+                self.fail("bind", format!("{proto} {a}"), ev)
+            }
+            (Request::Bind(a), opened) => {
+                let shown = local.unwrap_or_else(|| a.to_string());
                 let ty = ev.sock.as_ref().and_then(|s| s.sock_type);
-                let dgram = ty == Some(2);
+                // Port 0 on a stream socket that never listens is a client choosing its
+                // source address before connect() (IP_BIND_ADDRESS_NO_PORT or not): nothing
+                // a server forgot.
                 if let Some(id) = ev.sock_id {
-                    // Port 0 on a stream socket that never listens is a client choosing
-                    // its source address before connect() (IP_BIND_ADDRESS_NO_PORT or
-                    // not): nothing a server forgot.
-                    let should_listen = matches!(ty, Some(1 | 5)) && a.port() != Some(0);
-                    let b = (
-                        proto.clone(),
-                        shown.clone(),
-                        should_listen,
-                        ev.pid,
-                        ev.comm.clone(),
-                    );
-                    self.bound.insert(id, b);
+                    // A socket id the kernel reused for a socket that is no server's.
+                    self.server_binds.remove(&id);
+                    if matches!(ty, Some(SOCK_STREAM | SOCK_SEQPACKET)) && a.port() != Some(0) {
+                        let b = ServerBind {
+                            proto: proto.clone(),
+                            addr: shown.clone(),
+                            pid: ev.pid,
+                            comm: ev.comm.clone(),
+                        };
+                        self.server_binds.insert(id, b);
+                    }
                 }
-                if dgram {
+                if opened == Some(ListenerChange::Open) {
                     self.listen(ev, note, proto, shown, false);
                 }
             }
-            (Request::Listen { .. }, _) | (Request::None, Kind::ListenState) => {
-                let addr = ev
-                    .sock_id
-                    .and_then(|id| self.bound.get(&id))
-                    .map(|b| b.1.clone())
+            (_, Some(change @ (ListenerChange::Open | ListenerChange::Failed))) => {
+                let addr = local
                     .filter(|a| !a.ends_with(":0"))
                     .or_else(|| held(ev.sock.as_ref()))
                     .unwrap_or_else(|| "?".into());
-                if ev.failed() {
+                if change == ListenerChange::Failed {
                     self.fail("listen", format!("{proto} {addr}"), ev);
                 } else {
                     self.listen(ev, note, proto, addr, true);
                 }
             }
-            (Request::Setsockopt { level, optname, .. }, _) if ev.failed() => {
-                let name = crate::names::option(*level, *optname).unwrap_or("?");
-                self.fail("setsockopt", name.to_owned(), ev);
-            }
-            (_, Kind::Close) => {
+            (_, Some(ListenerChange::Close)) => {
                 if let Some(&i) = ev.sock_id.and_then(|id| self.by_sock.get(&id)) {
                     self.listeners[i].closed = true;
                 }
+            }
+            (Request::Setsockopt { level, optname, .. }, None) if ev.failed() => {
+                let name = crate::names::option(*level, *optname).unwrap_or("?");
+                self.fail("setsockopt", name.to_owned(), ev);
             }
             _ => {}
         }
     }
 
-    fn listen(
-        &mut self,
-        ev: &Event,
-        note: Option<&Note>,
-        proto: String,
-        addr: String,
-        stream: bool,
-    ) {
+    fn listen(&mut self, ev: &Event, note: &Note, proto: String, addr: String, stream: bool) {
         // The same socket again (bind then listen), unless it was closed and the kernel
         // reused the memory for another socket.
         if let Some(&i) = ev.sock_id.and_then(|id| self.by_sock.get(&id))
@@ -228,7 +190,7 @@ impl Summary {
         }
         self.listeners.push(Listener {
             sock_id: ev.sock_id,
-            bound: verdict_input(ev, note),
+            bound: note.bound.clone(),
             proto,
             addr,
             pid: ev.pid,
@@ -313,15 +275,16 @@ impl Summary {
         }
         // Bound for a connection-oriented protocol, but listen() never came.
         let mut idle: Vec<_> = self
-            .bound
+            .server_binds
             .iter()
-            .filter(|(id, b)| b.2 && !self.listeners.iter().any(|l| l.sock_id == Some(**id)))
+            .filter(|(id, _)| !self.listeners.iter().any(|l| l.sock_id == Some(**id)))
             .map(|(_, b)| b)
             .collect();
-        idle.sort_by(|a, b| (a.3, &a.1).cmp(&(b.3, &b.1)));
-        for (proto, addr, _, pid, comm) in idle.into_iter().take(MAX_LISTED) {
+        idle.sort_by(|a, b| (a.pid, &a.addr).cmp(&(b.pid, &b.addr)));
+        for b in idle.into_iter().take(MAX_LISTED) {
             out.push(format!(
-                "  bound      {proto} {addr}  {comm} (pid {pid}), but never listened"
+                "  bound      {} {}  {} (pid {}), but never listened",
+                b.proto, b.addr, b.comm, b.pid
             ));
         }
         let holders: Vec<Option<String>> = self
@@ -462,6 +425,27 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
+    use crate::{event::Kind, sockaddr::SockAddr, story::Story};
+
+    /// A summary fed as the pipeline feeds it: each event through the story first.
+    struct Fed {
+        story: Story,
+        summary: Summary,
+    }
+
+    impl Fed {
+        fn new(summary: Summary) -> Fed {
+            Fed {
+                story: Story::new(),
+                summary,
+            }
+        }
+
+        fn feed(&mut self, ev: &Event) {
+            let note = self.story.observe(ev);
+            self.summary.take(ev, &note);
+        }
+    }
 
     fn bind(pid: u32, port: u16, errno: i32) -> Event {
         Event {
@@ -507,11 +491,11 @@ mod tests {
 
     #[test]
     fn failed_binds_say_plainly_that_nothing_listens() {
-        let mut s = Summary::default();
+        let mut s = Fed::new(Summary::default());
         for _ in 0..5 {
-            s.event(&bind(7, 80, 98));
+            s.feed(&bind(7, 80, 98));
         }
-        let out = s.render(
+        let out = s.summary.render(
             "nginx exited with status 1",
             |_| false,
             |_, _| None,
@@ -526,7 +510,9 @@ mod tests {
             "  nothing listens: nginx exited after 5 failed binds on 0.0.0.0:80: EADDRINUSE"
         );
         let held = |p: &str, port| Some(format!("apache2 (pid 99) on 0.0.0.0:{port} ({p})"));
-        let out = s.render("nginx exited with status 1", |_| false, held, |_, _| None);
+        let out = s
+            .summary
+            .render("nginx exited with status 1", |_| false, held, |_, _| None);
         assert!(
             out[1]
                 .ends_with("nginx (pid 7); port held now by apache2 (pid 99) on 0.0.0.0:80 (tcp)"),
@@ -554,9 +540,11 @@ mod tests {
         // Other commands: the plain sentence; and not once a call was seen.
         let out = Summary::of_command("nginx").render("nginx", |_| false, |_, _| None, |_, _| None);
         assert_eq!(out[1], "  nothing listens: no bind or listen call was made");
-        let mut s = Summary::of_command("systemctl");
-        s.event(&bind(7, 80, libc::EACCES));
-        let out = s.render("systemctl", |_| false, |_, _| None, |_, _| None);
+        let mut s = Fed::new(Summary::of_command("systemctl"));
+        s.feed(&bind(7, 80, libc::EACCES));
+        let out = s
+            .summary
+            .render("systemctl", |_| false, |_, _| None, |_, _| None);
         assert!(
             !out.iter().any(|l| l.contains("another terminal")),
             "{out:#?}"
@@ -573,34 +561,39 @@ mod tests {
                 device: Some("eth9".into()),
                 ..Bound::ip(Ipv4Addr::UNSPECIFIED.into(), 8080)
             }),
+            listener: Some(ListenerChange::Open),
             ..Default::default()
         };
         let mut s = Summary::default();
-        s.event_noted(&l, Some(&note));
+        s.take(&l, &note);
         let out = s.render("nginx", |_| true, |_, _| None, |_, _| None);
         assert!(
             out[2].contains("but only on interface eth9 (SO_BINDTODEVICE)"),
             "{out:#?}"
         );
-        // Without one, from the event alone.
-        let mut s = Summary::default();
-        s.event_noted(&l, None);
-        let out = s.render("nginx", |_| true, |_, _| None, |_, _| None);
+        // Through the story: a listen whose bind was not seen has the kernel's view.
+        let mut s = Fed::new(Summary::default());
+        s.feed(&l);
+        let out = s
+            .summary
+            .render("nginx", |_| true, |_, _| None, |_, _| None);
         assert!(!out[2].contains("eth9"), "{out:#?}");
         assert!(out[2].contains("every IPv4 address"), "{out:#?}");
     }
 
     #[test]
     fn nothing_listens_any_more_names_the_last_socket_and_how_it_was_held() {
-        let mut s = Summary::default();
+        let mut s = Fed::new(Summary::default());
         let l = listen_ev(7, 8080, 511);
-        s.event(&bind(7, 8080, 0));
-        s.event(&l);
+        s.feed(&bind(7, 8080, 0));
+        s.feed(&l);
         let mut udp = bind(7, 5353, 0);
         udp.sock.as_mut().unwrap().sock_type = Some(2);
         udp.sock.as_mut().unwrap().protocol = Some(17);
-        s.event(&udp);
-        let out = s.render("nginx", |_| false, |_, _| None, |_, _| None);
+        s.feed(&udp);
+        let out = s
+            .summary
+            .render("nginx", |_| false, |_, _| None, |_, _| None);
         assert_eq!(
             out.last().unwrap(),
             "  nothing listens any more: nginx (pid 7) was bound to udp 0.0.0.0:5353 \
@@ -611,11 +604,13 @@ mod tests {
 
     #[test]
     fn listeners_are_listed_with_their_state() {
-        let mut s = Summary::default();
-        s.event(&bind(7, 8080, 0));
+        let mut s = Fed::new(Summary::default());
+        s.feed(&bind(7, 8080, 0));
         let l = listen_ev(7, 8080, 511);
-        s.event(&l);
-        let out = s.render("nginx", |_| true, |_, _| None, |_, _| None);
+        s.feed(&l);
+        let out = s
+            .summary
+            .render("nginx", |_| true, |_, _| None, |_, _| None);
         assert_eq!(out.len(), 3, "{out:#?}");
         assert_eq!(
             out[1],
@@ -625,7 +620,9 @@ mod tests {
             out[2].starts_with("             → every IPv4 address on every interface"),
             "{out:#?}"
         );
-        let out = s.render("nginx", |_| false, |_, _| None, |_, _| None);
+        let out = s
+            .summary
+            .render("nginx", |_| false, |_, _| None, |_, _| None);
         assert!(out[1].ends_with("until it exited"), "{out:#?}");
         assert_eq!(
             out[3],
@@ -635,7 +632,7 @@ mod tests {
         let holds = |p: &str, a: &str| {
             (p == "tcp" && a == "0.0.0.0:8080").then(|| "nginx (pid 8)".to_owned())
         };
-        let out = s.render("nginx", |_| false, |_, _| None, holds);
+        let out = s.summary.render("nginx", |_| false, |_, _| None, holds);
         assert_eq!(out.len(), 3, "{out:#?}");
         assert_eq!(
             out[1],
@@ -648,13 +645,13 @@ mod tests {
     /// it stops, the last line must not blame the failure for nothing listening.
     #[test]
     fn a_failure_beside_a_listener_is_not_named_the_reason() {
-        let mut s = Summary::default();
-        s.event(&bind(7, 5432, 0));
+        let mut s = Fed::new(Summary::default());
+        s.feed(&bind(7, 5432, 0));
         let l = listen_ev(7, 5432, 244);
-        s.event(&l);
-        s.event(&bind(7, 5432, 98));
+        s.feed(&l);
+        s.feed(&bind(7, 5432, 98));
         let held = |_: &str, port| Some(format!("nginx (pid 7) on 0.0.0.0:{port} (LISTEN)"));
-        let out = s.render("postgres", |_| false, held, |_, _| None);
+        let out = s.summary.render("postgres", |_| false, held, |_, _| None);
         assert!(
             out.iter()
                 .any(|l| l.starts_with("  failed     bind tcp 0.0.0.0:5432: EADDRINUSE")),
@@ -673,14 +670,14 @@ mod tests {
     /// that binds port 0 to pick its source address before connect() is not.
     #[test]
     fn bound_but_never_listened_is_a_server_port_not_a_client_source() {
-        let mut s = Summary::default();
+        let mut s = Fed::new(Summary::default());
         let mut server = bind(7, 8080, 0);
         server.sock_id = Some(1);
-        s.event(&server);
+        s.feed(&server);
         let mut client = bind(7, 0, 0);
         client.sock_id = Some(2);
-        s.event(&client);
-        let out = s.render("web", |_| true, |_, _| None, |_, _| None);
+        s.feed(&client);
+        let out = s.summary.render("web", |_| true, |_, _| None, |_, _| None);
         let idle: Vec<_> = out
             .iter()
             .filter(|l| l.ends_with("but never listened"))
@@ -694,17 +691,19 @@ mod tests {
 
     #[test]
     fn a_storm_of_sockets_is_listed_briefly() {
-        let mut s = Summary::default();
+        let mut s = Fed::new(Summary::default());
         for _ in 0..30 {
             // The kernel reuses the freed socket's memory: same id, new socket each time.
             let l = listen_ev(7, 8080, 511);
-            s.event(&l);
+            s.feed(&l);
             let mut c = bind(7, 8080, 0);
             c.kind = Kind::Close;
             c.request = Request::None;
-            s.event(&c);
+            s.feed(&c);
         }
-        let out = s.render("storm", |_| true, |_, _| None, |_, _| None);
+        let out = s
+            .summary
+            .render("storm", |_| true, |_, _| None, |_, _| None);
         assert_eq!(
             out.iter().filter(|l| l.starts_with("  listening")).count(),
             MAX_LISTED

@@ -1,7 +1,9 @@
 //! Each socket's story: the stage between the tracer and the renderers. Events go in, in
 //! order; out comes a `Note` per event: what the bound/listening address means (the
 //! verdict), where IPV6_V6ONLY came from, a one-line summary when a socket starts
-//! listening, and why a call failed. Nothing flows back to the tracer.
+//! listening, why a call failed, and whether the event opens, fails to open or closes a
+//! listener (`ListenerChange`, the rule every sink uses). One story per pipeline
+//! (`pipeline.rs`); nothing flows back to the tracer.
 //!
 //! Sockets are keyed by the kernel's socket identity (`sock_id`), so dup()ed fds, a fork's
 //! inherited sockets and two sockets on the same port each keep one story; events without
@@ -9,6 +11,8 @@
 //! whose socket looks fresh again (unbound, other type, second successful bind) restarts.
 //! The table is bounded: a listener's `close` event drops it, and past `CAP` entries the
 //! ones of exited processes and then the least recently used go.
+pub mod failure;
+
 use std::{
     collections::HashMap,
     net::IpAddr,
@@ -20,9 +24,9 @@ use serde::Serialize;
 
 use crate::{
     event::{Event, Kind, OptValue, Request, SOCK_DGRAM, Sock},
-    failure::{self, Holder},
+    failure::Holder,
     netif,
-    sockaddr::{AF_INET, AF_INET6, SockAddr},
+    sockaddr::{AF_INET, AF_INET6, AF_UNIX, SockAddr},
     sockdiag::{self, Netns},
 };
 use lsn_trace::{
@@ -35,6 +39,10 @@ use lsn_trace_common::sockopt::{IPV6_V6ONLY, SOL_IPV6};
 /// not apply; human: extra indented lines).
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Note {
+    /// Whether this event opens, fails to open or closes a listener (not a record key:
+    /// sinks act on it).
+    #[serde(skip)]
+    pub listener: Option<ListenerChange>,
     /// Machine-readable classification of the bound/listening address.
     pub verdict: Option<&'static str>,
     pub verdict_flags: Option<Vec<&'static str>>,
@@ -52,6 +60,44 @@ pub struct Note {
     /// The facts the verdict was drawn from, for the `-- CMD` summary (not a record key).
     #[serde(skip)]
     pub bound: Option<Bound>,
+    /// The address the socket is bound to, as the story knows it (the kernel's view: port
+    /// 0 resolved), on every event of a socket it follows (not a record key).
+    #[serde(skip)]
+    pub local: Option<SockAddr>,
+}
+
+/// What an event does to the set of listeners: the one rule every sink uses (the audit
+/// log's records, the `-- CMD` summary's lines, the live listener summary).
+///
+/// * `Open`: the socket starts receiving from anyone who knows its address — its first
+///   successful listen(2) (any family: TCP, SCTP, unix stream/seqpacket), a TCP socket put
+///   into LISTEN in the kernel (io_uring), or a successful bind(2) of an IP or unix datagram
+///   socket (it receives with no listen(2) ever coming);
+/// * `Failed`: a failed bind(2) or listen(2);
+/// * `Close`: a listener left LISTEN (the only close the kernel side sees).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenerChange {
+    Open,
+    Failed,
+    Close,
+}
+
+impl ListenerChange {
+    /// `was_listening`: the story had already seen this socket start listening.
+    pub fn of(ev: &Event, sock_type: Option<u16>, was_listening: bool) -> Option<ListenerChange> {
+        Some(match ev.kind {
+            Kind::Close => ListenerChange::Close,
+            Kind::Bind | Kind::Listen if ev.failed() => ListenerChange::Failed,
+            Kind::Listen | Kind::ListenState if !was_listening => ListenerChange::Open,
+            Kind::Bind
+                if sock_type == Some(SOCK_DGRAM)
+                    && matches!(ev.family(), Some(AF_INET | AF_INET6 | AF_UNIX)) =>
+            {
+                ListenerChange::Open
+            }
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -116,6 +162,18 @@ impl Entry {
             inode: sock_inode(ev),
             used: 0,
         }
+    }
+
+    /// It entered LISTEN: where its bind was not seen (before the trace, or an unreadable
+    /// request), the address is the kernel's view of the socket.
+    fn starts_listening(&mut self, ev: &Event) {
+        if self.bound.is_none()
+            && let Some(s) = &ev.sock
+            && let (Some(ip), Some(port)) = (s.local, s.port)
+        {
+            self.bound = Some(inet(ip, port));
+        }
+        self.listening = true;
     }
 
     /// Whether IPV6_V6ONLY was set on this socket by a successful setsockopt we saw.
@@ -245,14 +303,18 @@ impl Story {
         self.clock += 1;
         let key = Self::key(ev);
         if ev.kind == Kind::Close {
-            if let Some(k) = key {
-                self.table.remove(&k);
-            }
-            return Note::default();
+            let gone = key.and_then(|k| self.table.remove(&k));
+            return Note {
+                listener: Some(ListenerChange::Close),
+                local: gone.and_then(|e| e.bound),
+                ..Note::default()
+            };
         }
         let mut note = Note::default();
         let Some(key) = key else {
             // Not a socket we can follow (EBADF, ENOTSOCK, unreadable): explain only.
+            let sock_type = ev.sock.as_ref().and_then(|s| s.sock_type);
+            note.listener = ListenerChange::of(ev, sock_type, false);
             if ev.failed() {
                 let ctx = self.failure_ctx(ev, None);
                 let (why, holders) = failure::explain(ev, None, &ctx, &mut self.failures);
@@ -296,7 +358,7 @@ impl Story {
         if entry.protocol.is_none() {
             entry.protocol = ev.protocol();
         }
-        let mut starts_listening = false;
+        let listener = ListenerChange::of(ev, entry.sock_type, entry.listening);
         match &ev.request {
             Request::Setsockopt {
                 level,
@@ -321,8 +383,6 @@ impl Story {
                     if let SockAddr::UnixPath(p) = addr {
                         entry.perms = unix_perms(ev.pid, p);
                     }
-                    // A datagram socket receives as soon as it is bound: that is its "listen".
-                    starts_listening = entry.sock_type == Some(SOCK_DGRAM);
                 }
             }
             Request::Listen { backlog } => {
@@ -330,22 +390,14 @@ impl Story {
                     // unknown when the hook saw it only after the somaxconn clamp
                     entry.listen_backlog =
                         backlog.map(|b| (b, ev.sock.as_ref().and_then(|s| s.backlog)));
-                    starts_listening = !entry.listening;
-                    entry.listening = true;
+                    entry.starts_listening(ev);
                 }
             }
-            Request::None if ev.kind == Kind::ListenState => {
-                if entry.bound.is_none()
-                    && let Some(s) = &ev.sock
-                    && let (Some(ip), Some(port)) = (s.local, s.port)
-                {
-                    entry.bound = Some(inet(ip, port));
-                }
-                starts_listening = !entry.listening;
-                entry.listening = true;
-            }
+            Request::None if ev.kind == Kind::ListenState => entry.starts_listening(ev),
             Request::None => {}
         }
+        note.listener = listener;
+        note.local = entry.bound.clone();
         if ev.failed() {
             let entry = entry.clone();
             let ctx = self.failure_ctx(ev, Some(&entry));
@@ -357,13 +409,13 @@ impl Story {
         // Only bind and listen are described; a setsockopt needs no copy of the entry.
         if matches!(ev.kind, Kind::Bind | Kind::Listen | Kind::ListenState) {
             let entry = entry.clone();
-            self.describe(ev, &entry, starts_listening, &mut note);
+            self.describe(ev, &entry, &mut note);
         }
         note
     }
 
     /// Verdict, v6only source and (when it starts listening) the summary line.
-    fn describe(&mut self, ev: &Event, entry: &Entry, starts_listening: bool, note: &mut Note) {
+    fn describe(&mut self, ev: &Event, entry: &Entry, note: &mut Note) {
         let Some(addr) = entry.bound.clone() else {
             return;
         };
@@ -470,7 +522,7 @@ impl Story {
             meaning = format!("{meaning} [V6ONLY={}, {why}]", on as u8);
         }
         note.meaning = Some(meaning.clone());
-        if starts_listening {
+        if note.listener == Some(ListenerChange::Open) {
             note.summary = Some(self.summary(ev, entry, &addr, &b, &meaning));
         }
         note.bound = Some(b);
@@ -756,6 +808,15 @@ fn bound_addr(req: &SockAddr, sock: Option<&Sock>) -> SockAddr {
             }
         }
         (SockAddr::Inet { .. }, Some(s)) if s.local.is_some() && s.port.is_some() => {
+            inet(s.local.unwrap(), s.port.unwrap())
+        }
+        // The request could not be read (tracepoints cannot fault user memory in): the
+        // kernel's view says what was bound.
+        (SockAddr::Unreadable { .. }, Some(s))
+            if matches!(s.family, Some(AF_INET | AF_INET6))
+                && s.local.is_some()
+                && s.port.is_some() =>
+        {
             inet(s.local.unwrap(), s.port.unwrap())
         }
         _ => req.clone(),

@@ -1,5 +1,5 @@
-//! The agent's loop: ring buffer -> decode -> sink, until told to stop. Lost events are
-//! counted in the kernel (per-CPU) and surfaced to the sink as they appear.
+//! The agent's loop: ring buffer -> decode -> pipeline (story, then sinks), until told to
+//! stop. Lost events are counted in the kernel (per-CPU) and surfaced as they appear.
 use std::{
     future::Future,
     io,
@@ -14,21 +14,8 @@ use lsn_trace_common as wire;
 use tokio::io::{Interest, unix::AsyncFd};
 
 use crate::{
-    backend::Loaded,
-    event::{Decoder, Event},
-    replay::Recording,
-    ring::EventRing,
-    story::Note,
+    backend::Loaded, event::Decoder, pipeline::Pipeline, replay::Recording, ring::EventRing,
 };
-
-/// Where decoded events go (a renderer on stdout, the audit log, a summariser...).
-pub trait Sink {
-    /// The event, and what the story made of it when this sink keeps one.
-    fn event(&mut self, ev: &Event) -> io::Result<Option<Note>>;
-    fn lost(&mut self, count: u64, reason: &str) -> io::Result<()>;
-    /// End of a batch: write out what is buffered.
-    fn flush(&mut self) -> io::Result<()>;
-}
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Stats {
@@ -116,7 +103,7 @@ impl Tracer {
 
     /// Deliver what the ring holds, and what was lost meanwhile (`last`: the final drain,
     /// which asks for skipped runs whenever it was last asked).
-    fn drain(&mut self, sink: &mut dyn Sink, last: bool) -> io::Result<()> {
+    fn drain(&mut self, pipeline: &mut Pipeline<'_>, last: bool) -> io::Result<()> {
         let Tracer {
             ring,
             decoder,
@@ -130,24 +117,24 @@ impl Tracer {
             }
             if let Some(ev) = decoder.decode_record(item) {
                 stats.events += 1;
-                sink.event(&ev)?;
+                pipeline.event(&ev)?;
             }
             Ok(())
         })?;
         if let Some(r) = &mut self.recording {
             r.flush()?;
         }
-        self.report_lost(sink)?;
-        self.report_skipped(sink, last)?;
-        sink.flush()
+        self.report_lost(pipeline)?;
+        self.report_skipped(pipeline, last)?;
+        pipeline.flush()
     }
 
     /// Runs of our programs the kernel skipped since last asked (at most every
     /// `SKIPPED_EVERY`, unless `now`): lost events like the others.
-    fn report_skipped(&mut self, sink: &mut dyn Sink, now: bool) -> io::Result<()> {
+    fn report_skipped(&mut self, pipeline: &mut Pipeline<'_>, now: bool) -> io::Result<()> {
         if let Some(n) = self.skipped.new_since_last(now) {
             self.stats.lost += n;
-            sink.lost(
+            pipeline.lost(
                 n,
                 "the kernel skipped lsn-trace's hooks while another eBPF program ran on the \
                  same CPU (BPF recursion guard; a preemptible kernel makes it likelier)",
@@ -156,7 +143,7 @@ impl Tracer {
         Ok(())
     }
 
-    fn report_lost(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
+    fn report_lost(&mut self, pipeline: &mut Pipeline<'_>) -> io::Result<()> {
         for (i, (idx, reason)) in [
             (
                 wire::CTR_LOST_RINGBUF,
@@ -172,7 +159,7 @@ impl Tracer {
                 let n = total - self.lost_reported[i];
                 self.lost_reported[i] = total;
                 self.stats.lost += n;
-                sink.lost(n, reason)?;
+                pipeline.lost(n, reason)?;
             }
         }
         Ok(())
@@ -184,10 +171,10 @@ impl Tracer {
         }
     }
 
-    /// Run until `stop` completes or the sink's reader goes away.
+    /// Run until `stop` completes or the sinks' reader goes away.
     pub async fn run(
         &mut self,
-        sink: &mut dyn Sink,
+        pipeline: &mut Pipeline<'_>,
         stop: impl Future<Output = ()>,
     ) -> Result<Stats> {
         tokio::pin!(stop);
@@ -200,9 +187,9 @@ impl Tracer {
                         let mut guard = guard?;
                         guard.clear_ready();
                         drop(guard);
-                        self.drain(sink, false)?;
+                        self.drain(pipeline, false)?;
                     }
-                    _ = tick.tick() => self.drain(sink, false)?,
+                    _ = tick.tick() => self.drain(pipeline, false)?,
                     guard = async { match &mut self.logger {
                         Some(l) => l.readable_mut().await.map(|mut g| g.clear_ready()),
                         None => std::future::pending().await,
@@ -210,7 +197,7 @@ impl Tracer {
                 }
             }
             // What was submitted before the stop still belongs to the trace.
-            self.drain(sink, true)
+            self.drain(pipeline, true)
         }
         .await;
         self.flush_logs();

@@ -1,25 +1,15 @@
 //! `lsn-trace audit`: a log of every listener, for running as a service. A `Sink` of the
-//! core event stream that keeps only what opens, fails to open or closes a listener,
-//! adds who the process is (read from /proc as the event arrives), and appends one JSON
-//! object per line to a file or stdout. Records carry the keys of `--json` plus `record`
-//! and the identity keys (README, "Audit log").
-//!
-//! What counts as a listener (an `open` record):
-//! * a socket that entered LISTEN: successful listen(2) of any family (TCP, SCTP, unix
-//!   stream/seqpacket), or a TCP socket put into LISTEN in the kernel (io_uring);
-//! * a successful bind(2) of a datagram socket (UDP, unix dgram): it receives from
-//!   anyone who knows the address, with no listen(2) ever coming.
-//!
-//! `failed` records every failed bind(2) and listen(2); `close` a TCP listener leaving
-//! LISTEN (the only close the kernel side sees: UDP and unix closes are not recorded).
+//! core event stream that keeps only what opens, fails to open or closes a listener (the
+//! story's `ListenerChange`: an `open`, `failed` or `close` record), adds who the process
+//! is (read from /proc as the event arrives), and appends one JSON object per line to a
+//! file or stdout. Records carry the keys of `--json` plus `record` and the identity keys
+//! (README, "Audit log"). UDP and unix closes are not recorded: the kernel side sees only
+//! a TCP listener leaving LISTEN.
 pub mod identity;
 pub mod log;
 pub mod snapshot;
 
-use std::{
-    collections::{HashMap, VecDeque},
-    path::PathBuf,
-};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use serde_json::{Map, Value, json};
@@ -30,11 +20,13 @@ use self::{
 };
 use crate::{
     errno,
-    event::{Event, Kind, Request, SOCK_DGRAM},
+    event::Event,
     output::{self, json as jsonout},
-    sockaddr::{AF_INET, AF_INET6, AF_UNIX},
-    sockdiag, story,
-    tracer::{Sink, Stats, Tracer},
+    pipeline::{Pipeline, Sink},
+    sockaddr::AF_UNIX,
+    sockdiag,
+    story::{self, ListenerChange},
+    tracer::{Stats, Tracer},
 };
 
 #[derive(clap::Args, Debug)]
@@ -45,18 +37,9 @@ pub struct AuditArgs {
     pub log: Option<PathBuf>,
 }
 
-/// Unix paths remembered from bind until the listen that makes them a listener, for
-/// kernels whose unix socket layout the agent could not resolve (listen then carries no
-/// address).
-const UNIX_PATHS_CAP: usize = 4096;
-
 pub struct Audit {
     log: Log,
-    /// Per-socket reconstruction, as for `--json`: verdict, summary, failure explanation.
-    story: story::Story,
     ids: Identities,
-    unix_paths: HashMap<u64, String>,
-    unix_order: VecDeque<u64>,
     records: u64,
 }
 
@@ -73,30 +56,18 @@ pub fn open(args: &AuditArgs) -> Result<Audit> {
     log::install_hup_handler().context("installing the SIGHUP handler")?;
     Ok(Audit {
         log,
-        story: story::Story::new(),
         ids: Identities::new(),
-        unix_paths: HashMap::new(),
-        unix_order: VecDeque::new(),
         records: 0,
     })
 }
 
-/// The audit record kind of an event, or None when it is not about a listener.
-fn classify(ev: &Event) -> Option<&'static str> {
-    let sock = ev.sock.as_ref();
-    Some(match ev.kind {
-        Kind::Close => "close",
-        Kind::ListenState => "open",
-        Kind::Listen | Kind::Bind if ev.failed() => "failed",
-        Kind::Listen => "open",
-        Kind::Bind
-            if sock.and_then(|s| s.sock_type) == Some(SOCK_DGRAM)
-                && matches!(ev.family(), Some(AF_INET | AF_INET6 | AF_UNIX)) =>
-        {
-            "open"
-        }
-        _ => return None,
-    })
+/// The `record` key of an event's record.
+fn record_kind(change: ListenerChange) -> &'static str {
+    match change {
+        ListenerChange::Open => "open",
+        ListenerChange::Failed => "failed",
+        ListenerChange::Close => "close",
+    }
 }
 
 fn now_time() -> String {
@@ -140,40 +111,23 @@ impl Audit {
         &mut self,
         ev: &Event,
         note: &story::Note,
-        kind: &'static str,
+        change: ListenerChange,
     ) -> Map<String, Value> {
         let mut rec = Map::new();
-        rec.insert("record".into(), kind.into());
+        rec.insert("record".into(), record_kind(change).into());
         rec.extend(object(jsonout::record(ev)));
         rec.extend(object(note));
         // The kernel side reads a unix listener's own address at listen where the kernel's
-        // layout is known; elsewhere, the path its bind asked for.
-        if kind == "open"
+        // layout is known; elsewhere, the path its bind asked for, as the story kept it.
+        if change == ListenerChange::Open
             && ev.family() == Some(AF_UNIX)
-            && let Some(id) = ev.sock_id
-            && let Some(path) = self.unix_paths.remove(&id)
+            && let Some(path) = note.local.as_ref().and_then(|a| a.host())
             && rec.get("addr").is_none_or(Value::is_null)
         {
             rec.insert("addr".into(), path.into());
         }
         self.identify(&mut rec, ev.pid, &ev.comm, Some(ev.uid));
         rec
-    }
-
-    fn remember_unix_path(&mut self, ev: &Event) {
-        if let (Kind::Bind, false, Some(id), Request::Bind(a)) =
-            (ev.kind, ev.failed(), ev.sock_id, &ev.request)
-            && a.family() == Some(AF_UNIX)
-            && let Some(host) = a.host()
-            && self.unix_paths.insert(id, host).is_none()
-        {
-            self.unix_order.push_back(id);
-            while self.unix_order.len() > UNIX_PATHS_CAP {
-                if let Some(old) = self.unix_order.pop_front() {
-                    self.unix_paths.remove(&old);
-                }
-            }
-        }
     }
 
     fn start_record(&mut self, backend: &str) {
@@ -328,7 +282,7 @@ impl Audit {
         // both — never in neither.
         self.snapshot();
         self.flush()?;
-        let stats = tracer.run(&mut self, stop).await?;
+        let stats = tracer.run(&mut Pipeline::new(&mut self), stop).await?;
         self.stop_record(&stats);
         self.finish();
         Ok(stats)
@@ -350,18 +304,15 @@ impl Audit {
 }
 
 impl Sink for Audit {
-    fn event(&mut self, ev: &Event) -> std::io::Result<Option<story::Note>> {
-        self.remember_unix_path(ev);
-        let note = self.story.observe(ev);
-        if let Some(kind) = classify(ev) {
-            let rec = self.event_record(ev, &note, kind);
+    fn event(&mut self, ev: &Event, note: &story::Note) -> std::io::Result<()> {
+        if let Some(change) = note.listener {
+            let rec = self.event_record(ev, note, change);
             self.write(&rec);
         }
-        Ok(Some(note))
+        Ok(())
     }
 
     fn lost(&mut self, count: u64, reason: &str) -> std::io::Result<()> {
-        say!("lsn-trace: {count} events lost ({reason})");
         self.lost_record(count, reason);
         Ok(())
     }
@@ -379,8 +330,8 @@ impl Sink for Audit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{IPPROTO_TCP, IPPROTO_UDP, SOCK_STREAM, Sock};
-    use crate::sockaddr::SockAddr;
+    use crate::event::{IPPROTO_TCP, IPPROTO_UDP, Kind, Request, SOCK_DGRAM, SOCK_STREAM, Sock};
+    use crate::sockaddr::{AF_INET, AF_INET6, SockAddr};
 
     fn ev(kind: Kind, errno: i32, family: u16, ty: u16, proto: u16) -> Event {
         Event {
@@ -408,10 +359,19 @@ mod tests {
         }
     }
 
+    /// The story's listener rule, as audit records.
+    fn record_of(events: &[Event]) -> Vec<Option<&'static str>> {
+        let mut st = story::Story::new();
+        events
+            .iter()
+            .map(|e| st.observe(e).listener.map(record_kind))
+            .collect()
+    }
+
     #[test]
     fn what_is_a_listener() {
-        let tcp = |k, e| classify(&ev(k, e, AF_INET, SOCK_STREAM, IPPROTO_TCP));
-        let udp = |k, e| classify(&ev(k, e, AF_INET6, SOCK_DGRAM, IPPROTO_UDP));
+        let tcp = |k, e| record_of(&[ev(k, e, AF_INET, SOCK_STREAM, IPPROTO_TCP)])[0];
+        let udp = |k, e| record_of(&[ev(k, e, AF_INET6, SOCK_DGRAM, IPPROTO_UDP)])[0];
         assert_eq!(tcp(Kind::Bind, 0), None, "a TCP bind opens nothing yet");
         assert_eq!(tcp(Kind::Listen, 0), Some("open"));
         assert_eq!(tcp(Kind::ListenState, 0), Some("open"));
@@ -422,34 +382,42 @@ mod tests {
         assert_eq!(udp(Kind::Bind, 0), Some("open"));
         assert_eq!(udp(Kind::Bind, 98), Some("failed"));
         let unix_dgram = ev(Kind::Bind, 0, AF_UNIX, SOCK_DGRAM, 0);
-        assert_eq!(classify(&unix_dgram), Some("open"));
+        assert_eq!(record_of(&[unix_dgram]), [Some("open")]);
         let unix_stream = ev(Kind::Bind, 0, AF_UNIX, SOCK_STREAM, 0);
-        assert_eq!(classify(&unix_stream), None);
+        assert_eq!(record_of(&[unix_stream]), [None]);
         let netlink = ev(Kind::Bind, 0, 16, SOCK_DGRAM, 0);
-        assert_eq!(classify(&netlink), None);
+        assert_eq!(record_of(&[netlink]), [None]);
+        // listen(2) again on a listener (a new backlog) opens nothing new; after its close,
+        // the same socket identity listening again is a new listener.
+        let mut listen = ev(Kind::Listen, 0, AF_INET, SOCK_STREAM, IPPROTO_TCP);
+        listen.request = Request::Listen { backlog: Some(8) };
+        let close = ev(Kind::Close, 0, AF_INET, SOCK_STREAM, IPPROTO_TCP);
+        assert_eq!(
+            record_of(&[listen.clone(), listen.clone(), close, listen]),
+            [Some("open"), None, Some("close"), Some("open")]
+        );
     }
 
     #[test]
     fn unix_listener_gets_its_bound_path() {
         let mut a = Audit {
             log: Log::stdout(),
-            story: story::Story::new(),
             ids: Identities::new(),
-            unix_paths: HashMap::new(),
-            unix_order: VecDeque::new(),
             records: 0,
         };
+        let mut st = story::Story::new();
         let mut bind = ev(Kind::Bind, 0, AF_UNIX, SOCK_STREAM, 0);
         bind.request = Request::Bind(SockAddr::UnixPath(b"/run/x.sock".to_vec()));
-        a.remember_unix_path(&bind);
+        assert_eq!(st.observe(&bind).listener, None);
         let listen = ev(Kind::Listen, 0, AF_UNIX, SOCK_STREAM, 0);
-        let rec = a.event_record(&listen, &story::Note::default(), "open");
+        let note = st.observe(&listen);
+        assert_eq!(note.listener, Some(ListenerChange::Open));
+        let rec = a.event_record(&listen, &note, ListenerChange::Open);
         assert_eq!(rec["addr"], "/run/x.sock");
         assert_eq!(rec["record"], "open");
         assert_eq!(rec["event"], "listen");
         assert_eq!(rec["identity"], "live");
         assert_eq!(rec["user"], "root");
         assert!(rec["exe"].is_string());
-        assert!(a.unix_paths.is_empty());
     }
 }

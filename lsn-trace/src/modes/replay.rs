@@ -31,8 +31,7 @@ use crate::{
     audit,
     event::Decoder,
     output::{self, Format},
-    story,
-    tracer::Sink,
+    pipeline::{Pipeline, Sink},
 };
 
 const MAGIC: &[u8; 8] = b"LSNRAW\0\x01";
@@ -205,20 +204,21 @@ fn replay(args: &Args) -> Result<()> {
                 _ => Format::Json,
             };
             Box::new(crate::StdoutSink {
-                story: story::Story::new(),
                 render: output::renderer(format, output::Options::default()),
                 buf: Vec::new(),
                 out: io::stdout(),
             })
         }
     };
+    // The tracer's own stages from here: each pass over the records is one drained batch.
+    let mut pipeline = Pipeline::new(&mut *sink);
     for _ in 0..args.repeat {
         for item in recorded.records() {
             if let Some(ev) = decoder.decode_record(item) {
-                sink.event(&ev)?;
+                pipeline.event(&ev)?;
             }
         }
-        sink.flush()?;
+        pipeline.flush()?;
     }
     Ok(())
 }

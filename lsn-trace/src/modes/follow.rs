@@ -20,8 +20,9 @@ use lsn_trace_common::{FOLLOW_EXITED, FOLLOW_SELF, FOLLOW_TREE};
 use tokio::io::{Interest, unix::AsyncFd};
 
 use crate::{
-    summary::{Summarising, Summary},
-    tracer::{Sink, Tracer},
+    pipeline::{Pipeline, Sink, Tee},
+    summary::Summary,
+    tracer::Tracer,
     user::{self, User},
 };
 
@@ -470,14 +471,12 @@ pub fn run(
     mut followed: Followed,
     mut signals: Signals,
 ) -> Result<u8> {
-    let summary = match &plan {
+    let mut summary = match &plan {
         Plan::Run { cmd, .. } => Summary::of_command(&command_name(&cmd[0])),
         Plan::Attach { .. } => Summary::default(),
     };
-    let mut sink = Summarising {
-        inner: sink,
-        summary,
-    };
+    let mut sinks = Tee(vec![sink, &mut summary]);
+    let mut pipeline = Pipeline::new(&mut sinks);
     let mut outcome = Outcome::default();
     let (mut head, code) = match plan {
         Plan::Run { cmd, run_as } => {
@@ -510,7 +509,7 @@ pub fn run(
                 &name,
                 &mut outcome,
             );
-            let stats = rt.block_on(tracer.run(&mut sink, stop))?;
+            let stats = rt.block_on(tracer.run(&mut pipeline, stop))?;
             say!("{}", stats.stopped_line());
             let end = match outcome.status {
                 Some(s) => format!("{name} (pid {pid}) exited, {}", describe_status(s)),
@@ -520,7 +519,7 @@ pub fn run(
         }
         Plan::Attach { pids, .. } => {
             let stop = watch(&mut followed, &mut signals, &mut outcome);
-            let stats = rt.block_on(tracer.run(&mut sink, stop))?;
+            let stats = rt.block_on(tracer.run(&mut pipeline, stop))?;
             say!("{}", stats.stopped_line());
             (pid_list(&pids), 0)
         }
@@ -531,7 +530,9 @@ pub fn run(
             pid_list(&outcome.still_running)
         ));
     }
-    for line in sink.summary.render(&head, alive, held_by, holds) {
+    drop(pipeline);
+    drop(sinks);
+    for line in summary.render(&head, alive, held_by, holds) {
         say!("{line}");
     }
     Ok(code)

@@ -1,0 +1,6 @@
+//! Getting the programs into the kernel: the checks before (`preflight`: privileges,
+//! tracefs), the filters turned into the maps the programs read (`filter`), and the backend
+//! choice, load and attach (`backend`).
+pub mod backend;
+pub mod filter;
+pub mod preflight;
