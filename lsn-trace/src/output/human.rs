@@ -2,7 +2,7 @@
 //! errno names with their message.
 use std::fmt::Write as _;
 
-use super::{Options, Render, text};
+use super::{Options, Render, emit};
 use crate::{
     errno,
     event::{Event, Kind, OptValue, Request, Sock},
@@ -122,29 +122,29 @@ fn write_line(out: &mut Vec<u8>, ev: &Event, opts: &Options) {
     }
     out.push(b' ');
     let start = out.len();
-    text::int(out, ev.pid);
-    text::pad_since(out, start, 7);
+    emit::int(out, ev.pid);
+    emit::pad_since(out, start, 7);
     out.push(b' ');
-    text::padded(out, &ev.comm, 15);
+    emit::padded(out, &ev.comm, 15);
     out.push(b' ');
     let kind = match ev.kind {
         Kind::ListenState => "listen*",
         k => k.name(),
     };
-    text::padded(out, kind, 11);
+    emit::padded(out, kind, 11);
     out.push(b' ');
     match ev.protocol() {
-        Some(p) => text::padded(out, p, 6),
+        Some(p) => emit::padded(out, p, 6),
         None => match ev.family() {
-            Some(f) => text::padded(out, &names::family(f), 6),
-            None => text::padded(out, "?", 6),
+            Some(f) => emit::padded(out, &names::family(f), 6),
+            None => emit::padded(out, "?", 6),
         },
     }
     out.push(b' ');
     let sock = ev.sock.as_ref();
     let start = out.len();
     match &ev.request {
-        Request::Bind(a) => text::sockaddr(out, a),
+        Request::Bind(a) => emit::sockaddr(out, a),
         Request::Setsockopt {
             level,
             optname,
@@ -154,7 +154,7 @@ fn write_line(out: &mut Vec<u8>, ev: &Event, opts: &Options) {
             out.extend_from_slice(names::option(*level, *optname).unwrap_or("?").as_bytes());
             out.push(b'=');
             match value {
-                OptValue::Int(v) => text::int(out, *v),
+                OptValue::Int(v) => emit::int(out, *v),
                 OptValue::Name(n) if n.is_empty() => out.extend_from_slice(b"\"\" (unbind)"),
                 OptValue::Name(n) => out.extend_from_slice(n.as_bytes()),
                 OptValue::Bytes(b) => {
@@ -169,7 +169,7 @@ fn write_line(out: &mut Vec<u8>, ev: &Event, opts: &Options) {
             }
         }
     }
-    text::pad_since(out, start, 29);
+    emit::pad_since(out, start, 29);
     out.push(b' ');
     if ev.failed() {
         match (errno::name(ev.errno), errno::message(ev.errno)) {
@@ -181,7 +181,7 @@ fn write_line(out: &mut Vec<u8>, ev: &Event, opts: &Options) {
             }
             _ => {
                 out.extend_from_slice(b"errno ");
-                text::int(out, ev.errno);
+                emit::int(out, ev.errno);
             }
         }
     } else {
@@ -195,7 +195,7 @@ fn write_line(out: &mut Vec<u8>, ev: &Event, opts: &Options) {
             {
                 let out = notes.next();
                 out.extend_from_slice("port 0 → kernel picked ".as_bytes());
-                text::int(out, p);
+                emit::int(out, p);
             }
             if matches!(a, SockAddr::Inet6 { .. }) {
                 push_v6only(&mut notes, s);
@@ -207,21 +207,21 @@ fn write_line(out: &mut Vec<u8>, ev: &Event, opts: &Options) {
                 (Some(b), Some(eff)) if eff as i64 != *b as i64 => {
                     let out = notes.next();
                     out.extend_from_slice(b"backlog ");
-                    text::int(out, *b);
+                    emit::int(out, *b);
                     out.extend_from_slice(b" (kernel applied ");
-                    text::int(out, eff);
+                    emit::int(out, eff);
                     out.push(b')');
                 }
                 (Some(b), _) => {
                     let out = notes.next();
                     out.extend_from_slice(b"backlog ");
-                    text::int(out, *b);
+                    emit::int(out, *b);
                 }
                 // asked for at least somaxconn (io_uring, kernel): only the result is known
                 (None, Some(eff)) => {
                     let out = notes.next();
                     out.extend_from_slice(b"backlog ");
-                    text::int(out, eff);
+                    emit::int(out, eff);
                     out.extend_from_slice(b" (at somaxconn)");
                 }
                 (None, None) => {}
@@ -236,7 +236,7 @@ fn write_line(out: &mut Vec<u8>, ev: &Event, opts: &Options) {
             if let Some(b) = s.backlog {
                 let out = notes.next();
                 out.extend_from_slice(b"backlog ");
-                text::int(out, b);
+                emit::int(out, b);
             }
         }
         _ => {}
@@ -244,7 +244,7 @@ fn write_line(out: &mut Vec<u8>, ev: &Event, opts: &Options) {
     if let Some(fd) = ev.fd {
         let out = notes.next();
         out.extend_from_slice(b"fd=");
-        text::int(out, fd);
+        emit::int(out, fd);
     }
 }
 
@@ -252,22 +252,22 @@ fn write_line(out: &mut Vec<u8>, ev: &Event, opts: &Options) {
 fn bound(out: &mut Vec<u8>, sock: Option<&Sock>) -> bool {
     let Some(s) = sock else { return false };
     if let Some(unix) = &s.unix_addr {
-        text::sockaddr(out, unix);
+        emit::sockaddr(out, unix);
         return true;
     }
     let (Some(ip), Some(port)) = (s.local, s.port) else {
         return false;
     };
     match ip {
-        std::net::IpAddr::V4(a) => text::ipv4(out, a),
+        std::net::IpAddr::V4(a) => emit::ipv4(out, a),
         std::net::IpAddr::V6(a) => {
             out.push(b'[');
-            text::ipv6(out, a);
+            emit::ipv6(out, a);
             out.push(b']');
         }
     }
     out.push(b':');
-    text::int(out, port);
+    emit::int(out, port);
     true
 }
 

@@ -11,7 +11,7 @@ use crate::{
     story::Note,
 };
 
-use super::{Options, text};
+use super::{Options, emit};
 
 /// `o`'s key `k`: the name, and the bytes a stream writes for it (`,"k":`).
 macro_rules! key {
@@ -69,7 +69,7 @@ pub fn write_fields(o: &mut impl Object, ev: &Event, opts: Options, note: &Note)
     match ev.sock_id {
         Some(id) => {
             out.push(b'"');
-            text::hex64(out, id);
+            emit::hex64(out, id);
             out.push(b'"');
         }
         None => null(out),
@@ -362,7 +362,7 @@ fn local(out: &mut Vec<u8>, sock: Option<&Sock>) {
     match sock.and_then(|s| s.local) {
         Some(a) => {
             out.push(b'"');
-            text::ip(out, a);
+            emit::ip(out, a);
             out.push(b'"');
         }
         None => null(out),
@@ -419,7 +419,7 @@ fn bool(out: &mut Vec<u8>, b: bool) {
 }
 
 fn int(out: &mut Vec<u8>, n: impl itoa::Integer) {
-    text::int(out, n);
+    emit::int(out, n);
 }
 
 fn opt_int(out: &mut Vec<u8>, n: Option<impl itoa::Integer>) {

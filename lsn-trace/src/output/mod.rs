@@ -4,7 +4,7 @@ pub mod human;
 pub mod json;
 pub mod json_fast;
 pub mod strace;
-pub mod text;
+pub mod emit;
 
 use crate::event::Event;
 
@@ -82,12 +82,12 @@ pub fn write_rfc3339(out: &mut Vec<u8>, ns: u64) {
         return;
     }
     let y = y as u32;
-    text::two_digits(out, y / 100);
-    text::two_digits(out, y % 100);
+    emit::two_digits(out, y / 100);
+    emit::two_digits(out, y % 100);
     out.push(b'-');
-    text::two_digits(out, m);
+    emit::two_digits(out, m);
     out.push(b'-');
-    text::two_digits(out, d);
+    emit::two_digits(out, d);
     out.push(b'T');
     write_hms(out, rem as u32);
     out.push(b'.');
@@ -97,18 +97,18 @@ pub fn write_rfc3339(out: &mut Vec<u8>, ns: u64) {
 
 /// `05:01:02` from seconds into the day.
 fn write_hms(out: &mut Vec<u8>, secs: u32) {
-    text::two_digits(out, secs / 3600);
+    emit::two_digits(out, secs / 3600);
     out.push(b':');
-    text::two_digits(out, secs / 60 % 60);
+    emit::two_digits(out, secs / 60 % 60);
     out.push(b':');
-    text::two_digits(out, secs % 60);
+    emit::two_digits(out, secs % 60);
 }
 
 /// Six digits.
 fn write_micros(out: &mut Vec<u8>, micros: u32) {
-    text::two_digits(out, micros / 10_000);
-    text::two_digits(out, micros / 100 % 100);
-    text::two_digits(out, micros % 100);
+    emit::two_digits(out, micros / 10_000);
+    emit::two_digits(out, micros / 100 % 100);
+    emit::two_digits(out, micros % 100);
 }
 
 /// [`clock`] appended to `out` without allocating (the human hot path).

@@ -17,7 +17,7 @@
 //! `--- ... ---` line, so a grep for `bind(` or `listen(` sees only real calls.
 use std::{fmt::Write as _, net::Ipv6Addr};
 
-use super::{Options, Render, text};
+use super::{Options, Render, emit};
 use crate::{
     errno,
     event::{Event, Kind, OptValue, Request},
@@ -65,7 +65,7 @@ fn write_line(out: &mut Vec<u8>, ev: &Event) {
     let start = out.len();
     out.extend_from_slice(b"[pid ");
     let tid = out.len();
-    text::int(out, ev.tid);
+    emit::int(out, ev.tid);
     // `{:>5}`
     let digits = out.len() - tid;
     if digits < 5 {
@@ -73,7 +73,7 @@ fn write_line(out: &mut Vec<u8>, ev: &Event) {
     }
     out.extend_from_slice(b"] ");
     let fd = |out: &mut Vec<u8>| match ev.fd {
-        Some(f) => text::int(out, f),
+        Some(f) => emit::int(out, f),
         None => out.push(b'?'),
     };
     match (&ev.request, ev.kind) {
@@ -83,7 +83,7 @@ fn write_line(out: &mut Vec<u8>, ev: &Event) {
             out.extend_from_slice(b", ");
             sockaddr(out, a, ev);
             out.extend_from_slice(b", ");
-            text::int(out, ev.raw.addrlen);
+            emit::int(out, ev.raw.addrlen);
             out.push(b')');
         }
         (Request::Listen { backlog }, _) => {
@@ -91,7 +91,7 @@ fn write_line(out: &mut Vec<u8>, ev: &Event) {
             fd(out);
             out.extend_from_slice(b", ");
             match backlog {
-                Some(b) => text::int(out, *b),
+                Some(b) => emit::int(out, *b),
                 None => out.push(b'?'),
             }
             out.push(b')');
@@ -110,17 +110,17 @@ fn write_line(out: &mut Vec<u8>, ev: &Event) {
             out.extend_from_slice(b", ");
             match names::level(*level) {
                 Some(n) => out.extend_from_slice(n.as_bytes()),
-                None => text::int(out, *level),
+                None => emit::int(out, *level),
             }
             out.extend_from_slice(b", ");
             match names::option(*level, *optname) {
                 Some(n) => out.extend_from_slice(n.as_bytes()),
-                None => text::int(out, *optname),
+                None => emit::int(out, *optname),
             }
             out.extend_from_slice(b", ");
             optval(out, ev, value, *optlen);
             out.extend_from_slice(b", ");
-            text::int(out, *optlen);
+            emit::int(out, *optlen);
             out.push(b')');
         }
         (Request::None, Kind::ListenState) => {
@@ -144,14 +144,14 @@ fn write_line(out: &mut Vec<u8>, ev: &Event) {
         }
     }
     // strace pads short calls so ` = ` lands at column 40.
-    text::pad_since(out, start, RET_COLUMN - 1);
+    emit::pad_since(out, start, RET_COLUMN - 1);
     if ev.errno == 0 {
         out.extend_from_slice(b" = 0");
     } else {
         out.extend_from_slice(b" = -1 ");
         match errno::name(ev.errno) {
             Some(n) => out.extend_from_slice(n.as_bytes()),
-            None => text::int(out, ev.errno),
+            None => emit::int(out, ev.errno),
         }
         out.extend_from_slice(b" (");
         out.extend_from_slice(
@@ -196,9 +196,9 @@ fn sockaddr(out: &mut Vec<u8>, a: &SockAddr, ev: &Event) {
     match a {
         SockAddr::Inet { addr, port } => {
             out.extend_from_slice(b"{sa_family=AF_INET, sin_port=htons(");
-            text::int(out, *port);
+            emit::int(out, *port);
             out.extend_from_slice(b"), sin_addr=inet_addr(\"");
-            text::ipv4(out, *addr);
+            emit::ipv4(out, *addr);
             out.extend_from_slice(b"\")}");
         }
         SockAddr::Inet6 {
@@ -208,11 +208,11 @@ fn sockaddr(out: &mut Vec<u8>, a: &SockAddr, ev: &Event) {
             scope_id,
         } => {
             out.extend_from_slice(b"{sa_family=AF_INET6, sin6_port=htons(");
-            text::int(out, *port);
+            emit::int(out, *port);
             out.extend_from_slice(b"), sin6_flowinfo=htonl(");
-            text::int(out, *flowinfo);
+            emit::int(out, *flowinfo);
             out.extend_from_slice(b"), inet_pton(AF_INET6, \"");
-            text::ipv6(out, *addr);
+            emit::ipv6(out, *addr);
             out.extend_from_slice(b"\", &sin6_addr), sin6_scope_id=");
             if *scope_id == 0 {
                 out.push(b'0');
@@ -266,7 +266,7 @@ fn optval(out: &mut Vec<u8>, ev: &Event, value: &OptValue, optlen: i32) {
         OptValue::Unreadable => out.extend_from_slice(pointer(ev.raw.fault_ptr).as_bytes()),
         OptValue::Int(i) if optlen >= 4 => {
             out.push(b'[');
-            text::int(out, *i);
+            emit::int(out, *i);
             out.push(b']');
         }
         OptValue::Name(n) if bytes.is_empty() => {
