@@ -21,7 +21,10 @@ use self::{
 use crate::{
     errno,
     event::Event,
-    output::{self, json as jsonout},
+    output::{
+        self, json as jsonout,
+        json_fast::{self as record, Object as _, Sorted, key},
+    },
     pipeline::{Pipeline, Sink},
     sockaddr::AF_UNIX,
     sockdiag,
@@ -41,6 +44,10 @@ pub struct Audit {
     log: Log,
     ids: Identities,
     records: u64,
+    /// The record being made (event and snapshot records: the hot path writes no `Value`),
+    /// and the line it makes.
+    rec: Sorted,
+    line: Vec<u8>,
 }
 
 /// Open the log (an unwritable path is an error now, naming the path and the errno) and
@@ -58,6 +65,8 @@ pub fn open(args: &AuditArgs) -> Result<Audit> {
         log,
         ids: Identities::new(),
         records: 0,
+        rec: Sorted::default(),
+        line: Vec::new(),
     })
 }
 
@@ -91,43 +100,48 @@ impl Audit {
         }
     }
 
-    /// The identity keys: who `pid` is, from /proc or the cache.
-    fn identify(&mut self, rec: &mut Map<String, Value>, pid: u32, comm: &str, uid: Option<u32>) {
-        let (info, source): (ProcInfo, Source) = self.ids.of(pid, comm);
-        rec.insert("identity".into(), json!(source));
-        let user = uid.and_then(|u| self.ids.user_name(u));
-        rec.insert("user".into(), json!(user));
-        if rec.get("ppid").is_none_or(Value::is_null) {
-            rec.insert("ppid".into(), json!(info.ppid));
+    /// The record gathered in `rec`, to the log.
+    fn write_gathered(&mut self) {
+        self.line.clear();
+        self.rec.write(&mut self.line);
+        if self.log.push(&self.line) {
+            self.records += 1;
         }
-        // The caller's namespace where the socket's could not be read.
-        if rec.get("netns").is_none_or(Value::is_null) {
-            rec.insert("netns".into(), json!(info.proc_netns));
-        }
-        rec.extend(object(&info));
     }
 
-    fn event_record(
-        &mut self,
-        ev: &Event,
-        note: &story::Note,
-        change: ListenerChange,
-    ) -> Map<String, Value> {
-        let mut rec = Map::new();
-        rec.insert("record".into(), record_kind(change).into());
-        rec.extend(object(jsonout::record(ev)));
-        rec.extend(object(note));
+    /// The identity keys of the record being made: who `pid` is, from /proc or the cache.
+    fn identify(&mut self, pid: u32, comm: &str, uid: Option<u32>) {
+        let (info, source): (std::sync::Arc<ProcInfo>, Source) = self.ids.of(pid, comm);
+        let user = uid.and_then(|u| self.ids.user_name(u));
+        let o = &mut self.rec;
+        serde_json::to_writer(key!(o, "identity"), &source).expect("write identity");
+        record::opt_str(key!(o, "user"), user.as_deref());
+        let unknown = |o: &Sorted, k| o.value(k).is_none_or(|v| v == b"null");
+        if unknown(o, "ppid") {
+            record::opt_int(key!(o, "ppid"), info.ppid);
+        }
+        // The caller's namespace where the socket's could not be read.
+        if unknown(o, "netns") {
+            record::opt_int(key!(o, "netns"), info.proc_netns);
+        }
+        write_proc_info(o, &info);
+    }
+
+    /// An event's record (`record`, the keys of `--json`, the identity keys) into `rec`.
+    fn event_record(&mut self, ev: &Event, note: &story::Note, change: ListenerChange) {
+        let o = &mut self.rec;
+        record::str(key!(o, "record"), record_kind(change));
+        record::write_fields(o, ev, output::Options::default(), note);
         // The kernel side reads a unix listener's own address at listen where the kernel's
         // layout is known; elsewhere, the path its bind asked for, as the story kept it.
         if change == ListenerChange::Open
             && ev.family() == Some(AF_UNIX)
+            && o.value("addr").is_none_or(|v| v == b"null")
             && let Some(path) = note.local.as_ref().and_then(|a| a.host())
-            && rec.get("addr").is_none_or(Value::is_null)
         {
-            rec.insert("addr".into(), path.into());
+            record::str(key!(o, "addr"), &path);
         }
-        self.identify(&mut rec, ev.pid, &ev.comm, Some(ev.uid));
-        rec
+        self.identify(ev.pid, &ev.comm, Some(ev.uid));
     }
 
     fn start_record(&mut self, backend: &str) {
@@ -177,58 +191,52 @@ impl Audit {
                 f.event.pid = o.pid;
                 f.event.comm = o.comm.clone();
             }
-            let mut rec = Map::new();
-            rec.insert("record".into(), "snapshot".into());
             // The story keys sockets by identity: the inode serves, and is not printed (a
             // snapshot record's socket has no sock_id a later close could match).
             f.event.sock_id = Some((1 << 63) | u64::from(f.inode));
-            rec.extend(object(jsonout::record(&f.event)));
-            rec.extend(object(story.observe(&f.event)));
-            rec.insert("sock_id".into(), Value::Null);
-            rec.insert("state".into(), f.state.into());
+            let note = story.observe(&f.event);
+            let o = &mut self.rec;
+            record::str(key!(o, "record"), "snapshot");
+            record::write_fields(o, &f.event, output::Options::default(), &note);
+            record::null(key!(o, "sock_id"));
+            record::str(key!(o, "state"), f.state);
             let source = if unix { "proc_net_unix" } else { "sock_diag" };
-            rec.insert("source".into(), source.into());
-            for key in ["tid", "gid"] {
-                rec.insert(key.into(), Value::Null);
-            }
+            record::str(key!(o, "source"), source);
+            record::null(key!(o, "tid"));
+            record::null(key!(o, "gid"));
             // The socket's uid is in sock_diag's answer, not in /proc/net/unix.
             let uid = (!unix).then_some(f.event.uid);
-            rec.insert("uid".into(), json!(uid));
+            record::opt_int(key!(o, "uid"), uid);
             if Some(f.netns) != ours {
                 // An interface index names an interface of that namespace, not ours.
-                rec.insert("device".into(), Value::Null);
+                record::null(key!(o, "device"));
             }
             if who.is_empty() {
                 // The story names the owner as comm[pid]; there is none to name.
-                if let Some(Value::String(sum)) = rec.get_mut("summary")
-                    && let Some(rest) = sum.strip_prefix("[0] ")
-                {
-                    *sum = format!("(no owning process) {rest}");
+                if let Some(rest) = note.summary.as_deref().and_then(|s| s.strip_prefix("[0] ")) {
+                    record::str(key!(o, "summary"), &format!("(no owning process) {rest}"));
                 }
-                for key in [
-                    "pid", "comm", "ppid", "identity", "exe", "cmdline", "cgroup",
-                ] {
-                    rec.insert(key.into(), Value::Null);
-                }
-                for key in ["container_id", "container_runtime", "systemd_unit"] {
-                    rec.insert(key.into(), Value::Null);
-                }
+                record::null(key!(o, "pid"));
+                record::null(key!(o, "comm"));
+                record::null(key!(o, "ppid"));
+                record::null(key!(o, "identity"));
+                write_proc_info(o, &ProcInfo::default());
                 let user = uid.and_then(|u| self.ids.user_name(u));
-                rec.insert("user".into(), json!(user));
+                record::opt_str(key!(self.rec, "user"), user.as_deref());
             } else {
                 let (pid, comm) = (f.event.pid, f.event.comm.clone());
-                self.identify(&mut rec, pid, &comm, uid);
+                self.identify(pid, &comm, uid);
                 // The socket's namespace, not the owner's (it may have moved since).
-                rec.insert("netns".into(), json!(f.netns));
+                record::int(key!(self.rec, "netns"), f.netns);
             }
             if who.len() > 1 {
                 let list: Vec<Value> = who
                     .iter()
                     .map(|o| json!({"pid": o.pid, "comm": o.comm}))
                     .collect();
-                rec.insert("owners".into(), Value::Array(list));
+                serde_json::to_writer(key!(self.rec, "owners"), &list).expect("write owners");
             }
-            self.write(&rec);
+            self.write_gathered();
         }
         let rec = object(json!({
             "record": "snapshot_end",
@@ -303,11 +311,34 @@ impl Audit {
     }
 }
 
+/// The /proc part of the identity keys (`ProcInfo`'s, as serde names them).
+fn write_proc_info(o: &mut Sorted, info: &ProcInfo) {
+    record::opt_str(key!(o, "exe"), info.exe.as_deref());
+    let out = key!(o, "cmdline");
+    match &info.cmdline {
+        Some(args) => {
+            out.push(b'[');
+            for (i, a) in args.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                record::str(out, a);
+            }
+            out.push(b']');
+        }
+        None => record::null(out),
+    }
+    record::opt_str(key!(o, "cgroup"), info.cgroup.as_deref());
+    record::opt_str(key!(o, "container_id"), info.container_id.as_deref());
+    record::opt_str(key!(o, "container_runtime"), info.container_runtime);
+    record::opt_str(key!(o, "systemd_unit"), info.systemd_unit.as_deref());
+}
+
 impl Sink for Audit {
     fn event(&mut self, ev: &Event, note: &story::Note) -> std::io::Result<()> {
         if let Some(change) = note.listener {
-            let rec = self.event_record(ev, note, change);
-            self.write(&rec);
+            self.event_record(ev, note, change);
+            self.write_gathered();
         }
         Ok(())
     }
@@ -398,12 +429,27 @@ mod tests {
         );
     }
 
+    /// The identity keys written by hand are `ProcInfo`'s as serde has them: a field added
+    /// there and not here fails this.
+    #[test]
+    fn proc_info_keys_are_serdes() {
+        let info = identity::read_proc(std::process::id());
+        let mut o = Sorted::default();
+        write_proc_info(&mut o, &info);
+        let mut line = Vec::new();
+        o.write(&mut line);
+        let want = serde_json::to_string(&serde_json::to_value(&info).unwrap()).unwrap();
+        assert_eq!(String::from_utf8(line).unwrap(), want);
+    }
+
     #[test]
     fn unix_listener_gets_its_bound_path() {
         let mut a = Audit {
             log: Log::stdout(),
             ids: Identities::new(),
             records: 0,
+            rec: Sorted::default(),
+            line: Vec::new(),
         };
         let mut st = story::Story::new();
         let mut bind = ev(Kind::Bind, 0, AF_UNIX, SOCK_STREAM, 0);
@@ -412,7 +458,10 @@ mod tests {
         let listen = ev(Kind::Listen, 0, AF_UNIX, SOCK_STREAM, 0);
         let note = st.observe(&listen);
         assert_eq!(note.listener, Some(ListenerChange::Open));
-        let rec = a.event_record(&listen, &note, ListenerChange::Open);
+        a.event_record(&listen, &note, ListenerChange::Open);
+        let mut line = Vec::new();
+        a.rec.write(&mut line);
+        let rec: Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(rec["addr"], "/run/x.sock");
         assert_eq!(rec["record"], "open");
         assert_eq!(rec["event"], "listen");

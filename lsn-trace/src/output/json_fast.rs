@@ -19,6 +19,7 @@ macro_rules! key {
         $o.key($k, concat!(",\"", $k, "\":").as_bytes())
     };
 }
+pub(crate) use key;
 
 /// One event record and its newline.
 pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
@@ -310,6 +311,18 @@ impl Sorted {
         self.fields.clear();
     }
 
+    /// The value given last to `k` so far.
+    pub fn value(&self, k: &str) -> Option<&[u8]> {
+        let i = self.fields.iter().rposition(|f| f.0 == k)?;
+        let (_, start, end) = self.fields[i];
+        let end = if i + 1 == self.fields.len() {
+            self.values.len()
+        } else {
+            end
+        };
+        Some(&self.values[start..end])
+    }
+
     fn close(&mut self) {
         if let Some(last) = self.fields.last_mut() {
             last.2 = self.values.len();
@@ -410,26 +423,26 @@ impl Object for Stream<'_> {
     }
 }
 
-fn null(out: &mut Vec<u8>) {
+pub fn null(out: &mut Vec<u8>) {
     out.extend_from_slice(b"null");
 }
 
-fn bool(out: &mut Vec<u8>, b: bool) {
+pub fn bool(out: &mut Vec<u8>, b: bool) {
     out.extend_from_slice(if b { b"true" } else { b"false" });
 }
 
-fn int(out: &mut Vec<u8>, n: impl itoa::Integer) {
+pub fn int(out: &mut Vec<u8>, n: impl itoa::Integer) {
     emit::int(out, n);
 }
 
-fn opt_int(out: &mut Vec<u8>, n: Option<impl itoa::Integer>) {
+pub fn opt_int(out: &mut Vec<u8>, n: Option<impl itoa::Integer>) {
     match n {
         Some(n) => int(out, n),
         None => null(out),
     }
 }
 
-fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+pub fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         Some(s) => str(out, s),
         None => null(out),
@@ -438,7 +451,7 @@ fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
 
 /// A JSON string, escaped as serde_json does: `"` and `\`, the short escapes for
 /// \b \t \n \f \r, `\u00XX` (lowercase hex) for the other control bytes, the rest raw.
-fn str(out: &mut Vec<u8>, s: &str) {
+pub fn str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();

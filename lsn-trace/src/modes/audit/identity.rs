@@ -7,6 +7,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     fs,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -216,7 +217,8 @@ pub fn systemd_unit(path: &str) -> Option<&str> {
 const FRESH: Duration = Duration::from_secs(1);
 
 struct Entry {
-    info: ProcInfo,
+    /// Shared with the records made from it: a cached identity costs no copy.
+    info: Arc<ProcInfo>,
     /// The event's comm when it was read: an exec in between changes it.
     comm: String,
     at: Instant,
@@ -240,9 +242,9 @@ impl Identities {
 
     /// The identity of `pid` (whose event says it is `comm`) now: /proc, completed from
     /// the cache where the process no longer shows everything (exiting) or is gone.
-    pub fn of(&mut self, pid: u32, comm: &str) -> (ProcInfo, Source) {
+    pub fn of(&mut self, pid: u32, comm: &str) -> (Arc<ProcInfo>, Source) {
         if pid == 0 {
-            return (ProcInfo::default(), Source::Event);
+            return (Arc::default(), Source::Event);
         }
         if let Some(e) = self.cache.get(&pid)
             && e.comm == comm
@@ -252,16 +254,14 @@ impl Identities {
         }
         let mut info = read_proc(pid);
         let cached = self.cache.get(&pid).map(|e| &e.info);
-        let source = if info.start.is_none() {
+        if info.start.is_none() {
             // Gone entirely: the cache is all there is.
-            match cached {
-                Some(c) => {
-                    info = c.clone();
-                    Source::Cached
-                }
-                None => Source::Event,
-            }
-        } else {
+            return match cached {
+                Some(c) => (c.clone(), Source::Cached),
+                None => (Arc::new(info), Source::Event),
+            };
+        }
+        let source = {
             match cached {
                 // Same process (same start time), partly torn down: complete it.
                 Some(c) if c.start == info.start && info.exe.is_none() => {
@@ -271,13 +271,14 @@ impl Identities {
                 _ => Source::Live,
             }
         };
+        let info = Arc::new(info);
         if source == Source::Live && !info.is_empty() {
             self.remember(pid, comm, info.clone());
         }
         (info, source)
     }
 
-    fn remember(&mut self, pid: u32, comm: &str, info: ProcInfo) {
+    fn remember(&mut self, pid: u32, comm: &str, info: Arc<ProcInfo>) {
         let entry = Entry {
             info,
             comm: comm.to_owned(),
@@ -430,7 +431,7 @@ mod tests {
         // A pid that cannot exist (above pid_max's ceiling).
         let (none, src) = ids.of(u32::MAX - 1, "t");
         assert_eq!(src, Source::Event);
-        assert_eq!(none, ProcInfo::default());
+        assert_eq!(*none, ProcInfo::default());
         assert_eq!(ids.cached(), 1);
         assert_eq!(ids.user_name(0).as_deref(), Some("root"));
     }
