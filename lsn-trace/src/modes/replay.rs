@@ -194,7 +194,7 @@ fn replay(args: &Args) -> Result<()> {
     if let Some(pid) = args.as_pid {
         recorded.attribute_to(pid);
     }
-    let decoder = Decoder::replaying(recorded.boot_to_wall_ns);
+    let mut decoder = Decoder::replaying(recorded.boot_to_wall_ns);
     let mut sink: Box<dyn Sink> = match args.format {
         ReplayFormat::Audit => Box::new(audit::open(&audit::AuditArgs { log: None })?),
         f => {

@@ -1,10 +1,10 @@
 //! Renderers: one event in, text out. Each writes into a caller-owned buffer so the hot
 //! path allocates nothing per event beyond what formatting needs.
+pub mod emit;
 pub mod human;
 pub mod json;
 pub mod json_fast;
 pub mod strace;
-pub mod emit;
 
 use crate::event::Event;
 

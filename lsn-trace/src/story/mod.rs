@@ -100,6 +100,52 @@ impl ListenerChange {
     }
 }
 
+/// The table's hasher: one multiply per word instead of SipHash's rounds (the table is
+/// looked up on every event), seeded per run so that keys made of pids and descriptors do
+/// not collide the same way twice. Socket ids are already keyed scrambles of the pointer.
+#[derive(Clone, Copy)]
+struct KeyHash(u64);
+
+impl KeyHash {
+    fn new() -> KeyHash {
+        use std::hash::BuildHasher as _;
+        KeyHash(std::collections::hash_map::RandomState::new().hash_one(0u64) | 1)
+    }
+}
+
+impl std::hash::BuildHasher for KeyHash {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(self.0)
+    }
+}
+
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(n.into());
+    }
+    fn write_i32(&mut self, n: i32) {
+        self.write_u64(n as u32 as u64);
+    }
+    fn write_isize(&mut self, n: isize) {
+        self.write_u64(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        // The high bits pick hashbrown's control byte: fold them down too.
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Key {
     Sock(u64),
@@ -256,7 +302,7 @@ struct NsFacts {
 }
 
 pub struct Story {
-    table: HashMap<Key, Entry>,
+    table: HashMap<Key, Entry, KeyHash>,
     clock: u64,
     own_netns: Option<u64>,
     facts: HashMap<u32, NsFacts>,
@@ -275,7 +321,7 @@ impl Default for Story {
 impl Story {
     pub fn new() -> Story {
         Story {
-            table: HashMap::new(),
+            table: HashMap::with_hasher(KeyHash::new()),
             clock: 0,
             own_netns: Netns::Current.inode().ok(),
             facts: HashMap::new(),
@@ -406,10 +452,12 @@ impl Story {
             note.holders = holders;
             return note;
         }
-        // Only bind and listen are described; a setsockopt needs no copy of the entry.
+        // Only bind and listen are described. The entry leaves the table meanwhile (no copy
+        // of it): what `describe` looks up there is other sockets.
         if matches!(ev.kind, Kind::Bind | Kind::Listen | Kind::ListenState) {
-            let entry = entry.clone();
+            let entry = self.table.remove(&key).expect("looked up above");
             self.describe(ev, &entry, &mut note);
+            self.table.insert(key, entry);
         }
         note
     }

@@ -208,6 +208,9 @@ impl Event {
 pub struct Decoder {
     boot_to_wall_ns: i128,
     sock_key: u64,
+    /// The last process name decoded, raw and as text: a storm's events come from a few
+    /// processes, each name is made into text once.
+    last_comm: ([u8; wire::TASK_COMM_LEN], String),
 }
 
 impl Decoder {
@@ -227,6 +230,7 @@ impl Decoder {
         unsafe { libc::getrandom(key.as_mut_ptr().cast(), key.len(), 0) };
         Decoder {
             boot_to_wall_ns: wall - mono,
+            last_comm: Default::default(),
             sock_key: u64::from_ne_bytes(key) | 1,
         }
     }
@@ -237,6 +241,7 @@ impl Decoder {
         Decoder {
             boot_to_wall_ns: boot_to_wall_ns.into(),
             sock_key: 0x5eed_0f_7e_c0_ded1,
+            last_comm: Default::default(),
         }
     }
 
@@ -246,7 +251,7 @@ impl Decoder {
     }
 
     /// One ring-buffer record: a whole `wire::Event` (a shorter one is no event).
-    pub fn decode_record(&self, item: &[u8]) -> Option<Event> {
+    pub fn decode_record(&mut self, item: &[u8]) -> Option<Event> {
         if item.len() < std::mem::size_of::<wire::Event>() {
             return None;
         }
@@ -256,7 +261,7 @@ impl Decoder {
         self.decode(&raw)
     }
 
-    pub fn decode(&self, raw: &wire::Event) -> Option<Event> {
+    pub fn decode(&mut self, raw: &wire::Event) -> Option<Event> {
         let kind = match wire::EventKind::from_u8(raw.kind)? {
             wire::EventKind::Bind => Kind::Bind,
             wire::EventKind::Listen => Kind::Listen,
@@ -317,7 +322,13 @@ impl Decoder {
             ppid: (raw.ppid != 0).then_some(raw.ppid),
             uid: raw.uid,
             gid: raw.gid,
-            comm: comm(&raw.comm),
+            comm: if raw.comm == self.last_comm.0 {
+                self.last_comm.1.clone()
+            } else {
+                let text = comm(&raw.comm);
+                self.last_comm = (raw.comm, text.clone());
+                text
+            },
             fd: (raw.flags & wire::F_NO_FD == 0).then_some(raw.fd),
             errno: -raw.ret.min(0),
             source: Source::from_wire(raw.source),
