@@ -599,7 +599,7 @@ mod tests {
         };
         let full_note = Note {
             verdict: Some("loopback"),
-            verdict_flags: Some(vec!["a", "b\"c"]),
+            verdict_flags: Some(vec!["a", "b\"c"].into()),
             meaning: Some("only this host\n".into()),
             v6only_source: Some("explicit"),
             summary: Some("tcp [::1]:40123 listening".into()),
@@ -615,10 +615,7 @@ mod tests {
                 remote: None,
             }]),
             // Not record keys: both writers leave them out.
-            bound: Some(lsn_trace::verdict::Bound::ip(
-                Ipv4Addr::LOCALHOST.into(),
-                80,
-            )),
+            bound: Some(lsn_trace::verdict::Bound::ip(Ipv4Addr::LOCALHOST.into(), 80).into()),
             local: Some(SockAddr::Inet {
                 addr: Ipv4Addr::LOCALHOST,
                 port: 80,

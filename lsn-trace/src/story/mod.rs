@@ -17,6 +17,7 @@ use std::{
     collections::HashMap,
     net::IpAddr,
     os::unix::fs::MetadataExt,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -45,9 +46,9 @@ pub struct Note {
     pub listener: Option<ListenerChange>,
     /// Machine-readable classification of the bound/listening address.
     pub verdict: Option<&'static str>,
-    pub verdict_flags: Option<Vec<&'static str>>,
-    /// The verdict in words.
-    pub meaning: Option<String>,
+    pub verdict_flags: Option<Arc<[&'static str]>>,
+    /// The verdict in words (made once per socket while its facts stay the same: shared).
+    pub meaning: Option<Arc<str>>,
     /// Where the socket's IPV6_V6ONLY came from: "explicit" (setsockopt) or "sysctl"
     /// (inherited from net.ipv6.bindv6only). AF_INET6 only.
     pub v6only_source: Option<&'static str>,
@@ -59,7 +60,7 @@ pub struct Note {
     pub holders: Option<Vec<Holder>>,
     /// The facts the verdict was drawn from, for the `-- CMD` summary (not a record key).
     #[serde(skip)]
-    pub bound: Option<Bound>,
+    pub bound: Option<Arc<Bound>>,
     /// The address the socket is bound to, as the story knows it (the kernel's view: port
     /// 0 resolved), on every event of a socket it follows (not a record key).
     #[serde(skip)]
@@ -178,6 +179,22 @@ pub struct Entry {
     /// that reuses the old one's kernel memory (same `sock_id`) from the old one.
     inode: Option<u64>,
     used: u64,
+    /// What the last bind or listen of it was found to mean, and from which facts.
+    described: Option<Described>,
+}
+
+/// A socket's verdict and its sentence, kept with the socket: its next event with the
+/// same facts (the listen after the bind) says the same without making it again.
+#[derive(Clone, Debug)]
+struct Described {
+    bound: Arc<Bound>,
+    v6only_source: Option<&'static str>,
+    /// Where the sentence's V6ONLY clause came from.
+    v6only_set: bool,
+    bindv6only: Option<bool>,
+    verdict: &'static str,
+    flags: Arc<[&'static str]>,
+    meaning: Arc<str>,
 }
 
 /// Per-socket history lists are capped: a process looping on a failing bind must not
@@ -207,6 +224,7 @@ impl Entry {
             last: None,
             inode: sock_inode(ev),
             used: 0,
+            described: None,
         }
     }
 
@@ -455,15 +473,15 @@ impl Story {
         // Only bind and listen are described. The entry leaves the table meanwhile (no copy
         // of it): what `describe` looks up there is other sockets.
         if matches!(ev.kind, Kind::Bind | Kind::Listen | Kind::ListenState) {
-            let entry = self.table.remove(&key).expect("looked up above");
-            self.describe(ev, &entry, &mut note);
+            let mut entry = self.table.remove(&key).expect("looked up above");
+            self.describe(ev, &mut entry, &mut note);
             self.table.insert(key, entry);
         }
         note
     }
 
     /// Verdict, v6only source and (when it starts listening) the summary line.
-    fn describe(&mut self, ev: &Event, entry: &Entry, note: &mut Note) {
+    fn describe(&mut self, ev: &Event, entry: &mut Entry, note: &mut Note) {
         let Some(addr) = entry.bound.clone() else {
             return;
         };
@@ -549,31 +567,25 @@ impl Story {
         if let SockAddr::UnixPath(p) = &addr {
             b.perms = entry.perms.or_else(|| unix_perms(ev.pid, p));
         }
-        let v = verdict::classify(&b);
-        note.verdict = Some(v.kind.as_str());
-        note.verdict_flags = Some(v.flags.iter().map(|f| f.as_str()).collect());
-        let mut meaning = v.sentence.clone();
-        if let (Some(src), Some(on)) = (source, b.v6only) {
-            let why = match src {
-                "explicit" if entry.v6only_set() => "set explicitly".to_string(),
-                "explicit" => {
-                    "set before this trace began (differs from net.ipv6.bindv6only)".into()
-                }
-                "address" => "set by the kernel on binding one IPv6 address".into(),
-                _ => format!(
-                    "inherited from net.ipv6.bindv6only={}",
-                    facts
-                        .bindv6only
-                        .map_or("?".into(), |d| (d as u8).to_string())
-                ),
-            };
-            meaning = format!("{meaning} [V6ONLY={}, {why}]", on as u8);
-        }
-        note.meaning = Some(meaning.clone());
+        let v6only_set = entry.v6only_set();
+        let same = entry.described.as_ref().filter(|d| {
+            *d.bound == b
+                && d.v6only_source == source
+                && d.v6only_set == v6only_set
+                && d.bindv6only == facts.bindv6only
+        });
+        let d = match same {
+            Some(d) => d.clone(),
+            None => describe_anew(b, source, v6only_set, facts.bindv6only),
+        };
+        note.verdict = Some(d.verdict);
+        note.verdict_flags = Some(d.flags.clone());
+        note.meaning = Some(d.meaning.clone());
         if note.listener == Some(ListenerChange::Open) {
-            note.summary = Some(self.summary(ev, entry, &addr, &b, &meaning));
+            note.summary = Some(self.summary(ev, entry, &addr, &d.bound, &d.meaning));
         }
-        note.bound = Some(b);
+        note.bound = Some(d.bound.clone());
+        entry.described = Some(d);
     }
 
     /// `nginx[1190] LISTEN tcp [::]:80  <meaning>; IPv4 is served by ... Connect: ...`
@@ -820,6 +832,38 @@ impl Story {
     #[cfg(test)]
     fn entry(&self, ev: &Event) -> Option<&Entry> {
         self.table.get(&Self::key(ev)?)
+    }
+}
+
+/// The verdict of `b`, and its sentence with where V6ONLY came from.
+fn describe_anew(
+    b: Bound,
+    source: Option<&'static str>,
+    v6only_set: bool,
+    bindv6only: Option<bool>,
+) -> Described {
+    let v = verdict::classify(&b);
+    let mut meaning = v.sentence;
+    if let (Some(src), Some(on)) = (source, b.v6only) {
+        let why = match src {
+            "explicit" if v6only_set => "set explicitly".to_string(),
+            "explicit" => "set before this trace began (differs from net.ipv6.bindv6only)".into(),
+            "address" => "set by the kernel on binding one IPv6 address".into(),
+            _ => format!(
+                "inherited from net.ipv6.bindv6only={}",
+                bindv6only.map_or("?".into(), |d| (d as u8).to_string())
+            ),
+        };
+        meaning = format!("{meaning} [V6ONLY={}, {why}]", on as u8);
+    }
+    Described {
+        bound: Arc::new(b),
+        v6only_source: source,
+        v6only_set,
+        bindv6only,
+        verdict: v.kind.as_str(),
+        flags: v.flags.iter().map(|f| f.as_str()).collect(),
+        meaning: meaning.into(),
     }
 }
 
