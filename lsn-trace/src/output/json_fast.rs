@@ -276,8 +276,9 @@ fn write_note<O: Object>(o: &mut O, note: &Note) {
 #[derive(Default)]
 pub struct Sorted {
     values: Vec<u8>,
-    /// Key, and where its value starts and ends in `values`.
-    fields: Vec<(&'static str, usize, usize)>,
+    /// Key, its `,"k":` token, and where the token and its value start and end in `values`
+    /// (one after the other: laid out with one copy).
+    fields: Vec<(&'static str, &'static [u8], usize, usize)>,
     /// The keys of the last record sorted, and the order they sorted into: records of one
     /// kind come with the same keys, sorted once.
     sorted_keys: Vec<&'static str>,
@@ -297,14 +298,16 @@ impl Sorted {
         if !same {
             self.sort();
         }
-        out.reserve(self.values.len() + 16 * self.order.len() + 2);
-        out.push(b'{');
-        for (n, &i) in self.order.iter().enumerate() {
-            let (k, start, end) = self.fields[i];
-            out.extend_from_slice(if n == 0 { b"\"" } else { b",\"" });
-            out.extend_from_slice(k.as_bytes());
-            out.extend_from_slice(b"\":");
+        out.reserve(self.values.len() + 24 * self.order.len() + 2);
+        let open = out.len();
+        for &i in &self.order {
+            let (_, _, start, end) = self.fields[i];
             out.extend_from_slice(&self.values[start..end]);
+        }
+        // Every key came with its comma: the first one's becomes the opening brace.
+        match out.get_mut(open) {
+            Some(comma) => *comma = b'{',
+            None => out.push(b'{'),
         }
         out.push(b'}');
         self.values.clear();
@@ -314,7 +317,8 @@ impl Sorted {
     /// The value given last to `k` so far.
     pub fn value(&self, k: &str) -> Option<&[u8]> {
         let i = self.fields.iter().rposition(|f| f.0 == k)?;
-        let (_, start, end) = self.fields[i];
+        let (_, token, start, end) = self.fields[i];
+        let start = start + token.len();
         let end = if i + 1 == self.fields.len() {
             self.values.len()
         } else {
@@ -325,7 +329,7 @@ impl Sorted {
 
     fn close(&mut self) {
         if let Some(last) = self.fields.last_mut() {
-            last.2 = self.values.len();
+            last.3 = self.values.len();
         }
     }
 
@@ -349,9 +353,11 @@ impl Sorted {
 impl Object for Sorted {
     const SORTED: bool = true;
 
-    fn key(&mut self, k: &'static str, _: &'static [u8]) -> &mut Vec<u8> {
+    fn key(&mut self, k: &'static str, token: &'static [u8]) -> &mut Vec<u8> {
         self.close();
-        self.fields.push((k, self.values.len(), self.values.len()));
+        self.fields
+            .push((k, token, self.values.len(), self.values.len()));
+        self.values.extend_from_slice(token);
         &mut self.values
     }
 }
