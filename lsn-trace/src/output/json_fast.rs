@@ -34,7 +34,7 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
 pub fn write_fields(o: &mut impl Object, ev: &Event, opts: Options, note: &Note) {
     let sock = ev.sock.as_ref();
     let bound_port = sock.and_then(|s| s.port);
-    str(key!(o, "event"), ev.kind.name());
+    name(key!(o, "event"), ev.kind.name());
     let out = key!(o, "time");
     out.push(b'"');
     super::write_rfc3339(out, ev.time_ns);
@@ -65,7 +65,7 @@ pub fn write_fields(o: &mut impl Object, ev: &Event, opts: Options, note: &Note)
     let out = key!(o, "fd");
     opt_int(out, ev.fd);
     let out = key!(o, "source");
-    str(out, ev.source.name());
+    name(out, ev.source.name());
     let out = key!(o, "sock_id");
     match ev.sock_id {
         Some(id) => {
@@ -80,18 +80,18 @@ pub fn write_fields(o: &mut impl Object, ev: &Event, opts: Options, note: &Note)
     let out = key!(o, "family");
     match ev.family() {
         Some(af) => match family(af) {
-            Some(name) => str(out, name),
+            Some(n) => name(out, n),
             None => str(out, &names::family(af)),
         },
         None => null(out),
     }
     let out = key!(o, "type");
-    opt_str(
+    opt_name(
         out,
         sock.and_then(|s| s.sock_type).and_then(names::sock_type),
     );
     let out = key!(o, "protocol");
-    opt_str(out, ev.protocol());
+    opt_name(out, ev.protocol());
 
     // listen and close have no request address: report what the socket listens on.
     let held = matches!(ev.kind, Kind::Listen | Kind::ListenState | Kind::Close);
@@ -109,9 +109,24 @@ pub fn write_fields(o: &mut impl Object, ev: &Event, opts: Options, note: &Note)
             None => local(out, sock),
         }
     } else {
-        match bind.and_then(SockAddr::host) {
-            Some(h) => str(out, &h),
-            None => null(out),
+        match bind {
+            // IP addresses need no escaping, nor a String.
+            Some(SockAddr::Inet { addr, .. }) => {
+                out.push(b'"');
+                emit::ipv4(out, *addr);
+                out.push(b'"');
+            }
+            Some(SockAddr::Inet6 {
+                addr, scope_id: 0, ..
+            }) => {
+                out.push(b'"');
+                emit::ipv6(out, *addr);
+                out.push(b'"');
+            }
+            _ => match bind.and_then(SockAddr::host) {
+                Some(h) => str(out, &h),
+                None => null(out),
+            },
         }
     }
     let out = key!(o, "port");
@@ -148,7 +163,7 @@ pub fn write_fields(o: &mut impl Object, ev: &Event, opts: Options, note: &Note)
     let out = key!(o, "errno");
     opt_int(out, ev.failed().then_some(ev.errno));
     let out = key!(o, "error");
-    opt_str(
+    opt_name(
         out,
         if ev.failed() {
             errno::name(ev.errno)
@@ -200,12 +215,12 @@ pub fn write_fields(o: &mut impl Object, ev: &Event, opts: Options, note: &Note)
         } => {
             let out = key!(o, "level");
             match names::level(*level) {
-                Some(n) => str(out, n),
+                Some(n) => name(out, n),
                 None => str(out, &level.to_string()),
             }
             let out = key!(o, "option");
             match names::option(*level, *optname) {
-                Some(n) => str(out, n),
+                Some(n) => name(out, n),
                 None => str(out, &optname.to_string()),
             }
             let out = key!(o, "value");
@@ -237,7 +252,7 @@ pub fn write_fields(o: &mut impl Object, ev: &Event, opts: Options, note: &Note)
 /// The story's keys, in `Note`'s field order.
 fn write_note<O: Object>(o: &mut O, note: &Note) {
     let out = key!(o, "verdict");
-    opt_str(out, note.verdict);
+    opt_name(out, note.verdict);
     let out = key!(o, "verdict_flags");
     match &note.verdict_flags {
         Some(flags) => {
@@ -255,7 +270,7 @@ fn write_note<O: Object>(o: &mut O, note: &Note) {
     let out = key!(o, "meaning");
     opt_str(out, note.meaning.as_deref());
     let out = key!(o, "v6only_source");
-    opt_str(out, note.v6only_source);
+    opt_name(out, note.v6only_source);
     let out = key!(o, "summary");
     opt_str(out, note.summary.as_deref());
     let out = key!(o, "explanation");
@@ -444,6 +459,22 @@ pub fn int(out: &mut Vec<u8>, n: impl itoa::Integer) {
 pub fn opt_int(out: &mut Vec<u8>, n: Option<impl itoa::Integer>) {
     match n {
         Some(n) => int(out, n),
+        None => null(out),
+    }
+}
+
+/// One of our own names (an event kind, a family, an errno's, a verdict...): plain
+/// identifiers that need no escaping, so none is looked for.
+fn name(out: &mut Vec<u8>, s: &'static str) {
+    debug_assert!(next_escaped(s.as_bytes(), 0).is_none(), "{s}");
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
+fn opt_name(out: &mut Vec<u8>, s: Option<&'static str>) {
+    match s {
+        Some(s) => name(out, s),
         None => null(out),
     }
 }

@@ -240,7 +240,7 @@ impl Decoder {
     pub fn replaying(boot_to_wall_ns: i64) -> Self {
         Decoder {
             boot_to_wall_ns: boot_to_wall_ns.into(),
-            sock_key: 0x5eed_0f_7e_c0_ded1,
+            sock_key: 0x005e_ed0f_7ec0_ded1,
             last_comm: Default::default(),
         }
     }
