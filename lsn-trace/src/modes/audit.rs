@@ -55,11 +55,10 @@ pub struct Audit {
     ids: Identities,
     records: u64,
     policy: Option<Policy>,
-    /// `--metrics`: the endpoint (listening from `open` on), the listener metrics (a sink
-    /// beside this one) and what this sink counts itself; both from `run` on, when the
-    /// backend is known.
+    /// `--metrics`: the endpoint (listening from `open` on) and what this sink counts
+    /// itself (from `run` on, when the backend is known; the listener metrics are a sink
+    /// beside this one).
     serve: Option<server::Published>,
-    metrics: Option<Metrics>,
     counters: Option<AuditCounters>,
 }
 
@@ -90,7 +89,6 @@ pub fn open(args: &AuditArgs) -> Result<Audit> {
         records: 0,
         policy,
         serve,
-        metrics: None,
         counters: None,
     })
 }
@@ -202,10 +200,9 @@ impl Audit {
 
     /// One `snapshot` record per listener that exists now, in every network namespace,
     /// then a `snapshot_end` record with what was covered.
-    fn snapshot(&mut self) {
-        let metrics = &mut self.metrics;
+    fn snapshot(&mut self, mut metrics: Option<&mut Metrics>) {
         let (records, end) = snapshot_records(&mut self.ids, &mut |ev, note| {
-            if let Some(m) = metrics {
+            if let Some(m) = metrics.as_deref_mut() {
                 m.record("snapshot", ev, note);
             }
         });
@@ -253,18 +250,18 @@ impl Audit {
         backend: &str,
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<Stats> {
-        if self.serve.is_some() {
-            let m = Metrics::new(backend, &metrics::kernel_release());
-            self.counters = Some(m.audit_counters());
-            self.metrics = Some(m);
-        }
+        let mut metrics = self
+            .serve
+            .is_some()
+            .then(|| Metrics::new(backend, &metrics::kernel_release()));
+        self.counters = metrics.as_ref().map(Metrics::audit_counters);
         self.start_record(backend);
         self.flush()?;
         // After the attach: a listener opened meanwhile is in the snapshot, the stream, or
         // both — never in neither.
-        self.snapshot();
+        self.snapshot(metrics.as_mut());
         self.flush()?;
-        let stats = match self.metrics.take() {
+        let stats = match metrics {
             Some(mut m) => {
                 // Scrapes see the snapshot whole, never half of it.
                 if let Some(serve) = &self.serve {
@@ -538,7 +535,6 @@ pub(crate) mod tests {
             records: 0,
             policy: None,
             serve: None,
-            metrics: None,
             counters: None,
         };
         let mut st = story::Story::new();
