@@ -59,6 +59,10 @@ pub const F_NO_FD: u16 = 1 << 5; // the hook saw the socket, not a descriptor
 pub const F_FOLLOWED: u16 = 1 << 6; // the caller is in FOLLOW (`-- CMD`, `-p`)
 /// listen: the backlog asked for is unknown (the hook saw it already clamped to somaxconn).
 pub const F_NO_BACKLOG: u16 = 1 << 7;
+/// The agent's own start-up self-check (`SELF_CHECK`): proves a hook live, never shown.
+pub const F_SELF_CHECK: u16 = 1 << 15;
+/// Room in `SELF_CHECK`: one self-check thread per CPU the agent may run on.
+pub const SELF_CHECK_THREADS: u32 = 4096;
 
 /// `SockState::known` bits: which fields were read. A field whose offset the agent could
 /// not resolve from BTF, or whose read failed, stays unknown — never guessed.
@@ -337,6 +341,14 @@ pub struct KernelOffsets {
     pub btf_socket_alloc: u32,
     pub btf_files_struct: u32,
     pub _pad: u32,
+    /// `mptcp_sock.first` (CONFIG_MPTCP): the MPTCP socket's first subflow, a TCP sock,
+    /// which holds the listener's accept-queue limit (the MPTCP sock's own stays 0).
+    pub mptcp_first: Field,
+    /// `task_struct.signal` -> `signal_struct.live`: the threads of a process not yet
+    /// exiting, so that the exit of one thread (the main one included: pthread_exit, or
+    /// killed by another thread's execve) is not taken for the process's.
+    pub task_signal: Field,
+    pub signal_live: Field,
 }
 
 /// The immediate of the kfunc call instruction the programs are built with
@@ -411,6 +423,9 @@ impl KernelOffsets {
         btf_socket_alloc: 0,
         btf_files_struct: 0,
         _pad: 0,
+        mptcp_first: Field::NONE,
+        task_signal: Field::NONE,
+        signal_live: Field::NONE,
     };
 
     /// These offsets with no `bpf_rdonly_cast` (`btf_*` 0): the programs read kernel
@@ -587,11 +602,15 @@ pub mod proto {
 /// Indices of the per-CPU `COUNTERS` array.
 pub const CTR_LOST_RINGBUF: u32 = 0;
 pub const CTR_LOST_PENDING: u32 = 1;
+/// A call dropped because its arguments could not be read (the saved registers): lost.
 pub const CTR_SOCK_READ_FAIL: u32 = 2;
 pub const CTR_EMITTED: u32 = 3;
 /// Events the filters dropped in the kernel (at entry or before reserving).
 pub const CTR_FILTERED: u32 = 4;
-pub const N_COUNTERS: u32 = 5;
+/// A call's descriptor did not resolve to a socket though the kernel accepted it: the
+/// event is still written, with no socket state (not a loss).
+pub const CTR_FD_UNRESOLVED: u32 = 5;
+pub const N_COUNTERS: u32 = 6;
 
 /// Arguments of a syscall in flight, kept per thread from sys_enter_* to sys_exit_*.
 #[repr(C)]
@@ -610,6 +629,8 @@ pub mod sockopt {
     pub const SO_REUSEADDR: i32 = 2;
     pub const SO_REUSEPORT: i32 = 15;
     pub const SO_BINDTODEVICE: i32 = 25;
+    /// The interface by index (systemd's `BindToDevice=` uses it).
+    pub const SO_BINDTOIFINDEX: i32 = 62;
     pub const IP_FREEBIND: i32 = 15;
     pub const IP_TRANSPARENT: i32 = 19;
     pub const IP_BIND_ADDRESS_NO_PORT: i32 = 24;
@@ -621,7 +642,10 @@ pub mod sockopt {
     #[inline(always)]
     pub const fn is_listener_option(level: i32, optname: i32) -> bool {
         match level {
-            SOL_SOCKET => matches!(optname, SO_REUSEADDR | SO_REUSEPORT | SO_BINDTODEVICE),
+            SOL_SOCKET => matches!(
+                optname,
+                SO_REUSEADDR | SO_REUSEPORT | SO_BINDTODEVICE | SO_BINDTOIFINDEX
+            ),
             SOL_IP => matches!(
                 optname,
                 IP_FREEBIND | IP_TRANSPARENT | IP_BIND_ADDRESS_NO_PORT

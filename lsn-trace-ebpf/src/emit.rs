@@ -9,8 +9,8 @@ use lsn_trace_common::*;
 pub use crate::filter::About;
 use crate::{
     filter,
-    kernel::{Caller, Mem, SockView, bounded, probe_read, read_sock, unix_address},
-    maps::{EVENTS, FOLLOW, config, count, count_get},
+    kernel::{Caller, Mem, SockView, bounded, mptcp_backlog, probe_read, read_sock, unix_address},
+    maps::{EVENTS, FOLLOW, config, count, count_get, is_self_check},
 };
 
 /// A reserved, zeroed event with the caller's identity filled in. None when the filters
@@ -25,7 +25,9 @@ pub fn reserve(
     about: &About,
 ) -> Option<RingBufEntry<Event>> {
     let cfg = config();
-    if !filter::call_wanted(&cfg, caller, ret, about) {
+    // Only the self-check thread of the agent's process gets this far (`enabled`).
+    let self_check = caller.tgid() == cfg.self_pid;
+    if !self_check && !filter::call_wanted(&cfg, caller, ret, about) {
         count(CTR_FILTERED);
         return None;
     }
@@ -50,6 +52,9 @@ pub fn reserve(
         caller.comm(&mut ev.comm);
         if cfg.flags & CFG_TRACK != 0 && FOLLOW.get(ev.pid).is_some() {
             ev.flags |= F_FOLLOWED;
+        }
+        if self_check {
+            ev.flags |= F_SELF_CHECK;
         }
     }
     Some(entry)
@@ -90,6 +95,16 @@ pub fn fill_sock_from(caller: &Caller, ev: &mut Event, about: &About, view: &Soc
         // What the fields hold now is another socket's: known again only as re-read.
         ev.sock.known = 0;
         read_sock(caller, &SockView::direct(about.sk), about.ino, &mut ev.sock);
+    }
+    // An MPTCP listener's queue limit is its first subflow's (the MPTCP sock's stays 0).
+    if ev.kind == EventKind::Listen as u8
+        && ev.sock.known & K_PROTOCOL != 0
+        && ev.sock.protocol == IPPROTO_MPTCP
+    {
+        match mptcp_backlog(about.sk) {
+            Some(b) => ev.sock.max_ack_backlog = b,
+            None => ev.sock.known &= !K_BACKLOG,
+        }
     }
     // listen(2) names no address: for a unix listener, report the one it holds (the only
     // place its path is known, e.g. after an autobind).
@@ -185,6 +200,8 @@ pub fn submit(mut entry: RingBufEntry<Event>) {
     entry.submit(flags);
 }
 
+const IPPROTO_MPTCP: u16 = 262;
+
 /// How often `submit` asks for the backlog (a helper call): a power of two.
 const WAKEUP_CHECK_EVERY: u64 = 16;
 
@@ -208,7 +225,8 @@ pub fn enabled_counting(caller: &Caller, counted: bool) -> bool {
     }
     let pid = caller.tgid();
     if pid == cfg.self_pid {
-        return false;
+        // The agent's own calls: only its self-check, past every filter.
+        return is_self_check(caller.tid());
     }
     if !filter::task_wanted(&cfg, caller) {
         if counted {

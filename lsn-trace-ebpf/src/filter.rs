@@ -95,7 +95,8 @@ impl About {
         let n = if addrlen >= 4 { 4 } else { 2 };
         if probe_read(head.as_mut_ptr(), n, addr, mem) == 0 {
             self.req_family = u16::from_ne_bytes([head[0], head[1]]);
-            if n == 4 && (self.req_family == 2 || self.req_family == 10) {
+            // AF_UNSPEC too: an AF_INET socket reads it as sockaddr_in (`call_wanted`).
+            if n == 4 && matches!(self.req_family, 0 | 2 | 10) {
                 self.req_port = u16::from_be_bytes([head[2], head[3]]);
             }
         }
@@ -150,7 +151,13 @@ pub fn call_wanted(cfg: &Config, caller: &Caller, ret: i32, about: &About) -> bo
     if f & CFG_F_PORT != 0 {
         // The port asked for, or the one the socket holds (listen, port 0 binds, closes).
         let hit = |p: u16| p != 0 && unsafe { FILTER_PORTS.get(p) }.is_some();
-        if !(hit(about.req_port) || hit(st.num) || hit(about.hook_port)) {
+        // An AF_UNSPEC sockaddr's port is one only to an AF_INET socket (inet_bind).
+        let req_port = if about.req_family == 0 && st.family != 2 {
+            0
+        } else {
+            about.req_port
+        };
+        if !(hit(req_port) || hit(st.num) || hit(about.hook_port)) {
             return false;
         }
     }

@@ -3,12 +3,14 @@
 //! polls /proc. Raw tracepoints hand over the task pointers whatever the kernel's
 //! tracepoint record layout (sched_process_fork's changed across versions).
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
 };
 use lsn_trace_common::{CFG_TRACK, FOLLOW_EXITED, FOLLOW_TREE};
 
 use crate::{
-    kernel::task_tgid,
+    kernel::{group_dead, task_tgid},
     maps::{FOLLOW, config},
 };
 
@@ -33,9 +35,11 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// Run by the exiting task: the process is gone when its thread-group leader exits. It is
-/// only marked here, because its descriptors (listeners) close later in the same exit and
-/// those closes belong to its trace; the agent removes marked entries.
+/// Run by the exiting task: the process is gone when its last thread exits — not when its
+/// main thread does (pthread_exit; another thread's execve kills it and takes its pid, and
+/// the process goes on). It is only marked here, because its descriptors (listeners) close
+/// later in the same exit and those closes belong to its trace; the agent removes marked
+/// entries. Where the live-thread count cannot be read, the main thread's exit is taken.
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     if config().flags & CFG_TRACK == 0 {
@@ -43,9 +47,9 @@ pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     }
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
-    if pid_tgid as u32 == tgid
-        && let Some(v) = FOLLOW.get_ptr_mut(tgid)
-    {
+    let task = unsafe { bpf_get_current_task() };
+    let exited = group_dead(task).unwrap_or(pid_tgid as u32 == tgid);
+    if exited && let Some(v) = FOLLOW.get_ptr_mut(tgid) {
         unsafe { *v |= FOLLOW_EXITED };
     }
     0

@@ -64,6 +64,24 @@ pub fn unix_address(sk: u64) -> Option<(u64, u64)> {
     Some((addr + name.offset as u64, len))
 }
 
+/// An MPTCP listener's accept-queue limit: its first subflow's (`mptcp_sock.first`, a TCP
+/// sock), where `__inet_listen_sk` put it; None when unknown.
+#[inline(always)]
+pub fn mptcp_backlog(msk: u64) -> Option<u32> {
+    let first = read_ptr(msk, off!(mptcp_first))?;
+    read(first, off!(sk_max_ack_backlog)).map(|v| v as u32)
+}
+
+/// Whether `sk` is not its socket's own sock: an MPTCP subflow, grafted onto the MPTCP
+/// socket's `struct socket` (mptcp_sock_graft), whose `sk` is the MPTCP sock. False when
+/// that cannot be told.
+#[inline(always)]
+pub fn is_grafted_subflow(view: &SockView, sk: u64) -> bool {
+    view.get_ptr(off!(sk_socket))
+        .and_then(|socket| read_ptr(socket, off!(socket_sk)))
+        .is_some_and(|own| own != sk)
+}
+
 /// `socket->sk` and the socket's inode number (0 = unknown) from a `struct socket *`
 /// (`struct socket` heads a `struct socket_alloc`, whose inode follows it): two loads
 /// through the pointer cast to that, else one read of the window the agent found holding
@@ -149,6 +167,14 @@ pub fn somaxconn(sk: u64) -> Option<u32> {
 #[inline(always)]
 pub fn task_tgid(task: u64) -> Option<u32> {
     read(task, off!(task_tgid)).map(|v| v as u32)
+}
+
+/// Whether the exiting `task` was its process's last live thread (`signal->live`, which
+/// do_exit decrements before sched_process_exit); None when that cannot be read.
+#[inline(always)]
+pub fn group_dead(task: u64) -> Option<bool> {
+    let signal = read_ptr(task, off!(task_signal))?;
+    read(signal, off!(signal_live)).map(|live| live as i32 <= 0)
 }
 
 /// The task a program runs for, asked of the kernel once per run and handed to whatever

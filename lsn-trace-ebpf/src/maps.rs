@@ -4,8 +4,8 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuArray, RingBuf},
 };
 use lsn_trace_common::{
-    Config, KernelOffsets, KfuncConfig, N_COUNTERS, PendingCall, SOCK_SNAPSHOT, SOCKET_WINDOW,
-    TASK_COMM_LEN,
+    Config, KernelOffsets, KfuncConfig, N_COUNTERS, PendingCall, SELF_CHECK_THREADS, SOCK_SNAPSHOT,
+    SOCKET_WINDOW, TASK_COMM_LEN,
 };
 
 /// Filled by the agent before load (`EbpfLoader::override_global`).
@@ -115,3 +115,16 @@ pub static FILTER_PORTS: HashMap<u16, u8> = HashMap::with_max_entries(1024, 0);
 /// instruction, whatever they do with sessions and parents.
 #[map]
 pub static FOLLOW: HashMap<u32, u8> = HashMap::with_max_entries(65536, 0);
+
+/// The threads of the agent that run its start-up self-check (one per CPU, tid -> CPU): their
+/// calls pass every filter and are marked `F_SELF_CHECK`, so the agent sees each hook fire
+/// on each CPU before it says it is attached. Every other call of the agent is not traced
+/// (`Config::self_pid`).
+#[map]
+pub static SELF_CHECK: HashMap<u32, u32> = HashMap::with_max_entries(SELF_CHECK_THREADS, 0);
+
+/// Whether `tid` of the agent's process is one of its self-check threads.
+#[inline(always)]
+pub fn is_self_check(tid: u32) -> bool {
+    unsafe { SELF_CHECK.get(tid) }.is_some()
+}

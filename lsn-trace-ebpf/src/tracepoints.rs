@@ -17,7 +17,7 @@ use crate::{
         About, copy_optval, copy_sockaddr, enabled, enabled_counting, fill_sock, fill_sock_from,
         reserve, submit,
     },
-    kernel::{Caller, Mem, NR_LISTEN, SockView, inet_sport},
+    kernel::{Caller, Mem, NR_LISTEN, SockView, inet_sport, is_grafted_subflow},
     maps::{PENDING, config, count},
 };
 
@@ -59,7 +59,7 @@ fn sock_of_fd(ctx: &TracePointContext, caller: &Caller, fd: i32, ret: i32) -> Ab
             ..About::sock(sk)
         },
         None => {
-            count(CTR_SOCK_READ_FAIL);
+            count(CTR_FD_UNRESOLVED);
             warn!(
                 ctx,
                 "lsn-trace: fd {} of the calling task did not resolve to a socket", fd
@@ -188,11 +188,12 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     };
     let caller = Caller::current();
     // listen(2) is reported by sys_exit_listen, with the fd and backlog; a listen the
-    // kernel-function hooks have in flight (io_uring's too) by their return hook.
-    if kind == EventKind::ListenState
-        && (caller.syscall_nr() == Some(NR_LISTEN)
-            || unsafe { PENDING.get(caller.tid()) }
-                .is_some_and(|call| call.kind == EventKind::Listen as u8))
+    // kernel-function hooks have in flight (io_uring's too) by their return hook. A listen
+    // that fails in get_port moves the socket CLOSE → LISTEN → CLOSE inside the call: that
+    // LISTEN → CLOSE is the failed listen's own undoing, not a listener's close.
+    if caller.syscall_nr() == Some(NR_LISTEN)
+        || unsafe { PENDING.get(caller.tid()) }
+            .is_some_and(|call| call.kind == EventKind::Listen as u8)
     {
         return 0;
     }
@@ -204,6 +205,17 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     }
     let sk: u64 = ctx.arg(0);
     let view = SockView::load(sk);
+    // An MPTCP listener's TCP subflow leaves LISTEN as the MPTCP socket does: one socket,
+    // one close (the MPTCP socket's own).
+    if kind == EventKind::ListenClose
+        && (if view.intact() {
+            is_grafted_subflow(&view, sk)
+        } else {
+            is_grafted_subflow(&SockView::direct(sk), sk)
+        })
+    {
+        return 0;
+    }
     let mut about = About::sock(sk);
     // A closing listener may already have released its port (skc_num); inet_sport keeps it.
     let sport = inet_sport(&view);

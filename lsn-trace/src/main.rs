@@ -29,7 +29,7 @@ mod sys;
 // Each module also by its short name (`crate::event`, `crate::failure` …): the folders say
 // where it stands in the pipeline, the short paths keep the imports short and stable.
 use kernel::{btf, hookplan, offsets, probe};
-use load::{backend, filter, preflight};
+use load::{backend, filter, preflight, selfcheck};
 use modes::{audit, check, explain, follow, policy, report, summary};
 use story::failure;
 use stream::{errno, event, names, ring, sockaddr, tracer};
@@ -192,6 +192,7 @@ fn run(cli: Cli) -> Result<u8> {
         Some(Command::Audit(args)) => Some(audit::open(args)?),
         _ => None,
     };
+    preflight::check_arch()?;
     preflight::check_privileges()?;
     preflight::check_kernel()?;
     let plan = cli.follow.plan()?;
@@ -277,13 +278,18 @@ fn run(cli: Cli) -> Result<u8> {
     } else {
         format!(" (passed over: {})", loaded.passed_over.join("; "))
     };
-    say!(
-        "lsn-trace: attached, backend {}{passed_over}: {}. Tracing; Ctrl-C to stop.",
-        loaded.backend,
-        loaded.description
-    );
     let backend = loaded.backend;
+    let description = std::mem::take(&mut loaded.description);
     let mut tracer = Tracer::new(loaded)?;
+    // The line is the go-ahead: only once every hook was seen to fire.
+    let check = selfcheck::run(&mut tracer)?;
+    match check.warning() {
+        Some(warning) => say!("{warning}"),
+        None => log::info!("self-check: every hook fired within {:?}", check.took),
+    }
+    say!(
+        "lsn-trace: attached, backend {backend}{passed_over}: {description}. Tracing; Ctrl-C to stop."
+    );
     if let Some(audit) = audit {
         let stop = stop.expect("installed when there is no plan");
         let stats = rt.block_on(audit.run(&mut tracer, backend, stop))?;

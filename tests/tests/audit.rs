@@ -178,6 +178,39 @@ fn a_failed_bind_is_recorded_with_the_error_and_who_asked() {
     assert_eq!(opens[0]["port"], port);
 }
 
+/// A listen() that fails in get_port (the kernel moves its socket CLOSE → LISTEN → CLOSE
+/// inside the call) is a `failed` record, and no `close`: the socket never listened.
+#[test]
+fn a_failed_listen_writes_no_close_record() {
+    let _calm = calm();
+    let s = shared();
+    let (holder, loser) = (
+        socket(libc::AF_INET, libc::SOCK_STREAM),
+        socket(libc::AF_INET, libc::SOCK_STREAM),
+    );
+    for fd in [&holder, &loser] {
+        setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).unwrap();
+    }
+    bind(&holder, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = local_port(&holder);
+    bind(&loser, &sin(Ipv4Addr::LOCALHOST, port)).unwrap();
+    listen(&holder, 5).unwrap();
+    let err = listen(&loser, 5).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+    let me = tid();
+    let (holder_ino, loser_ino) = (inode(&holder), inode(&loser));
+    let f = wait(s, |v| v["record"] == "failed" && v["inode"] == loser_ino);
+    assert_eq!(f["event"], "listen");
+    assert_eq!(f["error"], "EADDRINUSE");
+    drop(holder);
+    let c = wait(s, |v| v["record"] == "close" && v["inode"] == holder_ino);
+    assert_eq!(c["tid"], me);
+    drop(loser);
+    std::thread::sleep(Duration::from_millis(300));
+    let ghost = s.seen(|v| v["record"] == "close" && v["inode"] == loser_ino);
+    assert!(ghost.is_empty(), "{ghost:#?}");
+}
+
 /// UDP binds from this thread: each is an `open` record. Returns their ports.
 fn udp_binds(n: usize, keep: &mut Vec<Fd>) -> Vec<u16> {
     (0..n)

@@ -353,6 +353,47 @@ fn a_listener_closing_is_reported() {
     assert_eq!(c["source"], "kernel");
 }
 
+/// listen() failing in get_port (EADDRINUSE: another socket listens on the port both bound
+/// with SO_REUSEADDR) moves the socket CLOSE → LISTEN → CLOSE inside the call: it never
+/// listened, so no close is reported — only the failed listen.
+#[test]
+fn a_failed_listen_reports_no_close() {
+    let t = Tracer::shared();
+    let (holder, loser) = (
+        socket(libc::AF_INET, libc::SOCK_STREAM),
+        socket(libc::AF_INET, libc::SOCK_STREAM),
+    );
+    for fd in [&holder, &loser] {
+        setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).unwrap();
+    }
+    bind(&holder, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = local_port(&holder);
+    bind(&loser, &sin(Ipv4Addr::LOCALHOST, port)).unwrap();
+    listen(&holder, 5).unwrap();
+    let err = listen(&loser, 5).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+    let me = tid();
+    let loser_ino = inode(&loser);
+    let listens = t.events_of(me, "listen", 2);
+    let failed = listens.iter().find(|v| v["inode"] == loser_ino).unwrap();
+    assert_eq!(failed["error"], "EADDRINUSE");
+    assert_eq!(failed["backlog"], 5);
+    // The holder's close, made after, is reported: by then the loser's would have been.
+    let holder_ino = inode(&holder);
+    drop(holder);
+    let closes = t.wait_n(1, std::time::Duration::from_secs(20), |v| {
+        v["tid"] == me && v["event"] == "close" && v["inode"] == holder_ino
+    });
+    assert_eq!(closes[0]["port"], port);
+    drop(loser);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let ghost = t.seen(|v| v["event"] == "close" && v["inode"] == loser_ino);
+    assert!(
+        ghost.is_empty(),
+        "a close of a socket that never listened: {ghost:#?}"
+    );
+}
+
 #[test]
 fn freebind_allows_a_non_local_address() {
     let t = Tracer::shared();
@@ -456,4 +497,104 @@ fn unix_listeners_report_their_own_address() {
         .collect();
     assert_eq!(name.len(), 5, "{name:?}");
     assert_eq!(by_fd(&auto)["addr"], format!("@{name}"));
+}
+
+/// An MPTCP listener (Go 1.24+'s default) is one socket with one story: its backlog as
+/// asked and as applied (held by its TCP subflow), and one close — the subflow never shows
+/// as a second socket.
+fn mptcp_listener(family: i32) {
+    const IPPROTO_MPTCP: i32 = 262;
+    let t = Tracer::shared();
+    let raw = unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            IPPROTO_MPTCP,
+        )
+    };
+    assert!(
+        raw >= 0,
+        "MPTCP socket: {}",
+        std::io::Error::last_os_error()
+    );
+    let fd = Fd(raw);
+    let (addr, family_name) = if family == libc::AF_INET {
+        bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+        ("127.0.0.1", "inet")
+    } else {
+        bind(&fd, &sin6(Ipv6Addr::LOCALHOST, 0, 0)).unwrap();
+        ("::1", "inet6")
+    };
+    listen(&fd, 11).unwrap();
+    let port = local_port(&fd);
+    let ino = inode(&fd);
+    let me = tid();
+    let l = t
+        .events_of(me, "listen", 1)
+        .into_iter()
+        .find(|v| v["inode"] == ino)
+        .unwrap();
+    assert_eq!(l["protocol"], "mptcp");
+    assert_eq!(l["family"], family_name);
+    assert_eq!(l["addr"], addr);
+    assert_eq!(l["bound_port"], port);
+    assert_eq!(l["backlog"], 11);
+    assert_eq!(
+        l["backlog_effective"], 11,
+        "the subflow's sk_max_ack_backlog"
+    );
+    drop(fd);
+    let c = t.wait_n(1, std::time::Duration::from_secs(20), |v| {
+        v["event"] == "close" && v["inode"] == ino
+    });
+    assert_eq!(c[0]["sock_id"], l["sock_id"]);
+    assert_eq!(c[0]["protocol"], "mptcp");
+    assert_eq!(c[0]["port"], port);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let of_it = t.seen(|v| v["inode"] == ino);
+    let ids: std::collections::HashSet<String> =
+        of_it.iter().map(|v| v["sock_id"].to_string()).collect();
+    assert_eq!(ids.len(), 1, "one socket, one sock_id: {of_it:#?}");
+    let closes = of_it.iter().filter(|v| v["event"] == "close").count();
+    assert_eq!(closes, 1, "{of_it:#?}");
+}
+
+#[test]
+fn mptcp_ipv4_listener_is_one_socket() {
+    mptcp_listener(libc::AF_INET);
+}
+
+#[test]
+fn mptcp_ipv6_listener_is_one_socket() {
+    mptcp_listener(libc::AF_INET6);
+}
+
+/// addrlen is an int: -1 (refused with EINVAL before any protocol runs) prints as -1.
+#[test]
+fn a_negative_addrlen_prints_as_passed() {
+    let t = Tracer::shared();
+    if t.hooks_kernel_functions() {
+        return; // refused before the kernel functions run: the socket-layer hooks' part
+    }
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    let sa = sin(Ipv4Addr::LOCALHOST, 0);
+    let rc = unsafe { libc::bind(fd.0, (&sa as *const libc::sockaddr_in).cast(), u32::MAX) };
+    assert_eq!(rc, -1);
+    let b = last_bind(t, tid());
+    assert_eq!(b["error"], "EINVAL");
+    assert_eq!(b["addrlen"], -1);
+}
+
+/// SO_BINDTOIFINDEX (systemd's BindToDevice=) is a listener option, its index reported.
+#[test]
+fn bindtoifindex_is_a_listener_option() {
+    const SO_BINDTOIFINDEX: i32 = 62;
+    let t = Tracer::shared();
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    setsockopt_int(&fd, libc::SOL_SOCKET, SO_BINDTOIFINDEX, 1).unwrap();
+    let o = t.events_of(tid(), "setsockopt", 1).pop().unwrap();
+    assert_eq!(o["level"], "SOL_SOCKET");
+    assert_eq!(o["option"], "SO_BINDTOIFINDEX");
+    assert_eq!(o["value"], 1);
+    assert_eq!(o["bound_dev_if"], 1, "lo");
 }

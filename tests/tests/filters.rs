@@ -334,3 +334,26 @@ fn bad_filter_values_are_rejected_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no user `no-such-user-here`"), "{err}");
 }
+
+/// bind(AF_UNSPEC, INADDR_ANY, port) on an AF_INET socket: the kernel binds it as AF_INET
+/// (inet_bind's compatibility rule), so it is reported as inet with its port, and `--port`
+/// finds it.
+#[test]
+fn an_af_unspec_bind_on_an_inet_socket_is_inet_and_found_by_port() {
+    let port = free_port();
+    let t = Tracer::start(&["--port", &port.to_string()]);
+    let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
+    let mut sa = sin(Ipv4Addr::UNSPECIFIED, port);
+    sa.sin_family = libc::AF_UNSPEC as libc::sa_family_t;
+    bind(&fd, &sa).unwrap();
+    assert_eq!(local_port(&fd), port, "the kernel bound it as AF_INET");
+    let b = t.events_of(tid(), "bind", 1).pop().unwrap();
+    assert_eq!(b["family"], "inet");
+    assert_eq!(b["addr"], "0.0.0.0");
+    assert_eq!(b["port"], port);
+    assert_eq!(b["bound_port"], port);
+    assert_eq!(b["errno"], Value::Null);
+    assert_eq!(b["addrlen"], Value::Null, "decoded: no raw length");
+    let (status, _) = t.terminate();
+    assert!(status.success());
+}

@@ -412,3 +412,129 @@ fn a_command_that_does_not_exist_exits_127() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot run `/no/such/program`"), "{err}");
 }
+
+/// A program that keeps running past what used to end its following: `exec` — a second
+/// thread calls execve() (the kernel kills the main thread, the execing thread takes the
+/// process's pid) and the new image binds; `pthread-exit` — the main thread calls
+/// pthread_exit() and another thread binds after, a second later. Compiled for the test.
+const THREADED_C: &str = r#"
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+static char *self;
+static int bind_listen(void) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t n = sizeof a;
+    if (s < 0 || bind(s, (void *)&a, sizeof a) || listen(s, 7) || getsockname(s, (void *)&a, &n))
+        return 1;
+    fprintf(stderr, "port=%d\n", ntohs(a.sin_port));
+    return 0;
+}
+static void *exec_thread(void *arg) {
+    (void)arg;
+    usleep(100000);
+    execl(self, self, "bind", (char *)0);
+    return 0;
+}
+static void *late_bind(void *arg) {
+    (void)arg;
+    usleep(1000000);
+    _exit(bind_listen());
+}
+int main(int argc, char **argv) {
+    pthread_t t;
+    self = argv[0];
+    /* Binds a second after: well past the agent's grace for a process's exit. */
+    if (argc > 1 && !strcmp(argv[1], "bind")) {
+        usleep(1000000);
+        return bind_listen();
+    }
+    /* The go-ahead on stdin: the tracer follows this pid from then on (-p). */
+    while (getchar() != '\n' && !feof(stdin))
+        ;
+    if (argc > 1 && !strcmp(argv[1], "exec")) {
+        pthread_create(&t, 0, exec_thread, 0);
+        pause();
+    }
+    if (argc > 1 && !strcmp(argv[1], "pthread-exit")) {
+        pthread_create(&t, 0, late_bind, 0);
+        pthread_exit(0);
+    }
+    return 2;
+}
+"#;
+
+/// THREADED_C built into a directory of the test's own (not /tmp: the VM guest mounts a
+/// tmpfs there).
+fn threaded_program() -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("follow-threads");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("threads.c");
+    std::fs::write(&src, THREADED_C).unwrap();
+    let bin = dir.join(format!("threads-{}", std::process::id()));
+    let out = Command::new("cc")
+        .args(["-O2", "-pthread", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .expect("cc");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bin
+}
+
+/// `-p PID` of the program in `mode`: its bind after the main thread is gone is reported,
+/// and the trace ends when the process does.
+fn followed_through(mode: &str) {
+    let bin = threaded_program();
+    let mut prog = Command::new(&bin)
+        .arg(mode)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = prog.id();
+    let t = Tracer::start(&["-p", &pid.to_string()]);
+    prog.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(prog.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: i64 = line
+        .trim()
+        .strip_prefix("port=")
+        .unwrap_or_else(|| panic!("{mode}: {line:?}"))
+        .parse()
+        .unwrap();
+    assert!(prog.wait().unwrap().success());
+    let (status, stderr) = t.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{stderr:#?}");
+    let binds = t.seen(|v| v["event"] == "bind" && v["bound_port"] == port);
+    assert_eq!(
+        binds.len(),
+        1,
+        "{mode}: the bind after it: {:#?}",
+        t.seen(|_| true)
+    );
+    assert_eq!(binds[0]["pid"], pid);
+    let listens = t.seen(|v| v["event"] == "listen" && v["bound_port"] == port);
+    assert_eq!(listens.len(), 1, "{mode}");
+    assert_eq!(listens[0]["backlog"], 7);
+}
+
+#[test]
+fn a_thread_that_execs_is_still_followed() {
+    followed_through("exec");
+}
+
+#[test]
+fn a_process_whose_main_thread_exited_is_still_followed() {
+    followed_through("pthread-exit");
+}

@@ -116,6 +116,10 @@ pub fn resolve(btf: &Btf) -> Resolved {
         btf_socket_alloc: 0,
         btf_files_struct: 0,
         _pad: 0,
+        // Only with CONFIG_MPTCP: not missing without it (there are no MPTCP sockets).
+        mptcp_first: field(btf, "mptcp_sock.first", Shape::Scalar).unwrap_or(Field::NONE),
+        task_signal: r.scalar("task_struct.signal"),
+        signal_live: r.scalar("signal_struct.live.counter"),
     };
     let cast_kfunc = btf.func_id("bpf_rdonly_cast");
     // The cast is of use only with the fields read through it (its targets are structs).
@@ -543,7 +547,7 @@ mod tests {
         assert!(missing.contains(&"net.ns.inum"));
         // the blob has no task/fd/unix structs: those are reported missing, not guessed
         assert!(missing.contains(&"unix_address.name"));
-        assert_eq!(missing.len(), 38, "{missing:?}");
+        assert_eq!(missing.len(), 40, "{missing:?}");
         // The copied head of `struct sock` reaches the furthest known field (inet_sport at
         // 780..782), rounded up to 8.
         assert_eq!(o.sock_span, 784);

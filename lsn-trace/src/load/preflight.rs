@@ -19,6 +19,19 @@ fn effective_caps() -> u64 {
         .unwrap_or(0)
 }
 
+/// The programs read syscall numbers and arguments from x86_64's saved registers: elsewhere
+/// they would report nothing, without a word.
+pub fn check_arch() -> Result<()> {
+    let arch = std::env::consts::ARCH;
+    if arch != "x86_64" {
+        bail!(
+            "lsn-trace supports x86_64 only (this machine is {arch}): its programs read the \
+             x86_64 syscall numbers and registers, and would report nothing here"
+        );
+    }
+    Ok(())
+}
+
 pub fn check_privileges() -> Result<()> {
     let caps = effective_caps();
     let has = |c: u32| caps & (1 << c) != 0;

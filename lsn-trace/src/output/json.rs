@@ -50,7 +50,8 @@ struct Record<'a> {
     addr: Option<String>,
     port: Option<u16>,
     scope_id: Option<u32>,
-    addrlen: Option<u32>,
+    /// As passed (an int: -1 prints as -1).
+    addrlen: Option<i32>,
     bound_addr: Option<String>,
     bound_port: Option<u16>,
     errno: Option<i32>,
@@ -96,7 +97,7 @@ pub fn record_with(ev: &Event, opts: Options) -> impl Serialize + '_ {
             addr = a.host();
             port = a.port();
             addrlen = Some(match a {
-                SockAddr::Unreadable { len } | SockAddr::Other { len, .. } => *len,
+                SockAddr::Unreadable { len } | SockAddr::Other { len, .. } => *len as i32,
                 _ => 0,
             })
             .filter(|&l| l != 0);

@@ -118,8 +118,9 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
     opt_int(
         out,
         match bind {
+            // An int as passed: -1 prints as -1.
             Some(SockAddr::Unreadable { len } | SockAddr::Other { len, .. }) if *len != 0 => {
-                Some(*len)
+                Some(*len as i32)
             }
             _ => None,
         },

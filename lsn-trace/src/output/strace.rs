@@ -56,7 +56,12 @@ pub fn line(ev: &Event) -> String {
     let fd = ev.fd.map_or_else(|| "?".to_string(), |f| f.to_string());
     match (&ev.request, ev.kind) {
         (Request::Bind(a), _) => {
-            let _ = write!(s, "bind({fd}, {}, {})", sockaddr(a, ev), ev.raw.addrlen);
+            let _ = write!(
+                s,
+                "bind({fd}, {}, {})",
+                sockaddr(a, ev),
+                ev.raw.addrlen as i32
+            );
         }
         (Request::Listen { backlog }, _) => {
             let backlog = backlog.map_or_else(|| "?".to_string(), |b| b.to_string());
@@ -141,6 +146,10 @@ fn pointer(p: Option<u64>) -> String {
 /// strace's sockaddr decoding (print_sockaddr).
 fn sockaddr(a: &SockAddr, ev: &Event) -> String {
     match a {
+        // strace prints what was passed: AF_UNSPEC, whatever inet_bind made of it.
+        SockAddr::Inet { .. } if ev.raw.sa_family == Some(crate::sockaddr::AF_UNSPEC) => {
+            "{sa_family=AF_UNSPEC, ...}".into()
+        }
         SockAddr::Inet { addr, port } => {
             format!("{{sa_family=AF_INET, sin_port=htons({port}), sin_addr=inet_addr(\"{addr}\")}}")
         }

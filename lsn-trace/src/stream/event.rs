@@ -142,6 +142,9 @@ pub struct Event {
 pub struct RawArgs {
     /// bind: addrlen as passed.
     pub addrlen: u32,
+    /// bind: `sa_family` as passed (an AF_UNSPEC the socket read as AF_INET stays AF_UNSPEC
+    /// here), when the sockaddr was read.
+    pub sa_family: Option<u16>,
     /// bind's sockaddr or setsockopt's optval pointer, when reading it faulted.
     pub fault_ptr: Option<u64>,
     /// setsockopt: the value bytes as read (`optval_len` of them).
@@ -255,10 +258,12 @@ impl Decoder {
             wire::EventKind::ListenState => Kind::ListenState,
             wire::EventKind::ListenClose => Kind::Close,
         };
+        let mut sock = (raw.flags & wire::F_SOCK != 0).then(|| decode_sock(&raw.sock));
         let request = match kind {
             Kind::Bind => Request::Bind(if raw.flags & wire::F_ADDR_READ != 0 {
                 let n = (raw.addrlen as usize).min(wire::SOCKADDR_CAP);
-                SockAddr::decode(&raw.addr[..n], raw.addrlen)
+                let family = sock.as_ref().and_then(|s| s.family);
+                SockAddr::decode_for(&raw.addr[..n], raw.addrlen, family)
             } else if raw.flags & wire::F_ADDR_FAULT != 0 || raw.addrlen > 0 {
                 SockAddr::Unreadable { len: raw.addrlen }
             } else {
@@ -275,7 +280,6 @@ impl Decoder {
             },
             Kind::ListenState | Kind::Close => Request::None,
         };
-        let mut sock = (raw.flags & wire::F_SOCK != 0).then(|| decode_sock(&raw.sock));
         if kind == Kind::Listen
             && raw.flags & wire::F_ADDR_READ != 0
             && let Some(s) = sock.as_mut()
@@ -286,6 +290,8 @@ impl Decoder {
         let ptr_in = |b: &[u8]| Some(u64::from_ne_bytes(b[..8].try_into().unwrap()));
         let rawargs = RawArgs {
             addrlen: raw.addrlen,
+            sa_family: (raw.flags & wire::F_ADDR_READ != 0 && raw.addrlen >= 2)
+                .then(|| u16::from_ne_bytes([raw.addr[0], raw.addr[1]])),
             fault_ptr: if raw.flags & wire::F_ADDR_FAULT != 0 {
                 ptr_in(&raw.addr)
             } else if raw.flags & wire::F_OPTVAL_FAULT != 0 {
@@ -342,6 +348,8 @@ fn decode_optval(raw: &wire::Event) -> OptValue {
     let n = (raw.arg2.max(0) as usize).min(wire::OPTVAL_CAP);
     let bytes = &raw.optval[..n];
     if raw.arg0 as i32 == SOL_SOCKET && raw.arg1 == SO_BINDTODEVICE {
+        // The kernel takes at most IFNAMSIZ - 1 = 15 bytes of the name (and ends it there).
+        let bytes = &bytes[..bytes.len().min(15)];
         let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
         return OptValue::Name(crate::sockaddr::escape(&bytes[..end]));
     }

@@ -10,6 +10,9 @@ pub const AF_UNIX: u16 = 1;
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 
+/// `sizeof(struct sockaddr_storage)`: the most bind(2) accepts (move_addr_to_kernel).
+const SOCKADDR_STORAGE_LEN: u32 = 128;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SockAddr {
     Inet {
@@ -51,6 +54,11 @@ impl SockAddr {
             };
         }
         let family = u16::from_ne_bytes([bytes[0], bytes[1]]);
+        // Longer than a sockaddr_storage (or negative as the int it is): the kernel refuses
+        // it (EINVAL) before reading any of it.
+        if len > SOCKADDR_STORAGE_LEN {
+            return SockAddr::Other { family, len };
+        }
         let be16 = |i: usize| u16::from_be_bytes([bytes[i], bytes[i + 1]]);
         let ne32 = |i: usize| u32::from_ne_bytes(bytes[i..i + 4].try_into().unwrap());
         match family {
@@ -83,6 +91,30 @@ impl SockAddr {
             }
             _ => SockAddr::Other { family, len },
         }
+    }
+
+    /// `decode`, as the socket's protocol reads it: an AF_INET socket takes an AF_UNSPEC
+    /// sockaddr whose address is INADDR_ANY as AF_INET (inet_bind's "compatibility games"),
+    /// port included.
+    pub fn decode_for(bytes: &[u8], len: u32, sock_family: Option<u16>) -> SockAddr {
+        let a = SockAddr::decode(bytes, len);
+        let n = bytes.len().min(len as usize);
+        if matches!(
+            a,
+            SockAddr::Other {
+                family: AF_UNSPEC,
+                ..
+            }
+        ) && sock_family == Some(AF_INET)
+            && n >= 16
+            && bytes[4..8] == [0; 4]
+        {
+            return SockAddr::Inet {
+                addr: Ipv4Addr::UNSPECIFIED,
+                port: u16::from_be_bytes([bytes[2], bytes[3]]),
+            };
+        }
+        a
     }
 
     pub fn family(&self) -> Option<u16> {
@@ -260,5 +292,30 @@ mod tests {
             SockAddr::decode(&[], 0),
             SockAddr::Other { family: 0, len: 0 }
         );
+    }
+
+    #[test]
+    fn af_unspec_any_on_an_inet_socket_is_inet() {
+        let mut b = sin([0, 0, 0, 0], 8080);
+        b[..2].copy_from_slice(&AF_UNSPEC.to_ne_bytes());
+        let inet = SockAddr::Inet {
+            addr: Ipv4Addr::UNSPECIFIED,
+            port: 8080,
+        };
+        assert_eq!(SockAddr::decode_for(&b, 16, Some(AF_INET)), inet);
+        // Not on another family's socket, not with an address, not short.
+        let other = SockAddr::Other {
+            family: AF_UNSPEC,
+            len: 16,
+        };
+        assert_eq!(SockAddr::decode_for(&b, 16, Some(AF_INET6)), other);
+        assert_eq!(SockAddr::decode_for(&b, 16, None), other);
+        let mut addressed = b.clone();
+        addressed[4] = 127;
+        assert_eq!(SockAddr::decode_for(&addressed, 16, Some(AF_INET)), other);
+        assert!(matches!(
+            SockAddr::decode_for(&b, 8, Some(AF_INET)),
+            SockAddr::Other { .. }
+        ));
     }
 }

@@ -8,12 +8,17 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use aya::maps::{Map, MapData, PerCpuArray};
+use aya::maps::{HashMap, Map, MapData, PerCpuArray};
 use aya_log::EbpfLogger;
 use lsn_trace_common as wire;
 use tokio::io::{Interest, unix::AsyncFd};
 
-use crate::{backend::Loaded, event::Decoder, pipeline::Pipeline, ring::EventRing};
+use crate::{
+    backend::Loaded,
+    event::{Decoder, Event},
+    pipeline::Pipeline,
+    ring::EventRing,
+};
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Stats {
@@ -36,9 +41,13 @@ impl Stats {
 pub struct Tracer {
     ring: AsyncFd<EventRing>,
     counters: PerCpuArray<MapData, u64>,
+    /// The self-check threads' ids (tid -> CPU), for the programs (`selfcheck`).
+    self_check: HashMap<MapData, u32, u32>,
+    /// Events that arrived during the self-check, before there was a sink for them.
+    held: Vec<Event>,
     logger: Option<AsyncFd<EbpfLogger<&'static dyn log::Log>>>,
     decoder: Decoder,
-    lost_reported: [u64; 2],
+    lost_reported: [u64; 3],
     skipped: SkippedRuns,
     stats: Stats,
     // Kept last: dropping it detaches the programs.
@@ -63,6 +72,12 @@ impl Tracer {
         };
         let counters =
             PerCpuArray::try_from(loaded.ebpf.take_map("COUNTERS").context("COUNTERS map")?)?;
+        let self_check = HashMap::try_from(
+            loaded
+                .ebpf
+                .take_map("SELF_CHECK")
+                .context("SELF_CHECK map")?,
+        )?;
         let logger = match EbpfLogger::init(&mut loaded.ebpf) {
             Ok(l) => Some(readable(l)?),
             Err(e) => {
@@ -74,9 +89,11 @@ impl Tracer {
         Ok(Tracer {
             ring: readable(ring)?,
             counters,
+            self_check,
+            held: Vec::new(),
             logger,
             decoder: Decoder::new(),
-            lost_reported: [0; 2],
+            lost_reported: [0; 3],
             skipped,
             stats: Stats::default(),
             _loaded: loaded,
@@ -90,6 +107,46 @@ impl Tracer {
             .unwrap_or(0)
     }
 
+    /// Let the calls of thread `tid` of this process (pinned to `cpu`) through every filter,
+    /// marked as the self-check's.
+    pub fn add_self_check(&mut self, tid: u32, cpu: u32) -> Result<()> {
+        self.self_check
+            .insert(tid, cpu, 0)
+            .context("adding a self-check thread")
+    }
+
+    pub fn remove_self_check(&mut self, tid: u32) -> Result<()> {
+        self.self_check
+            .remove(&tid)
+            .context("removing a self-check thread")
+    }
+
+    /// Before there is a pipeline (the self-check): the self-check's events to `on_check`,
+    /// every other event kept for the pipeline `run` is given.
+    pub fn drain_held(&mut self, mut on_check: impl FnMut(&Event)) -> io::Result<()> {
+        let Tracer {
+            ring,
+            decoder,
+            stats,
+            held,
+            ..
+        } = self;
+        ring.get_mut().drain(|item| {
+            let Some(raw) = read_event(item) else {
+                return Ok(());
+            };
+            if let Some(ev) = decoder.decode(&raw) {
+                if raw.flags & wire::F_SELF_CHECK != 0 {
+                    on_check(&ev);
+                } else {
+                    stats.events += 1;
+                    held.push(ev);
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Deliver what the ring holds, and what was lost meanwhile (`last`: the final drain,
     /// which asks for skipped runs whenever it was last asked).
     fn drain(&mut self, pipeline: &mut Pipeline<'_>, last: bool) -> io::Result<()> {
@@ -100,11 +157,13 @@ impl Tracer {
             ..
         } = self;
         ring.get_mut().drain(|item| {
-            if item.len() < std::mem::size_of::<wire::Event>() {
+            let Some(raw) = read_event(item) else {
+                return Ok(());
+            };
+            // A self-check event still in flight when the check ended: not the host's.
+            if raw.flags & wire::F_SELF_CHECK != 0 {
                 return Ok(());
             }
-            // SAFETY: the programs write whole `wire::Event`s; read unaligned to be safe.
-            let raw: wire::Event = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
             if let Some(ev) = decoder.decode(&raw) {
                 stats.events += 1;
                 pipeline.event(&ev)?;
@@ -137,6 +196,11 @@ impl Tracer {
                 "ring buffer full; raise --ring-size",
             ),
             (wire::CTR_LOST_PENDING, "too many syscalls in flight"),
+            (
+                wire::CTR_SOCK_READ_FAIL,
+                "the call's arguments could not be read (its saved registers); for \
+                 setsockopt, this may count options lsn-trace does not report",
+            ),
         ]
         .into_iter()
         .enumerate()
@@ -165,6 +229,9 @@ impl Tracer {
         stop: impl Future<Output = ()>,
     ) -> Result<Stats> {
         tokio::pin!(stop);
+        for ev in std::mem::take(&mut self.held) {
+            pipeline.event(&ev)?;
+        }
         let mut tick = tokio::time::interval(POLL_INTERVAL);
         let result: io::Result<()> = async {
             loop {
@@ -189,6 +256,10 @@ impl Tracer {
         .await;
         self.flush_logs();
         self.stats.filtered = self.counter(wire::CTR_FILTERED);
+        log::info!(
+            "records submitted by the programs: {} (self-check's included)",
+            self.counter(wire::CTR_EMITTED)
+        );
         match result {
             Ok(()) => Ok(self.stats),
             // `lsn-trace | head`: the reader is gone, which is an ending, not an error.
@@ -196,6 +267,15 @@ impl Tracer {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// A ring-buffer record as the event the programs wrote (None: too short to be one).
+fn read_event(item: &[u8]) -> Option<wire::Event> {
+    if item.len() < std::mem::size_of::<wire::Event>() {
+        return None;
+    }
+    // SAFETY: the programs write whole `wire::Event`s; read unaligned to be safe.
+    Some(unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) })
 }
 
 /// How often the programs' skipped runs are asked for (a read of each one's fdinfo).
