@@ -341,9 +341,24 @@ pub struct KernelOffsets {
     pub btf_socket_alloc: u32,
     pub btf_files_struct: u32,
     pub _pad: u32,
-    /// `mptcp_sock.first` (CONFIG_MPTCP): the MPTCP socket's first subflow, a TCP sock,
-    /// which holds the listener's accept-queue limit (the MPTCP sock's own stays 0).
+    /// `task_struct.thread_info.status`: its TS_COMPAT bit says the task is in a 32-bit
+    /// (ia32) syscall, whose numbers differ from x86_64's.
+    pub task_ti_status: Field,
+    /// The ia32 syscall registers a 32-bit caller's arguments are in (`bx`, `cx`; `dx`, `si`,
+    /// `di` are `pt_regs_arg2`, `_arg1`, `_arg0`), and `ax`, where a syscall skipped by
+    /// seccomp has its return value.
+    pub pt_regs_bx: Field,
+    pub pt_regs_cx: Field,
+    pub pt_regs_ax: Field,
+    /// MPTCP (one socket, one story): the first subflow of an MPTCP socket
+    /// (`mptcp_sock.first`), which holds the listener's effective backlog; and from a TCP
+    /// subflow back to its MPTCP socket: `tcp_sock.is_mptcp`, then
+    /// `inet_connection_sock.icsk_ulp_data` (its `mptcp_subflow_context`) and that
+    /// context's `conn`. Unknown on kernels without MPTCP.
     pub mptcp_first: Field,
+    pub tcp_is_mptcp: Field,
+    pub icsk_ulp_data: Field,
+    pub subflow_conn: Field,
     /// `task_struct.signal` -> `signal_struct.live`: the threads of a process not yet
     /// exiting, so that the exit of one thread (the main one included: pthread_exit, or
     /// killed by another thread's execve) is not taken for the process's.
@@ -423,7 +438,14 @@ impl KernelOffsets {
         btf_socket_alloc: 0,
         btf_files_struct: 0,
         _pad: 0,
+        task_ti_status: Field::NONE,
+        pt_regs_bx: Field::NONE,
+        pt_regs_cx: Field::NONE,
+        pt_regs_ax: Field::NONE,
         mptcp_first: Field::NONE,
+        tcp_is_mptcp: Field::NONE,
+        icsk_ulp_data: Field::NONE,
+        subflow_conn: Field::NONE,
         task_signal: Field::NONE,
         signal_live: Field::NONE,
     };
@@ -541,8 +563,18 @@ pub struct KfuncConfig {
     /// halves: the pointer, then the word holding `is_kernel`): the bit of `is_kernel` in
     /// that second half.
     pub sockptr_kernel_bit: u8,
-    pub _pad: [u8; 6],
+    /// `SYSCALL_HOOK_*` bits: the syscalls a syscall-level hook reports whatever the
+    /// caller's ABI — fentry/kprobe: the syscall-layer functions hooked (`__sys_bind` …; a
+    /// call they report is not reported again by the protocol function it reaches);
+    /// tracepoint: all three when the raw `sys_exit` hook for 32-bit callers is attached.
+    pub syscall_hooks: u8,
+    pub _pad: [u8; 5],
 }
+
+/// `KfuncConfig::syscall_hooks` bits.
+pub const SYSCALL_HOOK_BIND: u8 = 1 << 0;
+pub const SYSCALL_HOOK_LISTEN: u8 = 1 << 1;
+pub const SYSCALL_HOOK_SETSOCKOPT: u8 = 1 << 2;
 
 /// `FOLLOW` values: whether children of this process are followed too...
 pub const FOLLOW_SELF: u8 = 0;

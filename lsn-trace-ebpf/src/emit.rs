@@ -9,7 +9,7 @@ use lsn_trace_common::*;
 pub use crate::filter::About;
 use crate::{
     filter,
-    kernel::{Caller, Mem, SockView, bounded, mptcp_backlog, probe_read, read_sock, unix_address},
+    kernel::{Caller, Mem, SockView, bounded, probe_read, read_sock, unix_address},
     maps::{EVENTS, FOLLOW, config, count, count_get, is_self_check},
 };
 
@@ -95,16 +95,6 @@ pub fn fill_sock_from(caller: &Caller, ev: &mut Event, about: &About, view: &Soc
         // What the fields hold now is another socket's: known again only as re-read.
         ev.sock.known = 0;
         read_sock(caller, &SockView::direct(about.sk), about.ino, &mut ev.sock);
-    }
-    // An MPTCP listener's queue limit is its first subflow's (the MPTCP sock's stays 0).
-    if ev.kind == EventKind::Listen as u8
-        && ev.sock.known & K_PROTOCOL != 0
-        && ev.sock.protocol == IPPROTO_MPTCP
-    {
-        match mptcp_backlog(about.sk) {
-            Some(b) => ev.sock.max_ack_backlog = b,
-            None => ev.sock.known &= !K_BACKLOG,
-        }
     }
     // listen(2) names no address: for a unix listener, report the one it holds (the only
     // place its path is known, e.g. after an autobind).
@@ -199,8 +189,6 @@ pub fn submit(mut entry: RingBufEntry<Event>) {
     };
     entry.submit(flags);
 }
-
-const IPPROTO_MPTCP: u16 = 262;
 
 /// How often `submit` asks for the backlog (a helper call): a power of two.
 const WAKEUP_CHECK_EVERY: u64 = 16;

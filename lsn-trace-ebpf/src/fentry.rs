@@ -10,6 +10,7 @@ use aya_ebpf::{
 use lsn_trace_common::EventKind;
 
 use crate::{
+    emit::enabled,
     kernel::Caller,
     kfunc::{self, sockopt_wanted},
 };
@@ -106,4 +107,48 @@ pub fn fexit_sockopt_ip(ctx: FExitContext) -> i32 {
 #[fexit(function = "do_ipv6_setsockopt")]
 pub fn fexit_sockopt_ipv6(ctx: FExitContext) -> i32 {
     sockopt_exit(&ctx, false)
+}
+
+// The syscall layer (see kfunc.rs): every bind(2), listen(2) and setsockopt(2), whatever
+// refuses it and whatever its ABI, with its fd.
+
+/// __sys_bind(int fd, struct sockaddr __user *umyaddr, int addrlen)
+#[fexit(function = "__sys_bind")]
+pub fn fexit_sys_bind(ctx: FExitContext) -> i32 {
+    let caller = Caller::current();
+    if enabled(&caller) {
+        let args = [ctx.arg(0), ctx.arg(1), ctx.arg(2), 0, 0];
+        kfunc::syscall_returned(&ctx, &caller, EventKind::Bind, args, ret(&ctx));
+    }
+    0
+}
+
+/// __sys_listen(int fd, int backlog)
+#[fexit(function = "__sys_listen")]
+pub fn fexit_sys_listen(ctx: FExitContext) -> i32 {
+    let caller = Caller::current();
+    if enabled(&caller) {
+        let args = [ctx.arg(0), ctx.arg(1), 0, 0, 0];
+        kfunc::syscall_returned(&ctx, &caller, EventKind::Listen, args, ret(&ctx));
+    }
+    0
+}
+
+/// __sys_setsockopt(int fd, int level, int optname, char __user *optval, int optlen)
+#[fexit(function = "__sys_setsockopt")]
+pub fn fexit_sys_setsockopt(ctx: FExitContext) -> i32 {
+    let caller = Caller::current();
+    let (level, optname): (u64, u64) = (ctx.arg(1), ctx.arg(2));
+    if kfunc::sys_setsockopt_wanted(&caller, level as i32, optname as i32) {
+        let args = [ctx.arg(0), level, optname, ctx.arg(3), ctx.arg(4)];
+        kfunc::syscall_returned(&ctx, &caller, EventKind::Setsockopt, args, ret(&ctx));
+    }
+    0
+}
+
+/// __secure_computing(const struct seccomp_data *sd): -1 = the syscall is skipped.
+#[fexit(function = "__secure_computing")]
+pub fn fexit_seccomp(ctx: FExitContext) -> i32 {
+    kfunc::seccomp_returned(&ctx, ret(&ctx));
+    0
 }

@@ -64,24 +64,6 @@ pub fn unix_address(sk: u64) -> Option<(u64, u64)> {
     Some((addr + name.offset as u64, len))
 }
 
-/// An MPTCP listener's accept-queue limit: its first subflow's (`mptcp_sock.first`, a TCP
-/// sock), where `__inet_listen_sk` put it; None when unknown.
-#[inline(always)]
-pub fn mptcp_backlog(msk: u64) -> Option<u32> {
-    let first = read_ptr(msk, off!(mptcp_first))?;
-    read(first, off!(sk_max_ack_backlog)).map(|v| v as u32)
-}
-
-/// Whether `sk` is not its socket's own sock: an MPTCP subflow, grafted onto the MPTCP
-/// socket's `struct socket` (mptcp_sock_graft), whose `sk` is the MPTCP sock. False when
-/// that cannot be told.
-#[inline(always)]
-pub fn is_grafted_subflow(view: &SockView, sk: u64) -> bool {
-    view.get_ptr(off!(sk_socket))
-        .and_then(|socket| read_ptr(socket, off!(socket_sk)))
-        .is_some_and(|own| own != sk)
-}
-
 /// `socket->sk` and the socket's inode number (0 = unknown) from a `struct socket *`
 /// (`struct socket` heads a `struct socket_alloc`, whose inode follows it): two loads
 /// through the pointer cast to that, else one read of the window the agent found holding
@@ -155,6 +137,62 @@ pub const NR_BIND: u64 = 49;
 pub const NR_LISTEN: u64 = 50;
 pub const NR_SETSOCKOPT: u64 = 54;
 pub const NR_IO_URING_ENTER: u64 = 426;
+// ia32 (arch/x86/entry/syscalls/syscall_32.tbl): the direct socket calls (4.3+) and
+// socketcall(2), which multiplexes them all; io_uring_enter has the same number in both.
+const NR_IA32_SOCKETCALL: u64 = 102;
+const NR_IA32_BIND: u64 = 361;
+const NR_IA32_LISTEN: u64 = 363;
+const NR_IA32_SETSOCKOPT: u64 = 366;
+/// x32 syscalls are x86_64's numbers with this bit (`__X32_SYSCALL_BIT`).
+const X32_SYSCALL_BIT: u64 = 0x4000_0000;
+/// `thread_info.status`: the task is in a 32-bit syscall (arch/x86/include/asm/thread_info.h).
+const TS_COMPAT: u64 = 0x0002;
+
+/// The syscall a task is in, whatever its ABI (x86_64, x32, ia32).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Syscall {
+    Bind,
+    Listen,
+    Setsockopt,
+    /// ia32 socketcall(2): any of the socket calls.
+    Socketcall,
+    IoUringEnter,
+    /// Another syscall, or none known (a kernel thread).
+    Other,
+}
+
+const IPPROTO_TCP: u64 = 6;
+const IPPROTO_MPTCP: u64 = 262;
+
+/// The MPTCP socket a TCP subflow belongs to (`tcp_sock.is_mptcp`, then its
+/// `mptcp_subflow_context.conn`); None for any other TCP socket. Only for a TCP sock.
+#[inline(always)]
+fn mptcp_parent(sk: u64) -> Option<u64> {
+    if read(sk, off!(tcp_is_mptcp))? == 0 {
+        return None;
+    }
+    read_ptr(read_ptr(sk, off!(icsk_ulp_data))?, off!(subflow_conn))
+}
+
+/// The sock a listener's state change is reported for, one socket one story: a TCP
+/// subflow's is its MPTCP socket's (the one bind and listen named, whose close it is);
+/// None for an MPTCP socket's own change, which repeats its first subflow's where a kernel
+/// traces it at all.
+#[inline(always)]
+pub fn listener_of(sk: u64) -> Option<u64> {
+    match read(sk, off!(sk_protocol)) {
+        Some(IPPROTO_MPTCP) => None,
+        Some(IPPROTO_TCP) => Some(mptcp_parent(sk).unwrap_or(sk)),
+        _ => Some(sk),
+    }
+}
+
+/// An MPTCP listener's effective backlog: its first subflow's, the TCP socket that listens
+/// (the MPTCP socket's own `sk_max_ack_backlog` stays 0).
+#[inline(always)]
+fn mptcp_backlog(sk: u64) -> Option<u64> {
+    read(read_ptr(sk, off!(mptcp_first))?, off!(sk_max_ack_backlog))
+}
 
 /// net.core.somaxconn of the socket's network namespace.
 #[inline(always)]
@@ -312,6 +350,61 @@ impl Caller {
     #[inline(always)]
     pub fn syscall_nr(&self) -> Option<u64> {
         self.regs().scalar(off!(pt_regs_orig_ax))
+    }
+
+    /// Whether the task is in a 32-bit (ia32) syscall.
+    #[inline(always)]
+    pub fn in_compat_syscall(&self) -> bool {
+        self.task
+            .scalar(off!(task_ti_status))
+            .is_some_and(|s| s & TS_COMPAT != 0)
+    }
+
+    /// The syscall the task is in.
+    #[inline(always)]
+    pub fn syscall(&self) -> Syscall {
+        let Some(nr) = self.syscall_nr() else {
+            return Syscall::Other;
+        };
+        if self.in_compat_syscall() {
+            return match nr {
+                NR_IA32_BIND => Syscall::Bind,
+                NR_IA32_LISTEN => Syscall::Listen,
+                NR_IA32_SETSOCKOPT => Syscall::Setsockopt,
+                NR_IA32_SOCKETCALL => Syscall::Socketcall,
+                NR_IO_URING_ENTER => Syscall::IoUringEnter,
+                _ => Syscall::Other,
+            };
+        }
+        match nr & !X32_SYSCALL_BIT {
+            NR_BIND => Syscall::Bind,
+            NR_LISTEN => Syscall::Listen,
+            NR_SETSOCKOPT => Syscall::Setsockopt,
+            NR_IO_URING_ENTER => Syscall::IoUringEnter,
+            _ => Syscall::Other,
+        }
+    }
+
+    /// `syscall_args` of an ia32 syscall (`bx`, `cx`, `dx`, `si`, `di`).
+    #[inline(always)]
+    pub fn syscall_args_ia32(&self) -> Option<[u64; 5]> {
+        let regs = self.regs();
+        Some([
+            regs.scalar(off!(pt_regs_bx))?,
+            regs.scalar(off!(pt_regs_cx))?,
+            regs.scalar(off!(pt_regs_arg2))?,
+            regs.scalar(off!(pt_regs_arg1))?,
+            regs.scalar(off!(pt_regs_arg0))?,
+        ])
+    }
+
+    /// The return value a syscall skipped at entry (seccomp) gives the caller: what the
+    /// kernel put in `ax`.
+    #[inline(always)]
+    pub fn syscall_ret(&self) -> Option<i32> {
+        self.regs()
+            .scalar(off!(pt_regs_ax))
+            .map(|v| v as i64 as i32)
     }
 
     /// The second argument of the syscall the task is in, as the caller passed it.
@@ -714,6 +807,13 @@ pub fn read_sock(caller: &Caller, sk: &SockView, ino: u64, st: &mut SockState) {
     fill!(st, sk, K_BIND_NO_PORT, bind_no_port, inet_bind_no_port, u8);
     fill!(st, sk, K_BOUND_DEV, bound_dev_if, skc_bound_dev_if, i32);
     fill!(st, sk, K_BACKLOG, max_ack_backlog, sk_max_ack_backlog, u32);
+    if st.known & K_PROTOCOL != 0
+        && st.protocol as u64 == IPPROTO_MPTCP
+        && let Some(b) = mptcp_backlog(sk.sk)
+    {
+        st.max_ack_backlog = b as u32;
+        st.known |= K_BACKLOG;
+    }
     if let Some([a]) = sk.words::<1>(off!(skc_rcv_saddr)) {
         st.rcv_saddr = a.to_ne_bytes();
         st.known |= K_RCV_SADDR;

@@ -4,13 +4,23 @@
 //! * the sockaddr is the kernel's own copy (read with bpf_probe_read_kernel);
 //! * who asked: bind(2)/listen(2)/setsockopt(2), io_uring, or the kernel itself — from the
 //!   task's flags and the syscall it is in.
-use aya_ebpf::helpers::bpf_get_current_pid_tgid;
+//!
+//! The syscalls themselves are reported from the syscall layer (`__sys_bind`,
+//! `__sys_listen`, `__sys_setsockopt`, where the kernel has them: the agent's plan), as the
+//! tracepoint backend reports them — with their fd, and also when they fail before any
+//! protocol function runs (EBADF, ENOTSOCK, EFAULT, EINVAL of an addrlen out of range, an
+//! LSM's refusal) or run protocols whose functions are not hooked (MPTCP, SCTP); and those
+//! a seccomp filter refuses, which never reach the syscall function, from
+//! `__secure_computing`. The protocol functions' hooks then report only what the syscall
+//! layer does not see: io_uring's requests and the kernel's own calls.
+use aya_ebpf::{EbpfContext, helpers::bpf_get_current_pid_tgid};
 use lsn_trace_common::{sockopt::is_listener_option, *};
 
 use crate::{
     emit::{About, copy_optval, copy_sockaddr, enabled, fill_sock, reserve, submit},
-    kernel::{Caller, Mem, NR_BIND, NR_IO_URING_ENTER, NR_LISTEN, NR_SETSOCKOPT, somaxconn},
-    maps::{PENDING, config, count, kfunc},
+    kernel::{Caller, Mem, Syscall, somaxconn},
+    maps::{PENDING, PENDING_SYSCALL, config, count, kfunc},
+    tracepoints::{bind_returned, listen_returned, setsockopt_returned},
 };
 
 // include/linux/sched.h: stable since io_uring's workers became threads of the task (5.12).
@@ -28,10 +38,113 @@ fn source(caller: &Caller) -> u8 {
     if flags & PF_KTHREAD != 0 {
         return SOURCE_KERNEL;
     }
-    match caller.syscall_nr() {
-        Some(NR_BIND | NR_LISTEN | NR_SETSOCKOPT) => SOURCE_SYSCALL,
-        Some(NR_IO_URING_ENTER) => SOURCE_IO_URING,
-        _ => SOURCE_KERNEL,
+    match caller.syscall() {
+        Syscall::Bind | Syscall::Listen | Syscall::Setsockopt | Syscall::Socketcall => {
+            SOURCE_SYSCALL
+        }
+        Syscall::IoUringEnter => SOURCE_IO_URING,
+        Syscall::Other => SOURCE_KERNEL,
+    }
+}
+
+/// Whether a protocol function's call of `kind` is the syscall's own, which the
+/// syscall-layer hook reports (so it is one event): the caller is in that syscall (any
+/// ABI; socketcall(2) multiplexes them all) and not in io_uring's or the kernel's work.
+#[inline(always)]
+pub fn reported_by_syscall_hook(caller: &Caller, kind: EventKind) -> bool {
+    let (bit, call) = match kind {
+        EventKind::Bind => (SYSCALL_HOOK_BIND, Syscall::Bind),
+        EventKind::Listen => (SYSCALL_HOOK_LISTEN, Syscall::Listen),
+        EventKind::Setsockopt => (SYSCALL_HOOK_SETSOCKOPT, Syscall::Setsockopt),
+        _ => return false,
+    };
+    if kfunc().syscall_hooks & bit == 0
+        || caller.flags().unwrap_or(0) & (PF_IO_WORKER | PF_KTHREAD) != 0
+    {
+        return false;
+    }
+    let now = caller.syscall();
+    now == call || now == Syscall::Socketcall
+}
+
+/// Keep a syscall-layer call's arguments from its kprobe to its kretprobe (kprobe backend;
+/// apart from `stash`'s, as the protocol function's call runs inside it).
+#[inline(always)]
+pub fn stash_syscall(kind: EventKind, args: [u64; 5]) {
+    let call = PendingCall {
+        kind: kind as u8,
+        _pad: [0; 7],
+        args,
+    };
+    if PENDING_SYSCALL.insert(tid(), call, 0).is_err() {
+        count(CTR_LOST_PENDING);
+    }
+}
+
+#[inline(always)]
+pub fn take_syscall(kind: EventKind) -> Option<[u64; 5]> {
+    let tid = tid();
+    let call = unsafe { *PENDING_SYSCALL.get(tid)? };
+    let _ = PENDING_SYSCALL.remove(tid);
+    (call.kind == kind as u8).then_some(call.args)
+}
+
+/// A syscall-layer function of `kind` returned `ret` (`__sys_bind(fd, uaddr, addrlen)`,
+/// `__sys_listen(fd, backlog)`, `__sys_setsockopt(fd, level, optname, optval, optlen)`):
+/// the syscall as the tracepoint backend reports it. Entry filters were asked by the hook.
+#[inline(always)]
+pub fn syscall_returned<C: EbpfContext>(
+    ctx: &C,
+    caller: &Caller,
+    kind: EventKind,
+    args: [u64; 5],
+    ret: i32,
+) {
+    match kind {
+        EventKind::Bind => bind_returned(ctx, caller, args, ret),
+        EventKind::Listen => listen_returned(ctx, caller, args, ret),
+        _ => setsockopt_returned(ctx, caller, args, ret),
+    }
+}
+
+/// Whether a setsockopt syscall-layer call is one to report (asked at entry).
+#[inline(always)]
+pub fn sys_setsockopt_wanted(caller: &Caller, level: i32, optname: i32) -> bool {
+    is_listener_option(level, optname) && enabled(caller)
+}
+
+/// `__secure_computing` returned `ret`: -1 is a syscall seccomp refused (an errno filter,
+/// a trap, a user-space supervisor's answer), which the syscall function never sees; its
+/// result is already in the caller's `ax`. Reported when it is a bind, listen or listener
+/// setsockopt of x86_64 or a direct ia32 one (socketcall(2)'s arguments are in the caller's
+/// memory, not read here).
+#[inline(always)]
+pub fn seccomp_returned<C: EbpfContext>(ctx: &C, ret: i32) {
+    if ret != -1 {
+        return;
+    }
+    let caller = Caller::current();
+    let kind = match caller.syscall() {
+        Syscall::Bind => EventKind::Bind,
+        Syscall::Listen => EventKind::Listen,
+        Syscall::Setsockopt => EventKind::Setsockopt,
+        _ => return,
+    };
+    let args = if caller.in_compat_syscall() {
+        caller.syscall_args_ia32()
+    } else {
+        caller.syscall_args(5)
+    };
+    let (Some(args), Some(ret)) = (args, caller.syscall_ret()) else {
+        count(CTR_SOCK_READ_FAIL);
+        return;
+    };
+    let wanted = match kind {
+        EventKind::Setsockopt => sys_setsockopt_wanted(&caller, args[1] as i32, args[2] as i32),
+        _ => enabled(&caller),
+    };
+    if wanted {
+        syscall_returned(ctx, &caller, kind, args, ret);
     }
 }
 
@@ -88,7 +201,7 @@ fn emit(
 #[inline(always)]
 pub fn bind(socket: u64, kaddr: u64, addrlen: i32, ret: i32) {
     let caller = Caller::current();
-    if !enabled(&caller) {
+    if reported_by_syscall_hook(&caller, EventKind::Bind) || !enabled(&caller) {
         return;
     }
     let about = About::socket(socket).with_sockaddr(&config(), kaddr, addrlen as u32, Mem::Kernel);
@@ -108,7 +221,7 @@ pub fn bind(socket: u64, kaddr: u64, addrlen: i32, ret: i32) {
 #[inline(always)]
 pub fn listen(socket: u64, backlog: i32, ret: i32) {
     let caller = Caller::current();
-    if !enabled(&caller) {
+    if reported_by_syscall_hook(&caller, EventKind::Listen) || !enabled(&caller) {
         return;
     }
     let about = About::socket(socket);
@@ -136,7 +249,9 @@ pub fn listen(socket: u64, backlog: i32, ret: i32) {
 /// Whether a setsockopt call is one lsn-trace reports: hooks ask at entry.
 #[inline(always)]
 pub fn sockopt_wanted(caller: &Caller, level: i32, optname: i32) -> bool {
-    is_listener_option(level, optname) && enabled(caller)
+    is_listener_option(level, optname)
+        && !reported_by_syscall_hook(caller, EventKind::Setsockopt)
+        && enabled(caller)
 }
 
 /// A setsockopt function returned. `first` is its first argument (a `struct sock *`, or for

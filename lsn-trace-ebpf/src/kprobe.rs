@@ -27,7 +27,8 @@ fn ret(ctx: &RetProbeContext) -> i32 {
 /// inet_bind, inet6_bind, unix_bind(struct socket *sock, struct sockaddr *uaddr, int addr_len)
 #[kprobe]
 pub fn kprobe_bind(ctx: ProbeContext) -> u32 {
-    if enabled(&Caller::current()) {
+    let caller = Caller::current();
+    if !kfunc::reported_by_syscall_hook(&caller, EventKind::Bind) && enabled(&caller) {
         kfunc::stash(
             EventKind::Bind,
             [arg(&ctx, 0), arg(&ctx, 1), arg(&ctx, 2), 0, 0],
@@ -121,5 +122,68 @@ pub fn kprobe_sockopt_ip(ctx: ProbeContext) -> u32 {
 #[kretprobe]
 pub fn kretprobe_sockopt_ip(ctx: RetProbeContext) -> u32 {
     sockopt_return(&ctx, false);
+    0
+}
+
+// The syscall layer (see kfunc.rs).
+
+/// __sys_bind(fd, uaddr, addrlen) and __sys_listen(fd, backlog): their arguments.
+#[kprobe]
+pub fn kprobe_sys_bind(ctx: ProbeContext) -> u32 {
+    if enabled(&Caller::current()) {
+        let args = [arg(&ctx, 0), arg(&ctx, 1), arg(&ctx, 2), 0, 0];
+        kfunc::stash_syscall(EventKind::Bind, args);
+    }
+    0
+}
+
+#[kretprobe]
+pub fn kretprobe_sys_bind(ctx: RetProbeContext) -> u32 {
+    syscall_return(&ctx, EventKind::Bind);
+    0
+}
+
+#[kprobe]
+pub fn kprobe_sys_listen(ctx: ProbeContext) -> u32 {
+    if enabled(&Caller::current()) {
+        kfunc::stash_syscall(EventKind::Listen, [arg(&ctx, 0), arg(&ctx, 1), 0, 0, 0]);
+    }
+    0
+}
+
+#[kretprobe]
+pub fn kretprobe_sys_listen(ctx: RetProbeContext) -> u32 {
+    syscall_return(&ctx, EventKind::Listen);
+    0
+}
+
+/// __sys_setsockopt(fd, level, optname, optval, optlen)
+#[kprobe]
+pub fn kprobe_sys_setsockopt(ctx: ProbeContext) -> u32 {
+    let (level, optname) = (arg(&ctx, 1), arg(&ctx, 2));
+    if kfunc::sys_setsockopt_wanted(&Caller::current(), level as i32, optname as i32) {
+        let args = [arg(&ctx, 0), level, optname, arg(&ctx, 3), arg(&ctx, 4)];
+        kfunc::stash_syscall(EventKind::Setsockopt, args);
+    }
+    0
+}
+
+#[kretprobe]
+pub fn kretprobe_sys_setsockopt(ctx: RetProbeContext) -> u32 {
+    syscall_return(&ctx, EventKind::Setsockopt);
+    0
+}
+
+#[inline(always)]
+fn syscall_return(ctx: &RetProbeContext, kind: EventKind) {
+    if let Some(args) = kfunc::take_syscall(kind) {
+        kfunc::syscall_returned(ctx, &Caller::current(), kind, args, ret(ctx));
+    }
+}
+
+/// __secure_computing: only its return matters (-1 = the syscall is skipped).
+#[kretprobe]
+pub fn kretprobe_seccomp(ctx: RetProbeContext) -> u32 {
+    kfunc::seccomp_returned(&ctx, ret(&ctx));
     0
 }

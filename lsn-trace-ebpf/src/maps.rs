@@ -26,7 +26,8 @@ pub static CONFIG: Config = Config {
 pub static KFUNC: KfuncConfig = KfuncConfig {
     sol_socket_takes_socket: 0,
     sockptr_kernel_bit: 0,
-    _pad: [0; 6],
+    syscall_hooks: 0,
+    _pad: [0; 5],
 };
 
 #[inline(always)]
@@ -43,9 +44,15 @@ pub fn config() -> Config {
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 
-/// Syscall arguments from sys_enter_* until sys_exit_*, per thread id.
+/// Arguments of a kernel function call from its kprobe to its kretprobe (and the "listen in
+/// flight" mark), per thread id.
 #[map]
 pub static PENDING: HashMap<u32, PendingCall> = HashMap::with_max_entries(16384, 0);
+
+/// The same for the syscall-layer functions (`__sys_bind` …), whose calls are in flight
+/// around the protocol functions' (kprobe backend).
+#[map]
+pub static PENDING_SYSCALL: HashMap<u32, PendingCall> = HashMap::with_max_entries(16384, 0);
 
 /// Per-CPU room for one copy of a `struct sock`'s head (see `kernel::SockView`), then, at
 /// `SOCKET_AT`, for one window of a `struct socket_alloc` (`kernel::socket_sk_ino`). Each

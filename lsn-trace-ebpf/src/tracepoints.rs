@@ -17,8 +17,8 @@ use crate::{
         About, copy_optval, copy_sockaddr, enabled, enabled_counting, fill_sock, fill_sock_from,
         reserve, submit,
     },
-    kernel::{Caller, Mem, NR_LISTEN, SockView, inet_sport, is_grafted_subflow},
-    maps::{PENDING, config, count},
+    kernel::{Caller, Mem, SockView, Syscall, inet_sport, listener_of, probe_read},
+    maps::{PENDING, config, count, kfunc},
 };
 
 // sys_exit_*: 8 bytes of common header + __syscall_nr, then `ret` at 16. Stable since they
@@ -27,6 +27,9 @@ const RET: usize = 16;
 
 const TCP_LISTEN: i32 = 10;
 const TCP_CLOSE: i32 = 7;
+/// SCTP's states are TCP's numbers (include/net/sctp/constants.h): a listener's close is
+/// LISTENING -> CLOSING, i.e. TCP_LISTEN -> TCP_CLOSE_WAIT, which no TCP socket does.
+const TCP_CLOSE_WAIT: i32 = 8;
 
 const ENOTSOCK: i32 = 88;
 const EBADF: i32 = 9;
@@ -49,7 +52,7 @@ fn field<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
 
 /// The socket behind `fd`; only looked up when the kernel accepted the descriptor.
 #[inline(always)]
-fn sock_of_fd(ctx: &TracePointContext, caller: &Caller, fd: i32, ret: i32) -> About {
+fn sock_of_fd<C: EbpfContext>(ctx: &C, caller: &Caller, fd: i32, ret: i32) -> About {
     if ret == -EBADF || ret == -ENOTSOCK {
         return About::sock(0);
     }
@@ -73,15 +76,15 @@ fn sock_of_fd(ctx: &TracePointContext, caller: &Caller, fd: i32, ret: i32) -> Ab
 /// filters on what the call is about (before reserving), the event (`fill` adds what is
 /// specific to the call), the socket's state, submit.
 #[inline(always)]
-fn exit_event(
-    ctx: &TracePointContext,
+fn exit_event<C: EbpfContext>(
+    ctx: &C,
     caller: &Caller,
     kind: EventKind,
     args: [u64; 5],
+    ret: i32,
     fill: impl FnOnce(&mut Event, [u64; 5]),
 ) {
     let fd = args[0] as i32;
-    let ret = ret(ctx);
     let mut about = sock_of_fd(ctx, caller, fd, ret);
     if kind == EventKind::Bind {
         about = about.with_sockaddr(&config(), args[1], args[2] as u32, Mem::User);
@@ -95,9 +98,57 @@ fn exit_event(
     submit(entry);
 }
 
+// The calls as the syscall returns them: `args` as the caller passed them, `ret` what it
+// got. Shared with the kernel-function backends' hooks on the syscall layer (`__sys_bind` …,
+// kfunc.rs), so a syscall is one event, alike on every backend.
+
+/// bind(fd, uaddr, addrlen) returned `ret`.
+#[inline(always)]
+pub fn bind_returned<C: EbpfContext>(ctx: &C, caller: &Caller, args: [u64; 5], ret: i32) {
+    exit_event(
+        ctx,
+        caller,
+        EventKind::Bind,
+        args,
+        ret,
+        |ev, [_, uaddr, addrlen, ..]| copy_sockaddr(ev, uaddr, addrlen as u32, Mem::User),
+    );
+}
+
+/// listen(fd, backlog) returned `ret`.
+#[inline(always)]
+pub fn listen_returned<C: EbpfContext>(ctx: &C, caller: &Caller, args: [u64; 5], ret: i32) {
+    exit_event(
+        ctx,
+        caller,
+        EventKind::Listen,
+        args,
+        ret,
+        |ev, [_, backlog, ..]| ev.arg0 = backlog as i32 as i64,
+    );
+}
+
+/// setsockopt(fd, level, optname, optval, optlen) of a listener option returned `ret`.
+#[inline(always)]
+pub fn setsockopt_returned<C: EbpfContext>(ctx: &C, caller: &Caller, args: [u64; 5], ret: i32) {
+    exit_event(
+        ctx,
+        caller,
+        EventKind::Setsockopt,
+        args,
+        ret,
+        |ev, [_, level, optname, optval, optlen]| {
+            ev.arg0 = level as i32 as i64;
+            ev.arg1 = optname as i32;
+            ev.arg2 = optlen as i32;
+            copy_optval(ev, optval, optlen as i32, Mem::User);
+        },
+    );
+}
+
 /// The calling task's syscall arguments, for a caller the filters want.
 #[inline(always)]
-fn wanted_args(caller: &Caller, n: usize) -> Option<[u64; 5]> {
+pub fn wanted_args(caller: &Caller, n: usize) -> Option<[u64; 5]> {
     if !enabled(caller) {
         return None;
     }
@@ -113,13 +164,7 @@ fn wanted_args(caller: &Caller, n: usize) -> Option<[u64; 5]> {
 pub fn sys_exit_bind(ctx: TracePointContext) -> u32 {
     let caller = Caller::current();
     if let Some(args) = wanted_args(&caller, 3) {
-        exit_event(
-            &ctx,
-            &caller,
-            EventKind::Bind,
-            args,
-            |ev, [_, uaddr, addrlen, ..]| copy_sockaddr(ev, uaddr, addrlen as u32, Mem::User),
-        );
+        bind_returned(&ctx, &caller, args, ret(&ctx));
     }
     0
 }
@@ -129,13 +174,7 @@ pub fn sys_exit_bind(ctx: TracePointContext) -> u32 {
 pub fn sys_exit_listen(ctx: TracePointContext) -> u32 {
     let caller = Caller::current();
     if let Some(args) = wanted_args(&caller, 2) {
-        exit_event(
-            &ctx,
-            &caller,
-            EventKind::Listen,
-            args,
-            |ev, [_, backlog, ..]| ev.arg0 = backlog as i32 as i64,
-        );
+        listen_returned(&ctx, &caller, args, ret(&ctx));
     }
     0
 }
@@ -153,18 +192,69 @@ pub fn sys_exit_setsockopt(ctx: TracePointContext) -> u32 {
     if !is_listener_option(args[1] as i32, args[2] as i32) || !enabled(&caller) {
         return 0;
     }
-    exit_event(
-        &ctx,
-        &caller,
-        EventKind::Setsockopt,
-        args,
-        |ev, [_, level, optname, optval, optlen]| {
-            ev.arg0 = level as i32 as i64;
-            ev.arg1 = optname as i32;
-            ev.arg2 = optlen as i32;
-            copy_optval(ev, optval, optlen as i32, Mem::User);
+    setsockopt_returned(&ctx, &caller, args, ret(&ctx));
+    0
+}
+
+// socketcall(2)'s calls (include/uapi/linux/net.h).
+const SYS_BIND: u64 = 2;
+const SYS_LISTEN: u64 = 4;
+const SYS_SETSOCKOPT: u64 = 14;
+
+/// 32-bit (ia32) callers' bind, listen and listener setsockopt, direct or through
+/// socketcall(2): the syscall tracepoints above skip every ia32 syscall (x86's
+/// ARCH_TRACE_IGNORE_COMPAT_SYSCALLS), the raw `sys_exit` one does not. It runs for every
+/// syscall exit on the host: anything but a 32-bit call returns at its first check.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+#[inline(always)] // one body: outlined, its constant return left R0 holding a stack pointer
+pub fn sys_exit_ia32(ctx: RawTracePointContext) -> i32 {
+    let caller = Caller::current();
+    if !caller.in_compat_syscall() {
+        return 0;
+    }
+    let (kind, regs) = match caller.syscall() {
+        Syscall::Bind => (EventKind::Bind, caller.syscall_args_ia32()),
+        Syscall::Listen => (EventKind::Listen, caller.syscall_args_ia32()),
+        Syscall::Setsockopt => (EventKind::Setsockopt, caller.syscall_args_ia32()),
+        Syscall::Socketcall => match caller.syscall_args_ia32() {
+            // socketcall(call, unsigned long *args): 32-bit words the kernel has read.
+            Some([call, at, ..]) => {
+                let kind = match call {
+                    SYS_BIND => EventKind::Bind,
+                    SYS_LISTEN => EventKind::Listen,
+                    SYS_SETSOCKOPT => EventKind::Setsockopt,
+                    _ => return 0,
+                };
+                let mut w = [0u32; 5];
+                let r = probe_read(w.as_mut_ptr() as *mut u8, 20, at, Mem::User);
+                let args = (r == 0).then_some([
+                    w[0] as u64,
+                    w[1] as u64,
+                    w[2] as u64,
+                    w[3] as u64,
+                    w[4] as u64,
+                ]);
+                (kind, args)
+            }
+            None => (EventKind::Bind, None),
         },
-    );
+        _ => return 0,
+    };
+    let Some(args) = regs else {
+        count(CTR_SOCK_READ_FAIL);
+        return 0;
+    };
+    let ret = ctx.arg::<u64>(1) as i64 as i32;
+    match kind {
+        EventKind::Setsockopt => {
+            if is_listener_option(args[1] as i32, args[2] as i32) && enabled(&caller) {
+                setsockopt_returned(&ctx, &caller, args, ret);
+            }
+        }
+        _ if !enabled(&caller) => {}
+        EventKind::Bind => bind_returned(&ctx, &caller, args, ret),
+        _ => listen_returned(&ctx, &caller, args, ret),
+    }
     0
 }
 
@@ -181,19 +271,23 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     let new = ctx.arg::<u64>(2) as i32;
     let kind = if new == TCP_LISTEN {
         EventKind::ListenState
-    } else if old == TCP_LISTEN && new == TCP_CLOSE {
+    } else if old == TCP_LISTEN && (new == TCP_CLOSE || new == TCP_CLOSE_WAIT) {
         EventKind::ListenClose
     } else {
         return 0;
     };
     let caller = Caller::current();
-    // listen(2) is reported by sys_exit_listen, with the fd and backlog; a listen the
-    // kernel-function hooks have in flight (io_uring's too) by their return hook. A listen
-    // that fails in get_port moves the socket CLOSE → LISTEN → CLOSE inside the call: that
-    // LISTEN → CLOSE is the failed listen's own undoing, not a listener's close.
-    if caller.syscall_nr() == Some(NR_LISTEN)
-        || unsafe { PENDING.get(caller.tid()) }
-            .is_some_and(|call| call.kind == EventKind::Listen as u8)
+    let listen_pending =
+        unsafe { PENDING.get(caller.tid()) }.is_some_and(|call| call.kind == EventKind::Listen as u8);
+    // A listen that fails in get_port moves the socket CLOSE → LISTEN → CLOSE inside the
+    // call: that LISTEN → CLOSE is the failed listen's own undoing, not a listener's close.
+    if kind == EventKind::ListenClose && (caller.syscall() == Syscall::Listen || listen_pending) {
+        return 0;
+    }
+    // listen(2) is reported by sys_exit_listen or __sys_listen's hook, with the fd and
+    // backlog (a 32-bit one only by the latter: the syscall tracepoints skip ia32 calls); a
+    // listen the kernel-function hooks have in flight (io_uring's too) by their return hook.
+    if kind == EventKind::ListenState && (listen_syscall_reported(&caller) || listen_pending)
     {
         return 0;
     }
@@ -203,19 +297,10 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     if !enabled_counting(&caller, kind != EventKind::ListenState) {
         return 0;
     }
-    let sk: u64 = ctx.arg(0);
-    let view = SockView::load(sk);
-    // An MPTCP listener's TCP subflow leaves LISTEN as the MPTCP socket does: one socket,
-    // one close (the MPTCP socket's own).
-    if kind == EventKind::ListenClose
-        && (if view.intact() {
-            is_grafted_subflow(&view, sk)
-        } else {
-            is_grafted_subflow(&SockView::direct(sk), sk)
-        })
-    {
+    let Some(sk) = listener_of(ctx.arg(0)) else {
         return 0;
-    }
+    };
+    let view = SockView::load(sk);
     let mut about = About::sock(sk);
     // A closing listener may already have released its port (skc_num); inet_sport keeps it.
     let sport = inet_sport(&view);
@@ -238,4 +323,15 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     }
     submit(entry);
     0
+}
+
+/// Whether the listen syscall the caller is in is reported by a syscall hook.
+#[inline(always)]
+fn listen_syscall_reported(caller: &Caller) -> bool {
+    match caller.syscall() {
+        Syscall::Listen | Syscall::Socketcall => {
+            !caller.in_compat_syscall() || kfunc().syscall_hooks & SYSCALL_HOOK_LISTEN != 0
+        }
+        _ => false,
+    }
 }

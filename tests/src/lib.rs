@@ -172,14 +172,11 @@ impl Tracer {
         KERNEL_FUNCTION_BACKENDS.contains(&self.backend().as_str())
     }
 
-    /// The JSON `fd` an event of descriptor `fd` carries: the descriptor, or null where the
-    /// backend sees only the socket.
+    /// The JSON `fd` an event of a syscall on descriptor `fd` carries: the descriptor, on
+    /// every backend (the kernel-function backends hook the syscall layer too; only
+    /// io_uring's and the kernel's own calls name a socket without an fd).
     pub fn fd_json(&self, fd: i32) -> Value {
-        if self.hooks_kernel_functions() {
-            Value::Null
-        } else {
-            fd.into()
-        }
+        fd.into()
     }
 
     pub fn wait_stderr(&self, needle: &str, timeout: Duration) -> String {

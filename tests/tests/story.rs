@@ -31,13 +31,9 @@ fn rec(t: &Tracer, kind: &str, fd: &Fd) -> Value {
     .unwrap()
 }
 
-/// How an explanation names the socket: its fd, where the backend saw one.
-fn subject(t: &Tracer, fd: &Fd) -> String {
-    if t.hooks_kernel_functions() {
-        "the socket".into()
-    } else {
-        format!("fd {}", fd.0)
-    }
+/// How an explanation names the socket: its fd (every backend sees a syscall's).
+fn subject(_t: &Tracer, fd: &Fd) -> String {
+    format!("fd {}", fd.0)
 }
 
 /// This test process's name, as the records' `comm` gives it.
@@ -517,36 +513,34 @@ fn short_true_sentences_for_the_other_errors() {
         "an AF_INET6 address was passed to an AF_INET socket: the address family must match \
          the socket's"
     );
-    // EFAULT and ENOTSOCK fail in bind(2) before any socket code runs: only the syscall
-    // hooks see them (core.rs checks the kernel-function backends report nothing made up).
-    if !t.hooks_kernel_functions() {
-        let f = socket(libc::AF_INET, libc::SOCK_STREAM);
-        assert_eq!(
-            unsafe { libc::bind(f.0, 0x10 as *const libc::sockaddr, 16) },
-            -1
-        );
-        assert!(
-            text(&rec(t, "bind", &f), "explanation")
-                .starts_with("the bind argument points outside the process's memory"),
-        );
-        // ENOTSOCK: a pipe (no socket, no socket inode: matched by its fd)
-        let mut p = [0i32; 2];
-        assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
-        let (r, _w) = (Fd(p[0]), Fd(p[1]));
-        let sa = sin(Ipv4Addr::LOCALHOST, 0);
-        assert!(bind(&r, &sa).is_err());
-        let b = t
-            .wait_n(1, Duration::from_secs(20), |v| {
-                v["tid"] == me && v["event"] == "bind" && v["fd"] == r.0
-            })
-            .pop()
-            .unwrap();
-        assert_eq!(b["inode"], Value::Null, "a pipe is no socket: {b:#}");
-        assert_eq!(
-            text(&b, "explanation"),
-            format!("fd {} is a file descriptor, but not a socket", r.0)
-        );
-    }
+    // EFAULT and ENOTSOCK fail in bind(2) before any socket code runs: every backend sees
+    // them (the kernel-function ones at the syscall layer).
+    let f = socket(libc::AF_INET, libc::SOCK_STREAM);
+    assert_eq!(
+        unsafe { libc::bind(f.0, 0x10 as *const libc::sockaddr, 16) },
+        -1
+    );
+    assert!(
+        text(&rec(t, "bind", &f), "explanation")
+            .starts_with("the bind argument points outside the process's memory"),
+    );
+    // ENOTSOCK: a pipe (no socket, no socket inode: matched by its fd)
+    let mut p = [0i32; 2];
+    assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
+    let (r, _w) = (Fd(p[0]), Fd(p[1]));
+    let sa = sin(Ipv4Addr::LOCALHOST, 0);
+    assert!(bind(&r, &sa).is_err());
+    let b = t
+        .wait_n(1, Duration::from_secs(20), |v| {
+            v["tid"] == me && v["event"] == "bind" && v["fd"] == r.0
+        })
+        .pop()
+        .unwrap();
+    assert_eq!(b["inode"], Value::Null, "a pipe is no socket: {b:#}");
+    assert_eq!(
+        text(&b, "explanation"),
+        format!("fd {} is a file descriptor, but not a socket", r.0)
+    );
     // EOPNOTSUPP: listen on UDP
     let u = socket(libc::AF_INET, libc::SOCK_DGRAM);
     assert_eq!(
@@ -807,11 +801,8 @@ fn an_ipv6_option_on_an_ipv4_socket_is_explained() {
     let fd = socket(libc::AF_INET, libc::SOCK_STREAM);
     let err = setsockopt_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOPROTOOPT));
-    // The kernel-function backends hook the SOL_IPV6 functions, which an IPv4 socket never
-    // reaches (ip_setsockopt refuses other levels first): only the syscall hooks see it.
-    if t.hooks_kernel_functions() {
-        return;
-    }
+    // Seen at the syscall layer on every backend (an IPv4 socket never reaches the SOL_IPV6
+    // functions: ip_setsockopt refuses other levels first).
     let r = rec(t, "setsockopt", &fd);
     assert_eq!(r["error"], "ENOPROTOOPT");
     assert_eq!(r["family"], "inet");

@@ -125,6 +125,11 @@ const APT_PACKAGES: &[AptPackage] = &[
         why: "/etc/services: explain tests read service names as ss, netstat and lsof print them",
     },
     AptPackage {
+        name: "gcc-multilib",
+        program: None,
+        why: "end-to-end tests build a 32-bit program (gcc -m32 -static, tests/tests/paths.rs)",
+    },
+    AptPackage {
         name: "bpftool",
         program: None,
         why: "BTF resolver tests compare offsets with `bpftool btf dump`",

@@ -147,8 +147,8 @@ fn host_tests(
 }
 
 /// Backends the VM matrix runs the end-to-end tests with, on every kernel of
-/// [`vm::SERIES`] (each is passed to the harness as LSN_TRACE_BACKEND, which makes it
-/// start `lsn-trace --backend NAME`).
+/// [`vm::SERIES`], in one boot (each is passed to the harness as LSN_TRACE_BACKEND, which
+/// makes it start `lsn-trace --backend NAME`).
 /// Debian's kernels allow all three (the host only `tracepoint`, which the host run covers).
 const VM_BACKENDS: &[&str] = &["fentry", "kprobe", "tracepoint"];
 
@@ -156,7 +156,7 @@ const VM_BACKENDS: &[&str] = &["fentry", "kprobe", "tracepoint"];
 /// are; Debian's default is voluntary), with the fentry backend, whose programs then can
 /// lose the CPU mid-run, for the test binary that checks nothing goes missing silently.
 const VM_PREEMPTIBLE: VmBoot = VmBoot {
-    backend: "fentry",
+    backends: &["fentry"],
     kernel_args: "preempt=full",
     only: Some("lost"),
 };
@@ -166,20 +166,22 @@ const VM_PREEMPTIBLE: VmBoot = VmBoot {
 /// alike, and under software emulation their servers would cost minutes per boot.
 const HOST_ONLY: &[&str] = &["metrics", "containers", "package", "image"];
 
-/// A VM boot of the matrix: a backend, extra kernel arguments, which test binary (all when
-/// None).
+/// A VM boot of the matrix: the backends it runs the tests with, one after the other (a
+/// boot is shared: booting costs 10–15 s of emulation each), extra kernel arguments, which
+/// test binary (all when None).
 #[derive(Clone, Copy)]
 struct VmBoot {
-    backend: &'static str,
+    backends: &'static [&'static str],
     kernel_args: &'static str,
     only: Option<&'static str>,
 }
 
 impl VmBoot {
-    fn name(&self) -> String {
+    /// The name of `backend`'s row for this boot.
+    fn name(&self, backend: &str) -> String {
         match self.kernel_args {
-            "" => self.backend.to_owned(),
-            args => format!("{} {args}", self.backend),
+            "" => backend.to_owned(),
+            args => format!("{backend} {args}"),
         }
     }
 }
@@ -235,9 +237,10 @@ fn test_name(exe: &std::path::Path) -> String {
     }
 }
 
-/// The guest's shell script: every test binary in turn, a start and an exit line around
-/// each (the host reads results from those), exit 1 when any failed.
-fn guest_script(tests: &[PathBuf], harness: &[String]) -> String {
+/// The guest's shell script: for each backend, every test binary in turn, a start and an
+/// exit line around each, named `BACKEND/BINARY` (the host reads results from those); exit
+/// 1 when any failed.
+fn guest_script(backends: &[&str], tests: &[PathBuf], harness: &[String]) -> String {
     let mut args: Vec<String> = harness.iter().map(|a| sh_word(a)).collect();
     if !harness.iter().any(|a| a.starts_with("--test-threads")) {
         args.push(VM_TEST_THREADS.to_owned());
@@ -247,13 +250,17 @@ fn guest_script(tests: &[PathBuf], harness: &[String]) -> String {
         args.push("--color=never".to_owned());
     }
     let mut s = String::from("echo\nrc=0\n");
-    for t in tests {
-        let name = test_name(t);
-        s.push_str(&format!(
-            "echo 'vm-test-start: {name}'\n{} {}\nr=$?\necho \"vm-test-exit: {name} $r\"\n[ $r = 0 ] || rc=1\n",
-            sh_word(&t.to_string_lossy()),
-            args.join(" ")
-        ));
+    for backend in backends {
+        // LSN_TRACE_BACKEND makes the harness start `lsn-trace --backend NAME`.
+        s.push_str(&format!("export LSN_TRACE_BACKEND={}\n", sh_word(backend)));
+        for t in tests {
+            let name = format!("{backend}/{}", test_name(t));
+            s.push_str(&format!(
+                "echo 'vm-test-start: {name}'\n{} {}\nr=$?\necho \"vm-test-exit: {name} $r\"\n[ $r = 0 ] || rc=1\n",
+                sh_word(&t.to_string_lossy()),
+                args.join(" ")
+            ));
+        }
     }
     s.push_str("exit $rc\n");
     s
@@ -296,23 +303,51 @@ fn binary_results(console: &str) -> Vec<BinaryResult> {
     results
 }
 
+/// The results of `backend` in a boot's console: its test binaries' (named without the
+/// backend), and whether all of the `expected` ran and passed.
+fn backend_results(console: &str, backend: &str, expected: usize) -> (bool, Vec<BinaryResult>) {
+    let prefix = format!("{backend}/");
+    let bins: Vec<BinaryResult> = binary_results(console)
+        .into_iter()
+        .filter_map(|b| {
+            Some(BinaryResult {
+                name: b.name.strip_prefix(&prefix)?.to_owned(),
+                ..b
+            })
+        })
+        .collect();
+    let ok = bins.len() == expected && bins.iter().all(|b| b.code == Some(0));
+    (ok, bins)
+}
+
+/// One row of the matrix summary: a (kernel, backend) run.
+struct Row {
+    series: &'static str,
+    package: String,
+    backend: String,
+    results: PathBuf,
+    expected: usize,
+    ok: bool,
+    elapsed: std::time::Duration,
+    code: Option<i32>,
+    bins: Vec<BinaryResult>,
+}
+
 /// The end-to-end tests on every kernel of [`vm::SERIES`] with every backend of
-/// [`VM_BACKENDS`], one VM boot per (kernel, backend); prints a summary. True when all
-/// passed.
+/// [`VM_BACKENDS`] — one VM boot per kernel runs them all, backend after backend — and the
+/// [`VM_PREEMPTIBLE`] boot; prints a summary. True when all passed.
 fn vm_matrix(bin: &str, all_tests: &[PathBuf], harness: &[String]) -> Result<bool> {
     let tests_dir = cmd::workspace_root().join("tests");
-    let mut rows = Vec::new();
-    let mut all_ok = true;
+    let mut rows: Vec<Row> = Vec::new();
     let matrix_start = Instant::now();
-    let boots: Vec<VmBoot> = VM_BACKENDS
-        .iter()
-        .map(|&backend| VmBoot {
-            backend,
+    let boots = [
+        VmBoot {
+            backends: VM_BACKENDS,
             kernel_args: "",
             only: None,
-        })
-        .chain([VM_PREEMPTIBLE])
-        .collect();
+        },
+        VM_PREEMPTIBLE,
+    ];
     for s in vm::SERIES {
         let kernel = vm::kernel(s)?;
         for boot in &boots {
@@ -322,32 +357,39 @@ fn vm_matrix(bin: &str, all_tests: &[PathBuf], harness: &[String]) -> Result<boo
                 .filter(|t| !HOST_ONLY.contains(&test_name(t).as_str()))
                 .cloned()
                 .collect();
-            let tests = &tests[..];
-            let script = guest_script(tests, harness);
-            let backend = boot.name();
-            eprintln!(
-                "vm: {} ({} {}), backend {backend}: {} test binaries",
-                s.name,
-                kernel.package,
-                kernel.version,
-                tests.len()
-            );
+            if tests.is_empty() {
+                // Filtered out (`cargo xtask test -- --test NAME`): nothing to boot for.
+                continue;
+            }
             let results = cmd::target_dir().join("vm").join(format!(
                 "{}-{}",
                 s.name,
-                backend.replace([' ', '='], "-")
+                boot.name(&boot.backends.join("-")).replace([' ', '='], "-")
             ));
             let mut envs = vm::guest_env(&results);
             envs.push(("LSN_TRACE_BIN".into(), bin.to_owned()));
-            envs.push(("LSN_TRACE_BACKEND".into(), boot.backend.to_owned()));
             envs.push(("RUST_BACKTRACE".into(), "1".into()));
-            // Software emulation stretches every timing: a run that fails boots once more,
-            // and a pass then is still reported as a flake (with the failures above it).
-            let mut attempt = 1;
-            let (ok, out, bins) = loop {
+            // Software emulation stretches every timing: the backends whose run failed boot
+            // once more, and a pass then is still reported as a flake (with the failures
+            // above it).
+            let mut pending: Vec<&str> = boot.backends.to_vec();
+            for attempt in 1..=2 {
+                eprintln!(
+                    "vm: {} ({} {}), backends {}{}: {} test binaries each",
+                    s.name,
+                    kernel.package,
+                    kernel.version,
+                    pending.join(", "),
+                    match boot.kernel_args {
+                        "" => String::new(),
+                        a => format!(" ({a})"),
+                    },
+                    tests.len()
+                );
+                let script = guest_script(&pending, &tests, harness);
                 let out = vm::run_in_vm(
                     &kernel,
-                    &["sh".into(), "-c".into(), script.clone()],
+                    &["sh".into(), "-c".into(), script],
                     &vm::RunOptions {
                         results: &results,
                         cwd: tests_dir.clone(),
@@ -356,43 +398,48 @@ fn vm_matrix(bin: &str, all_tests: &[PathBuf], harness: &[String]) -> Result<boo
                         kernel_args: boot.kernel_args,
                     },
                 )?;
-                let bins = binary_results(&out.console);
-                let ok = out.code == Some(0)
-                    && bins.len() == tests.len()
-                    && bins.iter().all(|b| b.code == Some(0));
-                if ok || attempt == 2 {
+                let mut failed = Vec::new();
+                for &backend in &pending {
+                    let (ok, bins) = backend_results(&out.console, backend, tests.len());
+                    let name = boot.name(backend);
+                    if !ok && attempt == 1 {
+                        let names: Vec<&str> = bins
+                            .iter()
+                            .filter(|b| b.code != Some(0))
+                            .map(|b| b.name.as_str())
+                            .collect();
+                        eprintln!(
+                            "vm: {} backend {name}: failed ({names:?}, guest exit status {:?}); \
+                             booting once more",
+                            s.name, out.code
+                        );
+                        failed.push(backend);
+                        continue;
+                    }
                     if ok && attempt == 2 {
                         eprintln!(
-                            "vm: FLAKY: {} backend {backend} failed its first run and passed the \
+                            "vm: FLAKY: {} backend {name} failed its first run and passed the \
                              second; the first run's failures are above",
                             s.name
                         );
                     }
-                    break (ok, out, bins);
+                    rows.push(Row {
+                        series: s.name,
+                        package: kernel.package.clone(),
+                        backend: name,
+                        results: results.clone(),
+                        expected: tests.len(),
+                        ok,
+                        elapsed: out.elapsed,
+                        code: out.code,
+                        bins,
+                    });
                 }
-                let failed: Vec<&str> = bins
-                    .iter()
-                    .filter(|b| b.code != Some(0))
-                    .map(|b| b.name.as_str())
-                    .collect();
-                eprintln!(
-                    "vm: {} backend {backend}: failed ({failed:?}, guest exit status {:?}); \
-                     booting once more",
-                    s.name, out.code
-                );
-                attempt += 1;
-            };
-            all_ok &= ok;
-            rows.push((
-                s.name,
-                kernel.package.clone(),
-                backend,
-                results,
-                tests.len(),
-                ok,
-                out,
-                bins,
-            ));
+                if failed.is_empty() {
+                    break;
+                }
+                pending = failed;
+            }
         }
     }
 
@@ -400,28 +447,33 @@ fn vm_matrix(bin: &str, all_tests: &[PathBuf], harness: &[String]) -> Result<boo
         "\nvm matrix ({:.0}s in all):",
         matrix_start.elapsed().as_secs_f64()
     );
-    for (series, package, backend, results, expected, ok, out, bins) in &rows {
+    for r in &rows {
         eprintln!(
-            "  {series} ({package}), backend {backend}: {} in {:.0}s (guest exit status {})",
-            if *ok { "passed" } else { "FAILED" },
-            out.elapsed.as_secs_f64(),
-            out.code.map_or("none".into(), |c| c.to_string()),
+            "  {} ({}), backend {}: {} (its boot {:.0}s, guest exit status {})",
+            r.series,
+            r.package,
+            r.backend,
+            if r.ok { "passed" } else { "FAILED" },
+            r.elapsed.as_secs_f64(),
+            r.code.map_or("none".into(), |c| c.to_string()),
         );
-        for b in bins {
+        for b in &r.bins {
             eprintln!(
                 "    {}: {}",
                 b.name,
                 b.summary.as_deref().unwrap_or("no `test result:` line")
             );
         }
-        if bins.len() != *expected {
+        if r.bins.len() != r.expected {
             eprintln!(
-                "    ran {} of {expected} test binaries (console log in {})",
-                bins.len(),
-                results.display()
+                "    ran {} of {} test binaries (console log in {})",
+                r.bins.len(),
+                r.expected,
+                r.results.display()
             );
         }
     }
+    let all_ok = rows.iter().all(|r| r.ok);
     if !all_ok {
         eprintln!("xtask test: the VM matrix failed");
     }
@@ -473,5 +525,32 @@ vm-test-exit: lost 101
                 },
             ]
         );
+    }
+
+    /// One boot runs every backend: each backend's rows come from its own markers.
+    #[test]
+    fn backends_of_one_boot() {
+        let script = guest_script(
+            &["fentry", "tracepoint"],
+            &[PathBuf::from("/t/deps/core-0123abcd")],
+            &[],
+        );
+        assert!(
+            script.contains("export LSN_TRACE_BACKEND='fentry'\necho 'vm-test-start: fentry/core'")
+        );
+        assert!(script.contains("echo \"vm-test-exit: tracepoint/core $r\""));
+        let console = "\
+vm-test-start: fentry/core
+test result: ok. 2 passed; 0 failed
+vm-test-exit: fentry/core 0
+vm-test-start: tracepoint/core
+vm-test-exit: tracepoint/core 101
+";
+        let (ok, bins) = backend_results(console, "fentry", 1);
+        assert!(ok);
+        assert_eq!(bins[0].name, "core");
+        assert!(!backend_results(console, "tracepoint", 1).0);
+        // A backend whose binaries never ran (the guest died first) failed.
+        assert_eq!(backend_results(console, "kprobe", 1), (false, vec![]));
     }
 }

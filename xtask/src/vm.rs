@@ -53,7 +53,9 @@ pub const SERIES: &[Series] = &[
 /// .modinfo): virtio-pci (built in on 6.12) and 9p over virtio, to mount the host's root;
 /// the sock_diag handlers (lsn-trace lists a namespace's sockets through NETLINK_SOCK_DIAG,
 /// and the guest cannot modprobe: the host's /lib/modules has no modules of its kernel);
-/// veth and dummy for tests that build network namespaces.
+/// veth and dummy for tests that build network namespaces; sctp (a module in Debian's
+/// kernels) for the SCTP listener tests, after crc32c_generic, the crypto module its
+/// libcrc32c asks for by a soft dependency (modinfo `softdep`, which `depends=` omits).
 const WANTED_MODULES: &[&str] = &[
     "virtio_pci",
     "9pnet_virtio",
@@ -64,6 +66,8 @@ const WANTED_MODULES: &[&str] = &[
     "unix_diag",
     "veth",
     "dummy",
+    "crc32c_generic",
+    "sctp",
 ];
 
 /// The content of a cache entry's `ready` file: an entry made for another module list is

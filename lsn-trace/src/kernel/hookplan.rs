@@ -13,8 +13,22 @@
 //!   *)`; SOL_IP `do_ip_setsockopt`, else `ip_setsockopt`; SOL_IPV6 `do_ipv6_setsockopt`,
 //!   else `ipv6_setsockopt` (the `do_` ones may be inlined away, then absent from BTF).
 //!   `sockptr_t` (5.9+) carries a user or a kernel pointer; its `is_kernel` bit tells which.
+//! * the syscall layer, where every bind(2), listen(2) and setsockopt(2) passes, 32-bit ones
+//!   (ia32, socketcall(2)) too, before anything can refuse them: `__sys_bind(int fd,
+//!   struct sockaddr __user *, int)`, `__sys_listen(int fd, int)`, `__sys_setsockopt(int fd,
+//!   int, int, char __user *, int)` (4.17+; through 6.12 at least: on 6.11+ they call
+//!   `__sys_bind_socket`/`__sys_listen_socket`, which io_uring calls too — so those are not
+//!   hooked). The LSM hooks (`security_socket_bind`/`_listen`: SELinux, AppArmor, Landlock)
+//!   run inside them, as do the fd lookup and the sockaddr copy (EBADF, ENOTSOCK, EFAULT,
+//!   EINVAL). A call they report is not reported again by the protocol hooks
+//!   (`KfuncConfig::syscall_hooks`), which keep io_uring's and the kernel's own calls.
+//! * seccomp: a filter's errno (SECCOMP_RET_ERRNO …) skips the syscall function altogether;
+//!   `__secure_computing(const struct seccomp_data *)` returning -1 is that skip. It runs for
+//!   every syscall of a task under a seccomp filter (and only of those).
 use anyhow::{Result, bail};
-use lsn_trace_common::KfuncConfig;
+use lsn_trace_common::{
+    KfuncConfig, SYSCALL_HOOK_BIND, SYSCALL_HOOK_LISTEN, SYSCALL_HOOK_SETSOCKOPT,
+};
 
 use crate::btf::Btf;
 
@@ -27,6 +41,12 @@ pub enum Role {
     SockoptSocket,
     SockoptIp,
     SockoptIpv6,
+    /// The syscall layer: `__sys_bind`, `__sys_listen`, `__sys_setsockopt`.
+    SysBind,
+    SysListen,
+    SysSetsockopt,
+    /// `__secure_computing`.
+    Seccomp,
 }
 
 #[derive(Debug)]
@@ -36,6 +56,9 @@ pub struct Plan {
     pub hooks: Vec<(Role, &'static str)>,
     /// What this kernel lacks, for the user: the events that go unreported.
     pub notes: Vec<String>,
+    /// The kernel runs 32-bit (ia32) programs (CONFIG_IA32_EMULATION: it has the ia32
+    /// syscall entry points), whose calls the syscall tracepoints skip.
+    pub ia32: bool,
     /// BTF id of `inet_bind`, to ask cheaply whether fentry loads at all before loading the
     /// whole object (see `probe::fentry`).
     pub probe_func_id: u32,
@@ -68,6 +91,7 @@ pub fn plan(btf: &Btf) -> Result<Plan> {
         config: KfuncConfig::default(),
         hooks: Vec::new(),
         notes: Vec::new(),
+        ia32: btf.func_id("__ia32_sys_bind").is_some(),
         probe_func_id: btf.func_id("inet_bind").unwrap_or(0),
     };
     let takes = |f: &str, first: &[(&str, usize)]| -> bool {
@@ -125,6 +149,56 @@ pub fn plan(btf: &Btf) -> Result<Plan> {
         plan.hooks.push((role, f));
     }
     plan.config.sockptr_kernel_bit = kernel_bit.unwrap_or(0);
+
+    let ints = |f: &str, pointer_at: Option<usize>, n: usize| -> bool {
+        btf.func_params(f).is_some_and(|p| {
+            p.len() == n
+                && p.iter().enumerate().all(|(i, &t)| {
+                    btf.size_of(t) == Some(if Some(i) == pointer_at { 8 } else { 4 })
+                })
+        })
+    };
+    for (role, f, bit, shape) in [
+        (
+            Role::SysBind,
+            "__sys_bind",
+            SYSCALL_HOOK_BIND,
+            ints("__sys_bind", Some(1), 3),
+        ),
+        (
+            Role::SysListen,
+            "__sys_listen",
+            SYSCALL_HOOK_LISTEN,
+            ints("__sys_listen", None, 2),
+        ),
+        (
+            Role::SysSetsockopt,
+            "__sys_setsockopt",
+            SYSCALL_HOOK_SETSOCKOPT,
+            ints("__sys_setsockopt", Some(3), 5),
+        ),
+        (
+            Role::Seccomp,
+            "__secure_computing",
+            0,
+            takes("__secure_computing", &[("seccomp_data", 0)]),
+        ),
+    ] {
+        if shape {
+            plan.hooks.push((role, f));
+            plan.config.syscall_hooks |= bit;
+        } else {
+            plan.notes.push(format!(
+                "{f} not in BTF with the expected arguments: {}",
+                match role {
+                    Role::Seccomp => "calls refused by a seccomp filter go unreported",
+                    _ =>
+                        "those syscalls are seen only where their protocol's function is \
+                         hooked, and not when refused before it (EBADF, EFAULT, an LSM …)",
+                }
+            ));
+        }
+    }
     Ok(plan)
 }
 
@@ -162,15 +236,17 @@ mod tests {
         let socket = b.structure("socket", 8, &[]);
         let sock = b.structure("sock", 8, &[]);
         let sockaddr = b.structure("sockaddr", 16, &[]);
+        let seccomp_data = b.structure("seccomp_data", 64, &[]);
         let union = b.add("", kind::UNION, false, 0, 8, &[]);
         // struct { union { void *kernel; void *user; }; bool is_kernel : 1; }
         let anon = b.structure("", 16, &[("", union, 0, 0), ("is_kernel", bool_, 64, 1)]);
         let sockptr = b.add("sockptr_t", kind::TYPEDEF, false, 0, anon, &[]);
-        let (p_socket, p_sock, p_sockaddr, p_char) = (
+        let (p_socket, p_sock, p_sockaddr, p_char, p_seccomp) = (
             ptr(&mut b, socket),
             ptr(&mut b, sock),
             ptr(&mut b, sockaddr),
             ptr(&mut b, char_),
+            ptr(&mut b, seccomp_data),
         );
         for (name, params) in funcs {
             let words: Vec<u32> = params
@@ -184,6 +260,7 @@ mod tests {
                         "uint" => uint,
                         "sockptr_t" => sockptr,
                         "char *" => p_char,
+                        "seccomp_data" => p_seccomp,
                         other => panic!("{other}"),
                     };
                     [0, ty]
@@ -206,11 +283,25 @@ mod tests {
     const LISTEN: &[&str] = &["socket", "int"];
     const SOCKOPT_SK: &[&str] = &["sock", "int", "int", "sockptr_t", "uint"];
     const SOCKOPT_SOCKET: &[&str] = &["socket", "int", "int", "sockptr_t", "uint"];
+    /// The syscall layer and seccomp, as every kernel since 4.17 has them.
+    const SYSCALL_LAYER: [(&str, &[&str]); 4] = [
+        ("__sys_bind", &["int", "sockaddr", "int"]),
+        ("__sys_listen", &["int", "int"]),
+        ("__sys_setsockopt", &["int", "int", "int", "char *", "int"]),
+        ("__secure_computing", &["seccomp_data"]),
+    ];
+    const SYSCALL_HOOKS: [(Role, &str); 4] = [
+        (Role::SysBind, "__sys_bind"),
+        (Role::SysListen, "__sys_listen"),
+        (Role::SysSetsockopt, "__sys_setsockopt"),
+        (Role::Seccomp, "__secure_computing"),
+    ];
 
     /// 6.0+: sk_setsockopt(struct sock *), the do_ functions out of line.
     #[test]
     fn newer_kernel() {
-        let btf = kernel(&[
+        let mut funcs = SYSCALL_LAYER.to_vec();
+        funcs.extend_from_slice(&[
             ("inet_bind", BIND),
             ("inet6_bind", BIND),
             ("unix_bind", BIND),
@@ -223,15 +314,17 @@ mod tests {
             ("do_ip_setsockopt", SOCKOPT_SK),
             ("do_ipv6_setsockopt", SOCKOPT_SK),
         ]);
-        let p = plan(&btf).unwrap();
-        assert_eq!(p.hooks, MODERN_HOOKS);
+        let p = plan(&kernel(&funcs)).unwrap();
+        assert_eq!(p.hooks, modern_hooks());
+        assert_eq!(p.config.syscall_hooks, 0b111);
         assert_eq!(p.config.sol_socket_takes_socket, 0);
         assert_eq!(p.config.sockptr_kernel_bit, 0);
         assert!(p.notes.is_empty(), "{:?}", p.notes);
     }
 
     /// 5.9–5.19: only sock_setsockopt(struct socket *); do_ip_setsockopt inlined away;
-    /// no unix_listen in BTF; IPv6's function with a pre-sockptr signature.
+    /// no unix_listen in BTF; IPv6's function with a pre-sockptr signature. And no syscall
+    /// layer in BTF: the protocol hooks then report syscalls too.
     #[test]
     fn older_kernel() {
         let btf = kernel(&[
@@ -258,9 +351,21 @@ mod tests {
             ]
         );
         assert_eq!(p.config.sol_socket_takes_socket, 1);
-        assert_eq!(p.notes.len(), 2, "{:?}", p.notes);
+        assert_eq!(p.config.syscall_hooks, 0);
+        assert_eq!(p.notes.len(), 6, "{:?}", p.notes);
         assert!(p.notes[0].starts_with("unix_listen not in BTF"));
         assert!(p.notes[1].starts_with("no SOL_IPV6 setsockopt function"));
+        assert_eq!(
+            p.notes[2],
+            "__sys_bind not in BTF with the expected arguments: those syscalls are seen only \
+             where their protocol's function is hooked, and not when refused before it \
+             (EBADF, EFAULT, an LSM …)"
+        );
+        assert_eq!(
+            p.notes[5],
+            "__secure_computing not in BTF with the expected arguments: calls refused by a \
+             seccomp filter go unreported"
+        );
     }
 
     #[test]
@@ -274,6 +379,10 @@ mod tests {
     }
 
     /// The plan for a kernel that has every function in its modern shape.
+    fn modern_hooks() -> Vec<(Role, &'static str)> {
+        [&MODERN_HOOKS[..], &SYSCALL_HOOKS[..]].concat()
+    }
+
     const MODERN_HOOKS: [(Role, &str); 9] = [
         (Role::Bind, "inet_bind"),
         (Role::Bind, "inet6_bind"),
@@ -292,7 +401,8 @@ mod tests {
     fn debian_kernels_plan() {
         for (xz, raw) in crate::btf::tests::debian_fixtures() {
             let p = plan(&Btf::parse(&raw).unwrap()).unwrap();
-            assert_eq!(p.hooks, MODERN_HOOKS, "{}", xz.display());
+            assert_eq!(p.hooks, modern_hooks(), "{}", xz.display());
+            assert_eq!(p.config.syscall_hooks, 0b111);
             assert!(p.notes.is_empty(), "{}: {:?}", xz.display(), p.notes);
             assert_eq!(p.config.sol_socket_takes_socket, 0);
             assert_eq!(p.config.sockptr_kernel_bit, 0);

@@ -116,8 +116,16 @@ pub fn resolve(btf: &Btf) -> Resolved {
         btf_socket_alloc: 0,
         btf_files_struct: 0,
         _pad: 0,
-        // Only with CONFIG_MPTCP: not missing without it (there are no MPTCP sockets).
+        task_ti_status: r.scalar("task_struct.thread_info.status"),
+        pt_regs_bx: r.scalar("pt_regs.bx"),
+        pt_regs_cx: r.scalar("pt_regs.cx"),
+        pt_regs_ax: r.scalar("pt_regs.ax"),
+        // Only with CONFIG_MPTCP: not missing without it (no MPTCP socket to read then).
         mptcp_first: field(btf, "mptcp_sock.first", Shape::Scalar).unwrap_or(Field::NONE),
+        tcp_is_mptcp: field(btf, "tcp_sock.is_mptcp", Shape::Scalar).unwrap_or(Field::NONE),
+        icsk_ulp_data: r.scalar("inet_connection_sock.icsk_ulp_data"),
+        subflow_conn: field(btf, "mptcp_subflow_context.conn", Shape::Scalar)
+            .unwrap_or(Field::NONE),
         task_signal: r.scalar("task_struct.signal"),
         signal_live: r.scalar("signal_struct.live.counter"),
     };
@@ -547,7 +555,7 @@ mod tests {
         assert!(missing.contains(&"net.ns.inum"));
         // the blob has no task/fd/unix structs: those are reported missing, not guessed
         assert!(missing.contains(&"unix_address.name"));
-        assert_eq!(missing.len(), 40, "{missing:?}");
+        assert_eq!(missing.len(), 45, "{missing:?}");
         // The copied head of `struct sock` reaches the furthest known field (inet_sport at
         // 780..782), rounded up to 8.
         assert_eq!(o.sock_span, 784);

@@ -6,7 +6,8 @@ use aya::{
     programs::{KProbe, ProgramError, RawTracePoint, TracePoint},
 };
 use lsn_trace_common::{
-    CFG_ENABLED, CFG_FOLLOW_ONLY, CFG_TRACK, Config, KernelOffsets, KfuncConfig, kfunc_call_insn,
+    CFG_ENABLED, CFG_FOLLOW_ONLY, CFG_TRACK, Config, KernelOffsets, KfuncConfig, SYSCALL_HOOK_BIND,
+    SYSCALL_HOOK_LISTEN, SYSCALL_HOOK_SETSOCKOPT, kfunc_call_insn,
 };
 
 use crate::{
@@ -69,6 +70,10 @@ const SYSCALL_TRACEPOINTS: &[(&str, &str, &str)] = &[
 /// connection's) do not pay for a perf record first.
 const SET_STATE: (&str, &str) = ("inet_sock_set_state", "inet_sock_set_state");
 
+/// The tracepoint backend, on a kernel that runs 32-bit programs: their calls, which the
+/// syscall tracepoints skip (program, raw tracepoint).
+const SYS_EXIT_IA32: (&str, &str) = ("sys_exit_ia32", "sys_exit");
+
 pub struct Loaded {
     pub ebpf: Ebpf,
     pub backend: &'static str,
@@ -90,6 +95,16 @@ pub struct LoadOptions {
     pub follow: Option<FollowMode>,
     /// The kernel functions the fentry and kprobe backends hook (or why they cannot).
     pub kfunc: Result<hookplan::Plan>,
+    /// `--ia32`: the tracepoint backend hooks raw_syscalls' sys_exit for 32-bit callers
+    /// (where the kernel runs them).
+    pub ia32_tracepoint: bool,
+}
+
+impl LoadOptions {
+    /// Whether the tracepoint backend hooks 32-bit callers' syscalls.
+    fn tracepoint_ia32(&self) -> bool {
+        self.ia32_tracepoint && self.kfunc.as_ref().is_ok_and(|p| p.ia32)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,7 +122,9 @@ const FOLLOW_HOOKS: &[(&str, &str)] = &[
 ];
 
 /// `casts`: with the kernel-struct casts the offsets allow (`opts.cast_kfunc`), else none.
-fn load(opts: &LoadOptions, casts: bool) -> Result<Ebpf> {
+/// `kfunc_backend`: for fentry or kprobe (whose syscall-layer hooks the programs are told
+/// of; the tracepoint backend has none).
+fn load(opts: &LoadOptions, casts: bool, kfunc_backend: bool) -> Result<Ebpf> {
     let (offsets, cast_kfunc) = match opts.cast_kfunc {
         Some(id) if casts => (opts.offsets, Some(id)),
         _ => (opts.offsets.without_casts(), None),
@@ -126,7 +143,16 @@ fn load(opts: &LoadOptions, casts: bool) -> Result<Ebpf> {
         families: opts.filter.families,
     };
     let kfunc_config = match &opts.kfunc {
-        Ok(plan) => plan.config,
+        Ok(plan) if kfunc_backend => plan.config,
+        // The tracepoint backend: only its raw sys_exit hook reports 32-bit calls.
+        Ok(plan) => KfuncConfig {
+            syscall_hooks: if opts.tracepoint_ia32() {
+                SYSCALL_HOOK_BIND | SYSCALL_HOOK_LISTEN | SYSCALL_HOOK_SETSOCKOPT
+            } else {
+                0
+            },
+            ..plan.config
+        },
         Err(_) => KfuncConfig::default(),
     };
     let mut loader = EbpfLoader::new();
@@ -190,12 +216,17 @@ fn attach_follow(ebpf: &mut Ebpf) -> Result<()> {
     Ok(())
 }
 
-fn attach_tracepoints(ebpf: &mut Ebpf) -> Result<()> {
+fn attach_tracepoints(ebpf: &mut Ebpf, ia32: bool) -> Result<()> {
     for &(prog, category, name) in SYSCALL_TRACEPOINTS {
         let p: &mut TracePoint = program(ebpf, prog)?;
         p.load().map_err(|e| anyhow!("{}", load_error(prog, &e)))?;
         p.attach(category, name)
             .with_context(|| format!("attaching to tracepoint {category}:{name}"))?;
+    }
+    if ia32 {
+        let (prog, tp) = SYS_EXIT_IA32;
+        attach_raw_tracepoint(ebpf, prog, tp)
+            .map_err(|e| anyhow!("{e} (32-bit programs' calls)"))?;
     }
     attach_set_state(ebpf).map_err(|e| anyhow!(e))
 }
@@ -257,17 +288,26 @@ fn fentry_programs(role: Role, f: &str) -> &'static [&'static str] {
         (Role::SockoptSocket, _) => &["fexit_sockopt_socket"],
         (Role::SockoptIp, _) => &["fexit_sockopt_ip"],
         (Role::SockoptIpv6, _) => &["fexit_sockopt_ipv6"],
+        (Role::SysBind, _) => &["fexit_sys_bind"],
+        (Role::SysListen, _) => &["fexit_sys_listen"],
+        (Role::SysSetsockopt, _) => &["fexit_sys_setsockopt"],
+        (Role::Seccomp, _) => &["fexit_seccomp"],
     }
 }
 
 /// The kprobe/kretprobe pair of each role (lsn-trace-ebpf/src/kprobe.rs): one pair serves
 /// every function of that shape.
-fn kprobe_programs(role: Role) -> [&'static str; 2] {
+fn kprobe_programs(role: Role) -> &'static [&'static str] {
     match role {
-        Role::Bind => ["kprobe_bind", "kretprobe_bind"],
-        Role::Listen => ["kprobe_listen", "kretprobe_listen"],
-        Role::SockoptSocket => ["kprobe_sockopt_socket", "kretprobe_sockopt_socket"],
-        Role::SockoptIp | Role::SockoptIpv6 => ["kprobe_sockopt_ip", "kretprobe_sockopt_ip"],
+        Role::Bind => &["kprobe_bind", "kretprobe_bind"],
+        Role::Listen => &["kprobe_listen", "kretprobe_listen"],
+        Role::SockoptSocket => &["kprobe_sockopt_socket", "kretprobe_sockopt_socket"],
+        Role::SockoptIp | Role::SockoptIpv6 => &["kprobe_sockopt_ip", "kretprobe_sockopt_ip"],
+        Role::SysBind => &["kprobe_sys_bind", "kretprobe_sys_bind"],
+        Role::SysListen => &["kprobe_sys_listen", "kretprobe_sys_listen"],
+        Role::SysSetsockopt => &["kprobe_sys_setsockopt", "kretprobe_sys_setsockopt"],
+        // Only its return matters.
+        Role::Seccomp => &["kretprobe_seccomp"],
     }
 }
 
@@ -315,7 +355,7 @@ fn attach_kprobes(ebpf: &mut Ebpf, plan: &hookplan::Plan) -> Result<(), String> 
         return Err(NO_KPROBES.into());
     }
     for &(role, f) in &plan.hooks {
-        for prog in kprobe_programs(role) {
+        for &prog in kprobe_programs(role) {
             let p: &mut KProbe = program(ebpf, prog).map_err(|e| e.to_string())?;
             if p.fd().is_err() {
                 p.load().map_err(|e| load_error(prog, &e))?;
@@ -360,7 +400,8 @@ fn try_backend(choice: BackendChoice, opts: &LoadOptions, casts: bool) -> Result
         }
         _ => {}
     }
-    let mut ebpf = load(opts, casts).map_err(|e| format!("{e:#}"))?;
+    let kfunc_backend = matches!(choice, BackendChoice::Fentry | BackendChoice::Kprobe);
+    let mut ebpf = load(opts, casts, kfunc_backend).map_err(|e| format!("{e:#}"))?;
     let description = match choice {
         BackendChoice::Fentry => {
             let plan = plan()?;
@@ -383,10 +424,25 @@ fn try_backend(choice: BackendChoice, opts: &LoadOptions, casts: bool) -> Result
             )
         }
         BackendChoice::Tracepoint | BackendChoice::Auto => {
-            attach_tracepoints(&mut ebpf).map_err(|e| format!("{e:#}"))?;
-            "syscalls:sys_exit_{bind,listen,setsockopt} + raw tracepoint inet_sock_set_state \
-             (while attached every syscall on the host pays the syscall-tracepoint cost, ~30 ns)"
-                .into()
+            let ia32 = opts.tracepoint_ia32();
+            attach_tracepoints(&mut ebpf, ia32).map_err(|e| format!("{e:#}"))?;
+            let unseen = opts.kfunc.as_ref().is_ok_and(|p| p.ia32) && !ia32;
+            format!(
+                "syscalls:sys_exit_{{bind,listen,setsockopt}} + raw tracepoint{} \
+                 inet_sock_set_state (while attached every syscall on the host pays the \
+                 syscall-tracepoint cost, ~30 ns{}){}",
+                if ia32 { "s sys_exit and" } else { "" },
+                if ia32 {
+                    ", and ~150 ns more for the 32-bit hook"
+                } else {
+                    ""
+                },
+                if unseen {
+                    "; 32-bit programs' calls are not seen (--ia32)"
+                } else {
+                    ""
+                }
+            )
         }
     };
     if let Ok(plan) = &opts.kfunc
