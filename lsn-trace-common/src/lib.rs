@@ -121,6 +121,10 @@ pub struct Event {
     pub ts_ns: u64,
     /// Kernel `struct sock *`, only as an identity; the agent never prints it raw.
     pub sock_ptr: u64,
+    /// The process's start (its main thread's `start_boottime`, ns since boot; 0 when
+    /// unresolved): with `pid`, the process instance (/proc/PID/stat's starttime), so a
+    /// reused pid is told from the process that made the event.
+    pub start_boottime: u64,
     pub pid: u32,
     pub tid: u32,
     pub uid: u32,
@@ -295,6 +299,8 @@ pub struct KernelOffsets {
     /// The process's main thread: its `comm` is the process's name (`ps -o comm`).
     pub task_group_leader: Field,
     pub task_tgid: Field,
+    /// `u64 start_boottime` (5.5+): what /proc/PID/stat's starttime is made of.
+    pub task_start_boottime: Field,
     // current->nsproxy->net_ns: the caller's network namespace (`--netns` at entry)
     pub task_nsproxy: Field,
     pub nsproxy_net_ns: Field,
@@ -417,6 +423,7 @@ impl KernelOffsets {
         task_real_parent: Field::NONE,
         task_group_leader: Field::NONE,
         task_tgid: Field::NONE,
+        task_start_boottime: Field::NONE,
         task_nsproxy: Field::NONE,
         nsproxy_net_ns: Field::NONE,
         unix_sock_addr: Field::NONE,

@@ -46,6 +46,7 @@ pub fn reserve(
         ev.uid = uid_gid as u32;
         ev.gid = (uid_gid >> 32) as u32;
         ev.ppid = caller.ppid();
+        ev.start_boottime = caller.start_boottime();
         ev.fd = fd;
         ev.ret = ret;
         ev.kind = kind as u8;

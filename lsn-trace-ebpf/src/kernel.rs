@@ -269,6 +269,15 @@ impl Caller {
             .unwrap_or(0) as u32
     }
 
+    /// When the process started (its main thread's `start_boottime`; 0 when unknown).
+    #[inline(always)]
+    pub fn start_boottime(&self) -> u64 {
+        self.task
+            .ptr(off!(task_group_leader))
+            .and_then(|leader| leader.scalar(off!(task_start_boottime)))
+            .unwrap_or(0)
+    }
+
     /// The process's name: its main thread's `comm`, as `ps -o comm` and /proc/PID/comm
     /// show it — not the calling thread's (a daemon's worker or allocator thread closing
     /// its listener is still that daemon, for the record and for `--comm`). Byte by byte

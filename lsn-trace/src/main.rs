@@ -9,7 +9,19 @@
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let mut line = format!($($arg)*);
+        // Escaped (crate::text): a process's name or a path in it must not drive the terminal.
+        let mut line = crate::text::terminal(&format!($($arg)*)).into_owned();
+        line.push('\n');
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }};
+}
+
+/// `say!` for a message of several lines of our own (an error and its hint): each line
+/// escaped, the newlines between them kept.
+macro_rules! say_lines {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut line = crate::text::terminal_lines(&format!($($arg)*));
         line.push('\n');
         let _ = std::io::stderr().write_all(line.as_bytes());
     }};
@@ -29,6 +41,7 @@ mod sys;
 // Each module also by its short name (`crate::event`, `crate::failure` …): the folders say
 // where it stands in the pipeline, the short paths keep the imports short and stable.
 use kernel::{btf, hookplan, offsets, probe};
+use output::text;
 use load::{backend, filter, preflight, selfcheck};
 use modes::{audit, check, explain, follow, policy, report, summary};
 use story::failure;
@@ -193,16 +206,20 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
 
 /// Runs the trace; the exit code (CMD's, when running one).
 fn run(cli: Cli) -> Result<u8> {
-    // First, so an unwritable log path fails before anything is loaded.
-    let audit = match &cli.command {
-        Some(Command::Audit(args)) => Some(audit::open(args)?),
+    // First, so an unusable log path fails before anything is loaded (and nothing is
+    // created until the trace is attached).
+    let audit_args = match &cli.command {
+        Some(Command::Audit(args)) => {
+            audit::check(args)?;
+            Some(args)
+        }
         _ => None,
     };
     preflight::check_arch()?;
     preflight::check_privileges()?;
     preflight::check_kernel()?;
     let plan = cli.follow.plan()?;
-    if audit.is_some() && plan.is_some() {
+    if audit_args.is_some() && plan.is_some() {
         anyhow::bail!("audit records the whole host: it takes no `-- CMD` or -p PID");
     }
     preflight::ensure_tracefs()?;
@@ -280,6 +297,9 @@ fn run(cli: Cli) -> Result<u8> {
     // Without a plan, SIGINT/SIGTERM stop the trace: caught from before the attach line, so
     // a signal sent as soon as it appears still ends with the summary.
     let stop = plan.is_none().then(stop_signal);
+    // The log is created now that the run can start (before the attach line, which tells
+    // users and tests that records are being written).
+    let audit = audit_args.map(audit::open).transpose()?;
     let passed_over = if loaded.passed_over.is_empty() {
         String::new()
     } else {
@@ -362,7 +382,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            say!("lsn-trace: error: {e:#}");
+            say_lines!("lsn-trace: error: {e:#}");
             ExitCode::FAILURE
         }
     }

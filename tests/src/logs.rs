@@ -79,3 +79,10 @@ pub fn wait_records(path: &Path, n: usize, pred: impl Fn(&Value) -> bool) -> Vec
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// An audit instance logging to `path`, of this test process's calls only (the kernel
+/// filters apply to audit too), so other processes on a busy host cannot crowd it out.
+pub fn start_audit(path: &Path) -> crate::Tracer {
+    let me = std::process::id().to_string();
+    crate::Tracer::start(&["--pid", &me, "audit", "--log", path.to_str().unwrap()])
+}

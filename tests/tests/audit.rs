@@ -12,7 +12,7 @@ use std::{
 
 use lsn_trace_tests::{
     Tracer, Value, bin,
-    logs::{dir, final_records, wait_records},
+    logs::{dir, final_records, start_audit, wait_records},
     sock::*,
     tid,
 };
@@ -23,13 +23,6 @@ static FLOOD: RwLock<()> = RwLock::new(());
 
 fn calm() -> RwLockReadGuard<'static, ()> {
     FLOOD.read().unwrap_or_else(|e| e.into_inner())
-}
-
-/// An audit instance logging to `path`, of this test process's calls only (the kernel
-/// filters apply to audit too), so other processes on a busy host cannot crowd it out.
-fn start_audit(path: &Path) -> Tracer {
-    let me = std::process::id().to_string();
-    Tracer::start(&["--pid", &me, "audit", "--log", path.to_str().unwrap()])
 }
 
 fn netns_inode(pid: &str) -> u64 {
@@ -333,6 +326,187 @@ fn an_unwritable_log_path_is_a_clear_error() {
     }
 }
 
+/// `lsn-trace audit --log PATH` that must refuse to start: its stderr (exit 1, nothing
+/// loaded, nothing on stdout).
+fn refused_start(path: &Path, uid: Option<u32>) -> String {
+    let mut cmd = Command::new(bin());
+    cmd.args(["audit", "--log", path.to_str().unwrap()])
+        .stdin(Stdio::null());
+    if let Some(u) = uid {
+        cmd.uid(u).gid(u);
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("attached"), "nothing loaded: {stderr}");
+    assert!(out.stdout.is_empty());
+    stderr
+}
+
+#[test]
+fn a_symlink_planted_by_another_user_is_refused_and_its_target_untouched() {
+    use std::os::unix::fs::MetadataExt;
+    let _calm = calm();
+    let d = dir("symlink");
+    // /tmp-like: world-writable and sticky, where `nobody` can plant names.
+    let public = d.join("public");
+    std::fs::create_dir(&public).unwrap();
+    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let secret = d.join("root-only");
+    std::fs::write(&secret, "secret\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let log = public.join("audit.jsonl");
+    // Planted by nobody, as a hostile local user would.
+    let st = Command::new("ln")
+        .arg("-s")
+        .arg(&secret)
+        .arg(&log)
+        .uid(65534)
+        .gid(65534)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let stderr = refused_start(&log, None);
+    assert!(
+        stderr.contains(&format!("refusing the audit log {}", log.display()))
+            && stderr.contains("is a symbolic link"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "secret\n");
+
+    // A regular file planted there by nobody: not ours, refused.
+    std::fs::remove_file(&log).unwrap();
+    let st = Command::new("touch")
+        .arg(&log)
+        .uid(65534)
+        .gid(65534)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let stderr = refused_start(&log, None);
+    assert!(
+        stderr.contains("is owned by uid 65534, not by uid 0"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), 0);
+
+    // A hard link to a file of ours (two names: one may be someone else's to read).
+    std::fs::remove_file(&log).unwrap();
+    let mine = d.join("mine.jsonl");
+    std::fs::write(&mine, "").unwrap();
+    std::fs::hard_link(&mine, &log).unwrap();
+    let stderr = refused_start(&log, None);
+    assert!(stderr.contains("has 2 hard links"), "{stderr}");
+
+    // A directory others can write without the sticky bit: they could swap the file.
+    let open_dir = d.join("open");
+    std::fs::create_dir(&open_dir).unwrap();
+    std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let stderr = refused_start(&open_dir.join("audit.jsonl"), None);
+    assert!(
+        stderr.contains("is writable by everyone (mode 0777, not sticky)"),
+        "{stderr}"
+    );
+    assert!(!open_dir.join("audit.jsonl").exists(), "nothing created");
+
+    // A directory owned by another user.
+    let theirs = d.join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let stderr = refused_start(&theirs.join("audit.jsonl"), None);
+    assert!(stderr.contains("is owned by uid 65534"), "{stderr}");
+    assert_eq!(std::fs::metadata(&theirs).unwrap().uid(), 65534);
+}
+
+#[test]
+fn a_run_that_cannot_start_creates_no_file() {
+    let _calm = calm();
+    let d = dir("nobody");
+    std::fs::set_permissions(&*d, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let log = d.join("audit.jsonl");
+    let stderr = refused_start(&log, Some(65534));
+    assert!(stderr.contains("needs root"), "{stderr}");
+    assert!(!log.exists(), "no 0-byte file left behind");
+}
+
+#[test]
+fn an_existing_log_others_can_read_or_write_is_made_private_and_said() {
+    let _calm = calm();
+    let d = dir("mode0666");
+    let log = d.join("audit.jsonl");
+    std::fs::write(&log, "").unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let t = start_audit(&log);
+    wait_records(&log, 1, |v| v["record"] == "snapshot_end");
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o640);
+    let (status, stderr) = t.terminate();
+    assert!(status.success());
+    let msg = format!("mode of {} changed from 0666 to 0640", log.display());
+    assert!(stderr.iter().any(|l| l.contains(&msg)), "{stderr:#?}");
+}
+
+#[test]
+fn a_torn_last_line_is_ended_so_the_start_record_is_a_line_of_its_own() {
+    let _calm = calm();
+    let d = dir("torn");
+    let log = d.join("audit.jsonl");
+    let torn = "{\"record\":\"open\",\"a\":1}\n{\"record\":\"op";
+    std::fs::write(&log, torn).unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let t = start_audit(&log);
+    let (status, stderr) = t.terminate();
+    assert!(status.success());
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.contains("ended in the middle of a record")),
+        "{stderr:#?}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let after = text.strip_prefix(torn).unwrap();
+    let mut lines = after
+        .strip_prefix('\n')
+        .expect("the torn line ended")
+        .lines();
+    let start: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(start["record"], "start");
+    for l in lines {
+        serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+    }
+}
+
+#[test]
+fn a_log_deleted_while_running_is_noticed_and_created_again() {
+    let _calm = calm();
+    let d = dir("deleted");
+    let log = d.join("audit.jsonl");
+    let t = start_audit(&log);
+    let me = tid();
+    let mut keep = Vec::new();
+    wait_records(&log, 1, |v| v["record"] == "snapshot_end");
+    std::fs::remove_file(&log).unwrap();
+    let ports = udp_binds(3, &mut keep);
+    let recs = wait_records(&log, 3, |v| v["record"] == "open" && v["tid"] == me);
+    let seen: Vec<u64> = recs
+        .iter()
+        .map(|v| v["bound_port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seen,
+        ports.iter().map(|&p| u64::from(p)).collect::<Vec<_>>()
+    );
+    let (status, stderr) = t.terminate();
+    assert!(status.success());
+    let all = final_records(&log);
+    assert_eq!(all[0]["record"], "log_deleted", "{all:#?}");
+    assert_eq!(all[0]["log"], log.to_str().unwrap());
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    let msg = format!("AUDIT LOG {} WAS DELETED while in use", log.display());
+    assert!(stderr.iter().any(|l| l.contains(&msg)), "{stderr:#?}");
+}
+
 #[test]
 fn without_log_records_go_to_stdout() {
     let _calm = calm();
@@ -616,6 +790,12 @@ fn the_unit_file_verifies() {
 /// the unit's CapabilityBoundingSet does), until its snapshot is written and one UDP bind
 /// of ours is recorded; returns the snapshot_end record and the records.
 fn audit_with_caps(caps: &[String], log: &Path) -> (Value, Vec<Value>) {
+    audit_sandboxed(caps, &[], log)
+}
+
+/// `audit_with_caps`, lsn-trace started through `wrapper` (a command that execs its
+/// arguments) inside the reduced bounding set.
+fn audit_sandboxed(caps: &[String], wrapper: &[&str], log: &Path) -> (Value, Vec<Value>) {
     let set = format!(
         "-all,{}",
         caps.iter()
@@ -626,6 +806,7 @@ fn audit_with_caps(caps: &[String], log: &Path) -> (Value, Vec<Value>) {
     let me = std::process::id().to_string();
     let mut child = Command::new("setpriv")
         .arg(format!("--bounding-set={set}"))
+        .args(wrapper)
         .arg(bin())
         .args(["--pid", &me, "audit", "--log", log.to_str().unwrap()])
         .stdin(Stdio::null())
@@ -730,6 +911,103 @@ fn the_units_capabilities_suffice_and_sys_admin_serves_only_other_namespaces() {
     );
 }
 
+/// The unit's value of `key` (every line of it, space-joined).
+fn unit_values(unit: &str, key: &str) -> Vec<String> {
+    unit.lines()
+        .filter_map(|l| l.strip_prefix(&format!("{key}=")))
+        .flat_map(|v| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .collect()
+}
+
+/// The system calls of a systemd syscall set or name, its nested sets expanded.
+fn syscall_set(name: &str, out: &mut std::collections::BTreeSet<String>) {
+    if !name.starts_with('@') {
+        out.insert(name.to_owned());
+        return;
+    }
+    let list = Command::new("systemd-analyze")
+        .args(["syscall-filter", name])
+        .output()
+        .expect("systemd-analyze (installed by cargo xtask setup)");
+    assert!(list.status.success(), "{name}: {list:?}");
+    for l in String::from_utf8(list.stdout).unwrap().lines().skip(1) {
+        let l = l.trim();
+        if !l.is_empty() && !l.starts_with('#') {
+            syscall_set(l, out);
+        }
+    }
+}
+
+/// Loads a seccomp filter allowing the calls named in argv[1] (comma-separated; any other
+/// fails with EPERM, as SystemCallErrorNumber=EPERM), then execs argv[2..].
+const SECCOMP_EXEC: &str = "import os,sys,errno,seccomp
+f=seccomp.SyscallFilter(defaction=seccomp.ERRNO(errno.EPERM))
+for n in sys.argv[1].split(','):
+    try: f.add_rule(seccomp.ALLOW, n)
+    except Exception: pass
+f.load()
+os.execv(sys.argv[2], sys.argv[2:])
+";
+
+/// The unit's SystemCallFilter, as systemd applies it (the allowed sets, less the `~`
+/// ones; any other call fails with SystemCallErrorNumber), loaded with libseccomp before
+/// lsn-trace runs, inside the unit's capability set: it attaches, snapshots every
+/// namespace and records.
+#[test]
+fn the_units_syscall_filter_holds() {
+    let _calm = calm();
+    let unit = unit_file();
+    let mut allowed = std::collections::BTreeSet::new();
+    let mut denied = std::collections::BTreeSet::new();
+    let filters = unit_values(&unit, "SystemCallFilter");
+    assert!(!filters.is_empty(), "the unit filters system calls");
+    let mut deny = false;
+    for f in &filters {
+        match f.strip_prefix('~') {
+            Some(first) => {
+                deny = true;
+                syscall_set(first, &mut denied);
+            }
+            None if deny => syscall_set(f, &mut denied),
+            None => syscall_set(f, &mut allowed),
+        }
+    }
+    assert_eq!(unit_values(&unit, "SystemCallErrorNumber"), ["EPERM"]);
+    let allow: Vec<&String> = allowed.difference(&denied).collect();
+    assert!(!allow.iter().any(|s| *s == "mount" || *s == "reboot"));
+    let names = allow
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    // Debian's python3 (python3-seccomp), not a pyenv shim's.
+    let wrapper = [PYTHON, "-c", SECCOMP_EXEC, &names];
+    let caps = unit_caps(&unit, "CapabilityBoundingSet");
+    let daemon = NetnsDaemon::start("seccomp");
+    let theirs = netns_inode(&daemon.child.id().to_string());
+    let d = dir("seccomp");
+    let (end, recs) = audit_sandboxed(&caps, &wrapper, &d.join("audit.jsonl"));
+    assert_eq!(end["errors"], serde_json::json!([]), "{end}");
+    assert!(
+        recs.iter()
+            .any(|v| v["record"] == "snapshot" && v["netns"] == theirs && v["port"] == 4242),
+        "setns(2) passes the filter: {recs:#?}"
+    );
+    // The filter is real: a call it leaves out fails (mount(2), with every capability).
+    let probe = Command::new(PYTHON)
+        .args(["-c", SECCOMP_EXEC, &names])
+        .args(["/bin/sh", "-c", "mount -t tmpfs none /mnt 2>&1; echo rc=$?"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        said.contains("rc=")
+            && !said.contains("rc=0")
+            && (said.contains("permission denied") || said.contains("not permitted")),
+        "{said}"
+    );
+}
+
 #[test]
 fn lost_events_become_a_lost_record_in_the_log() {
     let _flood = FLOOD.write().unwrap_or_else(|e| e.into_inner());
@@ -760,7 +1038,7 @@ fn lost_events_become_a_lost_record_in_the_log() {
         "{lost}"
     );
     std::thread::sleep(Duration::from_millis(500));
-    let (status, _) = t.terminate();
+    let (status, stderr) = t.terminate();
     assert!(status.success());
     let recs = final_records(&log);
     let ours = recs
@@ -781,6 +1059,21 @@ fn lost_events_become_a_lost_record_in_the_log() {
     let stop = recs.last().unwrap();
     assert_eq!(stop["record"], "stop");
     assert_eq!(stop["lost"], lost);
+    // By reason, in the stop record and in the stop line.
+    let by = stop["lost_by"].as_object().unwrap();
+    assert_eq!(
+        by.values().map(|v| v.as_u64().unwrap()).sum::<u64>(),
+        lost,
+        "{by:?}"
+    );
+    let full = by["ring buffer full"].as_u64().unwrap();
+    assert!(full > 0, "{by:?}");
+    let line = stderr.iter().find(|l| l.contains("stopped:")).unwrap();
+    assert!(line.contains(&format!(", {lost} lost,")), "{line}");
+    assert!(
+        line.contains(&format!("; lost: {full} ring buffer full")),
+        "{line}"
+    );
 }
 
 #[test]
@@ -810,4 +1103,90 @@ fn a_unix_listener_and_a_bound_unix_datagram_socket_are_opens_with_their_paths()
     assert_eq!(opens[1]["addr"], stream_path.to_str().unwrap());
     assert_eq!(opens[1]["backlog"], 4);
     assert_eq!(s.seen(|v| v["record"] == "open" && v["tid"] == me).len(), 2);
+}
+
+/// Spawn `cmd` as pid `pid` (through /proc/sys/kernel/ns_last_pid; another process of the
+/// host may take the pid first: then it is retried). None if the pid could not be had.
+fn spawn_as_pid(pid: u32, mut cmd: Command) -> Option<std::process::Child> {
+    for _ in 0..50 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
+        let mut child = cmd.spawn().unwrap();
+        if child.id() == pid {
+            return Some(child);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    None
+}
+
+/// A python3 that binds a UDP socket on 127.0.0.1 and exits once its stdin closes (argv
+/// carries `tag`).
+fn python_binder(tag: &str) -> Command {
+    let mut c = Command::new(PYTHON);
+    c.args([
+        "-c",
+        "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+         s.bind(('127.0.0.1',0))\nsys.stdin.read()\n",
+        tag,
+    ])
+    .stdin(Stdio::piped());
+    c
+}
+
+/// A pid reused by another program never gives that program's identity to the first
+/// one's record: identity is tied to the process instance (pid and start time, sent by
+/// the kernel side with the event).
+#[test]
+fn a_reused_pid_never_lends_its_identity_to_another_process() {
+    let _calm = calm();
+    let t = Tracer::start(&["audit"]);
+    t.wait_n(1, Duration::from_secs(20), |v| {
+        v["record"] == "snapshot_end"
+    });
+    let sleep_exe = std::fs::canonicalize("/bin/sleep").unwrap();
+
+    // 1. The event is read after its process exited and the pid went to `sleep`.
+    unsafe { libc::kill(t.pid() as i32, libc::SIGSTOP) };
+    let mut a = python_binder("first").spawn().unwrap();
+    let pid = a.id();
+    drop(a.stdin.take());
+    assert!(a.wait().unwrap().success());
+    let mut sleeper = Command::new("/bin/sleep");
+    sleeper.arg("30");
+    let reuser = spawn_as_pid(pid, sleeper);
+    unsafe { libc::kill(t.pid() as i32, libc::SIGCONT) };
+    let mut reuser = reuser.expect("pid reuse through ns_last_pid");
+    let rec = wait(&t, |v| v["record"] == "open" && v["pid"] == pid);
+    let _ = reuser.kill();
+    let _ = reuser.wait();
+    assert_ne!(rec["exe"], sleep_exe.to_str().unwrap(), "{rec:#}");
+    assert_ne!(
+        rec["cmdline"],
+        serde_json::json!(["/bin/sleep", "30"]),
+        "{rec:#}"
+    );
+    assert_eq!(rec["identity"], "event", "gone, never seen: {rec:#}");
+    assert_eq!(rec["exe"], Value::Null);
+    assert_eq!(rec["comm"], "python3");
+
+    // 2. Same pid and same comm within a second (what the cache once took as the same
+    // process): another instance, its own cmdline.
+    let mut first = python_binder("instance-1").spawn().unwrap();
+    let pid = first.id();
+    let r1 = wait(&t, |v| v["record"] == "open" && v["pid"] == pid);
+    drop(first.stdin.take());
+    assert!(first.wait().unwrap().success());
+    let mut second = spawn_as_pid(pid, python_binder("instance-2")).expect("pid reuse");
+    let recs = t.wait_n(2, Duration::from_secs(20), |v| {
+        v["record"] == "open" && v["pid"] == pid
+    });
+    drop(second.stdin.take());
+    assert!(second.wait().unwrap().success());
+    assert_eq!(r1["cmdline"][3], "instance-1", "{r1:#}");
+    assert_eq!(r1["identity"], "live");
+    let r2 = &recs[1];
+    assert_eq!(r2["cmdline"][3], "instance-2", "{r2:#}");
+    assert_eq!(r2["identity"], "live");
+    let _ = t.terminate();
 }

@@ -20,6 +20,8 @@ fn stop_and_count_filtered(t: &Tracer) -> u64 {
         .iter()
         .find(|l| l.contains("lsn-trace: stopped:"))
         .unwrap_or_else(|| panic!("no summary line: {stderr:#?}"));
+    // Losses by reason, if any, follow after a `; `.
+    let line = line.split("; ").next().unwrap();
     let before = line
         .strip_suffix(" filtered in kernel")
         .unwrap_or_else(|| panic!("summary does not end with the filtered count: {line}"));
@@ -356,4 +358,63 @@ fn an_af_unspec_bind_on_an_inet_socket_is_inet_and_found_by_port() {
     assert_eq!(b["addrlen"], Value::Null, "decoded: no raw length");
     let (status, _) = t.terminate();
     assert!(status.success());
+}
+
+#[test]
+fn a_netns_that_does_not_exist_is_a_clear_error() {
+    let out = std::process::Command::new(lsn_trace_tests::bin())
+        .args(["--netns", "12345", "--json"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--netns 12345: no network namespace with inode 12345 exists"),
+        "{err}"
+    );
+    let ours = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+    assert!(
+        err.contains(&ours.to_string()),
+        "lists those that exist: {err}"
+    );
+    assert!(!err.contains("attached"), "nothing traced: {err}");
+}
+
+/// The `sudo …` line suggested to a user without privileges, pasted into sh, runs exactly
+/// the command line that was refused: each argument survives, spaces and quotes included.
+#[test]
+fn the_suggested_sudo_line_reads_back_as_the_same_arguments() {
+    use std::os::unix::process::CommandExt;
+    let args = ["--", "sh", "-c", "echo a b; echo 'it''s' \"$HOME\" `x` \\"];
+    let out = std::process::Command::new(lsn_trace_tests::bin())
+        .args(args)
+        .uid(65534)
+        .gid(65534)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let line = err
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Run it as root:"))
+        .unwrap_or_else(|| panic!("no sudo line: {err}"))
+        .trim();
+    assert!(line.starts_with("sudo "), "{line}");
+    // `sudo` as a shell function printing each argument it gets, NUL-terminated.
+    let script = format!("sudo() {{ for a in \"$@\"; do printf '%s\\0' \"$a\"; done; }}\n{line}\n");
+    let sh = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(sh.status.success(), "{sh:?}");
+    let got: Vec<String> = String::from_utf8(sh.stdout)
+        .unwrap()
+        .split_terminator('\0')
+        .map(str::to_owned)
+        .collect();
+    let mut want = vec![lsn_trace_tests::bin().to_str().unwrap().to_owned()];
+    want.extend(args.iter().map(|a| a.to_string()));
+    assert_eq!(got, want, "pasted: {line}");
 }

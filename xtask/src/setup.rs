@@ -2,7 +2,7 @@
 //! needs on a fresh Debian machine, printing one line per step.
 //!
 //! * apt: llvm-22-dev (bpf-linker links against LLVM 22, the LLVM of rustc stable and of the
-//!   nightly), and the end-to-end tests' tools: strace, iproute2 (`ip`), python3, and the
+//!   nightly), and the end-to-end tests' tools: strace, iproute2 (`ip`), python3 (with python3-seccomp), and the
 //!   real daemons they run under lsn-trace: nginx-light, redis-server, memcached,
 //!   dnsmasq-base; net-tools, lsof and netbase (/etc/services), whose output `explain`
 //!   reads; prometheus (scrapes `audit --metrics` in the tests); podman, runc and
@@ -58,6 +58,11 @@ const APT_PACKAGES: &[AptPackage] = &[
         name: "systemd",
         program: Some("systemd-analyze"),
         why: "end-to-end tests (the audit unit is checked with systemd-analyze verify)",
+    },
+    AptPackage {
+        name: "python3-seccomp",
+        program: None,
+        why: "end-to-end tests (the audit unit's SystemCallFilter is loaded with libseccomp)",
     },
     AptPackage {
         name: "nginx-light",

@@ -94,6 +94,7 @@ pub fn resolve(btf: &Btf) -> Resolved {
         cred_gid: r.scalar("cred.gid.val"),
         task_real_parent: r.scalar("task_struct.real_parent"),
         task_group_leader: r.scalar("task_struct.group_leader"),
+        task_start_boottime: r.scalar("task_struct.start_boottime"),
         task_tgid: r.scalar("task_struct.tgid"),
         task_nsproxy: r.scalar("task_struct.nsproxy"),
         nsproxy_net_ns: r.scalar("nsproxy.net_ns"),
@@ -482,6 +483,7 @@ mod tests {
             (o.socket_type, "socket", "type"),
             (o.task_real_parent, "task_struct", "real_parent"),
             (o.task_group_leader, "task_struct", "group_leader"),
+            (o.task_start_boottime, "task_struct", "start_boottime"),
             (o.task_nsproxy, "task_struct", "nsproxy"),
             (o.nsproxy_net_ns, "nsproxy", "net_ns"),
             (o.task_comm, "task_struct", "comm"),
@@ -555,7 +557,7 @@ mod tests {
         assert!(missing.contains(&"net.ns.inum"));
         // the blob has no task/fd/unix structs: those are reported missing, not guessed
         assert!(missing.contains(&"unix_address.name"));
-        assert_eq!(missing.len(), 45, "{missing:?}");
+        assert_eq!(missing.len(), 46, "{missing:?}");
         // The copied head of `struct sock` reaches the furthest known field (inet_sport at
         // 780..782), rounded up to 8.
         assert_eq!(o.sock_span, 784);

@@ -97,7 +97,7 @@ fn parse_netns(s: &str) -> Result<u32> {
         .and_then(|r| r.strip_suffix(']'))
         .unwrap_or(t);
     if let Ok(n) = inner.parse::<u32>() {
-        return Ok(n);
+        return existing_netns(s, n);
     }
     let path = if t.contains('/') {
         t.to_owned()
@@ -111,6 +111,29 @@ fn parse_netns(s: &str) -> Result<u32> {
         )
     })?;
     u32::try_from(md.ino()).map_err(|_| anyhow!("--netns {s}: inode {} is out of range", md.ino()))
+}
+
+/// `n` if a network namespace with that inode exists now (some process is in it, or
+/// /run/netns names it): a filter on one that does not would trace nothing, silently.
+fn existing_netns(arg: &str, n: u32) -> Result<u32> {
+    let known = crate::audit::snapshot::namespaces();
+    if known.iter().any(|ns| ns.inode == u64::from(n)) {
+        return Ok(n);
+    }
+    let mut list: Vec<String> = known
+        .iter()
+        .take(8)
+        .map(|ns| ns.inode.to_string())
+        .collect();
+    if known.len() > list.len() {
+        list.push(format!("… ({} in all)", known.len()));
+    }
+    Err(anyhow!(
+        "--netns {arg}: no network namespace with inode {n} exists (none of the processes is \
+         in one, and /run/netns names none); those that exist now: {}. Give the `netns` \
+         number of an event, /proc/PID/ns/net, or a name from `ip netns`",
+        list.join(", ")
+    ))
 }
 
 /// The filters as the kernel side takes them.
@@ -224,6 +247,11 @@ impl KernelFilter {
 mod tests {
     use super::*;
 
+    fn own_netns() -> u32 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self/ns/net").unwrap().ino() as u32
+    }
+
     #[test]
     fn parses_and_combines() {
         let a = FilterArgs {
@@ -231,7 +259,7 @@ mod tests {
             family: vec![parse_family("ipv6").unwrap(), parse_family("inet").unwrap()],
             proto: vec![parse_proto("tcp").unwrap(), parse_proto("unix").unwrap()],
             comm: vec!["systemd-resolved".into()],
-            netns: vec!["net:[4026531840]".into()],
+            netns: vec![format!("net:[{}]", own_netns())],
             failed: true,
             ..Default::default()
         };
@@ -242,7 +270,7 @@ mod tests {
         assert_eq!(k.protos & proto::UDP, 0);
         assert_eq!(k.protos & proto::U_DGR, proto::U_DGR);
         assert_eq!(&k.comms[0][..16], b"systemd-resolve\0");
-        assert_eq!(k.netns, [4026531840]);
+        assert_eq!(k.netns, [own_netns()]);
         let want = wire::CFG_F_PORT
             | wire::CFG_F_FAMILY
             | wire::CFG_F_PROTO
@@ -261,6 +289,16 @@ mod tests {
         let e = parse_netns("no-such-ns-here").unwrap_err();
         assert!(format!("{e:#}").contains("ip netns"), "{e:#}");
         assert!(parse_netns("/proc/self/ns/net").unwrap() > 0);
+        // An inode no namespace has (inode 1 is a filesystem root's, never a namespace's).
+        let e = parse_netns("1").unwrap_err().to_string();
+        assert!(
+            e.contains("no network namespace with inode 1 exists"),
+            "{e}"
+        );
+        assert!(
+            e.contains(&own_netns().to_string()),
+            "lists those that exist: {e}"
+        );
     }
 
     /// The kernel's protocol bits and the names the output prints agree.

@@ -42,7 +42,10 @@ pub fn check_privileges() -> Result<()> {
     bail!(
         "lsn-trace must load eBPF programs, which needs root (uid {uid} lacks CAP_BPF and \
          CAP_PERFMON, and CAP_SYS_ADMIN).\n  Run it as root:  sudo {}",
-        std::env::args().collect::<Vec<_>>().join(" ")
+        std::env::args_os()
+            .map(|a| crate::text::shell_quote(&crate::text::from_bytes(a.as_encoded_bytes())))
+            .collect::<Vec<_>>()
+            .join(" ")
     )
 }
 

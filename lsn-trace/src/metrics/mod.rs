@@ -108,6 +108,8 @@ pub fn lost_reason(text: &str) -> &'static str {
         "syscalls_in_flight"
     } else if text.contains("skipped") {
         "hooks_skipped"
+    } else if text.contains("arguments could not be read") {
+        "arguments_unreadable"
     } else {
         "other"
     }
@@ -115,12 +117,16 @@ pub fn lost_reason(text: &str) -> &'static str {
 
 /// The reason label of audit records the log could not hold.
 const LOST_LOG_FULL: &str = "audit_log_full";
+/// … and records dropped because the writer fell behind a storm (the disk was fine).
+const LOST_WRITER_BEHIND: &str = "audit_writer_behind";
 
-const LOST_REASONS: [&str; 4] = [
+const LOST_REASONS: [&str; 6] = [
     "ring_buffer_full",
     "syscalls_in_flight",
     "hooks_skipped",
+    "arguments_unreadable",
     LOST_LOG_FULL,
+    LOST_WRITER_BEHIND,
 ];
 
 /// A listener the gauge counts: its labels, by the key its close will carry.
@@ -202,7 +208,7 @@ impl Metrics {
         registry.register(
             "events_lost",
             "Events the kernel side could not deliver, and audit records the log could not \
-             hold (audit_log_full)",
+             hold (audit_log_full, audit_writer_behind)",
             lost.clone(),
         );
         // At 0 from the start: an alert on their rate needs the series before the first loss.
@@ -381,12 +387,12 @@ impl AuditCounters {
         self.records.get_or_create(&RecordLabel { record }).inc();
     }
 
-    /// Audit records the log could not hold.
-    pub fn log_full(&mut self, count: u64) {
+    /// Audit records the log dropped: it could not be written, or (`behind`) its writer
+    /// fell behind the events.
+    pub fn log_dropped(&mut self, count: u64, behind: bool) {
+        let reason = if behind { LOST_WRITER_BEHIND } else { LOST_LOG_FULL };
         self.lost
-            .get_or_create(&ReasonLabel {
-                reason: LOST_LOG_FULL,
-            })
+            .get_or_create(&ReasonLabel { reason })
             .inc_by(count);
     }
 
@@ -507,7 +513,7 @@ mod tests {
         m.record("failed", &listen, &Note::default());
         m.lost(lost_reason("ring buffer full; raise --ring-size"), 7);
         let mut a = m.audit_counters();
-        a.log_full(2);
+        a.log_dropped(2, false);
         a.log_state(3, 4096);
         a.written("start");
         a.written("open");

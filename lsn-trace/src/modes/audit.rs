@@ -60,19 +60,41 @@ pub struct Audit {
     /// beside this one).
     serve: Option<server::Published>,
     counters: Option<AuditCounters>,
+    /// Records the log dropped (counted by reason; `events` unused).
+    dropped: Stats,
 }
 
-/// Open the log (an unwritable path is an error now, naming the path and the errno) and
-/// take over SIGHUP.
+/// Short names of the log's reasons for losing records (`Stats::lost_by`).
+const LOST_UNWRITABLE: &str = "audit log unwritable";
+const LOST_BEHIND: &str = "audit writer behind";
+
+/// The error line of a log path that cannot be opened: the path, the errno's name and
+/// what is wrong (a refused path says why and what to do).
+fn open_error(path: &std::path::Path, e: std::io::Error) -> anyhow::Error {
+    if let Some(r) = e.get_ref().and_then(|r| r.downcast_ref::<log::Refused>()) {
+        return anyhow::anyhow!("refusing the audit log {}: {r}", path.display());
+    }
+    let name = e.raw_os_error().and_then(errno::name).unwrap_or("error");
+    anyhow::anyhow!("cannot open the audit log {}: {name}: {e}", path.display())
+}
+
+/// Check the log path before anything is loaded, creating nothing: a run that cannot start
+/// (no privileges, no backend) must not leave a file behind.
+pub fn check(args: &AuditArgs) -> Result<()> {
+    match &args.log {
+        Some(p) => log::check(p).map_err(|e| open_error(p, e)),
+        None => Ok(()),
+    }
+}
+
+/// Open the log (creating it if absent; `check` said why it could not be) and take over
+/// SIGHUP. Called once the trace is attached.
 pub fn open(args: &AuditArgs) -> Result<Audit> {
     // A policy that does not parse stops the run before the log is touched.
     let policy = args.policy.as_deref().map(Policy::load).transpose()?;
     let log = match &args.log {
         None => Log::stdout(),
-        Some(p) => Log::file(p).map_err(|e| {
-            let name = e.raw_os_error().and_then(errno::name).unwrap_or("error");
-            anyhow::anyhow!("cannot open the audit log {}: {name}: {e}", p.display())
-        })?,
+        Some(p) => Log::file(p).map_err(|e| open_error(p, e))?,
     };
     log::install_hup_handler().context("installing the SIGHUP handler")?;
     let serve = match args.metrics {
@@ -90,6 +112,7 @@ pub fn open(args: &AuditArgs) -> Result<Audit> {
         policy,
         serve,
         counters: None,
+        dropped: Stats::default(),
     })
 }
 
@@ -128,11 +151,18 @@ impl Audit {
         }
     }
 
-    /// The identity keys: who `pid` is, from /proc or the cache.
-    fn identify(&mut self, rec: &mut Map<String, Value>, pid: u32, comm: &str, uid: Option<u32>) {
-        identify(&mut self.ids, rec, pid, comm, uid);
+    /// The identity keys: who `pid` (started at `start`, when known) is, from /proc or the
+    /// cache.
+    fn identify(
+        &mut self,
+        rec: &mut Map<String, Value>,
+        pid: u32,
+        comm: &str,
+        start: Option<u64>,
+        uid: Option<u32>,
+    ) {
+        identify(&mut self.ids, rec, pid, comm, start, uid);
     }
-
     /// Write a listener record (`open`, `snapshot`), decided by the policy if there is one:
     /// one not allowed is also an `alert` record (the listener's keys, `record: "alert"`,
     /// `alert_of` its record kind) and a line on stderr, for the journal.
@@ -168,8 +198,8 @@ impl Audit {
     ) -> Map<String, Value> {
         let mut rec = Map::new();
         rec.insert("record".into(), record_kind(change).into());
-        rec.extend(object(jsonout::record(ev)));
-        rec.extend(object(note));
+        rec.append(&mut object(jsonout::record(ev)));
+        rec.append(&mut object(note));
         // The kernel side reads a unix listener's own address at listen where the kernel's
         // layout is known; elsewhere, the path its bind asked for, as the story kept it.
         if change == ListenerChange::Open
@@ -179,7 +209,7 @@ impl Audit {
         {
             rec.insert("addr".into(), path.into());
         }
-        self.identify(&mut rec, ev.pid, &ev.comm, Some(ev.uid));
+        self.identify(&mut rec, ev.pid, &ev.comm, ev.start, Some(ev.uid));
         rec
     }
 
@@ -212,12 +242,20 @@ impl Audit {
         self.write(&end);
     }
 
+    /// The stop record: every loss of the run (the kernel side's and the log's), in all
+    /// and by reason.
     fn stop_record(&mut self, stats: &Stats) {
+        let by: Map<String, Value> = stats
+            .lost_by
+            .iter()
+            .map(|(why, n)| ((*why).to_owned(), json!(n)))
+            .collect();
         let rec = object(json!({
             "record": "stop",
             "time": now_time(),
             "events": stats.events,
             "lost": stats.lost,
+            "lost_by": by,
             "filtered": stats.filtered,
             "records": self.records + 1,
         }));
@@ -226,19 +264,37 @@ impl Audit {
 
     /// Records the log could not hold become a `lost` record once it takes them again.
     fn report_dropped(&mut self) {
-        if self.log.dropped > 0 && self.log.pending() == 0 {
-            let n = std::mem::take(&mut self.log.dropped);
-            if let Some(c) = &mut self.counters {
-                c.log_full(n);
+        if self.log.pending() != 0 {
+            return;
+        }
+        for (i, (why, reason)) in [
+            (
+                LOST_UNWRITABLE,
+                "audit log unwritable: records beyond what memory holds",
+            ),
+            (
+                LOST_BEHIND,
+                "audit writer behind: records beyond what memory holds",
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let n = std::mem::take(&mut self.log.dropped[i]);
+            if n > 0 {
+                if let Some(c) = &mut self.counters {
+                    c.log_dropped(n, i == 1);
+                }
+                self.dropped.add_lost(n, why);
+                self.lost_record(n, reason);
             }
-            self.lost_record(n, "audit log unwritable: records beyond what memory holds");
         }
     }
 
     fn lost_record(&mut self, count: u64, reason: &str) {
         let mut rec = Map::new();
         rec.insert("record".into(), "lost".into());
-        rec.extend(object(jsonout::lost_record(count, reason)));
+        rec.append(&mut object(jsonout::lost_record(count, reason)));
         self.write(&rec);
     }
 
@@ -261,7 +317,7 @@ impl Audit {
         // both — never in neither.
         self.snapshot(metrics.as_mut());
         self.flush()?;
-        let stats = match metrics {
+        let mut stats = match metrics {
             Some(mut m) => {
                 // Scrapes see the snapshot whole, never half of it.
                 if let Some(serve) = &self.serve {
@@ -272,6 +328,12 @@ impl Audit {
             }
             None => tracer.run(&mut Pipeline::new(&mut self), stop).await?,
         };
+        // Records dropped since the last flush, then the log's losses join the kernel's.
+        let _ = self.log.flush();
+        self.report_dropped();
+        for &(why, n) in &self.dropped.lost_by {
+            stats.add_lost(n, why);
+        }
         self.stop_record(&stats);
         self.finish();
         Ok(stats)
@@ -298,9 +360,10 @@ fn identify(
     rec: &mut Map<String, Value>,
     pid: u32,
     comm: &str,
+    start: Option<u64>,
     uid: Option<u32>,
 ) {
-    let (info, source): (ProcInfo, Source) = ids.of(pid, comm);
+    let (info, source): (ProcInfo, Source) = ids.of(pid, comm, start);
     rec.insert("identity".into(), json!(source));
     let user = uid.and_then(|u| ids.user_name(u));
     rec.insert("user".into(), json!(user));
@@ -311,7 +374,7 @@ fn identify(
     if rec.get("netns").is_none_or(Value::is_null) {
         rec.insert("netns".into(), json!(info.proc_netns));
     }
-    rec.extend(object(&info));
+    rec.append(&mut object(&info));
 }
 
 /// The `snapshot` records of every listener that exists now, in every network namespace,
@@ -397,7 +460,7 @@ pub fn snapshot_records(
             rec.insert("user".into(), json!(user));
         } else {
             let (pid, comm) = (f.event.pid, f.event.comm.clone());
-            identify(ids, &mut rec, pid, &comm, uid);
+            identify(ids, &mut rec, pid, &comm, None, uid);
             // The socket's namespace, not the owner's (it may have moved since).
             rec.insert("netns".into(), json!(f.netns));
         }
@@ -485,6 +548,7 @@ pub(crate) mod tests {
             sock_id: Some(7),
             raw: Default::default(),
             followed: false,
+            start: None,
         }
     }
 
@@ -536,6 +600,7 @@ pub(crate) mod tests {
             policy: None,
             serve: None,
             counters: None,
+            dropped: Stats::default(),
         };
         let mut st = story::Story::new();
         let mut bind = ev(Kind::Bind, 0, AF_UNIX, SOCK_STREAM, 0);

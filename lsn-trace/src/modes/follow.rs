@@ -483,7 +483,7 @@ pub fn run(
             let child = match spawn(&mut followed, &cmd, run_as.as_ref()) {
                 Ok(c) => c,
                 Err(e) => {
-                    say!("lsn-trace: error: {e:#}");
+                    say_lines!("lsn-trace: error: {e:#}");
                     // As shells say it: 127 not found, 126 found but not runnable.
                     return Ok(if format!("{e}").contains("not found") {
                         127

@@ -454,6 +454,7 @@ mod tests {
             pid,
             tid: pid,
             ppid: None,
+            start: None,
             uid: 0,
             gid: 0,
             comm: "nginx".into(),

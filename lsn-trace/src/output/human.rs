@@ -45,7 +45,8 @@ impl Render for Human {
             // `*`: a followed process; the rest is the host's (--all).
             out.extend_from_slice(if ev.followed { b"* " } else { b"  " });
         }
-        out.extend_from_slice(line_with(ev, &self.opts).as_bytes());
+        // Escaped whole (crate::text): the name, paths and device in it are others' strings.
+        out.extend_from_slice(crate::text::terminal(&line_with(ev, &self.opts)).as_bytes());
         out.push(b'\n');
     }
 
@@ -57,11 +58,12 @@ impl Render for Human {
         } else {
             "    "
         };
+        let text = crate::text::terminal;
         if let Some(s) = &note.summary {
-            let _ = writeln!(Bytes(out), "{indent}↳ {s}");
+            let _ = writeln!(Bytes(out), "{indent}↳ {}", text(s));
         }
         if let Some(why) = &note.explanation {
-            let _ = writeln!(Bytes(out), "{indent}↳ why: {why}");
+            let _ = writeln!(Bytes(out), "{indent}↳ why: {}", text(why));
         }
     }
 
@@ -242,6 +244,7 @@ mod tests {
             sock,
             sock_id: Some(1),
             followed: false,
+            start: None,
             raw: Default::default(),
         }
     }

@@ -373,6 +373,7 @@ mod tests {
             pid: 4242,
             tid: 4243,
             ppid: Some(1),
+            start: None,
             uid: 0,
             gid: 1000,
             comm: "na\"me\\\u{1}\t\u{7f}é".into(),

@@ -4,6 +4,7 @@ pub mod human;
 pub mod json;
 pub mod json_fast;
 pub mod strace;
+pub mod text;
 
 use crate::event::Event;
 

@@ -90,7 +90,7 @@ pub fn line(ev: &Event) -> String {
                 s,
                 "--- lsn-trace: {} listening on {} without listen(2) (in the kernel: io_uring or \
                  a kernel socket) ---",
-                ev.comm,
+                crate::text::terminal(&ev.comm),
                 bound(ev)
             );
             return s;
@@ -99,7 +99,7 @@ pub fn line(ev: &Event) -> String {
             let _ = write!(
                 s,
                 "--- lsn-trace: {} stopped listening on {} (closed) ---",
-                ev.comm,
+                crate::text::terminal(&ev.comm),
                 bound(ev)
             );
             return s;
@@ -264,6 +264,7 @@ mod tests {
             sock: None,
             sock_id: None,
             followed: false,
+            start: None,
             raw,
         }
     }

@@ -448,7 +448,7 @@ fn addr_not_avail(ev: &Event, ctx: &Ctx) -> String {
 fn access(ev: &Event, entry: Option<&Entry>, ctx: &Ctx) -> String {
     match &ev.request {
         Request::Bind(SockAddr::UnixPath(p)) => {
-            let path = crate::sockaddr::escape(p);
+            let path = crate::text::from_bytes(p);
             let dir = std::path::Path::new(&path)
                 .parent()
                 .map_or(".".into(), |d| d.display().to_string());

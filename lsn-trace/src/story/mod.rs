@@ -305,13 +305,13 @@ impl Story {
             ),
             SockAddr::UnixPath(p) => Bound::new(
                 Addr::UnixPath {
-                    path: crate::sockaddr::escape(p),
+                    path: crate::text::from_bytes(p),
                 },
                 None,
             ),
             SockAddr::UnixAbstract(n) => Bound::new(
                 Addr::UnixAbstract {
-                    name: crate::sockaddr::escape(n),
+                    name: crate::sockaddr::abstract_name_human(n),
                 },
                 None,
             ),
@@ -509,6 +509,7 @@ mod tests {
             sock: Some(s),
             sock_id: id,
             followed: false,
+            start: None,
             raw: Default::default(),
         }
     }

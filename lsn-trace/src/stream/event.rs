@@ -117,6 +117,10 @@ pub struct Event {
     pub time_ns: u64,
     pub pid: u32,
     pub tid: u32,
+    /// When process `pid` started, in clock ticks since boot (/proc/PID/stat's
+    /// starttime): with the pid, the process instance. None when the kernel side could not
+    /// read it.
+    pub start: Option<u64>,
     pub ppid: Option<u32>,
     pub uid: u32,
     pub gid: u32,
@@ -323,6 +327,7 @@ impl Decoder {
             sock_id: (raw.sock_ptr != 0).then(|| self.scramble(raw.sock_ptr)),
             raw: rawargs,
             followed: raw.flags & wire::F_FOLLOWED != 0,
+            start: (raw.start_boottime != 0).then(|| raw.start_boottime / ns_per_tick()),
         })
     }
 
@@ -335,9 +340,19 @@ impl Decoder {
     }
 }
 
+/// Nanoseconds per clock tick (USER_HZ: /proc's unit for start times).
+fn ns_per_tick() -> u64 {
+    static NS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *NS.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        1_000_000_000 / u64::try_from(hz).ok().filter(|&h| h > 0).unwrap_or(100)
+    })
+}
+
 fn comm(raw: &[u8]) -> String {
     let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-    crate::sockaddr::escape(&raw[..end])
+    crate::text::from_bytes(&raw[..end])
 }
 
 fn decode_optval(raw: &wire::Event) -> OptValue {
@@ -351,7 +366,7 @@ fn decode_optval(raw: &wire::Event) -> OptValue {
         // The kernel takes at most IFNAMSIZ - 1 = 15 bytes of the name (and ends it there).
         let bytes = &bytes[..bytes.len().min(15)];
         let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-        return OptValue::Name(crate::sockaddr::escape(&bytes[..end]));
+        return OptValue::Name(crate::text::from_bytes(&bytes[..end]));
     }
     match bytes.len() {
         // The kernel reads an int when optlen >= 4 and, for IP-level options, a single

@@ -117,17 +117,37 @@ impl EventRing {
         unsafe { self.producer.ptr.cast::<AtomicUsize>().as_ref() }.load(Ordering::Acquire)
     }
 
-    /// Hand every committed record to `f`, in order, until the ring is empty or a record is
-    /// still being written. The consumer position is published every [`PUBLISH_EVERY`]
-    /// records and before returning, also on an error of `f` (its record counts as consumed).
-    pub fn drain(&mut self, mut f: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+    /// Where the producer is now: a `drain` up to it reads what was submitted until now.
+    pub fn submitted(&self) -> usize {
+        self.producer_pos()
+    }
+
+    /// Hand committed records to `f`, in order, until the ring is empty, a record is still
+    /// being written, `max` records were handed, or the records up to `until` (a
+    /// [`submitted`](Self::submitted) position) were. True when it stopped with records
+    /// left for a later call (`max`). The consumer position is published every
+    /// [`PUBLISH_EVERY`] records and before returning, also on an error of `f` (its record
+    /// counts as consumed).
+    pub fn drain(
+        &mut self,
+        max: usize,
+        until: Option<usize>,
+        mut f: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<bool> {
         let mut unpublished = 0;
+        let mut handed = 0;
         let mut producer = self.producer_pos();
         let result = loop {
+            if until.is_some_and(|u| (u.wrapping_sub(self.pos) as isize) <= 0) {
+                break Ok(false);
+            }
+            if handed == max {
+                break Ok(self.pos != self.producer_pos());
+            }
             if self.pos == producer {
                 producer = self.producer_pos();
                 if self.pos == producer {
-                    break Ok(());
+                    break Ok(false);
                 }
             }
             let at = self.data_offset + (self.pos & self.mask);
@@ -142,7 +162,7 @@ impl EventRing {
                     .load(Ordering::Acquire)
             };
             if header & BUSY_BIT != 0 {
-                break Ok(());
+                break Ok(false);
             }
             let len = (header & !(BUSY_BIT | DISCARD_BIT)) as usize;
             if len > self.mask + 1 - HEADER_BYTES {
@@ -153,6 +173,7 @@ impl EventRing {
             }
             self.pos = self.pos.wrapping_add((HEADER_BYTES + len + 7) & !7);
             unpublished += 1;
+            handed += 1;
             let sent = if header & DISCARD_BIT == 0 {
                 // SAFETY: the record lies within the double mapping (len < ring size), and
                 // the kernel does not touch it until the consumer position passes it.

@@ -142,8 +142,9 @@ impl SockAddr {
         Some(match self {
             SockAddr::Inet { addr, .. } => addr.to_string(),
             SockAddr::Inet6 { addr, scope_id, .. } => with_scope(addr, *scope_id),
-            SockAddr::UnixPath(p) => escape(p),
-            SockAddr::UnixAbstract(n) => format!("@{}", escape(n)),
+            // Exact (crate::text's lossless form): escaping is the terminal's business.
+            SockAddr::UnixPath(p) => crate::text::from_bytes(p),
+            SockAddr::UnixAbstract(n) => format!("@{}", crate::text::from_bytes(n)),
             SockAddr::UnixAutobind => "@(autobind)".into(),
             SockAddr::Other { .. } | SockAddr::Unreadable { .. } => return None,
         })
@@ -158,21 +159,16 @@ fn with_scope(addr: &Ipv6Addr, scope_id: u32) -> String {
     }
 }
 
-/// Bytes as text, escaping what a terminal or a log should not receive raw (the way ss
-/// shows abstract names: NUL as `@`).
-pub fn escape(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len());
-    for chunk in b.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\0' => s.push('@'),
-                c if c.is_control() => s.push_str(&format!("\\x{:02x}", c as u32)),
-                c => s.push(c),
-            }
-        }
-        for byte in chunk.invalid() {
-            s.push_str(&format!("\\x{byte:02x}"));
-        }
+/// An abstract name for people: its trailing NULs (names padded to the full 108 bytes, as
+/// haproxy's `abns@`) counted instead of shown, and said so; its other bytes exact (the
+/// renderer escapes them, a NUL as `\x00`).
+pub fn abstract_name_human(n: &[u8]) -> String {
+    let kept = n.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let mut s = crate::text::from_bytes(&n[..kept]);
+    match n.len() - kept {
+        0 => {}
+        1 => s.push_str(" (+1 trailing NUL byte)"),
+        pad => s.push_str(&format!(" (+{pad} trailing NUL bytes)")),
     }
     s
 }
@@ -192,6 +188,7 @@ impl fmt::Display for SockAddr {
             }
             SockAddr::Other { family, len } => write!(f, "(family {family}, {len} bytes)"),
             SockAddr::Unreadable { len } => write!(f, "(unreadable sockaddr, {len} bytes)"),
+            SockAddr::UnixAbstract(n) => write!(f, "@{}", abstract_name_human(n)),
             other => f.write_str(&other.host().unwrap_or_default()),
         }
     }
@@ -268,12 +265,20 @@ mod tests {
         );
         let mut b = AF_UNIX.to_ne_bytes().to_vec();
         b.extend_from_slice(b"\0my\0name");
-        assert_eq!(SockAddr::decode(&b, b.len() as u32).to_string(), "@my@name");
+        // A NUL inside the name stays a NUL (the terminal shows it as \x00), not `@` as ss.
+        assert_eq!(
+            SockAddr::decode(&b, b.len() as u32).to_string(),
+            "@my\0name"
+        );
         assert_eq!(
             SockAddr::decode(&AF_UNIX.to_ne_bytes(), 2),
             SockAddr::UnixAutobind
         );
-        assert_eq!(escape(b"a\nb\xff"), "a\\x0ab\\xff");
+        let padded = SockAddr::UnixAbstract(b"name\0\0\0".to_vec());
+        assert_eq!(padded.host().unwrap(), "@name\0\0\0", "exact");
+        assert_eq!(padded.to_string(), "@name (+3 trailing NUL bytes)");
+        let at = SockAddr::UnixAbstract(b"name@@@".to_vec());
+        assert_ne!(at.host(), padded.host(), "a real @ is not a NUL");
     }
 
     #[test]

@@ -20,23 +20,53 @@ use crate::{
     ring::EventRing,
 };
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Stats {
     pub events: u64,
+    /// Every loss of the run: events the kernel side could not hand over, and records a
+    /// sink could not keep.
     pub lost: u64,
+    /// `lost` by reason (a short name each), in the order they first happened.
+    pub lost_by: Vec<(&'static str, u64)>,
     /// Events the filters dropped in the kernel, never reaching the ring buffer.
     pub filtered: u64,
 }
 
 impl Stats {
-    /// The line lsn-trace ends with on stderr.
+    /// Count `n` lost for `why`.
+    pub fn add_lost(&mut self, n: u64, why: &'static str) {
+        self.lost += n;
+        match self.lost_by.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, c)) => *c += n,
+            None => self.lost_by.push((why, n)),
+        }
+    }
+
+    /// The line lsn-trace ends with on stderr; when something was lost, by reason after a
+    /// `; `.
     pub fn stopped_line(&self) -> String {
-        format!(
+        let mut line = format!(
             "lsn-trace: stopped: {} events, {} lost, {} filtered in kernel",
             self.events, self.lost, self.filtered
-        )
+        );
+        if !self.lost_by.is_empty() {
+            let by: Vec<String> = self
+                .lost_by
+                .iter()
+                .map(|(w, n)| format!("{n} {w}"))
+                .collect();
+            line.push_str(&format!("; lost: {}", by.join(", ")));
+        }
+        line
     }
 }
+
+/// Short names of the reasons events are lost (`Stats::lost_by`).
+pub const LOST_RING_FULL: &str = "ring buffer full";
+pub const LOST_PENDING: &str = "too many syscalls in flight";
+pub const LOST_SKIPPED: &str = "hooks skipped by the kernel";
+pub const LOST_AT_STOP: &str = "left in the ring at stop";
+pub const LOST_ARGS_UNREADABLE: &str = "arguments unreadable";
 
 pub struct Tracer {
     ring: AsyncFd<EventRing>,
@@ -63,6 +93,19 @@ fn readable<T: std::os::fd::AsRawFd>(map: T) -> io::Result<AsyncFd<T>> {
 /// How often the ring is drained when the kernel side did not wake us (it only wakes the
 /// reader once a batch is pending): bounds the latency of a lone event.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// One turn of the loop reads at most this many records, or for at most this long, then
+/// flushes the sink and looks at signals: under a storm that never lets the ring empty,
+/// records still reach the output (the audit log) and SIGINT/SIGTERM/SIGHUP still act,
+/// within a turn. Checked every `DRAIN_CHUNK` records.
+const DRAIN_RECORDS: usize = 4096;
+const DRAIN_TIME: Duration = Duration::from_millis(50);
+const DRAIN_CHUNK: usize = 256;
+/// Between two turns of a storm: ~2% of a turn, for the runtime to see signals.
+const TURN_PAUSE: Duration = Duration::from_millis(1);
+/// How long the drain after the stop signal reads what was submitted before it; the stop
+/// then acts within this and a turn (the rest is counted lost).
+const FINAL_DRAIN_TIME: Duration = Duration::from_millis(250);
 
 impl Tracer {
     pub fn new(mut loaded: Loaded) -> Result<Tracer> {
@@ -131,7 +174,7 @@ impl Tracer {
             held,
             ..
         } = self;
-        ring.get_mut().drain(|item| {
+        ring.get_mut().drain(usize::MAX, None, |item| {
             let Some(raw) = read_event(item) else {
                 return Ok(());
             };
@@ -145,41 +188,76 @@ impl Tracer {
             }
             Ok(())
         })
+        .map(drop)
     }
 
-    /// Deliver what the ring holds, and what was lost meanwhile (`last`: the final drain,
-    /// which asks for skipped runs whenever it was last asked).
-    fn drain(&mut self, pipeline: &mut Pipeline<'_>, last: bool) -> io::Result<()> {
+    /// Deliver what the ring holds — one turn's worth (`DRAIN_RECORDS`, `DRAIN_TIME`), or
+    /// for the `last` drain what was submitted until now — and what was lost meanwhile
+    /// (the last drain asks for skipped runs whenever it was last asked); then flush the
+    /// sink. True when records are left for the next turn.
+    fn drain(&mut self, pipeline: &mut Pipeline<'_>, last: bool) -> io::Result<bool> {
         let Tracer {
             ring,
             decoder,
             stats,
             ..
         } = self;
-        ring.get_mut().drain(|item| {
-            let Some(raw) = read_event(item) else {
-                return Ok(());
-            };
-            // A self-check event still in flight when the check ended: not the host's.
-            if raw.flags & wire::F_SELF_CHECK != 0 {
-                return Ok(());
+        let ring = ring.get_mut();
+        let until = last.then(|| ring.submitted());
+        let started = Instant::now();
+        let mut handed = 0;
+        let more = loop {
+            let mut n = 0;
+            let more = ring.drain(DRAIN_CHUNK, until, |item| {
+                n += 1;
+                let Some(raw) = read_event(item) else {
+                    return Ok(());
+                };
+                // A self-check event still in flight when the check ended: not the host's.
+                if raw.flags & wire::F_SELF_CHECK != 0 {
+                    return Ok(());
+                }
+                if let Some(ev) = decoder.decode(&raw) {
+                    stats.events += 1;
+                    pipeline.event(&ev)?;
+                }
+                Ok(())
+            })?;
+            handed += n;
+            if !more {
+                break false;
             }
-            if let Some(ev) = decoder.decode(&raw) {
-                stats.events += 1;
-                pipeline.event(&ev)?;
+            if last && started.elapsed() >= FINAL_DRAIN_TIME {
+                // A storm filled the ring just before the stop: what it holds beyond the
+                // final drain's time is counted (cheaply, undecoded), not read.
+                let mut left = 0;
+                ring.drain(usize::MAX, until, |_| {
+                    left += 1;
+                    Ok(())
+                })?;
+                stats.add_lost(left, LOST_AT_STOP);
+                pipeline.lost(
+                    left,
+                    "still in the ring buffer when the stop signal's final drain ran out of \
+                     time",
+                )?;
+                break false;
             }
-            Ok(())
-        })?;
+            if !last && (handed >= DRAIN_RECORDS || started.elapsed() >= DRAIN_TIME) {
+                break true;
+            }
+        };
         self.report_lost(pipeline)?;
         self.report_skipped(pipeline, last)?;
-        pipeline.flush()
+        pipeline.flush()?;
+        Ok(more)
     }
 
     /// Runs of our programs the kernel skipped since last asked (at most every
     /// `SKIPPED_EVERY`, unless `now`): lost events like the others.
     fn report_skipped(&mut self, pipeline: &mut Pipeline<'_>, now: bool) -> io::Result<()> {
         if let Some(n) = self.skipped.new_since_last(now) {
-            self.stats.lost += n;
+            self.stats.add_lost(n, LOST_SKIPPED);
             pipeline.lost(
                 n,
                 "the kernel skipped lsn-trace's hooks while another eBPF program ran on the \
@@ -190,14 +268,20 @@ impl Tracer {
     }
 
     fn report_lost(&mut self, pipeline: &mut Pipeline<'_>) -> io::Result<()> {
-        for (i, (idx, reason)) in [
+        for (i, (idx, why, reason)) in [
             (
                 wire::CTR_LOST_RINGBUF,
+                LOST_RING_FULL,
                 "ring buffer full; raise --ring-size",
             ),
-            (wire::CTR_LOST_PENDING, "too many syscalls in flight"),
+            (
+                wire::CTR_LOST_PENDING,
+                LOST_PENDING,
+                "too many syscalls in flight",
+            ),
             (
                 wire::CTR_SOCK_READ_FAIL,
+                LOST_ARGS_UNREADABLE,
                 "the call's arguments could not be read (its saved registers); for \
                  setsockopt, this may count options lsn-trace does not report",
             ),
@@ -209,7 +293,7 @@ impl Tracer {
             if total > self.lost_reported[i] {
                 let n = total - self.lost_reported[i];
                 self.lost_reported[i] = total;
-                self.stats.lost += n;
+                self.stats.add_lost(n, why);
                 pipeline.lost(n, reason)?;
             }
         }
@@ -233,25 +317,33 @@ impl Tracer {
             pipeline.event(&ev)?;
         }
         let mut tick = tokio::time::interval(POLL_INTERVAL);
+        // Records left in the ring after a turn (a storm): the next turn comes right away,
+        // after the stop signal and the logger had their chance (`biased`), so a signal acts
+        // within a turn, and the sink flushes every turn.
+        let mut more = false;
         let result: io::Result<()> = async {
             loop {
                 tokio::select! {
+                    biased;
                     _ = &mut stop => break,
-                    guard = self.ring.readable_mut() => {
-                        let mut guard = guard?;
-                        guard.clear_ready();
-                        drop(guard);
-                        self.drain(pipeline, false)?;
-                    }
-                    _ = tick.tick() => self.drain(pipeline, false)?,
                     guard = async { match &mut self.logger {
                         Some(l) => l.readable_mut().await.map(|mut g| g.clear_ready()),
                         None => std::future::pending().await,
                     } } => { guard?; self.flush_logs(); }
+                    // A sleep, not a yield: only a runtime with nothing ready parks, and only
+                    // its park reads the signals (a yield let SIGTERM wait out the storm).
+                    _ = tokio::time::sleep(TURN_PAUSE), if more => more = self.drain(pipeline, false)?,
+                    guard = self.ring.readable_mut() => {
+                        let mut guard = guard?;
+                        guard.clear_ready();
+                        drop(guard);
+                        more = self.drain(pipeline, false)?;
+                    }
+                    _ = tick.tick() => more = self.drain(pipeline, false)?,
                 }
             }
             // What was submitted before the stop still belongs to the trace.
-            self.drain(pipeline, true)
+            self.drain(pipeline, true).map(drop)
         }
         .await;
         self.flush_logs();
@@ -261,9 +353,9 @@ impl Tracer {
             self.counter(wire::CTR_EMITTED)
         );
         match result {
-            Ok(()) => Ok(self.stats),
+            Ok(()) => Ok(self.stats.clone()),
             // `lsn-trace | head`: the reader is gone, which is an ending, not an error.
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(self.stats),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(self.stats.clone()),
             Err(e) => Err(e.into()),
         }
     }

@@ -497,8 +497,8 @@ pub fn owners(inodes: &[u32], first: &[u32], budget: Duration) -> Owners {
 
 /// /proc/PID/comm without the newline ("?" if the process is gone).
 pub fn comm_of(pid: u32) -> String {
-    fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|s| s.trim_end_matches('\n').to_owned())
+    fs::read(format!("/proc/{pid}/comm"))
+        .map(|s| crate::text::from_bytes(s.strip_suffix(b"\n").unwrap_or(&s)))
         .unwrap_or_else(|_| "?".into())
 }
 

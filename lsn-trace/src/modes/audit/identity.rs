@@ -102,7 +102,7 @@ pub fn read_proc(pid: u32) -> ProcInfo {
     let mut info = ProcInfo {
         exe: fs::read_link(format!("{base}/exe"))
             .ok()
-            .map(|p| p.to_string_lossy().into_owned()),
+            .map(|p| crate::text::from_bytes(p.as_os_str().as_encoded_bytes())),
         ..ProcInfo::default()
     };
     if let Ok(raw) = fs::read(format!("{base}/cmdline"))
@@ -110,7 +110,8 @@ pub fn read_proc(pid: u32) -> ProcInfo {
     {
         info.cmdline = Some(split_cmdline(&raw));
     }
-    if let Ok(text) = fs::read_to_string(format!("{base}/cgroup"))
+    if let Ok(raw) = fs::read(format!("{base}/cgroup"))
+        && let text = crate::text::from_bytes(&raw)
         && let Some(path) = unified_cgroup(&text)
     {
         let (runtime, id) = container_of(path).unzip();
@@ -138,7 +139,7 @@ fn split_cmdline(raw: &[u8]) -> Vec<String> {
     let raw = &raw[..raw.len().min(CMDLINE_CAP)];
     let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
     raw.split(|&b| b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .map(crate::text::from_bytes)
         .collect()
 }
 
@@ -256,20 +257,33 @@ impl Identities {
         }
     }
 
-    /// The identity of `pid` (whose event says it is `comm`) now: /proc, completed from
-    /// the cache where the process no longer shows everything (exiting) or is gone.
-    pub fn of(&mut self, pid: u32, comm: &str) -> (ProcInfo, Source) {
+    /// The identity of `pid` (whose event says it is `comm`, and started at `start` in
+    /// clock ticks since boot when the kernel side could read it) now: /proc, completed
+    /// from the cache where the process no longer shows everything (exiting) or is gone.
+    /// With `start`, only what was read of that very process instance is used: a pid
+    /// reused by another process since gives the event's fields only (`Source::Event`),
+    /// never the other program's exe and cmdline.
+    pub fn of(&mut self, pid: u32, comm: &str, start: Option<u64>) -> (ProcInfo, Source) {
         if pid == 0 {
             return (ProcInfo::default(), Source::Event);
         }
+        let same = |info: &ProcInfo| start.is_none() || info.start == start;
         if let Some(e) = self.cache.get(&pid)
             && e.comm == comm
             && e.at.elapsed() < FRESH
+            && same(&e.info)
         {
             return (e.info.clone(), Source::Cached);
         }
         let mut info = read_proc(pid);
-        let cached = self.cache.get(&pid).map(|e| &e.info);
+        let cached = self.cache.get(&pid).map(|e| &e.info).filter(|c| same(c));
+        if !same(&info) {
+            // Another process has the pid now: what /proc says is not the event's.
+            return match cached {
+                Some(c) => (c.clone(), Source::Cached),
+                None => (ProcInfo::default(), Source::Event),
+            };
+        }
         let source = if info.start.is_none() {
             // Gone entirely: the cache is all there is.
             match cached {
@@ -433,15 +447,15 @@ mod tests {
     #[test]
     fn own_identity_live_then_gone_pid_is_event_only() {
         let mut ids = Identities::new();
-        let (me, src) = ids.of(std::process::id(), "t");
+        let (me, src) = ids.of(std::process::id(), "t", None);
         assert_eq!(src, Source::Live);
         assert_eq!(
-            ids.of(std::process::id(), "t").1,
+            ids.of(std::process::id(), "t", None).1,
             Source::Cached,
             "read again within 1 s"
         );
         assert_eq!(
-            ids.of(std::process::id(), "exec'd").1,
+            ids.of(std::process::id(), "exec'd", None).1,
             Source::Live,
             "another comm"
         );
@@ -453,7 +467,7 @@ mod tests {
         assert!(me.proc_netns.is_some());
         assert_eq!(me.ppid, Some(std::os::unix::process::parent_id()));
         // A pid that cannot exist (above pid_max's ceiling).
-        let (none, src) = ids.of(u32::MAX - 1, "t");
+        let (none, src) = ids.of(u32::MAX - 1, "t", None);
         assert_eq!(src, Source::Event);
         assert_eq!(none, ProcInfo::default());
         assert_eq!(ids.cached(), 1);
@@ -472,13 +486,13 @@ mod tests {
         while read_proc(pid).cmdline.is_none() {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        let (live, src) = ids.of(pid, "sleep");
+        let (live, src) = ids.of(pid, "sleep", None);
         assert_eq!(src, Source::Live);
         child.kill().unwrap();
         child.wait().unwrap();
         // Past the fresh window: /proc is read, and has nothing.
         std::thread::sleep(FRESH);
-        let (gone, src) = ids.of(pid, "sleep");
+        let (gone, src) = ids.of(pid, "sleep", None);
         assert_eq!(src, Source::Cached);
         assert_eq!(gone.exe, live.exe);
         assert_eq!(

@@ -167,6 +167,7 @@ fn blank_event(kind: Kind, now_ns: u64, request: Request, sock: Sock) -> Event {
         sock_id: None,
         raw: Default::default(),
         followed: false,
+        start: None,
     }
 }
 
