@@ -43,7 +43,7 @@ mod sys;
 use kernel::{btf, hookplan, offsets, probe};
 use output::text;
 use load::{backend, filter, preflight, selfcheck};
-use modes::{audit, check, explain, follow, policy, report, summary};
+use modes::{audit, check, explain, follow, policy, replay, report, summary};
 use story::failure;
 use stream::{errno, event, names, ring, sockaddr, tracer};
 use sys::{netif, sockdiag, user};
@@ -96,6 +96,10 @@ struct Cli {
     filter: filter::FilterArgs,
     #[command(flatten)]
     follow: follow::FollowArgs,
+    /// Also write every raw ring-buffer record to FILE, for `lsn-trace replay` (the bench's
+    /// instruction counts).
+    #[arg(long, value_name = "FILE", hide = true)]
+    record_raw: Option<std::path::PathBuf>,
     /// More diagnostics on stderr (-v, -vv).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -117,6 +121,10 @@ enum Command {
     Report(report::ReportArgs),
     /// Check the listeners on this host now against a policy: exit 1 if any is not allowed.
     Check(check::CheckArgs),
+    /// Feed a recording of `--record-raw` through decode, story and one output, on stdout
+    /// (no kernel, no privileges): what `cargo xtask bench --replay` counts.
+    #[command(hide = true)]
+    Replay(replay::Args),
 }
 
 fn ring_size(s: &str) -> Result<u32, String> {
@@ -308,6 +316,9 @@ fn run(cli: Cli) -> Result<u8> {
     let backend = loaded.backend;
     let description = std::mem::take(&mut loaded.description);
     let mut tracer = Tracer::new(loaded)?;
+    if let Some(path) = &cli.record_raw {
+        tracer.record_to(path)?;
+    }
     // The line is the go-ahead: only once every hook was seen to fire.
     let check = selfcheck::run(&mut tracer)?;
     match check.warning() {
@@ -369,6 +380,7 @@ fn main() -> ExitCode {
         Some(Command::Explain(args)) => return explain::run(args),
         Some(Command::Report(args)) => return report::run(args, cli.json),
         Some(Command::Check(args)) => return check::run(args, cli.json),
+        Some(Command::Replay(args)) => return replay::run(args),
         other => cli.command = other,
     }
     let level = match cli.verbose {

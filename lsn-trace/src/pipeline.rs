@@ -143,6 +143,7 @@ mod tests {
             }),
             sock_id: Some(1),
             followed: false,
+            start: None,
             raw: Default::default(),
         }
     }

@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde_json::{Value, json};
 
+mod replay;
+
 use crate::cmd::{self, display, is_root, run};
 use crate::setup::{self, AptPackage};
 use crate::vm;
@@ -74,6 +76,14 @@ pub struct Args {
     /// target/bench/latest-KERNEL.json with --kernel).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Only the replay bench: instructions and allocations per event of each output on a
+    /// recorded storm, counted with callgrind (no kernel involved, no root needed).
+    #[arg(long, conflicts_with = "kernels")]
+    replay: bool,
+    /// Record the replay bench's storm again (bench/replay/storm.raw), after a change of
+    /// the kernel side's record layout.
+    #[arg(long, conflicts_with_all = ["kernels", "replay"])]
+    record_replay: bool,
     /// Inside the VM: measure with what the host built (no set-up, no build).
     #[arg(long, hide = true)]
     in_guest: bool,
@@ -172,9 +182,28 @@ struct Tools {
     workload: PathBuf,
 }
 
+/// valgrind, for the replay bench's instruction counts.
+const VALGRIND: AptPackage = AptPackage {
+    name: "valgrind",
+    program: Some("valgrind"),
+    why: "bench: instructions per event of the replay (callgrind)",
+};
+
 pub fn bench(args: &Args) -> Result<()> {
     if let Some(n) = args.report_records {
         return crate::bench_report::bench(n, args.out.clone());
+    }
+    if args.replay {
+        setup::setup()?;
+        setup::apt_install(&[VALGRIND])?;
+        let bin = crate::run::build_lsn_trace()?;
+        let report = json!({ "machine": machine(), "replay": replay::measure(&bin)? });
+        println!("{}", replay::render(&report["replay"]));
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| cmd::target_dir().join("bench").join("replay.json"));
+        return write_report(&report, &out);
     }
     if !is_root() {
         bail!(
@@ -204,13 +233,21 @@ pub fn bench(args: &Args) -> Result<()> {
             program: Some("bpftrace"),
             why: "bench: compared with lsn-trace",
         },
+        VALGRIND,
     ])?;
     crate::run::build_lsn_trace()?;
     run(Command::new("cargo")
         .current_dir(cmd::workspace_root())
         .args(["build", "--release", "-p", "lsn-bench"]))?;
+    if args.record_replay {
+        let tools = Tools::built();
+        return replay::record(&tools.lsn_trace, &tools.workload);
+    }
     if series.is_empty() {
-        let report = measure(&Tools::built(), &Sizes::of(args, false))?;
+        let tools = Tools::built();
+        let mut report = measure(&tools, &Sizes::of(args, false))?;
+        // Instructions do not depend on the kernel: measured once, on the host.
+        report["replay"] = replay::measure(&tools.lsn_trace)?;
         println!("{}", render(&report));
         let out = args
             .out
@@ -645,6 +682,9 @@ fn render(r: &Value) -> String {
             );
         }
     }
+    if r["replay"].is_object() {
+        s += &replay::render(&r["replay"]);
+    }
     for u in r["unavailable_backends"].as_array().into_iter().flatten() {
         s += &format!(
             "\nbackend {}: not available on this kernel ({})",
@@ -939,11 +979,23 @@ struct Stopped {
 
 impl Agent {
     fn start(bin: &Path, backend: &str, json: bool, output: Output) -> Result<Agent> {
+        Agent::start_with(bin, backend, json, output, &[])
+    }
+
+    /// `start`, with more arguments for lsn-trace.
+    fn start_with(
+        bin: &Path,
+        backend: &str,
+        json: bool,
+        output: Output,
+        extra: &[std::ffi::OsString],
+    ) -> Result<Agent> {
         let mut cmd = Command::new(bin);
         cmd.args(["--backend", backend]);
         if json {
             cmd.arg("--json");
         }
+        cmd.args(extra);
         cmd.stdin(Stdio::null()).stderr(Stdio::piped());
         cmd.stdout(match output {
             Output::Null => Stdio::null(),

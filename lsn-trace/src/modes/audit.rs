@@ -16,14 +16,17 @@ use anyhow::{Context as _, Result};
 use serde_json::{Map, Value, json};
 
 use self::{
-    identity::{Identities, ProcInfo, Source},
+    identity::{Identities, ProcInfo},
     log::Log,
 };
 use crate::{
     errno,
     event::Event,
     metrics::{self, AuditCounters, Metrics, server},
-    output::{self, json as jsonout},
+    output::{
+        self, json as jsonout,
+        json_fast::{self as record, Object as _, Sorted, key},
+    },
     pipeline::{Pipeline, Sink, Tee},
     policy::{Decision, Policy},
     sockaddr::AF_UNIX,
@@ -62,6 +65,10 @@ pub struct Audit {
     counters: Option<AuditCounters>,
     /// Records the log dropped (counted by reason; `events` unused).
     dropped: Stats,
+    /// The record being made (event and snapshot records: the hot path writes no `Value`),
+    /// and the line it makes.
+    rec: Sorted,
+    line: Vec<u8>,
 }
 
 /// Short names of the log's reasons for losing records (`Stats::lost_by`).
@@ -113,6 +120,8 @@ pub fn open(args: &AuditArgs) -> Result<Audit> {
         serve,
         counters: None,
         dropped: Stats::default(),
+        rec: Sorted::default(),
+        line: Vec::new(),
     })
 }
 
@@ -151,18 +160,6 @@ impl Audit {
         }
     }
 
-    /// The identity keys: who `pid` (started at `start`, when known) is, from /proc or the
-    /// cache.
-    fn identify(
-        &mut self,
-        rec: &mut Map<String, Value>,
-        pid: u32,
-        comm: &str,
-        start: Option<u64>,
-        uid: Option<u32>,
-    ) {
-        identify(&mut self.ids, rec, pid, comm, start, uid);
-    }
     /// Write a listener record (`open`, `snapshot`), decided by the policy if there is one:
     /// one not allowed is also an `alert` record (the listener's keys, `record: "alert"`,
     /// `alert_of` its record kind) and a line on stderr, for the journal.
@@ -178,11 +175,11 @@ impl Audit {
             let what = rec
                 .get("summary")
                 .and_then(Value::as_str)
-                .map(|s| crate::sockaddr::escape(s.as_bytes()))
+                .map(|s| crate::text::terminal(s).into_owned())
                 .unwrap_or_default();
             say!(
                 "lsn-trace: ALERT: not allowed by the policy ({}): {what}",
-                crate::sockaddr::escape(outcome.rule.as_bytes())
+                crate::text::terminal(&outcome.rule).into_owned()
             );
             let of = rec.insert("record".into(), "alert".into());
             rec.insert("alert_of".into(), of.unwrap_or(Value::Null));
@@ -190,27 +187,52 @@ impl Audit {
         }
     }
 
-    fn event_record(
-        &mut self,
-        ev: &Event,
-        note: &story::Note,
-        change: ListenerChange,
-    ) -> Map<String, Value> {
-        let mut rec = Map::new();
-        rec.insert("record".into(), record_kind(change).into());
-        rec.append(&mut object(jsonout::record(ev)));
-        rec.append(&mut object(note));
+    /// The record gathered in `rec`, to the log.
+    fn write_gathered(&mut self, kind: &str) {
+        self.line.clear();
+        self.rec.write(&mut self.line);
+        if self.log.push(&self.line) {
+            self.records += 1;
+            if let Some(c) = &mut self.counters {
+                c.written(kind);
+            }
+        }
+    }
+
+    /// The identity keys of the record being made: who `pid` (started at `start`, when
+    /// known) is, from /proc or the cache.
+    fn identify_gathered(&mut self, pid: u32, comm: &str, start: Option<u64>, uid: Option<u32>) {
+        let (info, source) = self.ids.of(pid, comm, start);
+        let user = uid.and_then(|u| self.ids.user_name(u));
+        let o = &mut self.rec;
+        serde_json::to_writer(key!(o, "identity"), &source).expect("write identity");
+        record::opt_str(key!(o, "user"), user.as_deref());
+        let unknown = |o: &Sorted, k| o.value(k).is_none_or(|v| v == b"null");
+        if unknown(o, "ppid") {
+            record::opt_int(key!(o, "ppid"), info.ppid);
+        }
+        // The caller's namespace where the socket's could not be read.
+        if unknown(o, "netns") {
+            record::opt_int(key!(o, "netns"), info.proc_netns);
+        }
+        write_proc_info(o, &info);
+    }
+
+    /// An event's record (`record`, the keys of `--json`, the identity keys) into `rec`.
+    fn event_record(&mut self, ev: &Event, note: &story::Note, change: ListenerChange) {
+        let o = &mut self.rec;
+        record::str(key!(o, "record"), record_kind(change));
+        record::write_fields(o, ev, output::Options::default(), note);
         // The kernel side reads a unix listener's own address at listen where the kernel's
         // layout is known; elsewhere, the path its bind asked for, as the story kept it.
         if change == ListenerChange::Open
             && ev.family() == Some(AF_UNIX)
+            && o.value("addr").is_none_or(|v| v == b"null")
             && let Some(path) = note.local.as_ref().and_then(|a| a.host())
-            && rec.get("addr").is_none_or(Value::is_null)
         {
-            rec.insert("addr".into(), path.into());
+            record::str(key!(o, "addr"), &path);
         }
-        self.identify(&mut rec, ev.pid, &ev.comm, ev.start, Some(ev.uid));
-        rec
+        self.identify_gathered(ev.pid, &ev.comm, ev.start, Some(ev.uid));
     }
 
     fn start_record(&mut self, backend: &str) {
@@ -363,7 +385,7 @@ fn identify(
     start: Option<u64>,
     uid: Option<u32>,
 ) {
-    let (info, source): (ProcInfo, Source) = ids.of(pid, comm, start);
+    let (info, source) = ids.of(pid, comm, start);
     rec.insert("identity".into(), json!(source));
     let user = uid.and_then(|u| ids.user_name(u));
     rec.insert("user".into(), json!(user));
@@ -374,7 +396,7 @@ fn identify(
     if rec.get("netns").is_none_or(Value::is_null) {
         rec.insert("netns".into(), json!(info.proc_netns));
     }
-    rec.append(&mut object(&info));
+    rec.append(&mut object(&*info));
 }
 
 /// The `snapshot` records of every listener that exists now, in every network namespace,
@@ -420,10 +442,9 @@ pub fn snapshot_records(
         // The story keys sockets by identity: the inode serves, and is not printed (a
         // snapshot record's socket has no sock_id a later close could match).
         f.event.sock_id = Some((1 << 63) | u64::from(f.inode));
-        rec.extend(object(jsonout::record(&f.event)));
         let note = story.observe(&f.event);
         seen(&f.event, &note);
-        rec.extend(object(note));
+        rec.append(&mut event_fields(&f.event, &note));
         rec.insert("sock_id".into(), Value::Null);
         rec.insert("state".into(), f.state.into());
         let source = if unix { "proc_net_unix" } else { "sock_diag" };
@@ -484,14 +505,58 @@ pub fn snapshot_records(
     (out, end)
 }
 
+/// The keys of `--json` for an event and its note, as a map to add to (the snapshot's
+/// records, made once at start: the one JSON writer, read back).
+fn event_fields(ev: &Event, note: &story::Note) -> Map<String, Value> {
+    let mut o = Sorted::default();
+    record::write_fields(&mut o, ev, output::Options::default(), note);
+    let mut line = Vec::new();
+    o.write(&mut line);
+    serde_json::from_slice(&line).expect("a record just written")
+}
+
+/// The /proc part of the identity keys (`ProcInfo`'s, as serde names them).
+fn write_proc_info(o: &mut Sorted, info: &ProcInfo) {
+    record::opt_str(key!(o, "exe"), info.exe.as_deref());
+    let out = key!(o, "cmdline");
+    match &info.cmdline {
+        Some(args) => {
+            out.push(b'[');
+            for (i, a) in args.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                record::str(out, a);
+            }
+            out.push(b']');
+        }
+        None => record::null(out),
+    }
+    record::opt_str(key!(o, "cgroup"), info.cgroup.as_deref());
+    record::opt_str(key!(o, "container_id"), info.container_id.as_deref());
+    record::opt_str(key!(o, "container_runtime"), info.container_runtime);
+    record::opt_str(key!(o, "systemd_unit"), info.systemd_unit.as_deref());
+    let c = &info.container;
+    record::opt_str(key!(o, "container_name"), c.container_name.as_deref());
+    record::opt_str(key!(o, "container_image"), c.container_image.as_deref());
+    record::opt_str(key!(o, "k8s_namespace"), c.k8s_namespace.as_deref());
+    record::opt_str(key!(o, "k8s_pod"), c.k8s_pod.as_deref());
+    record::opt_str(key!(o, "k8s_container"), c.k8s_container.as_deref());
+}
+
 impl Sink for Audit {
     fn event(&mut self, ev: &Event, note: &story::Note) -> std::io::Result<()> {
         if let Some(change) = note.listener {
-            let rec = self.event_record(ev, note, change);
-            if change == ListenerChange::Open {
+            self.event_record(ev, note, change);
+            if change == ListenerChange::Open && self.policy.is_some() {
+                // The policy decides on the record's keys: read back, for this record only.
+                self.line.clear();
+                self.rec.write(&mut self.line);
+                let rec: Map<String, Value> =
+                    serde_json::from_slice(&self.line).expect("a record just written");
                 self.write_listener(rec);
             } else {
-                self.write(&rec);
+                self.write_gathered(record_kind(change));
             }
         }
         Ok(())
@@ -591,6 +656,19 @@ pub(crate) mod tests {
         );
     }
 
+    /// The identity keys written by hand are `ProcInfo`'s as serde has them: a field added
+    /// there and not here fails this.
+    #[test]
+    fn proc_info_keys_are_serdes() {
+        let info = identity::read_proc(std::process::id());
+        let mut o = Sorted::default();
+        write_proc_info(&mut o, &info);
+        let mut line = Vec::new();
+        o.write(&mut line);
+        let want = serde_json::to_string(&serde_json::to_value(&info).unwrap()).unwrap();
+        assert_eq!(String::from_utf8(line).unwrap(), want);
+    }
+
     #[test]
     fn unix_listener_gets_its_bound_path() {
         let mut a = Audit {
@@ -601,6 +679,8 @@ pub(crate) mod tests {
             serve: None,
             counters: None,
             dropped: Stats::default(),
+            rec: Sorted::default(),
+            line: Vec::new(),
         };
         let mut st = story::Story::new();
         let mut bind = ev(Kind::Bind, 0, AF_UNIX, SOCK_STREAM, 0);
@@ -609,7 +689,10 @@ pub(crate) mod tests {
         let listen = ev(Kind::Listen, 0, AF_UNIX, SOCK_STREAM, 0);
         let note = st.observe(&listen);
         assert_eq!(note.listener, Some(ListenerChange::Open));
-        let rec = a.event_record(&listen, &note, ListenerChange::Open);
+        a.event_record(&listen, &note, ListenerChange::Open);
+        let mut line = Vec::new();
+        a.rec.write(&mut line);
+        let rec: Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(rec["addr"], "/run/x.sock");
         assert_eq!(rec["record"], "open");
         assert_eq!(rec["event"], "listen");

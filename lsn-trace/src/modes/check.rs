@@ -80,7 +80,7 @@ fn check(args: &CheckArgs, json: bool) -> anyhow::Result<bool> {
     out.heading(&format!(
         "{alerts} of {total} listener{} not allowed by {}",
         if total == 1 { "" } else { "s" },
-        crate::sockaddr::escape(args.policy.display().to_string().as_bytes())
+        crate::text::terminal(&args.policy.display().to_string()).into_owned()
     ))?;
     if end.get("owners_complete") == Some(&Value::Bool(false)) {
         out.note(
@@ -98,7 +98,7 @@ fn check(args: &CheckArgs, json: bool) -> anyhow::Result<bool> {
             "snapshot-incomplete",
             &format!(
                 "namespaces not seen: {}",
-                crate::sockaddr::escape(list.join("; ").as_bytes())
+                crate::text::terminal(&list.join("; ")).into_owned()
             ),
         )?;
     }

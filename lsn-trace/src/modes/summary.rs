@@ -190,7 +190,7 @@ impl Summary {
         }
         self.listeners.push(Listener {
             sock_id: ev.sock_id,
-            bound: note.bound.clone(),
+            bound: note.bound.as_deref().cloned(),
             proto,
             addr,
             pid: ev.pid,
@@ -558,10 +558,13 @@ mod tests {
         // address in the socket's namespace): the summary says what the live line said.
         let l = listen_ev(7, 8080, 511);
         let note = Note {
-            bound: Some(Bound {
-                device: Some("eth9".into()),
-                ..Bound::ip(Ipv4Addr::UNSPECIFIED.into(), 8080)
-            }),
+            bound: Some(
+                Bound {
+                    device: Some("eth9".into()),
+                    ..Bound::ip(Ipv4Addr::UNSPECIFIED.into(), 8080)
+                }
+                .into(),
+            ),
             listener: Some(ListenerChange::Open),
             ..Default::default()
         };

@@ -2,7 +2,7 @@
 //! errno names with their message.
 use std::fmt::Write as _;
 
-use super::{Options, Render};
+use super::{Options, Render, emit};
 use crate::{
     errno,
     event::{Event, Kind, OptValue, Request, Sock},
@@ -46,24 +46,33 @@ impl Render for Human {
             out.extend_from_slice(if ev.followed { b"* " } else { b"  " });
         }
         // Escaped whole (crate::text): the name, paths and device in it are others' strings.
-        out.extend_from_slice(crate::text::terminal(&line_with(ev, &self.opts)).as_bytes());
+        // The line is rewritten only when it holds something to escape.
+        let start = out.len();
+        write_line(out, ev, &self.opts);
+        if let Ok(line) = std::str::from_utf8(&out[start..])
+            && let std::borrow::Cow::Owned(escaped) = crate::text::terminal(line)
+        {
+            out.truncate(start);
+            out.extend_from_slice(escaped.as_bytes());
+        }
         out.push(b'\n');
     }
 
     fn event_noted(&mut self, out: &mut Vec<u8>, ev: &Event, note: &crate::story::Note) {
         self.event(out, ev);
         // What it means, under the event: the listener summary, or why the call failed.
-        let indent = if self.opts.mark_followed {
-            "      "
+        let indent: &[u8] = if self.opts.mark_followed {
+            b"      "
         } else {
-            "    "
+            b"    "
         };
-        let text = crate::text::terminal;
-        if let Some(s) = &note.summary {
-            let _ = writeln!(Bytes(out), "{indent}↳ {}", text(s));
-        }
-        if let Some(why) = &note.explanation {
-            let _ = writeln!(Bytes(out), "{indent}↳ why: {}", text(why));
+        for (prefix, text) in [("↳ ", &note.summary), ("↳ why: ", &note.explanation)] {
+            if let Some(text) = text {
+                out.extend_from_slice(indent);
+                out.extend_from_slice(prefix.as_bytes());
+                out.extend_from_slice(crate::text::terminal(text).as_bytes());
+                out.push(b'\n');
+            }
         }
     }
 
@@ -83,66 +92,119 @@ impl std::fmt::Write for Bytes<'_> {
     }
 }
 
+/// The event's line, without its newline.
 #[cfg(test)]
 pub fn line(ev: &Event) -> String {
-    line_with(ev, &Options::default())
+    let mut out = Vec::new();
+    write_line(&mut out, ev, &Options::default());
+    String::from_utf8(out).expect("the line is built from text")
 }
 
-pub fn line_with(ev: &Event, opts: &Options) -> String {
-    let time = match opts.rel(ev) {
-        Some(secs) => format!("{secs:<15.6}"),
-        None => super::clock(ev.time_ns),
+/// The notes after the result, each after a space (the first after two).
+struct Notes<'a> {
+    out: &'a mut Vec<u8>,
+    any: bool,
+}
+
+impl Notes<'_> {
+    /// Start the next note; its text is written to the returned buffer.
+    fn next(&mut self) -> &mut Vec<u8> {
+        self.out
+            .extend_from_slice(if self.any { b" " } else { b"  " });
+        self.any = true;
+        self.out
+    }
+
+    fn push(&mut self, text: &str) {
+        self.next().extend_from_slice(text.as_bytes());
+    }
+}
+
+/// `TIME PID COMM EVENT PROTO ADDRESS RESULT  notes`, the columns padded as
+/// `{:<7} {:<15} {:<11} {:<6} {:<29}` would pad them, written straight into `out`.
+fn write_line(out: &mut Vec<u8>, ev: &Event, opts: &Options) {
+    match opts.rel(ev) {
+        Some(secs) => {
+            let _ = write!(Bytes(out), "{secs:<15.6}");
+        }
+        None => super::write_clock(out, ev.time_ns),
+    }
+    out.push(b' ');
+    let start = out.len();
+    emit::int(out, ev.pid);
+    emit::pad_since(out, start, 7);
+    out.push(b' ');
+    emit::padded(out, &ev.comm, 15);
+    out.push(b' ');
+    let kind = match ev.kind {
+        Kind::ListenState => "listen*",
+        k => k.name(),
     };
+    emit::padded(out, kind, 11);
+    out.push(b' ');
+    match ev.protocol() {
+        Some(p) => emit::padded(out, p, 6),
+        None => match ev.family() {
+            Some(f) => emit::padded(out, &names::family(f), 6),
+            None => emit::padded(out, "?", 6),
+        },
+    }
+    out.push(b' ');
     let sock = ev.sock.as_ref();
-    let proto = ev.protocol().map_or_else(
-        || ev.family().map_or("?".into(), names::family),
-        str::to_owned,
-    );
-    let what = match &ev.request {
-        Request::Bind(a) => a.to_string(),
+    let start = out.len();
+    match &ev.request {
+        Request::Bind(a) => emit::sockaddr(out, a),
         Request::Setsockopt {
             level,
             optname,
             value,
             ..
         } => {
-            let name = names::option(*level, *optname).unwrap_or("?");
+            out.extend_from_slice(names::option(*level, *optname).unwrap_or("?").as_bytes());
+            out.push(b'=');
             match value {
-                OptValue::Int(v) => format!("{name}={v}"),
-                OptValue::Name(n) if n.is_empty() => format!("{name}=\"\" (unbind)"),
-                OptValue::Name(n) => format!("{name}={n}"),
-                OptValue::Bytes(b) => format!("{name}={b:02x?}"),
-                OptValue::Unreadable => format!("{name}=(unreadable)"),
+                OptValue::Int(v) => emit::int(out, *v),
+                OptValue::Name(n) if n.is_empty() => out.extend_from_slice(b"\"\" (unbind)"),
+                OptValue::Name(n) => out.extend_from_slice(n.as_bytes()),
+                OptValue::Bytes(b) => {
+                    let _ = write!(Bytes(out), "{b:02x?}");
+                }
+                OptValue::Unreadable => out.extend_from_slice(b"(unreadable)"),
             }
         }
-        Request::Listen { .. } | Request::None => bound(sock).unwrap_or_else(|| "?".into()),
-    };
-    let result = if ev.failed() {
+        Request::Listen { .. } | Request::None => {
+            if !bound(out, sock) {
+                out.push(b'?');
+            }
+        }
+    }
+    emit::pad_since(out, start, 29);
+    out.push(b' ');
+    if ev.failed() {
         match (errno::name(ev.errno), errno::message(ev.errno)) {
-            (Some(n), Some(m)) => format!("{n} ({m})"),
-            _ => format!("errno {}", ev.errno),
+            (Some(n), Some(m)) => {
+                out.extend_from_slice(n.as_bytes());
+                out.extend_from_slice(b" (");
+                out.extend_from_slice(m.as_bytes());
+                out.push(b')');
+            }
+            _ => {
+                out.extend_from_slice(b"errno ");
+                emit::int(out, ev.errno);
+            }
         }
     } else {
-        "ok".into()
-    };
-    let mut s = format!(
-        "{} {:<7} {:<15} {:<11} {:<6} {:<29} {}",
-        time,
-        ev.pid,
-        ev.comm,
-        match ev.kind {
-            Kind::ListenState => "listen*",
-            k => k.name(),
-        },
-        proto,
-        what,
-        result
-    );
-    let mut notes: Vec<String> = Vec::new();
+        out.extend_from_slice(b"ok");
+    }
+    let mut notes = Notes { out, any: false };
     match (&ev.request, sock) {
         (Request::Bind(a), Some(s)) if !ev.failed() => {
-            if a.port() == Some(0) && s.port.is_some_and(|p| p != 0) {
-                notes.push(format!("port 0 → kernel picked {}", s.port.unwrap()));
+            if a.port() == Some(0)
+                && let Some(p) = s.port.filter(|&p| p != 0)
+            {
+                let out = notes.next();
+                out.extend_from_slice("port 0 → kernel picked ".as_bytes());
+                emit::int(out, p);
             }
             if matches!(a, SockAddr::Inet6 { .. }) {
                 push_v6only(&mut notes, s);
@@ -152,11 +214,25 @@ pub fn line_with(ev: &Event, opts: &Options) -> String {
         (Request::Listen { backlog }, Some(s)) if !ev.failed() => {
             match (backlog, s.backlog) {
                 (Some(b), Some(eff)) if eff as i64 != *b as i64 => {
-                    notes.push(format!("backlog {b} (kernel applied {eff})"))
+                    let out = notes.next();
+                    out.extend_from_slice(b"backlog ");
+                    emit::int(out, *b);
+                    out.extend_from_slice(b" (kernel applied ");
+                    emit::int(out, eff);
+                    out.push(b')');
                 }
-                (Some(b), _) => notes.push(format!("backlog {b}")),
+                (Some(b), _) => {
+                    let out = notes.next();
+                    out.extend_from_slice(b"backlog ");
+                    emit::int(out, *b);
+                }
                 // asked for at least somaxconn (io_uring, kernel): only the result is known
-                (None, Some(eff)) => notes.push(format!("backlog {eff} (at somaxconn)")),
+                (None, Some(eff)) => {
+                    let out = notes.next();
+                    out.extend_from_slice(b"backlog ");
+                    emit::int(out, eff);
+                    out.extend_from_slice(b" (at somaxconn)");
+                }
                 (None, None) => {}
             }
             if s.family == Some(crate::sockaddr::AF_INET6) {
@@ -165,42 +241,54 @@ pub fn line_with(ev: &Event, opts: &Options) -> String {
             push_options(&mut notes, s);
         }
         (Request::None, Some(s)) if ev.kind == Kind::ListenState => {
-            notes.push("entered LISTEN without listen(2) (io_uring or in-kernel)".into());
+            notes.push("entered LISTEN without listen(2) (io_uring or in-kernel)");
             if let Some(b) = s.backlog {
-                notes.push(format!("backlog {b}"));
+                let out = notes.next();
+                out.extend_from_slice(b"backlog ");
+                emit::int(out, b);
             }
         }
         _ => {}
     }
     if let Some(fd) = ev.fd {
-        notes.push(format!("fd={fd}"));
+        let out = notes.next();
+        out.extend_from_slice(b"fd=");
+        emit::int(out, fd);
     }
-    if !notes.is_empty() {
-        let _ = write!(s, "  {}", notes.join(" "));
-    }
-    s
 }
 
-fn bound(sock: Option<&Sock>) -> Option<String> {
-    let s = sock?;
+/// What the socket holds (`127.0.0.1:80`, `[::]:80`, a unix name); false when unknown.
+fn bound(out: &mut Vec<u8>, sock: Option<&Sock>) -> bool {
+    let Some(s) = sock else { return false };
     if let Some(unix) = &s.unix_addr {
-        return Some(unix.to_string());
+        emit::sockaddr(out, unix);
+        return true;
     }
-    let ip = s.local?;
-    Some(match ip {
-        std::net::IpAddr::V4(a) => format!("{a}:{}", s.port?),
-        std::net::IpAddr::V6(a) => format!("[{a}]:{}", s.port?),
-    })
+    let (Some(ip), Some(port)) = (s.local, s.port) else {
+        return false;
+    };
+    match ip {
+        std::net::IpAddr::V4(a) => emit::ipv4(out, a),
+        std::net::IpAddr::V6(a) => {
+            out.push(b'[');
+            emit::ipv6(out, a);
+            out.push(b']');
+        }
+    }
+    out.push(b':');
+    emit::int(out, port);
+    true
 }
 
-fn push_v6only(notes: &mut Vec<String>, s: &Sock) {
-    match s.v6only {
-        Some(v) => notes.push(format!("v6only={}", v as u8)),
-        None => notes.push("v6only=?".into()),
-    }
+fn push_v6only(notes: &mut Notes, s: &Sock) {
+    notes.push(match s.v6only {
+        Some(true) => "v6only=1",
+        Some(false) => "v6only=0",
+        None => "v6only=?",
+    });
 }
 
-fn push_options(notes: &mut Vec<String>, s: &Sock) {
+fn push_options(notes: &mut Notes, s: &Sock) {
     for (set, name) in [
         (s.reuseaddr, "reuseaddr"),
         (s.reuseport, "reuseport"),
@@ -209,11 +297,13 @@ fn push_options(notes: &mut Vec<String>, s: &Sock) {
         (s.bind_no_port, "bind_address_no_port"),
     ] {
         if set == Some(true) {
-            notes.push(name.into());
+            notes.push(name);
         }
     }
     if let Some(dev) = s.bound_dev_if.filter(|&d| d > 0) {
-        notes.push(format!("dev={}", netif::name_of(dev as u32)));
+        let out = notes.next();
+        out.extend_from_slice(b"dev=");
+        out.extend_from_slice(netif::name_of(dev as u32).as_bytes());
     }
 }
 

@@ -4,9 +4,11 @@
 use serde::Serialize;
 
 use super::{Options, Render};
+use crate::event::Event;
+#[cfg(test)]
 use crate::{
     errno,
-    event::{Event, Kind, OptValue, Request},
+    event::{Kind, OptValue, Request},
     names, netif,
     sockaddr::SockAddr,
 };
@@ -22,6 +24,8 @@ impl Json {
     }
 }
 
+/// The record as serde makes it: the reference `json_fast` is tested against.
+#[cfg(test)]
 #[derive(Serialize)]
 struct Record<'a> {
     event: &'static str,
@@ -79,12 +83,14 @@ struct Lost<'a> {
     reason: &'a str,
 }
 
-/// The plain record, for sinks that take no render options (the audit log).
+/// The plain record (no render options), as the audit log's records carry it.
+#[cfg(test)]
 pub fn record(ev: &Event) -> impl Serialize + '_ {
     record_with(ev, Options::default())
 }
 
 /// `record`, with `-t`'s `rel` and `--all`'s `followed` when asked for.
+#[cfg(test)]
 pub fn record_with(ev: &Event, opts: Options) -> impl Serialize + '_ {
     let sock = ev.sock.as_ref();
     let s = |f: fn(&crate::event::Sock) -> Option<bool>| sock.and_then(f);

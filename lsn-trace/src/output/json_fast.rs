@@ -3,8 +3,6 @@
 //! reference, still used by the audit log and checked against this in the tests), without
 //! serde's flattened-map machinery and the per-event Strings the derive struct needs. A
 //! bind storm is ~5 events per cycle: this is most of the agent's CPU time.
-use std::io::Write as _;
-
 use crate::{
     errno,
     event::{Event, Kind, OptValue, Request, Sock},
@@ -13,68 +11,87 @@ use crate::{
     story::Note,
 };
 
-use super::Options;
+use super::{Options, emit};
+
+/// `o`'s key `k`: the name, and the bytes a stream writes for it (`,"k":`).
+macro_rules! key {
+    ($o:expr, $k:literal) => {
+        $o.key($k, concat!(",\"", $k, "\":").as_bytes())
+    };
+}
+pub(crate) use key;
 
 /// One event record and its newline.
 pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
+    // A record is ~900 bytes, a listener's ~1.5k: one growth check instead of one per key.
+    out.reserve(2048);
+    let mut o = Stream::new(out);
+    write_fields(&mut o, ev, opts, note);
+    o.end();
+}
+
+/// The record's keys and values, in `--json`'s order, into `o`.
+pub fn write_fields(o: &mut impl Object, ev: &Event, opts: Options, note: &Note) {
     let sock = ev.sock.as_ref();
     let bound_port = sock.and_then(|s| s.port);
-    out.extend_from_slice(b"{\"event\":");
-    str(out, ev.kind.name());
-    out.extend_from_slice(b",\"time\":\"");
+    name(key!(o, "event"), ev.kind.name());
+    let out = key!(o, "time");
+    out.push(b'"');
     super::write_rfc3339(out, ev.time_ns);
     out.push(b'"');
     if let Some(rel) = opts.rel(ev) {
-        out.extend_from_slice(b",\"rel\":");
+        let out = key!(o, "rel");
         // serde_json's float spelling, so that both writers agree to the digit.
         serde_json::to_writer(&mut *out, &((rel * 1e6).round() / 1e6)).expect("write f64");
     }
     if opts.mark_followed {
-        key(out, "followed");
+        let out = key!(o, "followed");
         bool(out, ev.followed);
     }
-    key(out, "pid");
+    let out = key!(o, "pid");
     int(out, ev.pid);
-    key(out, "tid");
+    let out = key!(o, "tid");
     int(out, ev.tid);
-    key(out, "ppid");
+    let out = key!(o, "ppid");
     opt_int(out, ev.ppid);
-    key(out, "comm");
+    let out = key!(o, "comm");
     str(out, &ev.comm);
-    key(out, "uid");
+    let out = key!(o, "uid");
     int(out, ev.uid);
-    key(out, "gid");
+    let out = key!(o, "gid");
     int(out, ev.gid);
-    key(out, "netns");
+    let out = key!(o, "netns");
     opt_int(out, sock.and_then(|s| s.netns));
-    key(out, "fd");
+    let out = key!(o, "fd");
     opt_int(out, ev.fd);
-    key(out, "source");
-    str(out, ev.source.name());
-    key(out, "sock_id");
+    let out = key!(o, "source");
+    name(out, ev.source.name());
+    let out = key!(o, "sock_id");
     match ev.sock_id {
         Some(id) => {
-            write!(out, "\"{id:016x}\"").expect("write to Vec");
+            out.push(b'"');
+            emit::hex64(out, id);
+            out.push(b'"');
         }
         None => null(out),
     }
-    key(out, "inode");
+    let out = key!(o, "inode");
     opt_int(out, sock.and_then(|s| s.inode));
-    key(out, "family");
+    let out = key!(o, "family");
     match ev.family() {
         Some(af) => match family(af) {
-            Some(name) => str(out, name),
+            Some(n) => name(out, n),
             None => str(out, &names::family(af)),
         },
         None => null(out),
     }
-    key(out, "type");
-    opt_str(
+    let out = key!(o, "type");
+    opt_name(
         out,
         sock.and_then(|s| s.sock_type).and_then(names::sock_type),
     );
-    key(out, "protocol");
-    opt_str(out, ev.protocol());
+    let out = key!(o, "protocol");
+    opt_name(out, ev.protocol());
 
     // listen and close have no request address: report what the socket listens on.
     let held = matches!(ev.kind, Kind::Listen | Kind::ListenState | Kind::Close);
@@ -82,7 +99,7 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
         Request::Bind(a) => Some(a),
         _ => None,
     };
-    key(out, "addr");
+    let out = key!(o, "addr");
     if held {
         match sock
             .and_then(|s| s.unix_addr.as_ref())
@@ -92,12 +109,27 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
             None => local(out, sock),
         }
     } else {
-        match bind.and_then(SockAddr::host) {
-            Some(h) => str(out, &h),
-            None => null(out),
+        match bind {
+            // IP addresses need no escaping, nor a String.
+            Some(SockAddr::Inet { addr, .. }) => {
+                out.push(b'"');
+                emit::ipv4(out, *addr);
+                out.push(b'"');
+            }
+            Some(SockAddr::Inet6 {
+                addr, scope_id: 0, ..
+            }) => {
+                out.push(b'"');
+                emit::ipv6(out, *addr);
+                out.push(b'"');
+            }
+            _ => match bind.and_then(SockAddr::host) {
+                Some(h) => str(out, &h),
+                None => null(out),
+            },
         }
     }
-    key(out, "port");
+    let out = key!(o, "port");
     opt_int(
         out,
         if held {
@@ -106,7 +138,7 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
             bind.and_then(SockAddr::port)
         },
     );
-    key(out, "scope_id");
+    let out = key!(o, "scope_id");
     opt_int(
         out,
         match bind {
@@ -114,7 +146,7 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
             _ => None,
         },
     );
-    key(out, "addrlen");
+    let out = key!(o, "addrlen");
     opt_int(
         out,
         match bind {
@@ -125,14 +157,14 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
             _ => None,
         },
     );
-    key(out, "bound_addr");
+    let out = key!(o, "bound_addr");
     local(out, sock);
-    key(out, "bound_port");
+    let out = key!(o, "bound_port");
     opt_int(out, bound_port);
-    key(out, "errno");
+    let out = key!(o, "errno");
     opt_int(out, ev.failed().then_some(ev.errno));
-    key(out, "error");
-    opt_str(
+    let out = key!(o, "error");
+    opt_name(
         out,
         if ev.failed() {
             errno::name(ev.errno)
@@ -140,28 +172,25 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
             None
         },
     );
-    let flag = |out: &mut Vec<u8>, name: &str, f: fn(&Sock) -> Option<bool>| {
-        key(out, name);
-        match sock.and_then(f) {
-            Some(b) => bool(out, b),
-            None => null(out),
-        }
+    let flag = |out: &mut Vec<u8>, f: fn(&Sock) -> Option<bool>| match sock.and_then(f) {
+        Some(b) => bool(out, b),
+        None => null(out),
     };
-    flag(out, "v6only", |s| s.v6only);
-    flag(out, "reuseaddr", |s| s.reuseaddr);
-    flag(out, "reuseport", |s| s.reuseport);
-    flag(out, "freebind", |s| s.freebind);
-    flag(out, "transparent", |s| s.transparent);
-    flag(out, "bind_address_no_port", |s| s.bind_no_port);
+    flag(key!(o, "v6only"), |s| s.v6only);
+    flag(key!(o, "reuseaddr"), |s| s.reuseaddr);
+    flag(key!(o, "reuseport"), |s| s.reuseport);
+    flag(key!(o, "freebind"), |s| s.freebind);
+    flag(key!(o, "transparent"), |s| s.transparent);
+    flag(key!(o, "bind_address_no_port"), |s| s.bind_no_port);
     let dev = sock.and_then(|s| s.bound_dev_if);
-    key(out, "bound_dev_if");
+    let out = key!(o, "bound_dev_if");
     opt_int(out, dev);
-    key(out, "device");
+    let out = key!(o, "device");
     match dev.filter(|&d| d > 0) {
         Some(d) => str(out, &netif::name_of(d as u32)),
         None => null(out),
     }
-    key(out, "backlog");
+    let out = key!(o, "backlog");
     opt_int(
         out,
         match &ev.request {
@@ -169,7 +198,7 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
             _ => None,
         },
     );
-    key(out, "backlog_effective");
+    let out = key!(o, "backlog_effective");
     opt_int(
         out,
         if matches!(ev.kind, Kind::Listen | Kind::ListenState) {
@@ -185,17 +214,17 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
             value,
             ..
         } => {
-            key(out, "level");
+            let out = key!(o, "level");
             match names::level(*level) {
-                Some(n) => str(out, n),
+                Some(n) => name(out, n),
                 None => str(out, &level.to_string()),
             }
-            key(out, "option");
+            let out = key!(o, "option");
             match names::option(*level, *optname) {
-                Some(n) => str(out, n),
+                Some(n) => name(out, n),
                 None => str(out, &optname.to_string()),
             }
-            key(out, "value");
+            let out = key!(o, "value");
             match value {
                 OptValue::Int(i) => int(out, *i),
                 OptValue::Name(n) => str(out, n),
@@ -212,17 +241,20 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event, opts: Options, note: &Note) {
                 OptValue::Unreadable => null(out),
             }
         }
-        _ => out.extend_from_slice(b",\"level\":null,\"option\":null,\"value\":null"),
+        _ => {
+            null(key!(o, "level"));
+            null(key!(o, "option"));
+            null(key!(o, "value"));
+        }
     }
-    write_note(out, note);
-    out.extend_from_slice(b"}\n");
+    write_note(o, note);
 }
 
 /// The story's keys, in `Note`'s field order.
-fn write_note(out: &mut Vec<u8>, note: &Note) {
-    key(out, "verdict");
-    opt_str(out, note.verdict);
-    key(out, "verdict_flags");
+fn write_note<O: Object>(o: &mut O, note: &Note) {
+    let out = key!(o, "verdict");
+    opt_name(out, note.verdict);
+    let out = key!(o, "verdict_flags");
     match &note.verdict_flags {
         Some(flags) => {
             out.push(b'[');
@@ -236,17 +268,114 @@ fn write_note(out: &mut Vec<u8>, note: &Note) {
         }
         None => null(out),
     }
-    key(out, "meaning");
+    let out = key!(o, "meaning");
     opt_str(out, note.meaning.as_deref());
-    key(out, "v6only_source");
-    opt_str(out, note.v6only_source);
-    key(out, "summary");
+    let out = key!(o, "v6only_source");
+    opt_name(out, note.v6only_source);
+    let out = key!(o, "summary");
     opt_str(out, note.summary.as_deref());
-    key(out, "explanation");
+    let out = key!(o, "explanation");
     opt_str(out, note.explanation.as_deref());
-    key(out, "holders");
+    let out = key!(o, "holders");
     // Rare (a failed bind's culprits) and nested: serde keeps it exact.
-    serde_json::to_writer(&mut *out, &note.holders).expect("write holders");
+    if O::SORTED {
+        let v = serde_json::to_value(&note.holders).expect("holders as a value");
+        serde_json::to_writer(&mut *out, &v).expect("write holders");
+    } else {
+        serde_json::to_writer(&mut *out, &note.holders).expect("write holders");
+    }
+}
+
+/// `{"k":v,…}` with the keys in byte order, as serde_json prints a `Map` (the audit log's
+/// records): the values are gathered, then laid out by key. A key given again replaces
+/// its value, as a map's insert does.
+#[derive(Default)]
+pub struct Sorted {
+    values: Vec<u8>,
+    /// Key, its `,"k":` token, and where the token and its value start and end in `values`
+    /// (one after the other: laid out with one copy).
+    fields: Vec<(&'static str, &'static [u8], usize, usize)>,
+    /// The keys of the last record sorted, and the order they sorted into: records of one
+    /// kind come with the same keys, sorted once.
+    sorted_keys: Vec<&'static str>,
+    order: Vec<usize>,
+}
+
+impl Sorted {
+    /// The object gathered since the last one, without a newline; then start afresh.
+    pub fn write(&mut self, out: &mut Vec<u8>) {
+        self.close();
+        let same = self.sorted_keys.len() == self.fields.len()
+            && self
+                .sorted_keys
+                .iter()
+                .zip(&self.fields)
+                .all(|(a, (b, ..))| std::ptr::eq(*a, *b));
+        if !same {
+            self.sort();
+        }
+        out.reserve(self.values.len() + 24 * self.order.len() + 2);
+        let open = out.len();
+        for &i in &self.order {
+            let (_, _, start, end) = self.fields[i];
+            out.extend_from_slice(&self.values[start..end]);
+        }
+        // Every key came with its comma: the first one's becomes the opening brace.
+        match out.get_mut(open) {
+            Some(comma) => *comma = b'{',
+            None => out.push(b'{'),
+        }
+        out.push(b'}');
+        self.values.clear();
+        self.fields.clear();
+    }
+
+    /// The value given last to `k` so far.
+    pub fn value(&self, k: &str) -> Option<&[u8]> {
+        let i = self.fields.iter().rposition(|f| f.0 == k)?;
+        let (_, token, start, end) = self.fields[i];
+        let start = start + token.len();
+        let end = if i + 1 == self.fields.len() {
+            self.values.len()
+        } else {
+            end
+        };
+        Some(&self.values[start..end])
+    }
+
+    fn close(&mut self) {
+        if let Some(last) = self.fields.last_mut() {
+            last.3 = self.values.len();
+        }
+    }
+
+    /// The order of `fields` by key, the last of equal keys kept.
+    fn sort(&mut self) {
+        let mut order: Vec<usize> = (0..self.fields.len()).collect();
+        order.sort_by_key(|&i| self.fields[i].0);
+        // Stable: of equal keys, the last written is last; keep it alone.
+        let mut kept: Vec<usize> = Vec::with_capacity(order.len());
+        for i in order {
+            match kept.last_mut() {
+                Some(prev) if self.fields[*prev].0 == self.fields[i].0 => *prev = i,
+                _ => kept.push(i),
+            }
+        }
+        self.order = kept;
+        self.sorted_keys = self.fields.iter().map(|f| f.0).collect();
+    }
+}
+
+impl Object for Sorted {
+    const SORTED: bool = true;
+
+    fn key(&mut self, k: &'static str, token: &'static [u8]) -> &mut Vec<u8> {
+        self.close();
+        self.fields
+            .push((k, token, self.values.len(), self.values.len()));
+        self.values.extend_from_slice(token);
+        &mut self.values
+    }
 }
 
 /// `"inet"`, `"inet6"` ... without allocating, for the families `names::family` names.
@@ -267,38 +396,91 @@ fn family(af: u16) -> Option<&'static str> {
 fn local(out: &mut Vec<u8>, sock: Option<&Sock>) {
     match sock.and_then(|s| s.local) {
         Some(a) => {
-            write!(out, "\"{a}\"").expect("write to Vec");
+            out.push(b'"');
+            emit::ip(out, a);
+            out.push(b'"');
         }
         None => null(out),
     }
 }
 
-fn key(out: &mut Vec<u8>, k: &str) {
-    out.extend_from_slice(b",\"");
-    out.extend_from_slice(k.as_bytes());
-    out.extend_from_slice(b"\":");
+/// Where a record's keys go, each value written to the buffer `key` returns: a record's
+/// writers say what the keys and values are, the `Object` how they are laid out.
+pub trait Object {
+    /// Whether keys come out in byte order, as serde_json prints a `Map`: then so must the
+    /// keys of nested objects.
+    const SORTED: bool = false;
+    /// Start the value of key `k`; `token` is `,"k":`.
+    fn key(&mut self, k: &'static str, token: &'static [u8]) -> &mut Vec<u8>;
 }
 
-fn null(out: &mut Vec<u8>) {
+/// `{"k":v,"k2":v2,…}` in the order the keys come (`--json`).
+pub struct Stream<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+}
+
+impl<'a> Stream<'a> {
+    pub fn new(out: &'a mut Vec<u8>) -> Stream<'a> {
+        let start = out.len();
+        Stream { out, start }
+    }
+
+    /// The closing brace and the newline.
+    pub fn end(self) {
+        // Every key came with its comma: the first one's becomes the opening brace.
+        match self.out.get_mut(self.start) {
+            Some(comma) => *comma = b'{',
+            None => self.out.push(b'{'),
+        }
+        self.out.extend_from_slice(b"}\n");
+    }
+}
+
+impl Object for Stream<'_> {
+    #[inline(always)]
+    fn key(&mut self, _: &'static str, token: &'static [u8]) -> &mut Vec<u8> {
+        self.out.extend_from_slice(token);
+        self.out
+    }
+}
+
+pub fn null(out: &mut Vec<u8>) {
     out.extend_from_slice(b"null");
 }
 
-fn bool(out: &mut Vec<u8>, b: bool) {
+pub fn bool(out: &mut Vec<u8>, b: bool) {
     out.extend_from_slice(if b { b"true" } else { b"false" });
 }
 
-fn int(out: &mut Vec<u8>, n: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+pub fn int(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    emit::int(out, n);
 }
 
-fn opt_int(out: &mut Vec<u8>, n: Option<impl itoa::Integer>) {
+pub fn opt_int(out: &mut Vec<u8>, n: Option<impl itoa::Integer>) {
     match n {
         Some(n) => int(out, n),
         None => null(out),
     }
 }
 
-fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+/// One of our own names (an event kind, a family, an errno's, a verdict...): plain
+/// identifiers that need no escaping, so none is looked for.
+fn name(out: &mut Vec<u8>, s: &'static str) {
+    debug_assert!(next_escaped(s.as_bytes(), 0).is_none(), "{s}");
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
+fn opt_name(out: &mut Vec<u8>, s: Option<&'static str>) {
+    match s {
+        Some(s) => name(out, s),
+        None => null(out),
+    }
+}
+
+pub fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         Some(s) => str(out, s),
         None => null(out),
@@ -307,28 +489,14 @@ fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
 
 /// A JSON string, escaped as serde_json does: `"` and `\`, the short escapes for
 /// \b \t \n \f \r, `\u00XX` (lowercase hex) for the other control bytes, the rest raw.
-fn str(out: &mut Vec<u8>, s: &str) {
+pub fn str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
-    // Most strings need no escape at all: one table lookup per byte finds out, and the
-    // `match` below only runs for the bytes that do (the sentences are most of a record).
-    const ESCAPED: [bool; 256] = {
-        let mut t = [false; 256];
-        let mut i = 0;
-        while i < 0x20 {
-            t[i] = true;
-            i += 1;
-        }
-        t[b'"' as usize] = true;
-        t[b'\\' as usize] = true;
-        t
-    };
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !ESCAPED[b as usize] {
-            continue;
-        }
+    let mut i = 0;
+    while let Some(at) = next_escaped(bytes, i) {
+        let b = bytes[at];
         let esc: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -337,7 +505,7 @@ fn str(out: &mut Vec<u8>, s: &str) {
             b'\n' => b"\\n",
             0x0c => b"\\f",
             b'\r' => b"\\r",
-            0..=0x1f => &[
+            _ => &[
                 b'\\',
                 b'u',
                 b'0',
@@ -345,14 +513,40 @@ fn str(out: &mut Vec<u8>, s: &str) {
                 HEX[(b >> 4) as usize],
                 HEX[(b & 0xf) as usize],
             ],
-            _ => continue,
         };
-        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(&bytes[start..at]);
         out.extend_from_slice(esc);
-        start = i + 1;
+        start = at + 1;
+        i = at + 1;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// The first byte from `from` on that a JSON string must escape (a control byte, `"` or
+/// `\`). Most strings have none, and the sentences are most of a record: eight bytes are
+/// tested at a time (each test is exact: a word flagged holds such a byte).
+fn next_escaped(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let escaped = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+    let mut i = from;
+    while i + 8 <= bytes.len() {
+        let w = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+        // Some byte < 0x20, or (the zero-byte test on a xor) equal to '"' or '\\'.
+        let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+        let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        let hit =
+            below_space | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\')));
+        if hit != 0 {
+            // The first flagged byte is exact; later ones may not be: look byte by byte.
+            if let Some(j) = bytes[i..i + 8].iter().position(|&b| escaped(b)) {
+                return Some(i + j);
+            }
+        }
+        i += 8;
+    }
+    bytes[i..].iter().position(|&b| escaped(b)).map(|j| i + j)
 }
 
 #[cfg(test)]
@@ -444,7 +638,7 @@ mod tests {
         };
         let full_note = Note {
             verdict: Some("loopback"),
-            verdict_flags: Some(vec!["a", "b\"c"]),
+            verdict_flags: Some(vec!["a", "b\"c"].into()),
             meaning: Some("only this host\n".into()),
             v6only_source: Some("explicit"),
             summary: Some("tcp [::1]:40123 listening".into()),
@@ -460,10 +654,7 @@ mod tests {
                 remote: None,
             }]),
             // Not record keys: both writers leave them out.
-            bound: Some(lsn_trace::verdict::Bound::ip(
-                Ipv4Addr::LOCALHOST.into(),
-                80,
-            )),
+            bound: Some(lsn_trace::verdict::Bound::ip(Ipv4Addr::LOCALHOST.into(), 80).into()),
             local: Some(SockAddr::Inet {
                 addr: Ipv4Addr::LOCALHOST,
                 port: 80,
@@ -584,6 +775,35 @@ mod tests {
         ]
     }
 
+    /// Keys gathered by `Sorted` come out as serde_json prints the same record and note
+    /// merged into one `Map` (the audit log's records), a key given again replacing its value.
+    #[test]
+    fn sorted_is_serdes_map() {
+        fn object(v: impl serde::Serialize) -> serde_json::Map<String, serde_json::Value> {
+            match serde_json::to_value(v).unwrap() {
+                serde_json::Value::Object(m) => m,
+                _ => unreachable!(),
+            }
+        }
+        let mut sorted = Sorted::default();
+        // Twice over: the second time from the remembered order.
+        for _ in 0..2 {
+            for (ev, note) in cases() {
+                let mut map = object(super::super::json::record(&ev));
+                map.extend(object(&note));
+                map.insert("record".into(), "open".into());
+                map.insert("pid".into(), 7.into());
+                let want = serde_json::to_string(&map).unwrap();
+                str(key!(sorted, "record"), "open");
+                write_fields(&mut sorted, &ev, Options::default(), &note);
+                int(key!(sorted, "pid"), 7);
+                let mut got = Vec::new();
+                sorted.write(&mut got);
+                assert_eq!(String::from_utf8(got).unwrap(), want);
+            }
+        }
+    }
+
     /// Strings escape as serde_json escapes them: every ASCII byte, alone and inside text
     /// (a unix path or a comm can hold any of them), and non-ASCII text.
     #[test]
@@ -595,6 +815,15 @@ mod tests {
             })
             .collect();
         samples.push("/run/é—ü \\ \"x\"\u{7f}".into());
+        // Past the eight bytes tested at once: each escaped byte at every position of a
+        // longer string, beside non-ASCII text.
+        for b in [0u8, 0x1f, b'"', b'\\', b'\n', 0x7f, b' '] {
+            for at in 0..24 {
+                let mut t: Vec<char> = "loopback only — é 0123456789abcdef".chars().collect();
+                t.insert(at, char::from(b));
+                samples.push(t.into_iter().collect());
+            }
+        }
         for s in samples {
             let mut fast = Vec::new();
             str(&mut fast, &s);

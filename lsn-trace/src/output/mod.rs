@@ -1,5 +1,6 @@
 //! Renderers: one event in, text out. Each writes into a caller-owned buffer so the hot
 //! path allocates nothing per event beyond what formatting needs.
+pub mod emit;
 pub mod human;
 pub mod json;
 pub mod json_fast;
@@ -81,28 +82,46 @@ pub fn write_rfc3339(out: &mut Vec<u8>, ns: u64) {
         out.extend_from_slice(rfc3339(ns).as_bytes());
         return;
     }
-    let digits = |out: &mut Vec<u8>, n: u64, width: u32| {
-        for i in (0..width).rev() {
-            out.push(b'0' + (n / 10u64.pow(i) % 10) as u8);
-        }
-    };
-    digits(out, y as u64, 4);
+    let y = y as u32;
+    emit::two_digits(out, y / 100);
+    emit::two_digits(out, y % 100);
     out.push(b'-');
-    digits(out, m.into(), 2);
+    emit::two_digits(out, m);
     out.push(b'-');
-    digits(out, d.into(), 2);
+    emit::two_digits(out, d);
     out.push(b'T');
-    digits(out, (rem / 3600) as u64, 2);
-    out.push(b':');
-    digits(out, (rem / 60 % 60) as u64, 2);
-    out.push(b':');
-    digits(out, (rem % 60) as u64, 2);
+    write_hms(out, rem as u32);
     out.push(b'.');
-    digits(out, micros, 6);
+    write_micros(out, micros as u32);
     out.push(b'Z');
 }
 
+/// `05:01:02` from seconds into the day.
+fn write_hms(out: &mut Vec<u8>, secs: u32) {
+    emit::two_digits(out, secs / 3600);
+    out.push(b':');
+    emit::two_digits(out, secs / 60 % 60);
+    out.push(b':');
+    emit::two_digits(out, secs % 60);
+}
+
+/// Six digits.
+fn write_micros(out: &mut Vec<u8>, micros: u32) {
+    emit::two_digits(out, micros / 10_000);
+    emit::two_digits(out, micros / 100 % 100);
+    emit::two_digits(out, micros % 100);
+}
+
+/// [`clock`] appended to `out` without allocating (the human hot path).
+pub fn write_clock(out: &mut Vec<u8>, ns: u64) {
+    let secs = ns / 1_000_000_000;
+    write_hms(out, (secs % 86_400) as u32);
+    out.push(b'.');
+    write_micros(out, ((ns % 1_000_000_000) / 1000) as u32);
+}
+
 /// `05:01:02.123456`, UTC.
+#[cfg(test)]
 pub fn clock(ns: u64) -> String {
     let (_, hms, micros) = split_time(ns);
     format!("{hms}.{micros:06}")
@@ -148,6 +167,9 @@ mod tests {
             let mut out = Vec::new();
             super::write_rfc3339(&mut out, ns);
             assert_eq!(String::from_utf8(out).unwrap(), super::rfc3339(ns));
+            let mut out = Vec::new();
+            super::write_clock(&mut out, ns);
+            assert_eq!(String::from_utf8(out).unwrap(), super::clock(ns));
         }
         assert_eq!(
             super::rfc3339(951_782_400_000_000_000),

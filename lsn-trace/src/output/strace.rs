@@ -17,7 +17,7 @@
 //! `--- ... ---` line, so a grep for `bind(` or `listen(` sees only real calls.
 use std::{fmt::Write as _, net::Ipv6Addr};
 
-use super::{Options, Render};
+use super::{Options, Render, emit};
 use crate::{
     errno,
     event::{Event, Kind, OptValue, Request},
@@ -37,7 +37,7 @@ impl Strace {
 
 impl Render for Strace {
     fn event(&mut self, out: &mut Vec<u8>, ev: &Event) {
-        out.extend_from_slice(line(ev).as_bytes());
+        write_line(out, ev);
         out.push(b'\n');
     }
 
@@ -51,21 +51,50 @@ impl Render for Strace {
 /// strace's column for ` = ` (its -a default).
 const RET_COLUMN: usize = 40;
 
+#[cfg(test)]
 pub fn line(ev: &Event) -> String {
-    let mut s = format!("[pid {:>5}] ", ev.tid);
-    let fd = ev.fd.map_or_else(|| "?".to_string(), |f| f.to_string());
+    let mut out = Vec::new();
+    write_line(&mut out, ev);
+    String::from_utf8(out).expect("the line is built from text")
+}
+
+/// The call as strace prints it, without the newline; the common calls written straight
+/// into `out`, the rare shapes (unix paths, unreadable pointers, unknown names) through
+/// the formatting below.
+fn write_line(out: &mut Vec<u8>, ev: &Event) {
+    let start = out.len();
+    out.extend_from_slice(b"[pid ");
+    let tid = out.len();
+    emit::int(out, ev.tid);
+    // `{:>5}`
+    let digits = out.len() - tid;
+    if digits < 5 {
+        out.splice(tid..tid, std::iter::repeat_n(b' ', 5 - digits));
+    }
+    out.extend_from_slice(b"] ");
+    let fd = |out: &mut Vec<u8>| match ev.fd {
+        Some(f) => emit::int(out, f),
+        None => out.push(b'?'),
+    };
     match (&ev.request, ev.kind) {
         (Request::Bind(a), _) => {
-            let _ = write!(
-                s,
-                "bind({fd}, {}, {})",
-                sockaddr(a, ev),
-                ev.raw.addrlen as i32
-            );
+            out.extend_from_slice(b"bind(");
+            fd(out);
+            out.extend_from_slice(b", ");
+            sockaddr(out, a, ev);
+            out.extend_from_slice(b", ");
+            emit::int(out, ev.raw.addrlen as i32);
+            out.push(b')');
         }
         (Request::Listen { backlog }, _) => {
-            let backlog = backlog.map_or_else(|| "?".to_string(), |b| b.to_string());
-            let _ = write!(s, "listen({fd}, {backlog})");
+            out.extend_from_slice(b"listen(");
+            fd(out);
+            out.extend_from_slice(b", ");
+            match backlog {
+                Some(b) => emit::int(out, *b),
+                None => out.push(b'?'),
+            }
+            out.push(b')');
         }
         (
             Request::Setsockopt {
@@ -76,51 +105,70 @@ pub fn line(ev: &Event) -> String {
             },
             _,
         ) => {
-            let lvl = names::level(*level).map_or_else(|| level.to_string(), str::to_owned);
-            let opt =
-                names::option(*level, *optname).map_or_else(|| optname.to_string(), str::to_owned);
-            let _ = write!(
-                s,
-                "setsockopt({fd}, {lvl}, {opt}, {}, {optlen})",
-                optval(ev, value, *optlen)
-            );
+            out.extend_from_slice(b"setsockopt(");
+            fd(out);
+            out.extend_from_slice(b", ");
+            match names::level(*level) {
+                Some(n) => out.extend_from_slice(n.as_bytes()),
+                None => emit::int(out, *level),
+            }
+            out.extend_from_slice(b", ");
+            match names::option(*level, *optname) {
+                Some(n) => out.extend_from_slice(n.as_bytes()),
+                None => emit::int(out, *optname),
+            }
+            out.extend_from_slice(b", ");
+            optval(out, ev, value, *optlen);
+            out.extend_from_slice(b", ");
+            emit::int(out, *optlen);
+            out.push(b')');
         }
         (Request::None, Kind::ListenState) => {
             let _ = write!(
-                s,
+                Bytes(out),
                 "--- lsn-trace: {} listening on {} without listen(2) (in the kernel: io_uring or \
                  a kernel socket) ---",
                 crate::text::terminal(&ev.comm),
                 bound(ev)
             );
-            return s;
+            return;
         }
         (Request::None, _) => {
             let _ = write!(
-                s,
+                Bytes(out),
                 "--- lsn-trace: {} stopped listening on {} (closed) ---",
                 crate::text::terminal(&ev.comm),
                 bound(ev)
             );
-            return s;
+            return;
         }
     }
     // strace pads short calls so ` = ` lands at column 40.
-    let width = s.chars().count();
-    if width < RET_COLUMN - 1 {
-        s.extend(std::iter::repeat_n(' ', RET_COLUMN - 1 - width));
-    }
+    emit::pad_since(out, start, RET_COLUMN - 1);
     if ev.errno == 0 {
-        s.push_str(" = 0");
+        out.extend_from_slice(b" = 0");
     } else {
-        let _ = write!(
-            s,
-            " = -1 {} ({})",
-            errno::name(ev.errno).map_or_else(|| ev.errno.to_string(), str::to_owned),
-            errno::message(ev.errno).unwrap_or("Unknown error")
+        out.extend_from_slice(b" = -1 ");
+        match errno::name(ev.errno) {
+            Some(n) => out.extend_from_slice(n.as_bytes()),
+            None => emit::int(out, ev.errno),
+        }
+        out.extend_from_slice(b" (");
+        out.extend_from_slice(
+            errno::message(ev.errno)
+                .unwrap_or("Unknown error")
+                .as_bytes(),
         );
+        out.push(b')');
     }
-    s
+}
+
+struct Bytes<'a>(&'a mut Vec<u8>);
+impl std::fmt::Write for Bytes<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
 }
 
 fn bound(ev: &Event) -> String {
@@ -144,30 +192,50 @@ fn pointer(p: Option<u64>) -> String {
 }
 
 /// strace's sockaddr decoding (print_sockaddr).
-fn sockaddr(a: &SockAddr, ev: &Event) -> String {
+fn sockaddr(out: &mut Vec<u8>, a: &SockAddr, ev: &Event) {
     match a {
         // strace prints what was passed: AF_UNSPEC, whatever inet_bind made of it.
         SockAddr::Inet { .. } if ev.raw.sa_family == Some(crate::sockaddr::AF_UNSPEC) => {
-            "{sa_family=AF_UNSPEC, ...}".into()
+            out.extend_from_slice(b"{sa_family=AF_UNSPEC, ...}");
         }
         SockAddr::Inet { addr, port } => {
-            format!("{{sa_family=AF_INET, sin_port=htons({port}), sin_addr=inet_addr(\"{addr}\")}}")
+            out.extend_from_slice(b"{sa_family=AF_INET, sin_port=htons(");
+            emit::int(out, *port);
+            out.extend_from_slice(b"), sin_addr=inet_addr(\"");
+            emit::ipv4(out, *addr);
+            out.extend_from_slice(b"\")}");
         }
         SockAddr::Inet6 {
             addr,
             port,
             flowinfo,
             scope_id,
-        } => format!(
-            "{{sa_family=AF_INET6, sin6_port=htons({port}), sin6_flowinfo=htonl({flowinfo}), \
-             inet_pton(AF_INET6, \"{addr}\", &sin6_addr), sin6_scope_id={}}}",
-            scope(addr, *scope_id)
-        ),
-        SockAddr::UnixPath(p) => format!("{{sa_family=AF_UNIX, sun_path={}}}", quote(p)),
-        SockAddr::UnixAbstract(n) => format!("{{sa_family=AF_UNIX, sun_path=@{}}}", quote(n)),
-        SockAddr::UnixAutobind => "{sa_family=AF_UNIX}".into(),
-        SockAddr::Other { family, .. } => format!("{{sa_family={}, ...}}", af_name(*family)),
-        SockAddr::Unreadable { .. } => pointer(ev.raw.fault_ptr),
+        } => {
+            out.extend_from_slice(b"{sa_family=AF_INET6, sin6_port=htons(");
+            emit::int(out, *port);
+            out.extend_from_slice(b"), sin6_flowinfo=htonl(");
+            emit::int(out, *flowinfo);
+            out.extend_from_slice(b"), inet_pton(AF_INET6, \"");
+            emit::ipv6(out, *addr);
+            out.extend_from_slice(b"\", &sin6_addr), sin6_scope_id=");
+            if *scope_id == 0 {
+                out.push(b'0');
+            } else {
+                out.extend_from_slice(scope(addr, *scope_id).as_bytes());
+            }
+            out.push(b'}');
+        }
+        SockAddr::UnixPath(p) => {
+            let _ = write!(Bytes(out), "{{sa_family=AF_UNIX, sun_path={}}}", quote(p));
+        }
+        SockAddr::UnixAbstract(n) => {
+            let _ = write!(Bytes(out), "{{sa_family=AF_UNIX, sun_path=@{}}}", quote(n));
+        }
+        SockAddr::UnixAutobind => out.extend_from_slice(b"{sa_family=AF_UNIX}"),
+        SockAddr::Other { family, .. } => {
+            let _ = write!(Bytes(out), "{{sa_family={}, ...}}", af_name(*family));
+        }
+        SockAddr::Unreadable { .. } => out.extend_from_slice(pointer(ev.raw.fault_ptr).as_bytes()),
     }
 }
 
@@ -196,13 +264,19 @@ fn af_name(f: u16) -> String {
 
 /// strace's option value: `[N]` for an int, a quoted string for anything shorter than an
 /// int or a name (SO_BINDTODEVICE), the pointer when it could not be read.
-fn optval(ev: &Event, value: &OptValue, optlen: i32) -> String {
+fn optval(out: &mut Vec<u8>, ev: &Event, value: &OptValue, optlen: i32) {
     let bytes = &ev.raw.optval[..ev.raw.optval_len as usize];
     match value {
-        OptValue::Unreadable => pointer(ev.raw.fault_ptr),
-        OptValue::Int(i) if optlen >= 4 => format!("[{i}]"),
-        OptValue::Name(n) if bytes.is_empty() => quote(n.as_bytes()),
-        _ => quote(bytes),
+        OptValue::Unreadable => out.extend_from_slice(pointer(ev.raw.fault_ptr).as_bytes()),
+        OptValue::Int(i) if optlen >= 4 => {
+            out.push(b'[');
+            emit::int(out, *i);
+            out.push(b']');
+        }
+        OptValue::Name(n) if bytes.is_empty() => {
+            out.extend_from_slice(quote(n.as_bytes()).as_bytes())
+        }
+        _ => out.extend_from_slice(quote(bytes).as_bytes()),
     }
 }
 

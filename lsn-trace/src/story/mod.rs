@@ -18,13 +18,13 @@ mod namespaces;
 mod sentences;
 mod socket;
 
-use std::{collections::HashMap, net::IpAddr};
+use std::{collections::HashMap, net::IpAddr, sync::Arc};
 
 use serde::Serialize;
 
 use self::{
     namespaces::Namespaces,
-    socket::{Entry, Key, bound_addr},
+    socket::{Described, Entry, Key, bound_addr},
 };
 use crate::{
     event::{Event, Kind, Request, SOCK_DGRAM},
@@ -47,9 +47,9 @@ pub struct Note {
     pub listener: Option<ListenerChange>,
     /// Machine-readable classification of the bound/listening address.
     pub verdict: Option<&'static str>,
-    pub verdict_flags: Option<Vec<&'static str>>,
-    /// The verdict in words.
-    pub meaning: Option<String>,
+    pub verdict_flags: Option<Arc<[&'static str]>>,
+    /// The verdict in words (made once per socket while its facts stay the same: shared).
+    pub meaning: Option<Arc<str>>,
     /// Where the socket's IPV6_V6ONLY came from: "explicit" (setsockopt) or "sysctl"
     /// (inherited from net.ipv6.bindv6only). AF_INET6 only.
     pub v6only_source: Option<&'static str>,
@@ -61,7 +61,7 @@ pub struct Note {
     pub holders: Option<Vec<Holder>>,
     /// The facts the verdict was drawn from, for the `-- CMD` summary (not a record key).
     #[serde(skip)]
-    pub bound: Option<Bound>,
+    pub bound: Option<Arc<Bound>>,
     /// The address the socket is bound to, as the story knows it (the kernel's view: port
     /// 0 resolved), on every event of a socket it follows (not a record key).
     #[serde(skip)]
@@ -102,11 +102,57 @@ impl ListenerChange {
     }
 }
 
+/// The table's hasher: one multiply per word instead of SipHash's rounds (the table is
+/// looked up on every event), seeded per run so that keys made of pids and descriptors do
+/// not collide the same way twice. Socket ids are already keyed scrambles of the pointer.
+#[derive(Clone, Copy)]
+struct KeyHash(u64);
+
+impl KeyHash {
+    fn new() -> KeyHash {
+        use std::hash::BuildHasher as _;
+        KeyHash(std::collections::hash_map::RandomState::new().hash_one(0u64) | 1)
+    }
+}
+
+impl std::hash::BuildHasher for KeyHash {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(self.0)
+    }
+}
+
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(n.into());
+    }
+    fn write_i32(&mut self, n: i32) {
+        self.write_u64(n as u32 as u64);
+    }
+    fn write_isize(&mut self, n: isize) {
+        self.write_u64(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        // The high bits pick hashbrown's control byte: fold them down too.
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
 /// Sockets remembered at most.
 pub const CAP: usize = 4096;
 
 pub struct Story {
-    table: HashMap<Key, Entry>,
+    table: HashMap<Key, Entry, KeyHash>,
     clock: u64,
     ns: Namespaces,
     failures: failure::Cache,
@@ -121,7 +167,7 @@ impl Default for Story {
 impl Story {
     pub fn new() -> Story {
         Story {
-            table: HashMap::new(),
+            table: HashMap::with_hasher(KeyHash::new()),
             clock: 0,
             ns: Namespaces::new(),
             failures: failure::Cache::default(),
@@ -251,16 +297,18 @@ impl Story {
             note.holders = holders;
             return note;
         }
-        // Only bind and listen are described; a setsockopt needs no copy of the entry.
+        // Only bind and listen are described. The entry leaves the table meanwhile (no copy
+        // of it): what `describe` looks up there is other sockets.
         if matches!(ev.kind, Kind::Bind | Kind::Listen | Kind::ListenState) {
-            let entry = entry.clone();
-            self.describe(ev, &entry, &mut note);
+            let mut entry = self.table.remove(&key).expect("looked up above");
+            self.describe(ev, &mut entry, &mut note);
+            self.table.insert(key, entry);
         }
         note
     }
 
     /// Verdict, v6only source and (when it starts listening) the summary line.
-    fn describe(&mut self, ev: &Event, entry: &Entry, note: &mut Note) {
+    fn describe(&mut self, ev: &Event, entry: &mut Entry, note: &mut Note) {
         let Some(addr) = entry.bound.clone() else {
             return;
         };
@@ -346,22 +394,28 @@ impl Story {
         if let SockAddr::UnixPath(p) = &addr {
             b.perms = entry.perms.or_else(|| procfs::unix_socket_perms(ev.pid, p));
         }
-        let v = verdict::classify(&b);
-        note.verdict = Some(v.kind.as_str());
-        note.verdict_flags = Some(v.flags.iter().map(|f| f.as_str()).collect());
-        let mut meaning = v.sentence.clone();
-        if let (Some(src), Some(on)) = (source, b.v6only) {
-            let why = sentences::v6only_why(src, entry.v6only_set(), facts.bindv6only);
-            meaning = format!("{meaning} [V6ONLY={}, {why}]", on as u8);
-        }
-        note.meaning = Some(meaning.clone());
+        let v6only_set = entry.v6only_set();
+        let same = entry.described.as_ref().filter(|d| {
+            *d.bound == b
+                && d.v6only_source == source
+                && d.v6only_set == v6only_set
+                && d.bindv6only == facts.bindv6only
+        });
+        let d = match same {
+            Some(d) => d.clone(),
+            None => describe_anew(b, source, v6only_set, facts.bindv6only),
+        };
+        note.verdict = Some(d.verdict);
+        note.verdict_flags = Some(d.flags.clone());
+        note.meaning = Some(d.meaning.clone());
         if note.listener == Some(ListenerChange::Open) {
-            let other = self.other_half(entry, &b);
+            let other = self.other_half(entry, &d.bound);
             note.summary = Some(sentences::listener_summary(
-                ev, entry, &addr, &b, &meaning, other,
+                ev, entry, &addr, &d.bound, &d.meaning, other,
             ));
         }
-        note.bound = Some(b);
+        note.bound = Some(d.bound.clone());
+        entry.described = Some(d);
     }
 
     /// The other half of a two-socket dual-stack setup: for a wildcard that leaves one
@@ -456,6 +510,30 @@ impl Story {
     #[cfg(test)]
     fn entry(&self, ev: &Event) -> Option<&Entry> {
         self.table.get(&Self::key(ev)?)
+    }
+}
+
+/// The verdict of `b`, and its sentence with where V6ONLY came from.
+fn describe_anew(
+    b: Bound,
+    source: Option<&'static str>,
+    v6only_set: bool,
+    bindv6only: Option<bool>,
+) -> Described {
+    let v = verdict::classify(&b);
+    let mut meaning = v.sentence;
+    if let (Some(src), Some(on)) = (source, b.v6only) {
+        let why = sentences::v6only_why(src, v6only_set, bindv6only);
+        meaning = format!("{meaning} [V6ONLY={}, {why}]", on as u8);
+    }
+    Described {
+        bound: Arc::new(b),
+        v6only_source: source,
+        v6only_set,
+        bindv6only,
+        verdict: v.kind.as_str(),
+        flags: v.flags.iter().map(|f| f.as_str()).collect(),
+        meaning: meaning.into(),
     }
 }
 

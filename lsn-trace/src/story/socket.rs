@@ -1,9 +1,12 @@
 //! One socket as the story knows it: who it is across dup(), fork() and the kernel's reuse
 //! of its memory (`Entry::is_other_socket`), and what it has done — options, binds, listen.
 //! Pure but for the /proc fallbacks of kernels where the hook could not read the inode.
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
-use lsn_trace::{procfs, verdict::FilePerms};
+use lsn_trace::{
+    procfs,
+    verdict::{Bound, FilePerms},
+};
 use lsn_trace_common::sockopt::{IPV6_V6ONLY, SOL_IPV6};
 
 use crate::{
@@ -43,6 +46,22 @@ pub struct Entry {
     /// that reuses the old one's kernel memory (same `sock_id`) from the old one.
     inode: Option<u64>,
     pub(super) used: u64,
+    /// What the last bind or listen of it was found to mean, and from which facts.
+    pub(super) described: Option<Described>,
+}
+
+/// A socket's verdict and its sentence, kept with the socket: its next event with the
+/// same facts (the listen after the bind) says the same without making it again.
+#[derive(Clone, Debug)]
+pub(super) struct Described {
+    pub(super) bound: Arc<Bound>,
+    pub(super) v6only_source: Option<&'static str>,
+    /// Where the sentence's V6ONLY clause came from.
+    pub(super) v6only_set: bool,
+    pub(super) bindv6only: Option<bool>,
+    pub(super) verdict: &'static str,
+    pub(super) flags: Arc<[&'static str]>,
+    pub(super) meaning: Arc<str>,
 }
 
 /// Per-socket history lists are capped: a process looping on a failing bind must not
@@ -68,6 +87,7 @@ impl Entry {
             last: None,
             inode: sock_inode(ev),
             used: 0,
+            described: None,
         }
     }
 

@@ -231,6 +231,9 @@ impl Event {
 pub struct Decoder {
     boot_to_wall_ns: i128,
     sock_key: u64,
+    /// The last process name decoded, raw and as text: a storm's events come from a few
+    /// processes, each name is made into text once.
+    last_comm: ([u8; wire::TASK_COMM_LEN], String),
 }
 
 impl Decoder {
@@ -250,11 +253,38 @@ impl Decoder {
         unsafe { libc::getrandom(key.as_mut_ptr().cast(), key.len(), 0) };
         Decoder {
             boot_to_wall_ns: wall - mono,
+            last_comm: Default::default(),
             sock_key: u64::from_ne_bytes(key) | 1,
         }
     }
 
-    pub fn decode(&self, raw: &wire::Event) -> Option<Event> {
+    /// A decoder for records made by another run (`replay`): that run's clock offset, so
+    /// times are the recorded ones, and a fixed key, so socket ids are the same every replay.
+    pub fn replaying(boot_to_wall_ns: i64) -> Self {
+        Decoder {
+            boot_to_wall_ns: boot_to_wall_ns.into(),
+            sock_key: 0x005e_ed0f_7ec0_ded1,
+            last_comm: Default::default(),
+        }
+    }
+
+    /// Wall clock minus CLOCK_MONOTONIC when this decoder was made (what a recording keeps).
+    pub fn boot_to_wall_ns(&self) -> i64 {
+        self.boot_to_wall_ns as i64
+    }
+
+    /// One ring-buffer record: a whole `wire::Event` (a shorter one is no event).
+    pub fn decode_record(&mut self, item: &[u8]) -> Option<Event> {
+        if item.len() < std::mem::size_of::<wire::Event>() {
+            return None;
+        }
+        // SAFETY: the programs write whole `wire::Event`s (plain data, any bit pattern is
+        // valid); read unaligned, as a record's start is only 8-aligned.
+        let raw: wire::Event = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+        self.decode(&raw)
+    }
+
+    pub fn decode(&mut self, raw: &wire::Event) -> Option<Event> {
         let kind = match wire::EventKind::from_u8(raw.kind)? {
             wire::EventKind::Bind => Kind::Bind,
             wire::EventKind::Listen => Kind::Listen,
@@ -318,7 +348,13 @@ impl Decoder {
             ppid: (raw.ppid != 0).then_some(raw.ppid),
             uid: raw.uid,
             gid: raw.gid,
-            comm: comm(&raw.comm),
+            comm: if raw.comm == self.last_comm.0 {
+                self.last_comm.1.clone()
+            } else {
+                let text = comm(&raw.comm);
+                self.last_comm = (raw.comm, text.clone());
+                text
+            },
             fd: (raw.flags & wire::F_NO_FD == 0).then_some(raw.fd),
             errno: -raw.ret.min(0),
             source: Source::from_wire(raw.source),
@@ -331,7 +367,7 @@ impl Decoder {
         })
     }
 
-    fn scramble(&self, ptr: u64) -> u64 {
+    pub fn scramble(&self, ptr: u64) -> u64 {
         // A keyed bijection (xorshift-multiply): stable within one run, meaningless outside.
         let mut x = ptr ^ self.sock_key;
         x = (x ^ (x >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);

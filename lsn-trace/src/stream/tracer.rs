@@ -17,6 +17,7 @@ use crate::{
     backend::Loaded,
     event::{Decoder, Event},
     pipeline::Pipeline,
+    replay::Recording,
     ring::EventRing,
 };
 
@@ -80,6 +81,8 @@ pub struct Tracer {
     lost_reported: [u64; 3],
     skipped: SkippedRuns,
     stats: Stats,
+    /// `--record-raw`: every record also goes to this file, for `replay`.
+    recording: Option<Recording>,
     // Kept last: dropping it detaches the programs.
     _loaded: Loaded,
 }
@@ -139,8 +142,15 @@ impl Tracer {
             lost_reported: [0; 3],
             skipped,
             stats: Stats::default(),
+            recording: None,
             _loaded: loaded,
         })
+    }
+
+    /// Write every record the ring delivers from now on to `path` (see `replay`).
+    pub fn record_to(&mut self, path: &std::path::Path) -> Result<()> {
+        self.recording = Some(Recording::create(path, &self.decoder)?);
+        Ok(())
     }
 
     fn counter(&self, idx: u32) -> u64 {
@@ -172,14 +182,19 @@ impl Tracer {
             decoder,
             stats,
             held,
+            recording,
             ..
         } = self;
         ring.get_mut().drain(usize::MAX, None, |item| {
             let Some(raw) = read_event(item) else {
                 return Ok(());
             };
+            let check = raw.flags & wire::F_SELF_CHECK != 0;
+            if !check && let Some(r) = recording.as_mut() {
+                r.record(item)?;
+            }
             if let Some(ev) = decoder.decode(&raw) {
-                if raw.flags & wire::F_SELF_CHECK != 0 {
+                if check {
                     on_check(&ev);
                 } else {
                     stats.events += 1;
@@ -200,6 +215,7 @@ impl Tracer {
             ring,
             decoder,
             stats,
+            recording,
             ..
         } = self;
         let ring = ring.get_mut();
@@ -216,6 +232,9 @@ impl Tracer {
                 // A self-check event still in flight when the check ended: not the host's.
                 if raw.flags & wire::F_SELF_CHECK != 0 {
                     return Ok(());
+                }
+                if let Some(r) = recording.as_mut() {
+                    r.record(item)?;
                 }
                 if let Some(ev) = decoder.decode(&raw) {
                     stats.events += 1;
@@ -247,6 +266,9 @@ impl Tracer {
                 break true;
             }
         };
+        if let Some(r) = recording {
+            r.flush()?;
+        }
         self.report_lost(pipeline)?;
         self.report_skipped(pipeline, last)?;
         pipeline.flush()?;

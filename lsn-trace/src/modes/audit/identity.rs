@@ -7,6 +7,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     fs,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -233,7 +234,8 @@ pub fn systemd_unit(path: &str) -> Option<&str> {
 const FRESH: Duration = Duration::from_secs(1);
 
 struct Entry {
-    info: ProcInfo,
+    /// Shared with the records made from it: a cached identity costs no copy.
+    info: Arc<ProcInfo>,
     /// The event's comm when it was read: an exec in between changes it.
     comm: String,
     at: Instant,
@@ -262,10 +264,11 @@ impl Identities {
     /// from the cache where the process no longer shows everything (exiting) or is gone.
     /// With `start`, only what was read of that very process instance is used: a pid
     /// reused by another process since gives the event's fields only (`Source::Event`),
-    /// never the other program's exe and cmdline.
-    pub fn of(&mut self, pid: u32, comm: &str, start: Option<u64>) -> (ProcInfo, Source) {
+    /// never the other program's exe and cmdline. Shared (`Arc`): a cached identity costs
+    /// no copy.
+    pub fn of(&mut self, pid: u32, comm: &str, start: Option<u64>) -> (Arc<ProcInfo>, Source) {
         if pid == 0 {
-            return (ProcInfo::default(), Source::Event);
+            return (Arc::default(), Source::Event);
         }
         let same = |info: &ProcInfo| start.is_none() || info.start == start;
         if let Some(e) = self.cache.get(&pid)
@@ -277,31 +280,21 @@ impl Identities {
         }
         let mut info = read_proc(pid);
         let cached = self.cache.get(&pid).map(|e| &e.info).filter(|c| same(c));
-        if !same(&info) {
-            // Another process has the pid now: what /proc says is not the event's.
+        if !same(&info) || info.start.is_none() {
+            // Another process has the pid now (what /proc says is not the event's), or it
+            // is gone entirely: the cache is all there is.
             return match cached {
                 Some(c) => (c.clone(), Source::Cached),
-                None => (ProcInfo::default(), Source::Event),
+                None => (Arc::default(), Source::Event),
             };
         }
-        let source = if info.start.is_none() {
-            // Gone entirely: the cache is all there is.
-            match cached {
-                Some(c) => {
-                    info = c.clone();
-                    Source::Cached
-                }
-                None => Source::Event,
+        let source = match cached {
+            // Same process (same start time), partly torn down: complete it.
+            Some(c) if c.start == info.start && info.exe.is_none() => {
+                info.fill_from(c);
+                Source::Cached
             }
-        } else {
-            match cached {
-                // Same process (same start time), partly torn down: complete it.
-                Some(c) if c.start == info.start && info.exe.is_none() => {
-                    info.fill_from(c);
-                    Source::Cached
-                }
-                _ => Source::Live,
-            }
+            _ => Source::Live,
         };
         if let (Some(runtime), Some(id), true) = (
             info.container_runtime,
@@ -310,13 +303,14 @@ impl Identities {
         ) {
             info.container = self.containers.of(runtime, id);
         }
+        let info = Arc::new(info);
         if source == Source::Live && !info.is_empty() {
             self.remember(pid, comm, info.clone());
         }
         (info, source)
     }
 
-    fn remember(&mut self, pid: u32, comm: &str, info: ProcInfo) {
+    fn remember(&mut self, pid: u32, comm: &str, info: Arc<ProcInfo>) {
         let entry = Entry {
             info,
             comm: comm.to_owned(),
@@ -469,7 +463,7 @@ mod tests {
         // A pid that cannot exist (above pid_max's ceiling).
         let (none, src) = ids.of(u32::MAX - 1, "t", None);
         assert_eq!(src, Source::Event);
-        assert_eq!(none, ProcInfo::default());
+        assert_eq!(*none, ProcInfo::default());
         assert_eq!(ids.cached(), 1);
         assert_eq!(ids.user_name(0).as_deref(), Some("root"));
     }

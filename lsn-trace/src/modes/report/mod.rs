@@ -24,7 +24,6 @@ use self::{
 };
 use crate::{
     policy::{AddrMatch, Pattern, Policy},
-    sockaddr::escape,
 };
 
 #[derive(clap::Args, Debug)]
@@ -171,7 +170,7 @@ fn answer(args: ReportArgs, json: bool) -> Result<()> {
     let mut driver = Driver::new(query, filter, out);
     let mut skipped = 0u64;
     'files: for name in &logs {
-        let shown = escape(files::display(name).as_bytes());
+        let shown = crate::text::terminal(files::display(name)).into_owned();
         let reader = files::open(name).map_err(|e| anyhow::anyhow!("cannot read {shown}: {e}"))?;
         let mut lines = Lines::new(reader);
         loop {

@@ -11,7 +11,6 @@ use super::{
 };
 use crate::{
     policy::{self, Policy},
-    sockaddr::escape,
 };
 
 pub struct Out<'a> {
@@ -45,7 +44,7 @@ fn s<'a>(rec: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
 }
 
 fn esc(v: &str) -> String {
-    escape(v.as_bytes())
+    crate::text::terminal(v).into_owned()
 }
 
 pub fn rfc3339(t: Micros) -> String {

@@ -244,7 +244,7 @@ pub fn parse(s: &str, now: Micros, zone: &dyn Zone) -> Result<Micros, String> {
             "`{}` is not a time: write RFC 3339 (2026-12-02T03:12:00Z, or without the zone \
              for local time), a date (2026-12-02), a clock time today (03:12), \
              `yesterday 03:12`, `now`, or a time relative to now (-2h, -1h30m, -3d)",
-            crate::sockaddr::escape(s.as_bytes())
+            crate::text::terminal(s).into_owned()
         )
     })
 }

@@ -380,7 +380,7 @@ impl<'a> Driver<'a> {
                     let m = render::parse_map(line);
                     let text = |k: &str| {
                         let v = m.get(k).and_then(Value::as_str).unwrap_or("?");
-                        crate::sockaddr::escape(v.as_bytes())
+                        crate::text::terminal(v).into_owned()
                     };
                     let key = (
                         text("error"),
@@ -707,7 +707,7 @@ impl<'a> Driver<'a> {
                 if let Some(e) = m.get("explanation").and_then(Value::as_str) {
                     line.push_str(&format!(
                         "\n    ↳ {}",
-                        crate::sockaddr::escape(e.as_bytes())
+                        crate::text::terminal(e).into_owned()
                     ));
                 }
                 self.out.heading(&line)?;
