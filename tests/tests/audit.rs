@@ -1107,17 +1107,29 @@ fn a_unix_listener_and_a_bound_unix_datagram_socket_are_opens_with_their_paths()
 
 /// Spawn `cmd` as pid `pid` (through /proc/sys/kernel/ns_last_pid; another process of the
 /// host may take the pid first: then it is retried). None if the pid could not be had.
+///
+/// The pid counter is put back where it was after, so later threads and processes get fresh
+/// ids: the pids after `pid` were used before, and a test that names its events by tid (in a
+/// log shared with other tests) would otherwise find an old thread's records under its own.
 fn spawn_as_pid(pid: u32, mut cmd: Command) -> Option<std::process::Child> {
+    let last_pid = "/proc/sys/kernel/ns_last_pid";
+    let before: u32 = std::fs::read_to_string(last_pid).unwrap().trim().parse().unwrap();
+    let mut found = None;
     for _ in 0..50 {
-        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
+        std::fs::write(last_pid, (pid - 1).to_string()).unwrap();
         let mut child = cmd.spawn().unwrap();
         if child.id() == pid {
-            return Some(child);
+            found = Some(child);
+            break;
         }
         let _ = child.kill();
         let _ = child.wait();
     }
-    None
+    let now: u32 = std::fs::read_to_string(last_pid).unwrap().trim().parse().unwrap();
+    if now < before {
+        std::fs::write(last_pid, before.to_string()).unwrap();
+    }
+    found
 }
 
 /// A python3 that binds a UDP socket on 127.0.0.1 and exits once its stdin closes (argv

@@ -468,10 +468,10 @@ int main(int argc, char **argv) {
 }
 "#;
 
-/// THREADED_C built into a directory of the test's own (not /tmp: the VM guest mounts a
-/// tmpfs there).
+/// THREADED_C built into a directory of the test's own under the temporary directory (the
+/// build tree is read-only in the VM guests).
 fn threaded_program() -> std::path::PathBuf {
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("follow-threads");
+    let dir = std::env::temp_dir().join(format!("lsn-trace-follow-threads-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let src = dir.join("threads.c");
     std::fs::write(&src, THREADED_C).unwrap();

@@ -70,14 +70,15 @@ struct RecordLabel {
     record: &'static str,
 }
 
-/// The `record` values of audit records (README, "Audit log").
-const RECORD_KINDS: [&str; 8] = [
+/// The `record` values of audit records (docs/audit.md).
+const RECORD_KINDS: [&str; 9] = [
     "start",
     "snapshot",
     "snapshot_end",
     "open",
     "failed",
     "close",
+    "alert",
     "lost",
     "stop",
 ];
@@ -514,10 +515,12 @@ mod tests {
         m.lost(lost_reason("ring buffer full; raise --ring-size"), 7);
         let mut a = m.audit_counters();
         a.log_dropped(2, false);
+        a.log_dropped(5, true);
         a.log_state(3, 4096);
         a.written("start");
         a.written("open");
         a.written("open");
+        a.written("alert");
         let t = m.encode();
         let v = |s: &str| value(&t, s);
         assert_eq!(
@@ -537,8 +540,20 @@ mod tests {
             Some("2")
         );
         assert_eq!(
+            v("lsn_trace_events_lost_total{reason=\"audit_writer_behind\"}").as_deref(),
+            Some("5")
+        );
+        assert_eq!(
             v("lsn_trace_events_lost_total{reason=\"hooks_skipped\"}").as_deref(),
             Some("0")
+        );
+        assert_eq!(
+            v("lsn_trace_events_lost_total{reason=\"arguments_unreadable\"}").as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            v("lsn_trace_records_total{record=\"alert\"}").as_deref(),
+            Some("1")
         );
         assert_eq!(v("lsn_trace_log_write_errors_total").as_deref(), Some("3"));
         assert_eq!(v("lsn_trace_log_buffered_bytes").as_deref(), Some("4096"));
