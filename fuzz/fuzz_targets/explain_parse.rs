@@ -4,12 +4,7 @@
 //! written back, reads back the same (`check_properties` of each module).
 #![no_main]
 
-// The parsers are std-only: include their source rather than depend on the lsn-trace
-// crate, whose build script compiles the eBPF programs.
-#[path = "../../lsn-trace/src/modes/explain_parse.rs"]
-mod explain_parse;
-#[path = "../../lsn-trace/src/modes/explain_line.rs"]
-mod explain_line;
+use lsn_trace::{explain_line, explain_parse};
 
 /// A small services database, so service names are exercised too.
 fn services(name: &str, protocol: &str) -> Option<u16> {

@@ -1,19 +1,32 @@
 //! The parts of lsn-trace that need no kernel hooks, as a library so the CLI, the fuzz
-//! target and other tools share them: what an address means (`verdict`), the addresses of a
-//! network namespace (`nsaddrs`), entering one (`netns`), /proc's answers (`procfs`),
-//! reading what people paste into `explain` (`explain_parse`, `explain_line`) and the
-//! services database (`services`).
-#[path = "modes/explain_line.rs"]
-pub mod explain_line;
-#[path = "modes/explain_parse.rs"]
-pub mod explain_parse;
-#[path = "sys/netns.rs"]
-pub mod netns;
-#[path = "sys/nsaddrs.rs"]
-pub mod nsaddrs;
-#[path = "sys/procfs.rs"]
-pub mod procfs;
-#[path = "sys/services.rs"]
-pub mod services;
-#[path = "story/verdict.rs"]
-pub mod verdict;
+//! target and other tools share them. Each module lives in the folder of the pipeline it
+//! belongs to, and the library's tree is those folders: what an address means
+//! (`story::verdict`), the addresses of a network namespace (`sys::nsaddrs`), entering one
+//! (`sys::netns`), /proc's answers (`sys::procfs`), the services database
+//! (`sys::services`) and reading what people paste into `explain` (`modes::explain_parse`,
+//! `modes::explain_line`). The binary's modules of the same folders (`story`, `sys`,
+//! `modes` in main.rs) are its own; it reaches these through the short paths below.
+pub mod modes {
+    //! `lsn-trace explain`'s parsers (the mode itself is the binary's).
+    pub mod explain_line;
+    pub mod explain_parse;
+}
+
+pub mod story {
+    //! What an address means (the reconstruction itself is the binary's).
+    pub mod verdict;
+}
+
+pub mod sys {
+    //! Asking the host: network namespaces, their addresses, /proc, services (sock_diag,
+    //! interface names and users are the binary's).
+    pub mod netns;
+    pub mod nsaddrs;
+    pub mod procfs;
+    pub mod services;
+}
+
+// The short paths the binary, the fuzz target and these modules use.
+pub use modes::{explain_line, explain_parse};
+pub use story::verdict;
+pub use sys::{netns, nsaddrs, procfs, services};

@@ -12,7 +12,6 @@
 //! * `vm --kernel 6.1|6.12 [-- COMMAND…]` — run a command as root on another kernel (QEMU).
 
 mod bench;
-mod bench_report;
 mod cmd;
 mod dist;
 mod image;

@@ -21,7 +21,8 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
-use super::{Agent, Output, workload};
+use super::agent::{Agent, Output};
+use super::workload::{EVENTS_PER_CYCLE, workload};
 use crate::cmd::{self, capture, display};
 
 /// The formats measured, as `lsn-trace replay --format` names them.
@@ -214,7 +215,7 @@ pub fn record(lsn_trace: &Path, storm: &Path) -> Result<()> {
     workload(Command::new(storm).args(["storm".to_owned(), RECORD_CYCLES.to_string()]))?;
     agent.wait_idle();
     let stopped = agent.stop()?;
-    let want = RECORD_CYCLES * super::EVENTS_PER_CYCLE;
+    let want = RECORD_CYCLES * EVENTS_PER_CYCLE;
     if stopped.events != want || stopped.lost != 0 {
         bail!(
             "the recording holds {} events ({} lost), not the storm's {want}: record again",
