@@ -10,11 +10,14 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 use aya_log_ebpf::warn;
-use lsn_trace_common::{sockopt::is_listener_option, *};
+use lsn_trace_common::{
+    sockopt::{is_bindx, is_listener_option},
+    *,
+};
 
 use crate::{
     emit::{
-        About, copy_optval, copy_sockaddr, enabled, enabled_counting, fill_sock, fill_sock_from,
+        About, copy_bindx, copy_optval, copy_sockaddr, enabled, enabled_counting, fill_sock, fill_sock_from,
         reserve, submit,
     },
     kernel::{Caller, Mem, SockView, Syscall, inet_sport, listener_of, probe_read},
@@ -89,6 +92,9 @@ fn exit_event<C: EbpfContext>(
     if kind == EventKind::Bind {
         about = about.with_sockaddr(&config(), args[1], args[2] as u32, Mem::User);
     }
+    if kind == EventKind::Setsockopt && is_bindx(args[1] as i32, args[2] as i32) {
+        about = about.with_bindx_port(&config(), args[3], args[4] as i32, Mem::User);
+    }
     let Some(mut entry) = reserve(caller, kind, fd, ret, &about) else {
         return;
     };
@@ -141,7 +147,11 @@ pub fn setsockopt_returned<C: EbpfContext>(ctx: &C, caller: &Caller, args: [u64;
             ev.arg0 = level as i32 as i64;
             ev.arg1 = optname as i32;
             ev.arg2 = optlen as i32;
-            copy_optval(ev, optval, optlen as i32, Mem::User);
+            if is_bindx(level as i32, optname as i32) {
+                copy_bindx(ev, optval, optlen as i32, Mem::User);
+            } else {
+                copy_optval(ev, optval, optlen as i32, Mem::User);
+            }
         },
     );
 }

@@ -238,6 +238,7 @@ pub fn write_fields(o: &mut impl Object, ev: &Event, opts: Options, note: &Note)
                     }
                     out.push(b']');
                 }
+                OptValue::Addrs(a) => bindx(out, a),
                 OptValue::Unreadable => null(out),
             }
         }
@@ -248,6 +249,33 @@ pub fn write_fields(o: &mut impl Object, ev: &Event, opts: Options, note: &Note)
         }
     }
     write_note(o, note);
+}
+
+/// An sctp_bindx() array's `value` (json.rs's `bindx_value`: keys in serde_json's order).
+fn bindx(out: &mut Vec<u8>, a: &crate::event::BindxAddrs) {
+    out.extend_from_slice(b"{\"addrs\":[");
+    for (i, x) in a.addrs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"addr\":");
+        opt_str(out, x.host().as_deref());
+        out.extend_from_slice(b",\"family\":");
+        match x.family() {
+            Some(f) => str(out, &names::family(f)),
+            None => null(out),
+        }
+        out.extend_from_slice(b",\"port\":");
+        opt_int(out, x.port());
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"count\":");
+    opt_int(out, a.count);
+    out.extend_from_slice(b",\"malformed_at\":");
+    opt_int(out, a.malformed_at);
+    out.extend_from_slice(b",\"omitted\":");
+    opt_int(out, a.omitted());
+    out.push(b'}');
 }
 
 /// The story's keys, in `Note`'s field order.
@@ -725,6 +753,49 @@ mod tests {
                 ev(
                     Kind::Setsockopt,
                     opt(0, 15, OptValue::Bytes(vec![1, 0, 255])),
+                    None,
+                ),
+                Note::default(),
+            ),
+            (
+                ev(
+                    Kind::Setsockopt,
+                    opt(
+                        132,
+                        100,
+                        OptValue::Addrs(crate::event::BindxAddrs {
+                            addrs: vec![
+                                SockAddr::Inet {
+                                    addr: Ipv4Addr::LOCALHOST,
+                                    port: 5000,
+                                },
+                                SockAddr::Inet6 {
+                                    addr: Ipv6Addr::LOCALHOST,
+                                    port: 5000,
+                                    flowinfo: 0,
+                                    scope_id: 0,
+                                },
+                            ],
+                            count: Some(3),
+                            malformed_at: None,
+                        }),
+                    ),
+                    Some(inet6_sock()),
+                ),
+                Note::default(),
+            ),
+            (
+                ev(
+                    Kind::Setsockopt,
+                    opt(
+                        132,
+                        101,
+                        OptValue::Addrs(crate::event::BindxAddrs {
+                            addrs: vec![],
+                            count: None,
+                            malformed_at: Some(0),
+                        }),
+                    ),
                     None,
                 ),
                 Note::default(),
