@@ -17,8 +17,8 @@ use lsn_trace_common::{
 
 use crate::{
     emit::{
-        About, copy_bindx, copy_optval, copy_sockaddr, enabled, enabled_counting, fill_sock, fill_sock_from,
-        reserve, submit,
+        About, copy_bindx, copy_optval, copy_sockaddr, enabled, enabled_counting, fill_sock,
+        fill_sock_from, reserve, submit,
     },
     kernel::{Caller, Mem, SockView, Syscall, inet_sport, listener_of, probe_read},
     maps::{PENDING, config, count, kfunc},

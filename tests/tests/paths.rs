@@ -339,7 +339,13 @@ const SCTP_SOCKOPT_BINDX_REM: i32 = 101;
 fn bindx(fd: &Fd, op: i32, array: &[u8]) -> i32 {
     // SAFETY: setsockopt reading `array.len()` bytes of it.
     let rc = unsafe {
-        libc::setsockopt(fd.0, SOL_SCTP, op, array.as_ptr().cast(), array.len() as u32)
+        libc::setsockopt(
+            fd.0,
+            SOL_SCTP,
+            op,
+            array.as_ptr().cast(),
+            array.len() as u32,
+        )
     };
     if rc == 0 { 0 } else { errno() }
 }
@@ -360,7 +366,10 @@ fn bindx_addrs(v: &Value) -> Vec<(String, u64)> {
         .iter()
         .map(|a| {
             assert_eq!(a["family"], "inet", "{v:#}");
-            (a["addr"].as_str().unwrap().to_owned(), a["port"].as_u64().unwrap())
+            (
+                a["addr"].as_str().unwrap().to_owned(),
+                a["port"].as_u64().unwrap(),
+            )
         })
         .collect()
 }
@@ -398,7 +407,9 @@ fn sctp_bindx() {
     ]);
     let lo = |last: u8| Ipv4Addr::new(127, 0, 0, last);
     let at = |ips: &[u8]| -> Vec<(String, u64)> {
-        ips.iter().map(|&i| (lo(i).to_string(), port as u64)).collect()
+        ips.iter()
+            .map(|&i| (lo(i).to_string(), port as u64))
+            .collect()
     };
     // Unbound, as the story sees it (bound_port 0): its bound addresses start empty.
     setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).unwrap();
@@ -406,7 +417,10 @@ fn sctp_bindx() {
     assert_eq!(bindx(&fd, SCTP_SOCKOPT_BINDX_ADD, &two), 0);
     listen(&fd, 5).unwrap();
     assert_eq!(local_port(&fd), port);
-    assert_eq!(bindx(&fd, SCTP_SOCKOPT_BINDX_REM, &sin_bytes(lo(2), port)), 0);
+    assert_eq!(
+        bindx(&fd, SCTP_SOCKOPT_BINDX_REM, &sin_bytes(lo(2), port)),
+        0
+    );
     let absent = sin_bytes(Ipv4Addr::new(192, 0, 2, 1), port); // TEST-NET-1
     assert_eq!(
         bindx(&fd, SCTP_SOCKOPT_BINDX_ADD, &absent),
@@ -418,9 +432,7 @@ fn sctp_bindx() {
     assert_eq!(bindx(&fd, SCTP_SOCKOPT_BINDX_ADD, &ten), 0);
     // A socket that holds no port: the failed call is found by the port it asked for.
     // SAFETY: plain socket(2).
-    let fd2 = Fd(unsafe {
-        libc::socket(libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_SCTP)
-    });
+    let fd2 = Fd(unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_SCTP) });
     let absent2 = sin_bytes(Ipv4Addr::new(192, 0, 2, 1), other_port);
     assert_eq!(
         bindx(&fd2, SCTP_SOCKOPT_BINDX_ADD, &absent2),
@@ -437,8 +449,24 @@ fn sctp_bindx() {
     let l = t.events_of(me, "listen", 1).remove(0);
     // (option, errno, addresses shown, count, omitted, malformed_at, bound_port)
     let want: [(&str, i32, Vec<(String, u64)>, u64, u64, Value, u16); 6] = [
-        ("SCTP_SOCKOPT_BINDX_ADD", 0, at(&[1, 2]), 2, 0, Value::Null, port),
-        ("SCTP_SOCKOPT_BINDX_REM", 0, at(&[2]), 1, 0, Value::Null, port),
+        (
+            "SCTP_SOCKOPT_BINDX_ADD",
+            0,
+            at(&[1, 2]),
+            2,
+            0,
+            Value::Null,
+            port,
+        ),
+        (
+            "SCTP_SOCKOPT_BINDX_REM",
+            0,
+            at(&[2]),
+            1,
+            0,
+            Value::Null,
+            port,
+        ),
         (
             "SCTP_SOCKOPT_BINDX_ADD",
             libc::EADDRNOTAVAIL,
@@ -448,8 +476,24 @@ fn sctp_bindx() {
             Value::Null,
             port,
         ),
-        ("SCTP_SOCKOPT_BINDX_ADD", libc::EINVAL, at(&[3]), 1, 0, 16.into(), port),
-        ("SCTP_SOCKOPT_BINDX_ADD", 0, at(&[10, 11, 12, 13, 14, 15, 16, 17]), 10, 2, Value::Null, port),
+        (
+            "SCTP_SOCKOPT_BINDX_ADD",
+            libc::EINVAL,
+            at(&[3]),
+            1,
+            0,
+            16.into(),
+            port,
+        ),
+        (
+            "SCTP_SOCKOPT_BINDX_ADD",
+            0,
+            at(&[10, 11, 12, 13, 14, 15, 16, 17]),
+            10,
+            2,
+            Value::Null,
+            port,
+        ),
         (
             "SCTP_SOCKOPT_BINDX_ADD",
             libc::EADDRNOTAVAIL,
@@ -490,7 +534,12 @@ fn sctp_bindx() {
             .as_array()
             .unwrap_or_else(|| panic!("bound_addrs: {v:#}"))
             .iter()
-            .map(|a| (a["addr"].as_str().unwrap().to_owned(), a["port"].as_u64().unwrap()))
+            .map(|a| {
+                (
+                    a["addr"].as_str().unwrap().to_owned(),
+                    a["port"].as_u64().unwrap(),
+                )
+            })
             .collect()
     };
     assert_eq!(bound(&evs[0]), at(&[1, 2]));
@@ -499,6 +548,22 @@ fn sctp_bindx() {
     // Refused (the kernel undoes what the call added): as before.
     assert_eq!(bound(&evs[2]), at(&[1]), "{:#}", evs[2]);
     assert_eq!(bound(&evs[3]), at(&[1]), "{:#}", evs[3]);
+    let why = |v: &Value| v["explanation"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        why(&evs[2]).starts_with("192.0.2.1:"),
+        "the absent address named: {:#}",
+        evs[2]
+    );
+    assert!(
+        why(&evs[2]).contains("not assigned to any interface"),
+        "{:#}",
+        evs[2]
+    );
+    assert!(
+        why(&evs[3]).contains("(20 bytes) is malformed at byte 16"),
+        "{:#}",
+        evs[3]
+    );
     // Two of the ten not in the event: which addresses the socket has is not known exactly.
     assert_eq!(evs[4]["bound_addrs"], Value::Null, "{:#}", evs[4]);
     let summary = l["summary"].as_str().unwrap_or_else(|| panic!("{l:#}"));
@@ -512,7 +577,10 @@ fn sctp_bindx() {
     let seen = only.seen(|v| v["event"] != "lost");
     assert_eq!(seen.len(), 1, "--port {other_port}: {seen:#?}");
     assert_eq!(found[0]["fd"], fd2.0);
-    assert_eq!(bindx_addrs(&found[0]), [("192.0.2.1".to_owned(), other_port as u64)]);
+    assert_eq!(
+        bindx_addrs(&found[0]),
+        [("192.0.2.1".to_owned(), other_port as u64)]
+    );
     only.terminate();
 }
 

@@ -79,7 +79,9 @@ fn bindx(
         (SCTP_SOCKOPT_BINDX_ADD, _) if !set.is_empty() => Some(set),
         (SCTP_SOCKOPT_BINDX_ADD, _) => {
             let local = ev.sock.as_ref()?.local?;
-            let kept = listed.into_iter().find(|x| ip_of(x) == Some(canonical(local)))?;
+            let kept = listed
+                .into_iter()
+                .find(|x| ip_of(x) == Some(canonical(local)))?;
             Some(vec![kept])
         }
         // A removal stops at the address it fails on, those before it gone: exact only
@@ -125,6 +127,132 @@ fn ip_of(a: &SockAddr) -> Option<IpAddr> {
 
 fn same(a: &SockAddr, b: &SockAddr) -> bool {
     ip_of(a).is_some() && ip_of(a) == ip_of(b) && a.port() == b.port()
+}
+
+/// Why an sctp_bindx() call failed, from its array, the socket's port and addresses (as
+/// the story knows them) and the namespace's addresses; None: the common explanation.
+pub(super) fn why_failed(
+    ev: &Event,
+    set: Option<&[SockAddr]>,
+    ns: Option<&lsn_trace::nsaddrs::NsAddrs>,
+) -> Option<String> {
+    let Request::Setsockopt {
+        optname,
+        optlen,
+        value: OptValue::Addrs(a),
+        ..
+    } = &ev.request
+    else {
+        return None;
+    };
+    let add = *optname == SCTP_SOCKOPT_BINDX_ADD;
+    let undone = if add {
+        "nothing was added (the kernel undoes the addresses the call had added)"
+    } else {
+        "the addresses before it in the array were removed"
+    };
+    let port = ev.sock.as_ref().and_then(|s| s.port).filter(|&p| p != 0);
+    let family = ev.sock.as_ref().and_then(|s| s.family);
+    let list = |xs: Vec<&SockAddr>| {
+        xs.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some(match ev.errno {
+        libc::EINVAL if a.malformed_at.is_some() => format!(
+            "the sctp_bindx() array ({optlen} bytes) is malformed at byte {}: each address \
+             must be a whole sockaddr_in (16 bytes) or sockaddr_in6 (28); the kernel refused \
+             it before changing anything",
+            a.malformed_at.unwrap()
+        ),
+        libc::EINVAL => {
+            let other_port: Vec<_> = a
+                .addrs
+                .iter()
+                .filter(|x| {
+                    port.is_some() && !matches!(x.port(), Some(0) | None) && x.port() != port
+                })
+                .collect();
+            let v6_on_v4: Vec<_> = a
+                .addrs
+                .iter()
+                .filter(|x| {
+                    family == Some(crate::sockaddr::AF_INET) && matches!(x, SockAddr::Inet6 { .. })
+                })
+                .collect();
+            let bound: Vec<_> = a
+                .addrs
+                .iter()
+                .filter(|x| {
+                    set.is_some_and(|s| s.iter().any(|y| same(y, &with_port(x, port.unwrap_or(0)))))
+                })
+                .collect();
+            let unbound: Vec<_> = a
+                .addrs
+                .iter()
+                .filter(|x| {
+                    set.is_some_and(|s| {
+                        !s.iter().any(|y| same(y, &with_port(x, port.unwrap_or(0))))
+                    })
+                })
+                .collect();
+            if !other_port.is_empty() {
+                format!(
+                    "{} asks for another port than the socket's {}: all of an SCTP socket's \
+                     addresses share one port (give it, or 0); {undone}",
+                    list(other_port),
+                    port.unwrap_or(0)
+                )
+            } else if !v6_on_v4.is_empty() {
+                format!(
+                    "{} is an IPv6 address and the socket is AF_INET: it takes IPv4 addresses \
+                     only; {undone}",
+                    list(v6_on_v4)
+                )
+            } else if add && !bound.is_empty() {
+                format!("{} is already bound to the socket; {undone}", list(bound))
+            } else if !add && !unbound.is_empty() {
+                format!("{} is not bound to the socket; {undone}", list(unbound))
+            } else {
+                format!(
+                    "sctp_bindx() refused an address: already bound (ADD) or not bound (REM), \
+                     another port than the socket's, or a family the socket does not take; \
+                     {undone}"
+                )
+            }
+        }
+        libc::EADDRNOTAVAIL if add => {
+            let missing: Vec<_> = a
+                .addrs
+                .iter()
+                .filter(|x| match ip_of(x) {
+                    Some(ip) if !ip.is_unspecified() && !ip.is_loopback() => ns.is_some_and(|n| {
+                        !matches!(n.owner(ip), lsn_trace::verdict::Ownership::Iface(_))
+                    }),
+                    _ => false,
+                })
+                .collect();
+            let there = ns.map(|n| n.list().join(", "));
+            match (missing.is_empty(), there) {
+                (false, Some(there)) => format!(
+                    "{} is not assigned to any interface in this process's network namespace \
+                     (there: {there}); {undone}. Add only addresses that exist, or set \
+                     IP_FREEBIND (or net.ipv4.ip_nonlocal_bind / net.ipv6.ip_nonlocal_bind=1) \
+                     to bind before they do",
+                    list(missing)
+                ),
+                _ => format!(
+                    "an address of the array is not assigned to any interface in this \
+                     process's network namespace; {undone}"
+                ),
+            }
+        }
+        libc::EBUSY if !add => {
+            "an SCTP socket keeps at least one address: its last one cannot be removed".into()
+        }
+        _ => return None,
+    })
 }
 
 /// Whether the story follows this socket's addresses: an SCTP socket's.
@@ -233,5 +361,44 @@ mod tests {
             port: 5003,
         };
         assert_eq!(after(unbound, &l), Some(vec![any]));
+    }
+
+    #[test]
+    fn why_refused() {
+        let set = [v4(1, 5000)];
+        let why =
+            |req, errno| why_failed(&ev(req, errno, 1, 5000), Some(&set), None).unwrap_or_default();
+        let mut bad = bindx(ADD, vec![v4(3, 5000)], Some(1));
+        if let Request::Setsockopt {
+            value: OptValue::Addrs(a),
+            optlen,
+            ..
+        } = &mut bad
+        {
+            a.malformed_at = Some(16);
+            *optlen = 20;
+        }
+        assert!(why(bad, libc::EINVAL).contains("(20 bytes) is malformed at byte 16"));
+        let port = why(bindx(ADD, vec![v4(2, 6000)], Some(1)), libc::EINVAL);
+        assert!(port.starts_with("127.0.0.2:6000 asks for another port than the socket's 5000"));
+        let again = why(bindx(ADD, vec![v4(1, 0)], Some(1)), libc::EINVAL);
+        assert!(again.starts_with("127.0.0.1:0 is already bound"), "{again}");
+        let gone = why(bindx(REM, vec![v4(2, 0)], Some(1)), libc::EINVAL);
+        assert!(gone.starts_with("127.0.0.2:0 is not bound"), "{gone}");
+        let last = why(bindx(REM, vec![v4(1, 0)], Some(1)), libc::EBUSY);
+        assert!(last.contains("last one cannot be removed"));
+        // Not a bindx, or an errno it has nothing special for: the common explanation.
+        assert_eq!(
+            why_failed(&ev(Request::Bind(v4(1, 0)), libc::EINVAL, 1, 0), None, None),
+            None
+        );
+        assert_eq!(
+            why_failed(
+                &ev(bindx(ADD, vec![v4(1, 0)], Some(1)), libc::EPERM, 1, 0),
+                None,
+                None
+            ),
+            None
+        );
     }
 }

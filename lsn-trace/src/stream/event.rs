@@ -74,7 +74,8 @@ pub struct BindxAddrs {
 impl BindxAddrs {
     /// Addresses in the array not in `addrs` (None: unknown).
     pub fn omitted(&self) -> Option<u32> {
-        self.count.map(|c| c.saturating_sub(self.addrs.len() as u32))
+        self.count
+            .map(|c| c.saturating_sub(self.addrs.len() as u32))
     }
 }
 
@@ -485,7 +486,8 @@ fn decode_bindx(raw: &wire::Event) -> OptValue {
         if off + step > copied {
             break false;
         }
-        out.addrs.push(SockAddr::decode(&buf[off..off + step], step as u32));
+        out.addrs
+            .push(SockAddr::decode(&buf[off..off + step], step as u32));
         off += step;
     };
     if whole {
