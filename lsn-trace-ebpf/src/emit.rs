@@ -157,6 +157,62 @@ pub fn copy_optval(ev: &mut Event, val: u64, optlen: i32, mem: Mem) {
     }
 }
 
+/// An sctp_bindx() array (setsockopt SOL_SCTP, SCTP_SOCKOPT_BINDX_ADD/_REM: `optlen` bytes
+/// of packed sockaddr_in/sockaddr_in6): its first `SOCKADDR_CAP` bytes where bind's
+/// sockaddr goes, and in `optval` the whole array walked as the kernel walks it
+/// (sctp_setsockopt_bindx: each address as long as its family says), so the addresses
+/// that did not fit are counted, never dropped unsaid.
+#[inline(always)]
+pub fn copy_bindx(ev: &mut Event, val: u64, optlen: i32, mem: Mem) {
+    use lsn_trace_common::sockopt::*;
+    if optlen < 0 {
+        return;
+    }
+    ev.addrlen = optlen as u32;
+    match copy_in(&mut ev.addr, val, optlen as u64, mem) {
+        Some(true) => ev.flags |= F_ADDR_READ,
+        Some(false) => {
+            ev.flags |= F_ADDR_FAULT;
+            return;
+        }
+        None => return,
+    }
+    let len = optlen as u32;
+    let mut walk = BindxWalk {
+        status: BINDX_MORE,
+        ..BindxWalk::default()
+    };
+    for _ in 0..BINDX_WALK {
+        if walk.end >= len {
+            walk.status = BINDX_WHOLE;
+            break;
+        }
+        let mut family = [0u8; 2];
+        let step = if walk.end + 2 > len {
+            0
+        } else if probe_read(family.as_mut_ptr(), 2, val + walk.end as u64, mem) != 0 {
+            return; // F_OPTVAL_READ stays clear: not walked
+        } else {
+            match u16::from_ne_bytes(family) {
+                2 => 16,  // AF_INET: sockaddr_in
+                10 => 28, // AF_INET6: sockaddr_in6
+                _ => 0,
+            }
+        };
+        if step == 0 || walk.end + step > len {
+            walk.status = BINDX_MALFORMED;
+            break;
+        }
+        walk.end += step;
+        walk.count += 1;
+    }
+    if walk.status == BINDX_MORE && walk.end >= len {
+        walk.status = BINDX_WHOLE;
+    }
+    unsafe { core::ptr::write_unaligned(ev.optval.as_mut_ptr() as *mut BindxWalk, walk) };
+    ev.flags |= F_OPTVAL_READ;
+}
+
 /// Submit, waking the reader only when the backlog has crossed a multiple of
 /// `wakeup_bytes` (it also drains on a short timer), so a storm costs one wake-up per batch
 /// rather than one per event. "Crossed", not "is above": a backlog the reader has not yet

@@ -55,7 +55,8 @@ pub struct About {
     /// Family and port (host order) of the caller's sockaddr, 0 = none/unknown.
     pub req_family: u16,
     pub req_port: u16,
-    /// A port the hook saw besides the socket's (inet_sock_set_state's sport).
+    /// A port the hook saw besides the socket's (inet_sock_set_state's sport, a bindx
+    /// array's first address's).
     pub hook_port: u16,
 }
 
@@ -99,6 +100,24 @@ impl About {
             if n == 4 && matches!(self.req_family, 0 | 2 | 10) {
                 self.req_port = u16::from_be_bytes([head[2], head[3]]);
             }
+        }
+        self
+    }
+}
+
+impl About {
+    /// The port of a bindx array's first address, only when `--port` needs it: the
+    /// kernel binds that one first, and takes the others only on the same port (or 0).
+    #[inline(always)]
+    pub fn with_bindx_port(mut self, cfg: &Config, val: u64, optlen: i32, mem: Mem) -> About {
+        if cfg.flags & CFG_F_PORT == 0 || optlen < 4 || val == 0 {
+            return self;
+        }
+        let mut head = [0u8; 4];
+        if probe_read(head.as_mut_ptr(), 4, val, mem) == 0
+            && matches!(u16::from_ne_bytes([head[0], head[1]]), 2 | 10)
+        {
+            self.hook_port = u16::from_be_bytes([head[2], head[3]]);
         }
         self
     }

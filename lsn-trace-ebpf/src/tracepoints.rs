@@ -10,12 +10,15 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 use aya_log_ebpf::warn;
-use lsn_trace_common::{sockopt::is_listener_option, *};
+use lsn_trace_common::{
+    sockopt::{is_bindx, is_listener_option},
+    *,
+};
 
 use crate::{
     emit::{
-        About, copy_optval, copy_sockaddr, enabled, enabled_counting, fill_sock, fill_sock_from,
-        reserve, submit,
+        About, copy_bindx, copy_optval, copy_sockaddr, enabled, enabled_counting, fill_sock,
+        fill_sock_from, reserve, submit,
     },
     kernel::{Caller, Mem, SockView, Syscall, inet_sport, listener_of, probe_read},
     maps::{PENDING, config, count, kfunc},
@@ -89,6 +92,9 @@ fn exit_event<C: EbpfContext>(
     if kind == EventKind::Bind {
         about = about.with_sockaddr(&config(), args[1], args[2] as u32, Mem::User);
     }
+    if kind == EventKind::Setsockopt && is_bindx(args[1] as i32, args[2] as i32) {
+        about = about.with_bindx_port(&config(), args[3], args[4] as i32, Mem::User);
+    }
     let Some(mut entry) = reserve(caller, kind, fd, ret, &about) else {
         return;
     };
@@ -141,7 +147,11 @@ pub fn setsockopt_returned<C: EbpfContext>(ctx: &C, caller: &Caller, args: [u64;
             ev.arg0 = level as i32 as i64;
             ev.arg1 = optname as i32;
             ev.arg2 = optlen as i32;
-            copy_optval(ev, optval, optlen as i32, Mem::User);
+            if is_bindx(level as i32, optname as i32) {
+                copy_bindx(ev, optval, optlen as i32, Mem::User);
+            } else {
+                copy_optval(ev, optval, optlen as i32, Mem::User);
+            }
         },
     );
 }
@@ -277,8 +287,8 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
         return 0;
     };
     let caller = Caller::current();
-    let listen_pending =
-        unsafe { PENDING.get(caller.tid()) }.is_some_and(|call| call.kind == EventKind::Listen as u8);
+    let listen_pending = unsafe { PENDING.get(caller.tid()) }
+        .is_some_and(|call| call.kind == EventKind::Listen as u8);
     // A listen that fails in get_port moves the socket CLOSE → LISTEN → CLOSE inside the
     // call: that LISTEN → CLOSE is the failed listen's own undoing, not a listener's close.
     if kind == EventKind::ListenClose && (caller.syscall() == Syscall::Listen || listen_pending) {
@@ -287,8 +297,7 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     // listen(2) is reported by sys_exit_listen or __sys_listen's hook, with the fd and
     // backlog (a 32-bit one only by the latter: the syscall tracepoints skip ia32 calls); a
     // listen the kernel-function hooks have in flight (io_uring's too) by their return hook.
-    if kind == EventKind::ListenState && (listen_syscall_reported(&caller) || listen_pending)
-    {
+    if kind == EventKind::ListenState && (listen_syscall_reported(&caller) || listen_pending) {
         return 0;
     }
     // Asked only now: every TCP state change passes here, and only these are events. A LISTEN

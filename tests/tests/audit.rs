@@ -1113,7 +1113,11 @@ fn a_unix_listener_and_a_bound_unix_datagram_socket_are_opens_with_their_paths()
 /// log shared with other tests) would otherwise find an old thread's records under its own.
 fn spawn_as_pid(pid: u32, mut cmd: Command) -> Option<std::process::Child> {
     let last_pid = "/proc/sys/kernel/ns_last_pid";
-    let before: u32 = std::fs::read_to_string(last_pid).unwrap().trim().parse().unwrap();
+    let before: u32 = std::fs::read_to_string(last_pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let mut found = None;
     for _ in 0..50 {
         std::fs::write(last_pid, (pid - 1).to_string()).unwrap();
@@ -1125,7 +1129,11 @@ fn spawn_as_pid(pid: u32, mut cmd: Command) -> Option<std::process::Child> {
         let _ = child.kill();
         let _ = child.wait();
     }
-    let now: u32 = std::fs::read_to_string(last_pid).unwrap().trim().parse().unwrap();
+    let now: u32 = std::fs::read_to_string(last_pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     if now < before {
         std::fs::write(last_pid, before.to_string()).unwrap();
     }

@@ -391,7 +391,11 @@ impl AuditCounters {
     /// Audit records the log dropped: it could not be written, or (`behind`) its writer
     /// fell behind the events.
     pub fn log_dropped(&mut self, count: u64, behind: bool) {
-        let reason = if behind { LOST_WRITER_BEHIND } else { LOST_LOG_FULL };
+        let reason = if behind {
+            LOST_WRITER_BEHIND
+        } else {
+            LOST_LOG_FULL
+        };
         self.lost
             .get_or_create(&ReasonLabel { reason })
             .inc_by(count);

@@ -100,6 +100,29 @@ pub fn line(ev: &Event) -> String {
     String::from_utf8(out).expect("the line is built from text")
 }
 
+/// sctp_bindx()'s addresses, `127.0.0.1:5000,[::1]:5000`, and what is not shown.
+fn bindx(out: &mut Vec<u8>, a: &crate::event::BindxAddrs) {
+    for (i, x) in a.addrs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        emit::sockaddr(out, x);
+    }
+    if a.addrs.is_empty() {
+        out.extend_from_slice(b"(none)");
+    }
+    match a.omitted() {
+        Some(0) => {}
+        Some(n) => {
+            let _ = write!(Bytes(out), " (+{n} more)");
+        }
+        None => out.extend_from_slice(b" (+more, too many to count)"),
+    }
+    if let Some(at) = a.malformed_at {
+        let _ = write!(Bytes(out), " (malformed at byte {at})");
+    }
+}
+
 /// The notes after the result, each after a space (the first after two).
 struct Notes<'a> {
     out: &'a mut Vec<u8>,
@@ -169,6 +192,7 @@ fn write_line(out: &mut Vec<u8>, ev: &Event, opts: &Options) {
                 OptValue::Bytes(b) => {
                     let _ = write!(Bytes(out), "{b:02x?}");
                 }
+                OptValue::Addrs(a) => bindx(out, a),
                 OptValue::Unreadable => out.extend_from_slice(b"(unreadable)"),
             }
         }

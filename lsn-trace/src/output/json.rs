@@ -126,6 +126,7 @@ pub fn record_with(ev: &Event, opts: Options) -> impl Serialize + '_ {
                 OptValue::Int(i) => serde_json::Value::from(*i),
                 OptValue::Name(n) => serde_json::Value::from(n.as_str()),
                 OptValue::Bytes(b) => serde_json::Value::from(b.clone()),
+                OptValue::Addrs(a) => bindx_value(a),
                 OptValue::Unreadable => serde_json::Value::Null,
             });
         }
@@ -189,6 +190,29 @@ pub fn record_with(ev: &Event, opts: Options) -> impl Serialize + '_ {
         option,
         value,
     }
+}
+
+/// An sctp_bindx() array's `value`: `{"addrs":[{"addr","family","port"}…],"count",
+/// "malformed_at","omitted"}` (serde_json's maps sort their keys).
+#[cfg(test)]
+fn bindx_value(a: &crate::event::BindxAddrs) -> serde_json::Value {
+    let addrs: Vec<serde_json::Value> = a
+        .addrs
+        .iter()
+        .map(|x| {
+            serde_json::json!({
+                "addr": x.host(),
+                "family": x.family().map(names::family),
+                "port": x.port(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "addrs": addrs,
+        "count": a.count,
+        "malformed_at": a.malformed_at,
+        "omitted": a.omitted(),
+    })
 }
 
 /// `{"event":"lost","time":…,"count":N,"reason":…}`, timed now.

@@ -238,6 +238,7 @@ pub fn write_fields(o: &mut impl Object, ev: &Event, opts: Options, note: &Note)
                     }
                     out.push(b']');
                 }
+                OptValue::Addrs(a) => bindx(out, a),
                 OptValue::Unreadable => null(out),
             }
         }
@@ -248,6 +249,40 @@ pub fn write_fields(o: &mut impl Object, ev: &Event, opts: Options, note: &Note)
         }
     }
     write_note(o, note);
+}
+
+/// An sctp_bindx() array's `value` (json.rs's `bindx_value`: keys in serde_json's order).
+fn bindx(out: &mut Vec<u8>, a: &crate::event::BindxAddrs) {
+    out.extend_from_slice(b"{\"addrs\":");
+    addr_list(out, &a.addrs);
+    out.extend_from_slice(b",\"count\":");
+    opt_int(out, a.count);
+    out.extend_from_slice(b",\"malformed_at\":");
+    opt_int(out, a.malformed_at);
+    out.extend_from_slice(b",\"omitted\":");
+    opt_int(out, a.omitted());
+    out.push(b'}');
+}
+
+/// `[{"addr","family","port"}…]`: a bindx array's addresses, an SCTP socket's bound ones.
+fn addr_list(out: &mut Vec<u8>, addrs: &[SockAddr]) {
+    out.push(b'[');
+    for (i, x) in addrs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"addr\":");
+        opt_str(out, x.host().as_deref());
+        out.extend_from_slice(b",\"family\":");
+        match x.family() {
+            Some(f) => str(out, &names::family(f)),
+            None => null(out),
+        }
+        out.extend_from_slice(b",\"port\":");
+        opt_int(out, x.port());
+        out.push(b'}');
+    }
+    out.push(b']');
 }
 
 /// The story's keys, in `Note`'s field order.
@@ -283,6 +318,10 @@ fn write_note<O: Object>(o: &mut O, note: &Note) {
         serde_json::to_writer(&mut *out, &v).expect("write holders");
     } else {
         serde_json::to_writer(&mut *out, &note.holders).expect("write holders");
+    }
+    // Only where the story knows an SCTP socket's addresses.
+    if let Some(addrs) = &note.bound_addrs {
+        addr_list(key!(o, "bound_addrs"), addrs);
     }
 }
 
@@ -660,6 +699,22 @@ mod tests {
                 port: 80,
             }),
             listener: Some(crate::story::ListenerChange::Open),
+            bound_addrs: None,
+        };
+        let sctp_note = Note {
+            bound_addrs: Some(vec![
+                SockAddr::Inet {
+                    addr: Ipv4Addr::LOCALHOST,
+                    port: 5000,
+                },
+                SockAddr::Inet6 {
+                    addr: Ipv6Addr::LOCALHOST,
+                    port: 5000,
+                    flowinfo: 0,
+                    scope_id: 0,
+                },
+            ]),
+            ..Note::default()
         };
         vec![
             (
@@ -725,6 +780,49 @@ mod tests {
                 ev(
                     Kind::Setsockopt,
                     opt(0, 15, OptValue::Bytes(vec![1, 0, 255])),
+                    None,
+                ),
+                Note::default(),
+            ),
+            (
+                ev(
+                    Kind::Setsockopt,
+                    opt(
+                        132,
+                        100,
+                        OptValue::Addrs(crate::event::BindxAddrs {
+                            addrs: vec![
+                                SockAddr::Inet {
+                                    addr: Ipv4Addr::LOCALHOST,
+                                    port: 5000,
+                                },
+                                SockAddr::Inet6 {
+                                    addr: Ipv6Addr::LOCALHOST,
+                                    port: 5000,
+                                    flowinfo: 0,
+                                    scope_id: 0,
+                                },
+                            ],
+                            count: Some(3),
+                            malformed_at: None,
+                        }),
+                    ),
+                    Some(inet6_sock()),
+                ),
+                sctp_note,
+            ),
+            (
+                ev(
+                    Kind::Setsockopt,
+                    opt(
+                        132,
+                        101,
+                        OptValue::Addrs(crate::event::BindxAddrs {
+                            addrs: vec![],
+                            count: None,
+                            malformed_at: Some(0),
+                        }),
+                    ),
                     None,
                 ),
                 Note::default(),

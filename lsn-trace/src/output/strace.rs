@@ -268,6 +268,23 @@ fn optval(out: &mut Vec<u8>, ev: &Event, value: &OptValue, optlen: i32) {
     let bytes = &ev.raw.optval[..ev.raw.optval_len as usize];
     match value {
         OptValue::Unreadable => out.extend_from_slice(pointer(ev.raw.fault_ptr).as_bytes()),
+        // strace's array notation, `...` for what is not shown.
+        OptValue::Addrs(a) => {
+            out.push(b'[');
+            for (i, x) in a.addrs.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                sockaddr(out, x, ev);
+            }
+            if a.omitted() != Some(0) || a.malformed_at.is_some() {
+                if !a.addrs.is_empty() {
+                    out.extend_from_slice(b", ");
+                }
+                out.extend_from_slice(b"...");
+            }
+            out.push(b']');
+        }
         OptValue::Int(i) if optlen >= 4 => {
             out.push(b'[');
             emit::int(out, *i);

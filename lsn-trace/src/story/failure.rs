@@ -68,6 +68,13 @@ pub fn explain(
     cache: &mut Cache,
 ) -> (String, Option<Vec<Holder>>) {
     let e = ev.errno;
+    if let Some(why) = super::sctp::why_failed(
+        ev,
+        entry.and_then(|e| e.sctp_addrs.as_deref()),
+        ctx.addrs.as_ref(),
+    ) {
+        return (why, None);
+    }
     match e {
         libc::EADDRINUSE => {
             let (s, h) = addr_in_use(ev, entry, ctx, cache);

@@ -15,6 +15,7 @@ mod collide;
 pub mod failure;
 pub mod holders;
 mod namespaces;
+mod sctp;
 mod sentences;
 mod socket;
 
@@ -59,6 +60,13 @@ pub struct Note {
     pub explanation: Option<String>,
     /// EADDRINUSE: the sockets holding the port.
     pub holders: Option<Vec<Holder>>,
+    /// An SCTP socket's bound addresses after the event (bind(2), sctp_bindx()), where
+    /// the story knows them exactly; the key is left out otherwise.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_addrs"
+    )]
+    pub bound_addrs: Option<Vec<SockAddr>>,
     /// The facts the verdict was drawn from, for the `-- CMD` summary (not a record key).
     #[serde(skip)]
     pub bound: Option<Arc<Bound>>,
@@ -66,6 +74,31 @@ pub struct Note {
     /// 0 resolved), on every event of a socket it follows (not a record key).
     #[serde(skip)]
     pub local: Option<SockAddr>,
+}
+
+/// `bound_addrs` as JSON: `[{"addr","family","port"}…]` (the keys of a bindx `value`'s
+/// `addrs`).
+fn serialize_addrs<S: serde::Serializer>(
+    addrs: &Option<Vec<SockAddr>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    #[derive(Serialize)]
+    struct One {
+        addr: Option<String>,
+        family: Option<String>,
+        port: Option<u16>,
+    }
+    let addrs = addrs.as_deref().unwrap_or_default();
+    let mut seq = s.serialize_seq(Some(addrs.len()))?;
+    for a in addrs {
+        seq.serialize_element(&One {
+            addr: a.host(),
+            family: a.family().map(crate::names::family),
+            port: a.port(),
+        })?;
+    }
+    seq.end()
 }
 
 /// What an event does to the set of listeners: the one rule every sink uses (the audit
@@ -286,6 +319,10 @@ impl Story {
             }
             Request::None if ev.kind == Kind::ListenState => entry.starts_listening(ev),
             Request::None => {}
+        }
+        if sctp::applies(entry.protocol, ev) {
+            entry.sctp_addrs = sctp::after(entry.sctp_addrs.take(), ev);
+            note.bound_addrs = entry.sctp_addrs.clone();
         }
         note.listener = listener;
         note.local = entry.bound.clone();

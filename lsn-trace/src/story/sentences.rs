@@ -38,8 +38,23 @@ pub(super) fn listener_summary(
     let dgram = entry.sock_type == Some(SOCK_DGRAM);
     let state = if dgram { "BOUND" } else { "LISTEN" };
     let proto = entry.protocol.unwrap_or("?");
-    let mut s = format!("{}[{}] {state} {proto} {addr}  ", ev.comm, ev.pid);
     let mut meaning = meaning.to_string();
+    // SCTP bound to several addresses (sctp_bindx): all of them; the verdict is the
+    // address the kernel shows for the socket.
+    let shown = match &entry.sctp_addrs {
+        Some(all) if all.len() > 1 => {
+            meaning.push_str(&format!(
+                " ({addr}; {} addresses bound with sctp_bindx)",
+                all.len()
+            ));
+            all.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+        _ => addr.to_string(),
+    };
+    let mut s = format!("{}[{}] {state} {proto} {shown}  ", ev.comm, ev.pid);
     let mut other_family = None;
     if let (Some(o), Addr::Ip { ip, .. }) = (other, &b.addr) {
         let want = if ip.is_ipv4() { AF_INET6 } else { AF_INET };

@@ -40,6 +40,9 @@ pub struct Entry {
     /// A unix socket file's mode and owner, read right after its bind.
     pub perms: Option<FilePerms>,
     pub listen_backlog: Option<(i32, Option<u32>)>,
+    /// SCTP: every address the socket is bound to (bind(2), sctp_bindx()), when known
+    /// exactly (`sctp::after`).
+    pub sctp_addrs: Option<Vec<SockAddr>>,
     pub listening: bool,
     pub last: Option<Sock>,
     /// The socket's inode (/proc/PID/fd/FD) when the entry was made: tells a new socket
@@ -83,6 +86,7 @@ impl Entry {
             bound: None,
             perms: None,
             listen_backlog: None,
+            sctp_addrs: None,
             listening: false,
             last: None,
             inode: sock_inode(ev),

@@ -51,7 +51,32 @@ pub enum OptValue {
     Name(String),
     /// optlen shorter than an int, or a value we do not interpret.
     Bytes(Vec<u8>),
+    /// sctp_bindx(): the addresses added (SCTP_SOCKOPT_BINDX_ADD) or removed (_REM).
+    Addrs(BindxAddrs),
     Unreadable,
+}
+
+/// An sctp_bindx() array (packed sockaddr_in/sockaddr_in6, `optlen` bytes) as the kernel
+/// walks it (sctp_setsockopt_bindx).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindxAddrs {
+    /// The addresses in order, each exactly as passed: those whole in the bytes copied
+    /// (`SOCKADDR_CAP`: 8 sockaddr_in or 4 sockaddr_in6).
+    pub addrs: Vec<SockAddr>,
+    /// How many addresses the array holds in all (counted in the kernel past the copy);
+    /// None when they were too many to count (more than `BINDX_WALK`) or unreadable.
+    pub count: Option<u32>,
+    /// The byte offset where the array stops being one the kernel takes (an unknown family,
+    /// or an address cut short by optlen): the call fails with EINVAL, adding nothing.
+    pub malformed_at: Option<u32>,
+}
+
+impl BindxAddrs {
+    /// Addresses in the array not in `addrs` (None: unknown).
+    pub fn omitted(&self) -> Option<u32> {
+        self.count
+            .map(|c| c.saturating_sub(self.addrs.len() as u32))
+    }
 }
 
 /// Who made the request (`source` in the JSON).
@@ -393,6 +418,9 @@ fn comm(raw: &[u8]) -> String {
 
 fn decode_optval(raw: &wire::Event) -> OptValue {
     use wire::sockopt::*;
+    if is_bindx(raw.arg0 as i32, raw.arg1) {
+        return decode_bindx(raw);
+    }
     if raw.flags & wire::F_OPTVAL_FAULT != 0 {
         return OptValue::Unreadable;
     }
@@ -411,6 +439,72 @@ fn decode_optval(raw: &wire::Event) -> OptValue {
         1.. if raw.arg0 as i32 == SOL_IP => OptValue::Int(bytes[0] as i32),
         _ => OptValue::Bytes(bytes.to_vec()),
     }
+}
+
+/// A bindx array: the whole addresses among the bytes copied (into `addr`), walked as the
+/// kernel walks them; the kernel side's walk of the whole array (in `optval`) counts the
+/// rest.
+fn decode_bindx(raw: &wire::Event) -> OptValue {
+    use wire::sockopt::*;
+    if raw.flags & wire::F_ADDR_FAULT != 0 {
+        return OptValue::Unreadable;
+    }
+    let len = raw.arg2.max(0) as usize;
+    let copied = if raw.flags & wire::F_ADDR_READ != 0 {
+        len.min(wire::SOCKADDR_CAP)
+    } else {
+        0
+    };
+    let buf = &raw.addr[..copied];
+    let mut out = BindxAddrs {
+        addrs: Vec::new(),
+        count: None,
+        malformed_at: None,
+    };
+    let mut off = 0;
+    // Within the copy; `whole` once the walk reached optlen.
+    let whole = loop {
+        if off >= len {
+            break true;
+        }
+        if off + 2 > copied {
+            if off + 2 > len {
+                out.malformed_at = Some(off as u32);
+                break true;
+            }
+            break false;
+        }
+        let step = match u16::from_ne_bytes([buf[off], buf[off + 1]]) {
+            AF_INET => 16,
+            AF_INET6 => 28,
+            _ => 0,
+        };
+        if step == 0 || off + step > len {
+            out.malformed_at = Some(off as u32);
+            break true;
+        }
+        if off + step > copied {
+            break false;
+        }
+        out.addrs
+            .push(SockAddr::decode(&buf[off..off + step], step as u32));
+        off += step;
+    };
+    if whole {
+        out.count = Some(out.addrs.len() as u32);
+    } else if raw.flags & wire::F_OPTVAL_READ != 0 {
+        // SAFETY: plain data, any bit pattern is valid.
+        let walk: BindxWalk = unsafe { std::ptr::read_unaligned(raw.optval.as_ptr().cast()) };
+        match walk.status {
+            BINDX_WHOLE => out.count = Some(walk.count),
+            BINDX_MALFORMED => {
+                out.count = Some(walk.count);
+                out.malformed_at = Some(walk.end);
+            }
+            _ => {}
+        }
+    }
+    OptValue::Addrs(out)
 }
 
 fn decode_sock(s: &wire::SockState) -> Sock {
@@ -529,6 +623,104 @@ mod tests {
         assert_eq!(decode_optval(&e), OptValue::Int(1));
         e.flags = wire::F_OPTVAL_FAULT;
         assert_eq!(decode_optval(&e), OptValue::Unreadable);
+    }
+
+    fn sin(a: [u8; 4], port: u16) -> Vec<u8> {
+        let mut b = vec![0u8; 16];
+        b[..2].copy_from_slice(&AF_INET.to_ne_bytes());
+        b[2..4].copy_from_slice(&port.to_be_bytes());
+        b[4..8].copy_from_slice(&a);
+        b
+    }
+
+    fn sin6(a: Ipv6Addr, port: u16, scope: u32) -> Vec<u8> {
+        let mut b = vec![0u8; 28];
+        b[..2].copy_from_slice(&AF_INET6.to_ne_bytes());
+        b[2..4].copy_from_slice(&port.to_be_bytes());
+        b[8..24].copy_from_slice(&a.octets());
+        b[24..].copy_from_slice(&scope.to_ne_bytes());
+        b
+    }
+
+    /// A bindx event of `array`, copied as the kernel side copies it, with its walk.
+    fn bindx(array: &[u8], walk: Option<wire::sockopt::BindxWalk>) -> BindxAddrs {
+        let mut e = raw(wire::EventKind::Setsockopt);
+        e.arg0 = 132;
+        e.arg1 = 100;
+        e.arg2 = array.len() as i32;
+        let n = array.len().min(wire::SOCKADDR_CAP);
+        e.addr[..n].copy_from_slice(&array[..n]);
+        e.flags = wire::F_ADDR_READ;
+        if let Some(w) = walk {
+            unsafe { std::ptr::write_unaligned(e.optval.as_mut_ptr().cast(), w) };
+            e.flags |= wire::F_OPTVAL_READ;
+        }
+        match Decoder::new().decode(&e).unwrap().request {
+            Request::Setsockopt {
+                value: OptValue::Addrs(a),
+                ..
+            } => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bindx_arrays() {
+        use wire::sockopt::*;
+        let v4 = |last: u8| SockAddr::Inet {
+            addr: Ipv4Addr::new(127, 0, 0, last),
+            port: 5000,
+        };
+        // v4 + v6, whole in the copy: exact without the walk.
+        let mut a = sin([127, 0, 0, 1], 5000);
+        a.extend(sin6(Ipv6Addr::LOCALHOST, 5000, 0));
+        let got = bindx(&a, None);
+        assert_eq!(got.count, Some(2));
+        assert_eq!(got.omitted(), Some(0));
+        assert_eq!(got.malformed_at, None);
+        assert_eq!(
+            got.addrs,
+            [
+                v4(1),
+                SockAddr::Inet6 {
+                    addr: Ipv6Addr::LOCALHOST,
+                    port: 5000,
+                    flowinfo: 0,
+                    scope_id: 0
+                }
+            ]
+        );
+        // Ten sockaddr_in: eight fit, the walk counts ten.
+        let ten: Vec<u8> = (1..=10).flat_map(|i| sin([127, 0, 0, i], 5000)).collect();
+        let walk = |count, end, status| BindxWalk {
+            count,
+            end,
+            status,
+            _pad: [0; 7],
+        };
+        let got = bindx(&ten, Some(walk(10, 160, BINDX_WHOLE)));
+        assert_eq!(got.addrs, (1..=8).map(v4).collect::<Vec<_>>());
+        assert_eq!((got.count, got.omitted()), (Some(10), Some(2)));
+        // Not walked (or too many): the count is unknown, not guessed.
+        let got = bindx(&ten, None);
+        assert_eq!((got.count, got.omitted()), (None, None));
+        assert_eq!(bindx(&ten, Some(walk(64, 1024, BINDX_MORE))).count, None);
+        // Four sockaddr_in6 and a cut one: 4 whole, 112 bytes, then 16 of the fifth.
+        let v6s: Vec<u8> = (0..5)
+            .flat_map(|i| sin6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, i), 7, 0))
+            .collect();
+        let got = bindx(&v6s, Some(walk(5, 140, BINDX_WHOLE)));
+        assert_eq!((got.addrs.len(), got.count), (4, Some(5)));
+        // An unknown family in the middle: EINVAL in the kernel, malformed here.
+        let mut bad = sin([127, 0, 0, 1], 5000);
+        bad.extend([7, 0, 0, 0]);
+        let got = bindx(&bad, None);
+        assert_eq!((got.count, got.malformed_at), (Some(1), Some(16)));
+        // optlen cutting an address short.
+        let got = bindx(&sin([127, 0, 0, 1], 5000)[..10], None);
+        assert_eq!((got.addrs.len(), got.malformed_at), (0, Some(0)));
+        // optlen 0: no address (EINVAL).
+        assert_eq!(bindx(&[], None).count, Some(0));
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub fn level(level: i32) -> Option<&'static str> {
         SOL_IP => "SOL_IP",
         SOL_SOCKET => "SOL_SOCKET",
         SOL_IPV6 => "SOL_IPV6",
+        SOL_SCTP => "SOL_SCTP",
         _ => return None,
     })
 }
@@ -48,6 +49,8 @@ pub fn option(level: i32, optname: i32) -> Option<&'static str> {
         (SOL_IPV6, IPV6_V6ONLY) => "IPV6_V6ONLY",
         (SOL_IPV6, IPV6_TRANSPARENT) => "IPV6_TRANSPARENT",
         (SOL_IPV6, IPV6_FREEBIND) => "IPV6_FREEBIND",
+        (SOL_SCTP, SCTP_SOCKOPT_BINDX_ADD) => "SCTP_SOCKOPT_BINDX_ADD",
+        (SOL_SCTP, SCTP_SOCKOPT_BINDX_REM) => "SCTP_SOCKOPT_BINDX_REM",
         _ => return None,
     })
 }
@@ -57,8 +60,8 @@ mod tests {
     #[test]
     fn every_filtered_option_has_a_name() {
         use lsn_trace_common::sockopt::is_listener_option;
-        for level in [0, 1, 41, 6] {
-            for opt in 0..100 {
+        for level in [0, 1, 41, 6, 132] {
+            for opt in 0..200 {
                 assert_eq!(
                     is_listener_option(level, opt),
                     super::option(level, opt).is_some()

@@ -22,9 +22,7 @@ use self::{
     render::Out,
     view::{Driver, Filter, Query},
 };
-use crate::{
-    policy::{AddrMatch, Pattern, Policy},
-};
+use crate::policy::{AddrMatch, Pattern, Policy};
 
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {

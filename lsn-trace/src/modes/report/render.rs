@@ -9,9 +9,7 @@ use super::{
     replay::{Found, Gap, GapKind},
     time::{self, Micros, Zone},
 };
-use crate::{
-    policy::{self, Policy},
-};
+use crate::policy::{self, Policy};
 
 pub struct Out<'a> {
     pub json: bool,
