@@ -125,6 +125,7 @@ pub(super) fn init_script(kernel: &Kernel, results: &Path, marker: &str) -> Stri
         .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .collect();
     let results = sh_quote(&results.to_string_lossy());
+    let ws = sh_quote(&crate::cmd::workspace_root().to_string_lossy());
     format!(
         r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -137,6 +138,14 @@ for m in {modules}; do insmod /modules/$m.ko || fail "insmod $m failed"; done
 R={GUEST_ROOT}
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot $R \
   || fail "could not mount the host's root over 9p"
+# The host's root is read-only: writable scratch where programs expect it. A checkout
+# under the host's /tmp stays reachable: bound back into the guest's /tmp at its path.
+WS={ws}
+case "$WS" in /tmp/*) mkdir -p /host-tmp && mount --bind $R/tmp /host-tmp \
+  || fail "could not keep the host's /tmp";; esac
+mount -t tmpfs tmpfs $R/tmp
+case "$WS" in /tmp/*) mkdir -p $R$WS && mount --bind /host-tmp${{WS#/tmp}} $R$WS \
+  || fail "could not keep the checkout $WS, under /tmp, in the guest";; esac
 OUT={results}
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 results $R$OUT \
   || fail "could not mount the results share at $OUT"
@@ -146,8 +155,6 @@ mount -t devtmpfs devtmpfs $R/dev
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts devpts $R/dev/pts
 mount -t tmpfs tmpfs $R/dev/shm
-# The host's root is read-only: writable scratch where programs expect it.
-mount -t tmpfs tmpfs $R/tmp
 mount -t tmpfs tmpfs $R/run
 mount -t tracefs tracefs $R/sys/kernel/tracing
 mount -t debugfs debugfs $R/sys/kernel/debug
