@@ -129,7 +129,8 @@ const FOLLOW_HOOKS: &[(&str, &str)] = &[
 /// `casts`: with the kernel-struct casts the offsets allow (`opts.cast_kfunc`), else none.
 /// `kfunc_backend`: for fentry or kprobe (whose syscall-layer hooks the programs are told
 /// of; the tracepoint backend has none).
-fn load(opts: &LoadOptions, casts: bool, kfunc_backend: bool) -> Result<Ebpf> {
+/// Also whether the exec capture is attached (asked for and loaded).
+fn load(opts: &LoadOptions, casts: bool, kfunc_backend: bool) -> Result<(Ebpf, bool)> {
     let (offsets, cast_kfunc) = match opts.cast_kfunc {
         Some(id) if casts => (opts.offsets, Some(id)),
         _ => (opts.offsets.without_casts(), None),
@@ -184,11 +185,19 @@ fn load(opts: &LoadOptions, casts: bool, kfunc_backend: bool) -> Result<Ebpf> {
     if opts.follow.is_some() {
         attach_follow(&mut ebpf)?;
     }
-    if opts.exec.is_some() {
-        attach_raw_tracepoint(&mut ebpf, EXEC_HOOK.0, EXEC_HOOK.1)
-            .map_err(|e| anyhow!("{e} (the audit's exec capture)"))?;
-    }
-    Ok(ebpf)
+    // Without it the audit still runs, as before it existed: said, not fatal.
+    let exec = opts.exec.is_some()
+        && match attach_raw_tracepoint(&mut ebpf, EXEC_HOOK.0, EXEC_HOOK.1) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!(
+                    "the exec capture is not attached ({e}): a process gone before /proc is \
+                     read will have only what its events carry"
+                );
+                false
+            }
+        };
+    Ok((ebpf, exec))
 }
 
 // ---- Exec capture (issue 18) ------------------------------------------------------------
@@ -432,7 +441,7 @@ fn try_backend(choice: BackendChoice, opts: &LoadOptions, casts: bool) -> Result
         _ => {}
     }
     let kfunc_backend = matches!(choice, BackendChoice::Fentry | BackendChoice::Kprobe);
-    let mut ebpf = load(opts, casts, kfunc_backend).map_err(|e| format!("{e:#}"))?;
+    let (mut ebpf, exec) = load(opts, casts, kfunc_backend).map_err(|e| format!("{e:#}"))?;
     let description = match choice {
         BackendChoice::Fentry => {
             let plan = plan()?;
@@ -488,7 +497,7 @@ fn try_backend(choice: BackendChoice, opts: &LoadOptions, casts: bool) -> Result
         backend: choice.name(),
         description,
         passed_over: Vec::new(),
-        exec: opts.exec.is_some(),
+        exec,
     })
 }
 
