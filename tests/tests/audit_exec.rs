@@ -156,18 +156,34 @@ fn a_storm_of_processes_gone_before_read_has_their_exe_and_cmdline() {
 }
 
 /// Spawn `cmd` as pid `pid` (through /proc/sys/kernel/ns_last_pid; another process of the
-/// host may take the pid first: then it is retried). None if the pid could not be had.
+/// host may take the pid first: then it is retried), then put the pid counter back where it
+/// was if that moved it backwards (as tests/tests/audit.rs does). None if the pid could
+/// not be had.
 fn spawn_as_pid(pid: u32, mut cmd: Command) -> Option<Child> {
+    let last_pid = "/proc/sys/kernel/ns_last_pid";
+    let read = || -> u32 {
+        std::fs::read_to_string(last_pid)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let before = read();
+    let mut found = None;
     for _ in 0..50 {
-        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
+        std::fs::write(last_pid, (pid - 1).to_string()).unwrap();
         let mut child = cmd.spawn().unwrap();
         if child.id() == pid {
-            return Some(child);
+            found = Some(child);
+            break;
         }
         let _ = child.kill();
         let _ = child.wait();
     }
-    None
+    if read() < before {
+        std::fs::write(last_pid, before.to_string()).unwrap();
+    }
+    found
 }
 
 /// One pid, three instances while the agent looks away: two runs of the same program (same
