@@ -41,9 +41,9 @@ mod sys;
 // Each module also by its short name (`crate::event`, `crate::failure` …): the folders say
 // where it stands in the pipeline, the short paths keep the imports short and stable.
 use kernel::{btf, hookplan, offsets, probe};
-use output::text;
 use load::{backend, filter, preflight, selfcheck};
 use modes::{audit, check, explain, follow, policy, replay, report, summary};
+use output::text;
 use story::failure;
 use stream::{errno, event, names, ring, sockaddr, tracer};
 use sys::{netif, sockdiag, user};

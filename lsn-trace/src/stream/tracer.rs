@@ -205,25 +205,26 @@ impl Tracer {
             recording,
             ..
         } = self;
-        ring.get_mut().drain(usize::MAX, None, |item| {
-            let Some(raw) = read_event(item) else {
-                return Ok(());
-            };
-            let check = raw.flags & wire::F_SELF_CHECK != 0;
-            if !check && let Some(r) = recording.as_mut() {
-                r.record(item)?;
-            }
-            if let Some(ev) = decoder.decode(&raw) {
-                if check {
-                    on_check(&ev);
-                } else {
-                    stats.events += 1;
-                    held.push(ev);
+        ring.get_mut()
+            .drain(usize::MAX, None, |item| {
+                let Some(raw) = read_event(item) else {
+                    return Ok(());
+                };
+                let check = raw.flags & wire::F_SELF_CHECK != 0;
+                if !check && let Some(r) = recording.as_mut() {
+                    r.record(item)?;
                 }
-            }
-            Ok(())
-        })
-        .map(drop)
+                if let Some(ev) = decoder.decode(&raw) {
+                    if check {
+                        on_check(&ev);
+                    } else {
+                        stats.events += 1;
+                        held.push(ev);
+                    }
+                }
+                Ok(())
+            })
+            .map(drop)
     }
 
     /// Deliver what the ring holds — one turn's worth (`DRAIN_RECORDS`, `DRAIN_TIME`), or
