@@ -18,6 +18,7 @@ pub const CFG_F_FAILED: u32 = 1 << 8; // only calls that returned an error
 pub const CFG_TRACK: u32 = 1 << 9;
 /// Emit only for processes in FOLLOW (`-- CMD` and `-p` without `--all`).
 pub const CFG_FOLLOW_ONLY: u32 = 1 << 10;
+// 1 << 11: `CFG_EXEC`, the audit's exec capture (exec.rs).
 
 /// Run-time settings handed to the programs as the global `CONFIG`.
 #[repr(C)]

@@ -12,3 +12,4 @@ pub const CTR_FILTERED: u32 = 4;
 /// event is still written, with no socket state (not a loss).
 pub const CTR_FD_UNRESOLVED: u32 = 5;
 pub const N_COUNTERS: u32 = 6;
+// Index N_COUNTERS: `CTR_EXEC_LOST`, the audit's exec capture (exec.rs).

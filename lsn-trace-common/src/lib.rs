@@ -4,14 +4,16 @@
 //! (or read it from globals the agent fills before load), the agent reads the same bytes.
 //! By concern: the ring buffer's event and the socket state in it (`event`), the kernel
 //! struct layout the programs read through (`offsets`), the settings handed to them
-//! (`config`), their counters (`counters`), the protocol bits of `--proto` (`proto`) and
-//! the listener-shaping socket options (`sockopt`). All but the last two are re-exported
-//! here: `lsn_trace_common::Event`, `lsn_trace_common::KernelOffsets`, ...
+//! (`config`), their counters (`counters`), the audit's exec capture (`exec`), the protocol
+//! bits of `--proto` (`proto`) and the listener-shaping socket options (`sockopt`). All but
+//! the last two are re-exported here: `lsn_trace_common::Event`,
+//! `lsn_trace_common::KernelOffsets`, ...
 #![no_std]
 
 mod config;
 mod counters;
 mod event;
+mod exec;
 mod offsets;
 pub mod proto;
 pub mod sockopt;
@@ -19,6 +21,7 @@ pub mod sockopt;
 pub use config::*;
 pub use counters::*;
 pub use event::*;
+pub use exec::*;
 pub use offsets::*;
 
 #[cfg(feature = "user")]
@@ -28,4 +31,6 @@ mod pod {
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::PendingCall {}
     unsafe impl aya::Pod for super::KfuncConfig {}
+    unsafe impl aya::Pod for super::ExecRecord {}
+    unsafe impl aya::Pod for super::ExecOffsets {}
 }

@@ -7,6 +7,7 @@
 #![feature(asm_experimental_arch)]
 
 mod emit;
+mod exec;
 mod fentry;
 mod filter;
 mod follow;

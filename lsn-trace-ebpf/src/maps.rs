@@ -4,8 +4,8 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuArray, RingBuf},
 };
 use lsn_trace_common::{
-    Config, KernelOffsets, KfuncConfig, N_COUNTERS, PendingCall, SELF_CHECK_THREADS, SOCK_SNAPSHOT,
-    SOCKET_WINDOW, TASK_COMM_LEN,
+    Config, KernelOffsets, KfuncConfig, N_COUNTERS_ALL, PendingCall, SELF_CHECK_THREADS,
+    SOCK_SNAPSHOT, SOCKET_WINDOW, TASK_COMM_LEN,
 };
 
 /// Filled by the agent before load (`EbpfLoader::override_global`).
@@ -70,7 +70,7 @@ pub const SCRATCH_GEN_AT: usize = SOCKET_AT + SOCKET_WINDOW + 16;
 const _: () = assert!(SCRATCH_GEN_AT % 8 == 0);
 
 #[map]
-pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(N_COUNTERS, 0);
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(N_COUNTERS_ALL, 0);
 
 /// Add one to a counter, atomically: a per-CPU value is not enough on its own, as an fentry
 /// program can lose the CPU between its load and its store (preempt=full), and the other

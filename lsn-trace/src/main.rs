@@ -212,6 +212,21 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
+/// The audit's exec capture (issue 18): its offsets, or None (said) where this kernel's
+/// BTF lacks a field it reads.
+fn exec_offsets(btf: &btf::Btf) -> Option<lsn_trace_common::ExecOffsets> {
+    let (offsets, missing) = offsets::resolve_exec(btf);
+    if missing.is_empty() {
+        return Some(offsets);
+    }
+    log::warn!(
+        "kernel fields {} not found in BTF: no exec capture; the identity of a process gone \
+         before /proc is read will be the event's only",
+        missing.join(", ")
+    );
+    None
+}
+
 /// Runs the trace; the exit code (CMD's, when running one).
 fn run(cli: Cli) -> Result<u8> {
     // First, so an unusable log path fails before anything is loaded (and nothing is
@@ -244,6 +259,7 @@ fn run(cli: Cli) -> Result<u8> {
         None => log::debug!("kernel structs read with bpf_probe_read_kernel (no cast kfunc)"),
     }
     let kfunc_plan = hookplan::plan(&btf);
+    let exec = audit_args.and_then(|_| exec_offsets(&btf));
     // Only the offsets are needed from here on; the parsed types are megabytes, and aya's
     // loader is about to parse the same BTF again: do not hold both at once (peak RSS).
     drop(btf);
@@ -277,6 +293,7 @@ fn run(cli: Cli) -> Result<u8> {
         }),
         kfunc: kfunc_plan,
         ia32_tracepoint: cli.ia32,
+        exec,
     };
     // `-t` counts from here: nothing traced can precede it.
     let start_ns = output::now_ns();

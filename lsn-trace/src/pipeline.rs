@@ -13,6 +13,7 @@ use std::io;
 use crate::{
     event::Event,
     story::{Note, Story},
+    stream::exec::Exec,
 };
 
 /// Where events go once the story has taken them in: a renderer on stdout, the audit log,
@@ -35,6 +36,9 @@ pub trait Sink {
     fn lost(&mut self, count: u64, reason: &str) -> io::Result<()>;
     /// End of a batch: write out what is buffered.
     fn flush(&mut self) -> io::Result<()>;
+    /// A process exec()ed (the audit's exec capture, delivered before the events of the
+    /// batch it precedes): who it is from then on. Not an event: no output shows it.
+    fn exec(&mut self, _exec: &Exec) {}
 }
 
 /// Several sinks fed the same stream, in order (the first error stops the event there).
@@ -51,6 +55,10 @@ impl Sink for Tee<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.0.iter_mut().try_for_each(|s| s.flush())
+    }
+
+    fn exec(&mut self, exec: &Exec) {
+        self.0.iter_mut().for_each(|s| s.exec(exec))
     }
 }
 
@@ -80,6 +88,11 @@ impl<'a> Pipeline<'a> {
 
     pub fn flush(&mut self) -> io::Result<()> {
         self.sink.flush()
+    }
+
+    /// An exec capture, to the sinks only (the story has nothing to do with it).
+    pub fn exec(&mut self, exec: &Exec) {
+        self.sink.exec(exec)
     }
 }
 

@@ -1186,8 +1186,13 @@ fn a_reused_pid_never_lends_its_identity_to_another_process() {
         serde_json::json!(["/bin/sleep", "30"]),
         "{rec:#}"
     );
-    assert_eq!(rec["identity"], "event", "gone, never seen: {rec:#}");
-    assert_eq!(rec["exe"], Value::Null);
+    // Gone, never seen in /proc: who it was comes from its exec (the exec capture), of that
+    // very instance.
+    assert_eq!(rec["identity"], "exec", "{rec:#}");
+    let python = std::fs::canonicalize(PYTHON).unwrap();
+    assert_eq!(rec["exe"], python.to_str().unwrap(), "{rec:#}");
+    assert_eq!(rec["cmdline"][0], PYTHON, "{rec:#}");
+    assert_eq!(rec["cmdline"][3], "first", "{rec:#}");
     assert_eq!(rec["comm"], "python3");
 
     // 2. Same pid and same comm within a second (what the cache once took as the same

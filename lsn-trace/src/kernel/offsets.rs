@@ -12,7 +12,7 @@
 //! relative to the same `struct sock *`.
 
 use crate::btf::Btf;
-use lsn_trace_common::{Field, KernelOffsets, TASK_COMM_LEN};
+use lsn_trace_common::{ExecOffsets, Field, KernelOffsets, TASK_COMM_LEN};
 
 /// What [`resolve`] found.
 pub struct Resolved {
@@ -160,6 +160,64 @@ pub fn resolve(btf: &Btf) -> Resolved {
         missing: r.missing,
     }
 }
+
+// ---- Exec capture (issue 18) ------------------------------------------------------------
+
+/// The [`ExecOffsets`] of `btf`, and the kernel paths not found (the exec capture is then
+/// not attached: it would send nothing usable).
+pub fn resolve_exec(btf: &Btf) -> (ExecOffsets, Vec<&'static str>) {
+    let mut r = Resolver {
+        btf,
+        missing: Vec::new(),
+    };
+    // `struct mount` embeds the `struct vfsmount` a path points to: where, is all we need.
+    let mount_mnt = btf
+        .composite("mount")
+        .and_then(|t| btf.member(t, "mnt"))
+        .filter(|m| m.bit_offset % 8 == 0 && m.bitfield_size == 0)
+        .and_then(|m| u16::try_from(m.bit_offset / 8).ok())
+        .map(|off| Field::plain(off, 8));
+    let offsets = ExecOffsets {
+        task_mm: r.scalar("task_struct.mm"),
+        mm_arg_start: r.scalar("mm_struct.arg_start"),
+        mm_arg_end: r.scalar("mm_struct.arg_end"),
+        mm_exe_file: r.scalar("mm_struct.exe_file"),
+        file_path_mnt: r.scalar("file.f_path.mnt"),
+        file_path_dentry: r.scalar("file.f_path.dentry"),
+        dentry_parent: r.scalar("dentry.d_parent"),
+        dentry_name: r.scalar("dentry.d_name.name"),
+        vfsmount_root: r.scalar("vfsmount.mnt_root"),
+        mount_mnt: r.found("mount.mnt", mount_mnt),
+        mount_parent: r.scalar("mount.mnt_parent"),
+        mount_mountpoint: r.scalar("mount.mnt_mountpoint"),
+    };
+    (offsets, r.missing)
+}
+
+#[cfg(test)]
+mod exec_tests {
+    use super::*;
+    use crate::btf::tests::{debian_fixtures, host_btf};
+
+    /// The host's kernel and Debian's 6.1 and 6.12 all have the fields, as 8-byte words.
+    #[test]
+    fn exec_fields_resolve() {
+        let mut btfs: Vec<Btf> = debian_fixtures()
+            .into_iter()
+            .map(|(_, raw)| Btf::parse(&raw).unwrap())
+            .collect();
+        btfs.extend(host_btf());
+        for btf in &btfs {
+            let (o, missing) = resolve_exec(btf);
+            assert!(missing.is_empty(), "{missing:?}");
+            for f in o.fields() {
+                assert_eq!((f.size, f.bit_len), (8, 0), "{o:?}");
+            }
+            assert_eq!(o.mm_arg_end.offset, o.mm_arg_start.offset + 8, "{o:?}");
+        }
+    }
+}
+// ---- end of the exec capture ------------------------------------------------------------
 
 /// How a field is read.
 #[derive(Clone, Copy)]

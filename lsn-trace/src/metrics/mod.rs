@@ -103,7 +103,10 @@ fn family_name(family: Option<u16>) -> &'static str {
 /// The `reason` label of a lost-events report: a fixed name for each reason the tracer
 /// gives (its text is for people and may change; the label is for alerts and may not).
 pub fn lost_reason(text: &str) -> &'static str {
-    if text.starts_with("ring buffer full") {
+    // First: its text also says "skipped".
+    if text.starts_with("exec captures") {
+        "exec_captures"
+    } else if text.starts_with("ring buffer full") {
         "ring_buffer_full"
     } else if text.contains("in flight") {
         "syscalls_in_flight"
@@ -121,13 +124,15 @@ const LOST_LOG_FULL: &str = "audit_log_full";
 /// … and records dropped because the writer fell behind a storm (the disk was fine).
 const LOST_WRITER_BEHIND: &str = "audit_writer_behind";
 
-const LOST_REASONS: [&str; 6] = [
+const LOST_REASONS: [&str; 7] = [
     "ring_buffer_full",
     "syscalls_in_flight",
     "hooks_skipped",
     "arguments_unreadable",
     LOST_LOG_FULL,
     LOST_WRITER_BEHIND,
+    // The audit's exec capture (identities, not events).
+    "exec_captures",
 ];
 
 /// A listener the gauge counts: its labels, by the key its close will carry.
@@ -590,6 +595,12 @@ mod tests {
         assert_eq!(
             lost_reason("the kernel skipped lsn-trace's hooks while another eBPF program ran"),
             "hooks_skipped"
+        );
+        assert_eq!(
+            lost_reason(
+                "exec captures lost (the EXECS ring full, or the hook skipped by the kernel)"
+            ),
+            "exec_captures"
         );
         assert_eq!(lost_reason("something new"), "other");
     }

@@ -199,10 +199,17 @@ impl Audit {
         }
     }
 
-    /// The identity keys of the record being made: who `pid` (started at `start`, when
-    /// known) is, from /proc or the cache.
-    fn identify_gathered(&mut self, pid: u32, comm: &str, start: Option<u64>, uid: Option<u32>) {
-        let (info, source) = self.ids.of(pid, comm, start);
+    /// The identity keys of the record being made: who `pid` (started at `start`, in ticks
+    /// and in ns, when known) is, from /proc, the cache or its exec at `time_ns`.
+    fn identify_gathered(
+        &mut self,
+        pid: u32,
+        comm: &str,
+        start: (Option<u64>, u64),
+        time_ns: u64,
+        uid: Option<u32>,
+    ) {
+        let (info, source) = self.ids.of_event(pid, comm, start, time_ns);
         let user = uid.and_then(|u| self.ids.user_name(u));
         let o = &mut self.rec;
         serde_json::to_writer(key!(o, "identity"), &source).expect("write identity");
@@ -232,7 +239,8 @@ impl Audit {
         {
             record::str(key!(o, "addr"), &path);
         }
-        self.identify_gathered(ev.pid, &ev.comm, ev.start, Some(ev.uid));
+        let start = (ev.start, ev.raw.start_ns);
+        self.identify_gathered(ev.pid, &ev.comm, start, ev.time_ns, Some(ev.uid));
     }
 
     fn start_record(&mut self, backend: &str) {
@@ -532,6 +540,9 @@ fn write_proc_info(o: &mut Sorted, info: &ProcInfo) {
         }
         None => record::null(out),
     }
+    if info.cmdline_truncated {
+        record::bool(key!(o, "cmdline_truncated"), true);
+    }
     record::opt_str(key!(o, "cgroup"), info.cgroup.as_deref());
     record::opt_str(key!(o, "container_id"), info.container_id.as_deref());
     record::opt_str(key!(o, "container_runtime"), info.container_runtime);
@@ -545,6 +556,10 @@ fn write_proc_info(o: &mut Sorted, info: &ProcInfo) {
 }
 
 impl Sink for Audit {
+    fn exec(&mut self, exec: &crate::stream::exec::Exec) {
+        self.ids.exec(exec);
+    }
+
     fn event(&mut self, ev: &Event, note: &story::Note) -> std::io::Result<()> {
         if let Some(change) = note.listener {
             self.event_record(ev, note, change);

@@ -179,6 +179,10 @@ pub struct RawArgs {
     /// setsockopt: the value bytes as read (`optval_len` of them).
     pub optval: [u8; wire::OPTVAL_CAP],
     pub optval_len: u8,
+    /// The process's start exactly (ns since boot, 0 unknown): the instance for the audit's
+    /// exec capture, which two processes started at one pid within a tick of `start`
+    /// (10 ms) must not share.
+    pub start_ns: u64,
 }
 
 pub const SOCK_STREAM: u16 = 1;
@@ -348,6 +352,7 @@ impl Decoder {
         }
         let ptr_in = |b: &[u8]| Some(u64::from_ne_bytes(b[..8].try_into().unwrap()));
         let rawargs = RawArgs {
+            start_ns: raw.start_boottime,
             addrlen: raw.addrlen,
             sa_family: (raw.flags & wire::F_ADDR_READ != 0 && raw.addrlen >= 2)
                 .then(|| u16::from_ne_bytes([raw.addr[0], raw.addr[1]])),
@@ -402,7 +407,7 @@ impl Decoder {
 }
 
 /// Nanoseconds per clock tick (USER_HZ: /proc's unit for start times).
-fn ns_per_tick() -> u64 {
+pub(crate) fn ns_per_tick() -> u64 {
     static NS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *NS.get_or_init(|| {
         // SAFETY: sysconf has no preconditions.

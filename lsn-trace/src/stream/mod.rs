@@ -3,6 +3,7 @@
 //! addresses (`sockaddr`), the names of errnos, families and options (`errno`, `names`).
 pub mod errno;
 pub mod event;
+pub mod exec;
 pub mod names;
 pub mod ring;
 pub mod sockaddr;

@@ -19,6 +19,7 @@ use crate::{
     pipeline::Pipeline,
     replay::Recording,
     ring::EventRing,
+    stream::exec,
 };
 
 #[derive(Debug, Default, Clone)]
@@ -83,6 +84,8 @@ pub struct Tracer {
     stats: Stats,
     /// `--record-raw`: every record also goes to this file, for `replay`.
     recording: Option<Recording>,
+    /// The audit's exec capture (`EXECS`), read before each chunk of events.
+    execs: Option<ExecRing>,
     // Kept last: dropping it detaches the programs.
     _loaded: Loaded,
 }
@@ -132,6 +135,22 @@ impl Tracer {
             }
         };
         let skipped = SkippedRuns::of(&loaded);
+        let execs = if loaded.exec {
+            match loaded.ebpf.take_map("EXECS").context("EXECS map")? {
+                Map::RingBuf(data) => Some(ExecRing {
+                    ring: EventRing::new(data)?,
+                    lost_reported: 0,
+                    prog_fd: loaded
+                        .ebpf
+                        .program("sched_process_exec")
+                        .and_then(|p| p.fd().ok())
+                        .map(|fd| fd.as_fd().as_raw_fd()),
+                }),
+                _ => anyhow::bail!("EXECS is not a ring buffer map"),
+            }
+        } else {
+            None
+        };
         Ok(Tracer {
             ring: readable(ring)?,
             counters,
@@ -143,6 +162,7 @@ impl Tracer {
             skipped,
             stats: Stats::default(),
             recording: None,
+            execs,
             _loaded: loaded,
         })
     }
@@ -217,6 +237,7 @@ impl Tracer {
             decoder,
             stats,
             recording,
+            execs,
             ..
         } = self;
         let ring = ring.get_mut();
@@ -225,7 +246,17 @@ impl Tracer {
         let mut handed = 0;
         let more = loop {
             let mut n = 0;
-            let more = ring.drain(DRAIN_CHUNK, until, |item| {
+            // The execs first, then only events submitted before they were read: an
+            // event's exec (committed before its process went on) is known before it.
+            let chunk_until = match execs {
+                Some(x) => {
+                    let now = ring.submitted();
+                    x.deliver(pipeline, decoder.boot_to_wall_ns())?;
+                    Some(until.map_or(now, |u| earlier(u, now)))
+                }
+                None => until,
+            };
+            let more = ring.drain(DRAIN_CHUNK, chunk_until, |item| {
                 n += 1;
                 let Some(raw) = read_event(item) else {
                     return Ok(());
@@ -244,7 +275,9 @@ impl Tracer {
                 Ok(())
             })?;
             handed += n;
-            if !more {
+            // Stopped at its own `chunk_until` with more submitted since: not the end.
+            let cut = chunk_until != until && n > 0 && chunk_until != Some(ring.submitted());
+            if !more && !cut {
                 break false;
             }
             if last && started.elapsed() >= FINAL_DRAIN_TIME {
@@ -320,6 +353,22 @@ impl Tracer {
                 pipeline.lost(n, reason)?;
             }
         }
+        if self.execs.is_some() {
+            let full = self.counter(wire::CTR_EXEC_LOST);
+            if let Some(x) = &mut self.execs
+                && let total = full + x.prog_fd.map_or(0, recursion_misses)
+                && total > x.lost_reported
+            {
+                let n = total - x.lost_reported;
+                x.lost_reported = total;
+                self.stats.add_lost(n, LOST_EXEC);
+                pipeline.lost(
+                    n,
+                    "exec captures lost (the EXECS ring full, or the hook skipped by the \
+                     kernel): those processes' records may have no exe and cmdline",
+                )?;
+            }
+        }
         Ok(())
     }
 
@@ -336,6 +385,9 @@ impl Tracer {
         stop: impl Future<Output = ()>,
     ) -> Result<Stats> {
         tokio::pin!(stop);
+        if let Some(x) = &mut self.execs {
+            x.deliver(pipeline, self.decoder.boot_to_wall_ns())?;
+        }
         for ev in std::mem::take(&mut self.held) {
             pipeline.event(&ev)?;
         }
@@ -383,6 +435,43 @@ impl Tracer {
         }
     }
 }
+
+// ---- Exec capture (issue 18) ------------------------------------------------------------
+
+/// The `EXECS` ring and the losses of it already reported.
+struct ExecRing {
+    ring: EventRing,
+    lost_reported: u64,
+    /// The program's descriptor (owned by `Tracer::_loaded`): its runs the kernel skipped
+    /// (`SkippedRuns`) are captures lost too.
+    prog_fd: Option<i32>,
+}
+
+/// Why exec captures are lost (`Stats::lost_by`).
+pub const LOST_EXEC: &str = "exec captures lost";
+
+impl ExecRing {
+    /// Every exec record committed until now, to the sinks (not the story).
+    fn deliver(&mut self, pipeline: &mut Pipeline<'_>, boot_to_wall_ns: i64) -> io::Result<()> {
+        self.ring.drain(usize::MAX, None, |item| {
+            if let Some(x) = exec::decode(item, boot_to_wall_ns) {
+                pipeline.exec(&x);
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+}
+
+/// Of two ring positions (not far apart), the earlier.
+fn earlier(a: usize, b: usize) -> usize {
+    if (b.wrapping_sub(a) as isize) >= 0 {
+        a
+    } else {
+        b
+    }
+}
+// ---- end of the exec capture ------------------------------------------------------------
 
 /// A ring-buffer record as the event the programs wrote (None: too short to be one).
 fn read_event(item: &[u8]) -> Option<wire::Event> {

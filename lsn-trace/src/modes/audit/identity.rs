@@ -14,7 +14,7 @@ use std::{
 use serde::Serialize;
 
 use super::container::{ContainerInfo, Containers};
-use crate::user;
+use crate::{event::ns_per_tick, stream::exec::Exec, user};
 
 /// Enough for every process that binds on a busy host between two of its events.
 const CACHE_CAP: usize = 4096;
@@ -43,6 +43,9 @@ pub enum Source {
     Cached,
     /// The process was gone and never seen before: only what the event carries.
     Event,
+    /// `exe` and `cmdline` from what the process exec()ed (the exec capture: /proc no
+    /// longer had them, or had those of a later exec); the rest as for the others.
+    Exec,
 }
 
 /// The /proc part of a process's identity. Every field is `None` when unreadable.
@@ -50,6 +53,9 @@ pub enum Source {
 pub struct ProcInfo {
     pub exe: Option<String>,
     pub cmdline: Option<Vec<String>>,
+    /// `cmdline` is the beginning of a longer one (present only then).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cmdline_truncated: bool,
     pub cgroup: Option<String>,
     pub container_id: Option<String>,
     pub container_runtime: Option<&'static str>,
@@ -106,12 +112,13 @@ pub fn read_proc(pid: u32) -> ProcInfo {
             .map(|p| crate::text::from_bytes(p.as_os_str().as_encoded_bytes())),
         ..ProcInfo::default()
     };
-    if let Ok(raw) = fs::read(format!("{base}/cmdline"))
+    if let Some(raw) = read_once(&format!("{base}/cmdline"), CMDLINE_CAP + 1)
         && !raw.is_empty()
     {
+        info.cmdline_truncated = raw.len() > CMDLINE_CAP;
         info.cmdline = Some(split_cmdline(&raw));
     }
-    if let Ok(raw) = fs::read(format!("{base}/cgroup"))
+    if let Some(raw) = read_once(&format!("{base}/cgroup"), PROC_FILE_CAP)
         && let text = crate::text::from_bytes(&raw)
         && let Some(path) = unified_cgroup(&text)
     {
@@ -128,12 +135,29 @@ pub fn read_proc(pid: u32) -> ProcInfo {
             .and_then(|s| s.strip_suffix(']'))
             .and_then(|s| s.parse().ok());
     }
-    if let Ok(stat) = fs::read_to_string(format!("{base}/stat")) {
+    if let Some(stat) = read_once(&format!("{base}/stat"), PROC_FILE_CAP)
+        && let Ok(stat) = String::from_utf8(stat)
+    {
         let (ppid, start) = parse_stat(&stat);
         info.ppid = ppid;
         info.start = start;
     }
     info
+}
+
+/// Longest /proc/PID/{cgroup,stat} read (bytes).
+const PROC_FILE_CAP: usize = 16384;
+
+/// Up to `cap` bytes of a /proc file in one read(2): a process that exits between two
+/// reads of its file ends it early (the second read finds no mm and says end of file), and
+/// `fs::read`'s first read is of 32 bytes — a cmdline cut there was taken for the whole
+/// (a storm's records had `["/path/to/lsn"]`).
+fn read_once(path: &str, cap: usize) -> Option<Vec<u8>> {
+    use std::io::Read as _;
+    let mut buf = vec![0; cap];
+    let n = fs::File::open(path).ok()?.read(&mut buf).ok()?;
+    buf.truncate(n);
+    Some(buf)
 }
 
 fn split_cmdline(raw: &[u8]) -> Vec<String> {
@@ -245,6 +269,8 @@ struct Entry {
 pub struct Identities {
     cache: HashMap<u32, Entry>,
     order: VecDeque<u32>,
+    /// What processes exec()ed (`exec_capture`).
+    execs: Execs,
     users: HashMap<u32, Option<String>>,
     containers: Containers,
 }
@@ -254,6 +280,7 @@ impl Identities {
         Identities {
             cache: HashMap::new(),
             order: VecDeque::new(),
+            execs: Execs::default(),
             users: HashMap::new(),
             containers: Containers::new(),
         }
@@ -339,11 +366,127 @@ impl Identities {
         name
     }
 
+    // ---- Exec capture (issue 18) ----------------------------------------------------------
+
+    /// A process exec()ed: kept for the events of that instance that follow.
+    pub fn exec(&mut self, x: &Exec) {
+        self.execs.add(x);
+    }
+
+    /// [`of`](Self::of) for an event of `pid` at `time_ns`: where /proc and the cache lack
+    /// its exe or cmdline, or what they have is of a later exec than the event, both come
+    /// from the last exec of that very instance (pid, start to the ns: `start_ns`, 0
+    /// unknown) before the event (`Source::Exec`) — or are null when there is none. Never
+    /// another instance's.
+    pub fn of_event(
+        &mut self,
+        pid: u32,
+        comm: &str,
+        (start, start_ns): (Option<u64>, u64),
+        time_ns: u64,
+    ) -> (Arc<ProcInfo>, Source) {
+        let (info, source) = self.of(pid, comm, start);
+        if start_ns == 0 {
+            return (info, source);
+        }
+        let (at, later) = self.execs.at(pid, start_ns, time_ns);
+        // Another instance at this pid started within the same tick: /proc and the cache,
+        // which tell instances apart by tick, may be that one's — only the exec is ours.
+        let twin = self.execs.twin(pid, start_ns);
+        if !twin
+            && (at.is_none() && !later || info.exe.is_some() && info.cmdline.is_some() && !later)
+        {
+            return (info, source);
+        }
+        let mut out = if twin {
+            ProcInfo::default()
+        } else {
+            (*info).clone()
+        };
+        out.exe = at.and_then(|x| x.exe.clone());
+        out.cmdline = at.and_then(|x| x.cmdline.clone());
+        out.cmdline_truncated = at.is_some_and(|x| x.cmdline_truncated);
+        let source = match (at.is_some(), twin) {
+            (true, _) => Source::Exec,
+            (false, true) => Source::Event,
+            (false, false) => source,
+        };
+        (Arc::new(out), source)
+    }
+    // ---- end of the exec capture ------------------------------------------------------
+
     #[cfg(test)]
     fn cached(&self) -> usize {
         self.cache.len()
     }
 }
+
+// ---- Exec capture (issue 18) --------------------------------------------------------------
+
+/// Process instances whose execs are kept: ~2 s of a fork+exec storm of 4,000 a second, far
+/// more than the time from an exec to the agent reading its process's events (a live
+/// process is read from /proc anyway). Oldest evicted.
+const EXEC_INSTANCES: usize = 8192;
+/// Execs kept per instance (a shell's `exec` chain); the oldest go first.
+const EXECS_PER_INSTANCE: usize = 4;
+
+/// The exec captures by process instance (pid, start in ns), each instance's in order.
+#[derive(Default)]
+struct Execs {
+    by: HashMap<(u32, u64), Vec<Arc<Exec>>>,
+    order: VecDeque<(u32, u64)>,
+    /// The instances kept of each pid (their starts, ns).
+    starts: HashMap<u32, Vec<u64>>,
+}
+
+impl Execs {
+    fn add(&mut self, x: &Exec) {
+        // Without its start an exec matches no instance: not kept.
+        let Some(start) = x.start_ns else { return };
+        let key = (x.pid, start);
+        let list = self.by.entry(key).or_default();
+        if list.is_empty() {
+            self.order.push_back(key);
+            self.starts.entry(x.pid).or_default().push(start);
+        }
+        if list.len() == EXECS_PER_INSTANCE {
+            list.remove(0);
+        }
+        list.push(Arc::new(x.clone()));
+        while self.order.len() > EXEC_INSTANCES {
+            if let Some(old) = self.order.pop_front() {
+                self.by.remove(&old);
+                if let Some(v) = self.starts.get_mut(&old.0) {
+                    v.retain(|&s| s != old.1);
+                    if v.is_empty() {
+                        self.starts.remove(&old.0);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether another instance of `pid` kept here started within the tick of `start_ns`
+    /// (/proc's starttime cannot tell the two apart).
+    fn twin(&self, pid: u32, start_ns: u64) -> bool {
+        let tick = |ns: u64| ns / ns_per_tick();
+        self.starts.get(&pid).is_some_and(|v| {
+            v.iter()
+                .any(|&s| s != start_ns && tick(s) == tick(start_ns))
+        })
+    }
+
+    /// The last exec of the instance at or before `time_ns`, and whether one came after.
+    fn at(&self, pid: u32, start: u64, time_ns: u64) -> (Option<&Exec>, bool) {
+        let Some(list) = self.by.get(&(pid, start)) else {
+            return (None, false);
+        };
+        let before = list.iter().rev().find(|x| x.time_ns <= time_ns);
+        let later = list.iter().any(|x| x.time_ns > time_ns);
+        (before.map(|x| &**x), later)
+    }
+}
+// ---- end of the exec capture ------------------------------------------------------------
 
 #[cfg(test)]
 mod tests {
@@ -466,6 +609,119 @@ mod tests {
         assert_eq!(*none, ProcInfo::default());
         assert_eq!(ids.cached(), 1);
         assert_eq!(ids.user_name(0).as_deref(), Some("root"));
+    }
+
+    fn exec(pid: u32, start_ns: u64, time_ns: u64, tag: &str) -> Exec {
+        Exec {
+            pid,
+            start_ns: Some(start_ns),
+            time_ns,
+            exe: Some(format!("/bin/{tag}")),
+            cmdline: Some(vec![tag.to_owned()]),
+            cmdline_truncated: tag.ends_with('~'),
+        }
+    }
+
+    /// A pid that cannot exist (above pid_max's ceiling): /proc has nothing.
+    const GONE: u32 = u32::MAX - 1;
+
+    #[test]
+    fn gone_process_takes_its_own_instances_last_exec_before_the_event() {
+        let mut ids = Identities::new();
+        ids.exec(&exec(GONE, 7, 100, "sh"));
+        ids.exec(&exec(GONE, 7, 200, "nc~"));
+        // Another instance at the same pid (started 1 ns later: same /proc tick).
+        ids.exec(&exec(GONE, 8, 300, "other"));
+        let of = |ids: &mut Identities, start_ns, t| {
+            let (info, src) = ids.of_event(GONE, "x", (Some(0), start_ns), t);
+            (src, info.exe.clone(), info.cmdline_truncated)
+        };
+        assert_eq!(
+            of(&mut ids, 7, 150),
+            (Source::Exec, Some("/bin/sh".into()), false)
+        );
+        assert_eq!(
+            of(&mut ids, 7, 250),
+            (Source::Exec, Some("/bin/nc~".into()), true)
+        );
+        assert_eq!(
+            of(&mut ids, 7, 350),
+            (Source::Exec, Some("/bin/nc~".into()), true)
+        );
+        assert_eq!(
+            of(&mut ids, 8, 350),
+            (Source::Exec, Some("/bin/other".into()), false)
+        );
+        // Before any exec of the instance, of an unknown one, or with no start: nothing.
+        assert_eq!(of(&mut ids, 7, 50), (Source::Event, None, false));
+        assert_eq!(of(&mut ids, 9, 350), (Source::Event, None, false));
+        assert_eq!(of(&mut ids, 0, 350), (Source::Event, None, false));
+    }
+
+    #[test]
+    fn a_live_read_of_a_later_exec_is_not_the_events() {
+        let mut ids = Identities::new();
+        let me = std::process::id();
+        let (live, _) = ids.of(me, "t", None);
+        assert!(live.exe.is_some());
+        // This process "exec()ed" at 200: an event at 150 was another image's (none known),
+        // at 250 /proc is this one.
+        ids.exec(&exec(me, 7, 200, "later"));
+        let (info, src) = ids.of_event(me, "t", (None, 7), 150);
+        assert_eq!((info.exe.as_deref(), info.cmdline.as_deref()), (None, None));
+        assert_eq!(src, Source::Cached);
+        assert!(info.cgroup.is_some(), "what an exec does not change stays");
+        ids.exec(&exec(me, 7, 100, "earlier"));
+        let (info, src) = ids.of_event(me, "t", (None, 7), 150);
+        assert_eq!(
+            (info.exe.as_deref(), src),
+            (Some("/bin/earlier"), Source::Exec)
+        );
+        let (info, src) = ids.of_event(me, "t", (None, 7), 250);
+        assert_eq!(
+            (info.exe.as_ref(), src),
+            (live.exe.as_ref(), Source::Cached)
+        );
+    }
+
+    #[test]
+    fn a_twin_in_the_same_tick_leaves_only_the_exec() {
+        let mut ids = Identities::new();
+        let me = std::process::id();
+        let t = ns_per_tick();
+        ids.exec(&exec(me, 5 * t + 1, 100, "mine"));
+        // Another instance of this pid, a tick later: /proc's (this process) is still ours.
+        ids.exec(&exec(me, 6 * t, 100, "next-tick"));
+        let (info, src) = ids.of_event(me, "t", (None, 5 * t + 1), 150);
+        assert!(info.cgroup.is_some());
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!((info.exe.as_deref(), src), (exe.to_str(), Source::Live));
+        // One in the same tick: nothing of /proc's is taken.
+        ids.exec(&exec(me, 5 * t + 2, 120, "twin"));
+        let (info, src) = ids.of_event(me, "t", (None, 5 * t + 1), 150);
+        assert_eq!(
+            (info.exe.as_deref(), src),
+            (Some("/bin/mine"), Source::Exec)
+        );
+        assert_eq!((info.cgroup.as_deref(), info.ppid), (None, None));
+        let (info, src) = ids.of_event(me, "t", (None, 5 * t + 3), 150);
+        assert_eq!((info.exe.as_deref(), src), (None, Source::Event));
+    }
+
+    #[test]
+    fn exec_captures_are_bounded() {
+        let mut ids = Identities::new();
+        for i in 0..EXEC_INSTANCES as u64 + 10 {
+            ids.exec(&exec(GONE, i + 1, 5, "x"));
+        }
+        for t in 0..2 * EXECS_PER_INSTANCE as u64 {
+            ids.exec(&exec(GONE, 1 << 40, t, "y"));
+        }
+        assert_eq!(ids.execs.by.len(), EXEC_INSTANCES);
+        assert_eq!(ids.execs.order.len(), EXEC_INSTANCES);
+        assert_eq!(ids.execs.starts[&GONE].len(), EXEC_INSTANCES);
+        assert_eq!(ids.execs.by[&(GONE, 1 << 40)].len(), EXECS_PER_INSTANCE);
+        assert!(!ids.execs.by.contains_key(&(GONE, 1)), "oldest evicted");
     }
 
     #[test]
