@@ -297,8 +297,17 @@ fn dual_stack_bind_collides_with_an_ipv4_wildcard_and_v6only_fixes_it() {
     let v6 = socket(libc::AF_INET6, libc::SOCK_STREAM);
     setsockopt_int(&v6, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1).unwrap();
     bind(&v6, &sin6(Ipv6Addr::UNSPECIFIED, port, 0)).unwrap();
+    // No setsockopt (`python3 -m http.server --bind ::`): V6ONLY is the sysctl's, and
+    // refused where that makes it dual-stack.
+    let sysctl_dual = read_sysctl("net/ipv6/bindv6only") == 0;
+    let plain = socket(libc::AF_INET6, libc::SOCK_STREAM);
+    let r = bind(&plain, &sin6(Ipv6Addr::UNSPECIFIED, port, 0));
+    assert_eq!(r.is_err(), sysctl_dual, "{r:?}");
 
     let b = rec(t, "bind", &dual);
+    // The failed bind says where its V6ONLY came from, as a successful one does.
+    assert_eq!(b["v6only"], false, "{b:#}");
+    assert_eq!(b["v6only_source"], "explicit", "{b:#}");
     let why = text(&b, "explanation");
     assert!(
         why.contains(&format!(
@@ -321,6 +330,17 @@ fn dual_stack_bind_collides_with_an_ipv4_wildcard_and_v6only_fixes_it() {
     assert_eq!(ok["explanation"], Value::Null);
     assert_eq!(ok["verdict"], "ipv6-only-any");
     assert_eq!(ok["v6only_source"], "explicit");
+
+    let p = rec(t, "bind", &plain);
+    assert_eq!(p["v6only_source"], "sysctl", "{p:#}");
+    if sysctl_dual {
+        assert_eq!(p["error"], "EADDRINUSE", "{p:#}");
+        let why = text(&p, "explanation");
+        assert!(
+            why.contains("(IPV6_V6ONLY=0, inherited from net.ipv6.bindv6only=0)"),
+            "{why}"
+        );
+    }
 }
 
 #[test]
