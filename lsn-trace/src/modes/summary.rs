@@ -75,6 +75,12 @@ pub struct Summary {
     /// sock_id -> index in `listeners` (a storm of sockets must not cost a scan each).
     by_sock: HashMap<u64, usize>,
     failures: Vec<Failure>,
+    /// Failed setsockopt()s of sockets not yet seen listening: sock_id -> (the socket's
+    /// inode, index in `failures`). Bounded like the story's table.
+    opt_failed: HashMap<u64, (Option<u64>, Vec<usize>)>,
+    /// Failed setsockopt()s whose socket became a listener all the same (Python's
+    /// IPV6_V6ONLY try on an AF_INET socket): not the daemon's failures.
+    ignored: Vec<(Failure, String)>,
     calls: u64,
     /// `-- CMD`: CMD's name, for when it only asks another process to start the daemon.
     cmd: Option<String>,
@@ -127,7 +133,7 @@ impl Summary {
         let local = note.local.as_ref().map(ToString::to_string);
         match (&ev.request, note.listener) {
             (Request::Bind(a), Some(ListenerChange::Failed)) => {
-                self.fail("bind", format!("{proto} {a}"), ev)
+                self.fail("bind", format!("{proto} {a}"), ev);
             }
             (Request::Bind(a), opened) => {
                 let shown = local.unwrap_or_else(|| a.to_string());
@@ -170,13 +176,73 @@ impl Summary {
             }
             (Request::Setsockopt { level, optname, .. }, None) if ev.failed() => {
                 let name = crate::names::option(*level, *optname).unwrap_or("?");
-                self.fail("setsockopt", name.to_owned(), ev);
+                let mut target = name.to_owned();
+                if *level == lsn_trace_common::sockopt::SOL_IPV6
+                    && ev.sock.as_ref().and_then(|s| s.family) == Some(crate::sockaddr::AF_INET)
+                {
+                    target.push_str(" (an IPv6 option, on an AF_INET socket)");
+                }
+                let i = self.fail("setsockopt", target, ev);
+                if let Some(id) = ev.sock_id
+                    && (self.opt_failed.len() < crate::story::CAP
+                        || self.opt_failed.contains_key(&id))
+                {
+                    let inode = ev.sock.as_ref().and_then(|s| s.inode);
+                    let e = self.opt_failed.entry(id).or_insert((inode, Vec::new()));
+                    if e.0 != inode {
+                        // Another socket in the same kernel memory: the old one's failures
+                        // stay failures.
+                        *e = (inode, Vec::new());
+                    }
+                    e.1.push(i);
+                }
             }
             _ => {}
         }
     }
 
+    /// The socket `ev` became a listener: the setsockopt() failures seen on it before (the
+    /// same socket: its inode known and the same) did not stop it.
+    fn went_on_past(&mut self, ev: &Event, listened: &str) {
+        let Some((inode, idx)) = ev.sock_id.and_then(|id| self.opt_failed.remove(&id)) else {
+            return;
+        };
+        let now = ev.sock.as_ref().and_then(|s| s.inode);
+        if inode.is_none() || inode != now {
+            return;
+        }
+        for i in idx {
+            let f = &mut self.failures[i];
+            f.count -= 1;
+            let (call, target, errno) = (f.call, f.target.clone(), f.errno);
+            match self
+                .ignored
+                .iter_mut()
+                .find(|(g, l)| g.target == target && g.errno == errno && l == listened)
+            {
+                Some((g, _)) => {
+                    g.count += 1;
+                    g.pid = ev.pid;
+                    g.comm = ev.comm.clone();
+                }
+                None => self.ignored.push((
+                    Failure {
+                        call,
+                        target,
+                        in_use: None,
+                        errno,
+                        count: 1,
+                        pid: ev.pid,
+                        comm: ev.comm.clone(),
+                    },
+                    listened.to_owned(),
+                )),
+            }
+        }
+    }
+
     fn listen(&mut self, ev: &Event, note: &Note, proto: String, addr: String, stream: bool) {
+        self.went_on_past(ev, &format!("{proto} {addr}"));
         // The same socket again (bind then listen), unless it was closed and the kernel
         // reused the memory for another socket.
         if let Some(&i) = ev.sock_id.and_then(|id| self.by_sock.get(&id))
@@ -200,15 +266,17 @@ impl Summary {
         });
     }
 
-    fn fail(&mut self, call: &'static str, target: String, ev: &Event) {
-        if let Some(f) = self
+    /// Count a failure; its index in `failures`.
+    fn fail(&mut self, call: &'static str, target: String, ev: &Event) -> usize {
+        if let Some(i) = self
             .failures
-            .iter_mut()
-            .find(|f| f.call == call && f.target == target && f.errno == ev.errno)
+            .iter()
+            .position(|f| f.call == call && f.target == target && f.errno == ev.errno)
         {
+            let f = &mut self.failures[i];
             f.count += 1;
             f.pid = ev.pid;
-            return;
+            return i;
         }
         let in_use = match &ev.request {
             Request::Bind(a) if ev.errno == libc::EADDRINUSE => {
@@ -225,6 +293,7 @@ impl Summary {
             pid: ev.pid,
             comm: ev.comm.clone(),
         });
+        self.failures.len() - 1
     }
 
     /// The report, one line each; `head` says what was followed and how it ended.
@@ -293,6 +362,9 @@ impl Summary {
             .map(|f| f.in_use.as_ref().and_then(|(p, port)| held_by(p, *port)))
             .collect();
         for (f, holder) in self.failures.iter().zip(&holders) {
+            if f.count == 0 {
+                continue; // every one of them went on to listen: `ignored` below
+            }
             out.push(format!(
                 "  failed     {} {}: {}{}  {} (pid {}){}",
                 f.call,
@@ -308,6 +380,22 @@ impl Summary {
                 holder
                     .as_ref()
                     .map_or_else(String::new, |h| format!("; port held now by {h}"))
+            ));
+        }
+        for (f, listened) in &self.ignored {
+            out.push(format!(
+                "  ignored    {} {}: {}{}  {} (pid {}); harmless: the socket listened on \
+                 {listened} after it",
+                f.call,
+                f.target,
+                errname(f.errno),
+                if f.count > 1 {
+                    format!(", {} times", f.count)
+                } else {
+                    String::new()
+                },
+                f.comm,
+                f.pid,
             ));
         }
         if open == 0 {
@@ -691,6 +779,68 @@ mod tests {
             ["  bound      tcp 0.0.0.0:8080  nginx (pid 7), but never listened"],
             "{out:#?}"
         );
+    }
+
+    /// http.server tries IPV6_V6ONLY on its socket whatever its family and ignores the
+    /// ENOPROTOOPT of an AF_INET one: not a failure of the daemon, since that socket listens.
+    /// The same refusal on a socket that never listens stays a failure.
+    #[test]
+    fn a_setsockopt_failure_the_socket_listened_past_is_harmless() {
+        let v6only = |pid, id, inode| {
+            let mut e = bind(pid, 8000, libc::ENOPROTOOPT);
+            e.kind = Kind::Setsockopt;
+            e.comm = "python3".into();
+            e.request = Request::Setsockopt {
+                level: lsn_trace_common::sockopt::SOL_IPV6,
+                optname: lsn_trace_common::sockopt::IPV6_V6ONLY,
+                optlen: 4,
+                value: crate::event::OptValue::Int(0),
+            };
+            e.sock_id = Some(id);
+            e.sock.as_mut().unwrap().inode = inode;
+            e
+        };
+        let on = |mut e: Event, id, inode| {
+            e.comm = "python3".into();
+            e.sock_id = Some(id);
+            e.sock.as_mut().unwrap().inode = inode;
+            e
+        };
+        let mut s = Fed::new(Summary::default());
+        s.feed(&v6only(7, 1, Some(55)));
+        s.feed(&on(bind(7, 8000, 0), 1, Some(55)));
+        s.feed(&on(listen_ev(7, 8000, 5), 1, Some(55)));
+        let out = s
+            .summary
+            .render("python3", |_| true, |_, _| None, |_, _| None);
+        assert!(!out.iter().any(|l| l.contains("failed")), "{out:#?}");
+        assert!(
+            out.contains(
+                &"  ignored    setsockopt IPV6_V6ONLY (an IPv6 option, on an AF_INET socket): \
+                  ENOPROTOOPT (Protocol not available)  python3 (pid 7); harmless: the socket \
+                  listened on tcp 0.0.0.0:8000 after it"
+                    .to_string()
+            ),
+            "{out:#?}"
+        );
+        // Another socket refused the same, never listening; and one whose identity is not
+        // sure (the kernel's memory reused: another inode) — both still failures.
+        s.feed(&v6only(7, 2, Some(56)));
+        s.feed(&v6only(7, 3, Some(57)));
+        s.feed(&on(bind(7, 8001, 0), 3, Some(58)));
+        s.feed(&on(listen_ev(7, 8001, 5), 3, Some(58)));
+        let out = s
+            .summary
+            .render("python3", |_| true, |_, _| None, |_, _| None);
+        assert!(
+            out.contains(
+                &"  failed     setsockopt IPV6_V6ONLY (an IPv6 option, on an AF_INET socket): \
+                  ENOPROTOOPT (Protocol not available), 2 times  python3 (pid 7)"
+                    .to_string()
+            ),
+            "{out:#?}"
+        );
+        assert_eq!(out.iter().filter(|l| l.contains("ignored")).count(), 1);
     }
 
     #[test]
