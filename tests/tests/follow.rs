@@ -538,3 +538,32 @@ fn a_thread_that_execs_is_still_followed() {
 fn a_process_whose_main_thread_exited_is_still_followed() {
     followed_through("pthread-exit");
 }
+
+/// `-- setpriv … python3 …` is one process across the exec (issue 14): the summary names
+/// it one way, `setpriv → python3 (pid N)` in its head and `python3 (pid N)` in its lines.
+#[test]
+fn one_process_has_one_name_across_an_exec() {
+    let code = "import os,socket,sys\n\
+                print(f'pid={os.getpid()}',file=sys.stderr,flush=True)\n\
+                s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(4)\n\
+                print(f'port={s.getsockname()[1]}',file=sys.stderr,flush=True)";
+    let t = Tracer::start(&["--", "setpriv", "--inh-caps=-all", PY, "-c", code]);
+    let (status, stderr) = t.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{stderr:#?}");
+    let pid = reported_pid(&t, &stderr, "pid");
+    let port = reported_pid(&t, &stderr, "port");
+    let s = summary(&stderr);
+    assert!(
+        s.starts_with(&format!(
+            "lsn-trace: summary: setpriv → python3 (pid {pid}) exited, status 0"
+        )),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!(
+            "listening  tcp 127.0.0.1:{port}  python3 (pid {pid}), closed"
+        )),
+        "{s}"
+    );
+    assert!(!s.contains("setpriv (pid"), "{s}");
+}

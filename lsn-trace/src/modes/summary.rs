@@ -82,6 +82,9 @@ pub struct Summary {
     /// IPV6_V6ONLY try on an AF_INET socket): not the daemon's failures.
     ignored: Vec<(Failure, String)>,
     calls: u64,
+    /// Each followed process's latest name (comm): one name per process in the report,
+    /// also when it exec()ed another program since a line's event.
+    comms: HashMap<u32, String>,
     /// `-- CMD`: CMD's name, for when it only asks another process to start the daemon.
     cmd: Option<String>,
 }
@@ -128,6 +131,11 @@ impl Summary {
     /// Take one event of a followed process, with what the story made of it.
     fn take(&mut self, ev: &Event, note: &Note) {
         self.calls += 1;
+        if self.comms.get(&ev.pid) != Some(&ev.comm)
+            && (self.comms.len() < crate::story::CAP || self.comms.contains_key(&ev.pid))
+        {
+            self.comms.insert(ev.pid, ev.comm.clone());
+        }
         let proto = proto_of(ev);
         // The address as the story knows it (port 0: the port the kernel picked).
         let local = note.local.as_ref().map(ToString::to_string);
@@ -198,6 +206,23 @@ impl Summary {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// The name of process `pid` as the report says it: its latest comm, else `then`.
+    fn comm<'a>(&'a self, pid: u32, then: &'a str) -> &'a str {
+        self.comms.get(&pid).map_or(then, String::as_str)
+    }
+
+    /// How the head names CMD (`name`, pid `pid`): by its name, and where it exec()ed
+    /// another program (`setpriv … python3 …`), the name its events carried last too:
+    /// `setpriv → python3`. The kernel's comm is the first 15 bytes of the name.
+    pub fn command_name(&self, pid: u32, name: &str) -> String {
+        match self.comms.get(&pid) {
+            Some(c) if c != name && !(c.len() == 15 && name.starts_with(c.as_str())) => {
+                format!("{name} → {c}")
+            }
+            _ => name.to_owned(),
         }
     }
 
@@ -330,7 +355,7 @@ impl Summary {
             let verb = if l.stream { "listening" } else { "bound    " };
             out.push(format!(
                 "  {verb}  {} {}  {} (pid {}), {state}",
-                l.proto, l.addr, l.comm, l.pid
+                l.proto, l.addr, self.comm(l.pid, &l.comm), l.pid
             ));
             if let Some(b) = &l.bound {
                 out.push(format!("             → {}", verdict::classify(b).sentence));
@@ -353,7 +378,7 @@ impl Summary {
         for b in idle.into_iter().take(MAX_LISTED) {
             out.push(format!(
                 "  bound      {} {}  {} (pid {}), but never listened",
-                b.proto, b.addr, b.comm, b.pid
+                b.proto, b.addr, self.comm(b.pid, &b.comm), b.pid
             ));
         }
         let holders: Vec<Option<String>> = self
@@ -375,7 +400,7 @@ impl Summary {
                 } else {
                     String::new()
                 },
-                f.comm,
+                self.comm(f.pid, &f.comm),
                 f.pid,
                 holder
                     .as_ref()
@@ -394,7 +419,7 @@ impl Summary {
                 } else {
                     String::new()
                 },
-                f.comm,
+                self.comm(f.pid, &f.comm),
                 f.pid,
             ));
         }
@@ -460,12 +485,12 @@ impl Summary {
             };
             let mut s = format!(
                 "nothing listens any more: {} (pid {}) {did} {} {} {how}{last}",
-                l.comm, l.pid, l.proto, l.addr
+                self.comm(l.pid, &l.comm), l.pid, l.proto, l.addr
             );
             if let Some((worst, failed)) = failed {
                 s.push_str(&format!(
                     "; {} (pid {}) also had {failed}",
-                    worst.comm, worst.pid
+                    self.comm(worst.pid, &worst.comm), worst.pid
                 ));
             }
             return s;
@@ -474,10 +499,10 @@ impl Summary {
             let who = if alive(worst.pid) {
                 format!(
                     "{} (pid {}) runs but listens nowhere",
-                    worst.comm, worst.pid
+                    self.comm(worst.pid, &worst.comm), worst.pid
                 )
             } else {
-                format!("{} exited", worst.comm)
+                format!("{} exited", self.comm(worst.pid, &worst.comm))
             };
             return format!("nothing listens: {who} after {failed}");
         }
@@ -841,6 +866,46 @@ mod tests {
             "{out:#?}"
         );
         assert_eq!(out.iter().filter(|l| l.contains("ignored")).count(), 1);
+    }
+
+    /// `-- setpriv … python3 …`: setpriv exec()s python3 in the same process, which binds.
+    /// The report names it one way throughout: the head `setpriv → python3`, the lines by
+    /// its latest name (also those of events before a later exec).
+    #[test]
+    fn one_name_per_process_across_an_exec() {
+        let mut s = Fed::new(Summary::of_command("setpriv"));
+        assert_eq!(s.summary.command_name(7, "setpriv"), "setpriv");
+        let mut b = bind(7, 8080, 0);
+        b.comm = "python3".into();
+        s.feed(&b);
+        let mut l = listen_ev(7, 8080, 5);
+        l.comm = "python3".into();
+        s.feed(&l);
+        let mut f = bind(7, 8081, libc::EACCES);
+        f.comm = "python3".into();
+        s.feed(&f);
+        assert_eq!(s.summary.command_name(7, "setpriv"), "setpriv → python3");
+        // A long name is its comm's first 15 bytes: the same name.
+        let mut long = bind(8, 9000, 0);
+        long.comm = "my-long-daemon-".into();
+        s.feed(&long);
+        assert_eq!(s.summary.command_name(8, "my-long-daemon-name"), "my-long-daemon-name");
+        // python3 exec()s a program of another name later: its lines say that one.
+        let mut later = bind(7, 0, 0);
+        later.comm = "gunicorn".into();
+        later.sock_id = Some(99);
+        s.feed(&later);
+        let out = s.summary.render("x", |_| true, |_, _| None, |_, _| None);
+        assert_eq!(
+            out[1], "  listening  tcp 0.0.0.0:8080  gunicorn (pid 7), still open",
+            "{out:#?}"
+        );
+        assert!(
+            out.iter().any(|l| l.starts_with("  failed     bind tcp 0.0.0.0:8081")
+                && l.ends_with("gunicorn (pid 7)")),
+            "{out:#?}"
+        );
+        assert!(!out.iter().any(|l| l.contains("python3")), "{out:#?}");
     }
 
     #[test]
