@@ -875,7 +875,10 @@ fn a_link_local_listener_keeps_its_scope() {
     assert_eq!(l["scope_id"], 1, "{l:#}");
     assert_eq!(l["port"], port);
     let summary = text(&l, "summary");
-    assert!(summary.contains(&format!(" [fe80::1%lo]:{port} ")), "{summary}");
+    assert!(
+        summary.contains(&format!(" [fe80::1%lo]:{port} ")),
+        "{summary}"
+    );
     drop(py.stdin.take());
     let c = got("close");
     assert_eq!(c["sock_id"], l["sock_id"], "{c:#}");

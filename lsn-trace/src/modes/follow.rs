@@ -459,6 +459,21 @@ fn command_name(cmd: &std::ffi::OsStr) -> String {
         .into_owned()
 }
 
+/// Whether `path` is known not to exist for process `pid`: only where it sees the files we
+/// do (our mount namespace and root; a container's absolute symlinks would resolve against
+/// ours through /proc/PID/root). Not known (false) elsewhere, or once the process is gone.
+fn path_gone(pid: u32, path: &[u8]) -> bool {
+    use std::os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _};
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).ok();
+    let root = |p: &str| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let ours = ns("self").is_some_and(|n| ns(&pid.to_string()) == Some(n))
+        && root("/").is_some_and(|r| root(&format!("/proc/{pid}/root")) == Some(r));
+    ours && matches!(
+        std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound
+    ) && alive(pid)
+}
+
 /// What the summary's head says was followed, before CMD's name is known for sure.
 enum Head {
     Cmd { name: String, pid: u32, end: String },
@@ -547,6 +562,7 @@ pub fn run(
             pid_list(&outcome.still_running)
         ));
     }
+    summary.check_paths(path_gone);
     for line in summary.render(&head, alive, held_by, holds) {
         say!("{line}");
     }

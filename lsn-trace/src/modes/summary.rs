@@ -40,6 +40,10 @@ struct Listener {
     /// TCP listen (or LISTEN state), versus a bound datagram socket.
     stream: bool,
     closed: bool,
+    /// A unix listener's absolute path, as bound.
+    path: Option<Vec<u8>>,
+    /// Its path was found gone at the end (`check_paths`): renamed or removed since.
+    path_gone: bool,
 }
 
 struct Failure {
@@ -288,7 +292,25 @@ impl Summary {
             comm: ev.comm.clone(),
             stream,
             closed: false,
+            path: match &note.local {
+                Some(crate::sockaddr::SockAddr::UnixPath(p)) if p.starts_with(b"/") => {
+                    Some(p.clone())
+                }
+                _ => None,
+            },
+            path_gone: false,
         });
+    }
+
+    /// At the end, before `render`: whether each open unix listener's path still exists.
+    /// `gone(pid, path)`: true only when it is known not to (looked up as that process sees
+    /// its files); haproxy binds `hap.sock.PID.tmp` and renames it into place at once.
+    pub fn check_paths(&mut self, gone: impl Fn(u32, &[u8]) -> bool) {
+        for l in &mut self.listeners {
+            if let Some(p) = &l.path {
+                l.path_gone = !l.closed && gone(l.pid, p);
+            }
+        }
     }
 
     /// Count a failure; its index in `failures`.
@@ -349,13 +371,24 @@ impl Summary {
             } else {
                 "until it exited".to_owned()
             };
+            let state = if l.path_gone {
+                format!(
+                    "{state}; that path no longer exists: renamed or removed since its bind \
+                     (the socket keeps its first name)"
+                )
+            } else {
+                state
+            };
             if !shown {
                 continue;
             }
             let verb = if l.stream { "listening" } else { "bound    " };
             out.push(format!(
                 "  {verb}  {} {}  {} (pid {}), {state}",
-                l.proto, l.addr, self.comm(l.pid, &l.comm), l.pid
+                l.proto,
+                l.addr,
+                self.comm(l.pid, &l.comm),
+                l.pid
             ));
             if let Some(b) = &l.bound {
                 out.push(format!("             → {}", verdict::classify(b).sentence));
@@ -378,7 +411,10 @@ impl Summary {
         for b in idle.into_iter().take(MAX_LISTED) {
             out.push(format!(
                 "  bound      {} {}  {} (pid {}), but never listened",
-                b.proto, b.addr, self.comm(b.pid, &b.comm), b.pid
+                b.proto,
+                b.addr,
+                self.comm(b.pid, &b.comm),
+                b.pid
             ));
         }
         let holders: Vec<Option<String>> = self
@@ -485,12 +521,16 @@ impl Summary {
             };
             let mut s = format!(
                 "nothing listens any more: {} (pid {}) {did} {} {} {how}{last}",
-                self.comm(l.pid, &l.comm), l.pid, l.proto, l.addr
+                self.comm(l.pid, &l.comm),
+                l.pid,
+                l.proto,
+                l.addr
             );
             if let Some((worst, failed)) = failed {
                 s.push_str(&format!(
                     "; {} (pid {}) also had {failed}",
-                    self.comm(worst.pid, &worst.comm), worst.pid
+                    self.comm(worst.pid, &worst.comm),
+                    worst.pid
                 ));
             }
             return s;
@@ -499,7 +539,8 @@ impl Summary {
             let who = if alive(worst.pid) {
                 format!(
                     "{} (pid {}) runs but listens nowhere",
-                    self.comm(worst.pid, &worst.comm), worst.pid
+                    self.comm(worst.pid, &worst.comm),
+                    worst.pid
                 )
             } else {
                 format!("{} exited", self.comm(worst.pid, &worst.comm))
@@ -889,7 +930,10 @@ mod tests {
         let mut long = bind(8, 9000, 0);
         long.comm = "my-long-daemon-".into();
         s.feed(&long);
-        assert_eq!(s.summary.command_name(8, "my-long-daemon-name"), "my-long-daemon-name");
+        assert_eq!(
+            s.summary.command_name(8, "my-long-daemon-name"),
+            "my-long-daemon-name"
+        );
         // python3 exec()s a program of another name later: its lines say that one.
         let mut later = bind(7, 0, 0);
         later.comm = "gunicorn".into();
@@ -901,11 +945,55 @@ mod tests {
             "{out:#?}"
         );
         assert!(
-            out.iter().any(|l| l.starts_with("  failed     bind tcp 0.0.0.0:8081")
-                && l.ends_with("gunicorn (pid 7)")),
+            out.iter()
+                .any(|l| l.starts_with("  failed     bind tcp 0.0.0.0:8081")
+                    && l.ends_with("gunicorn (pid 7)")),
             "{out:#?}"
         );
         assert!(!out.iter().any(|l| l.contains("python3")), "{out:#?}");
+    }
+
+    /// haproxy binds `/run/haproxy/admin.sock.PID.tmp`, listens, and renames it into place:
+    /// the summary names the path as bound and says it is gone now, only when known.
+    #[test]
+    fn a_unix_listener_renamed_after_its_bind_is_said_so() {
+        let tmp = b"/run/haproxy/admin.sock.7.tmp".to_vec();
+        let unix = |kind| Event {
+            kind,
+            request: match kind {
+                Kind::Bind => Request::Bind(SockAddr::UnixPath(tmp.clone())),
+                _ => Request::Listen { backlog: Some(10) },
+            },
+            comm: "haproxy".into(),
+            sock: Some(Sock {
+                family: Some(1),
+                sock_type: Some(1),
+                ..Default::default()
+            }),
+            ..bind(7, 1, 0)
+        };
+        let mut s = Fed::new(Summary::default());
+        s.feed(&unix(Kind::Bind));
+        s.feed(&unix(Kind::Listen));
+        let line = "  listening  u_str /run/haproxy/admin.sock.7.tmp  haproxy (pid 7), still open";
+        s.summary.check_paths(|_, _| false);
+        let out = s
+            .summary
+            .render("haproxy", |_| true, |_, _| None, |_, _| None);
+        assert_eq!(out[1], line, "{out:#?}");
+        s.summary
+            .check_paths(|pid, p| pid == 7 && p == b"/run/haproxy/admin.sock.7.tmp");
+        let out = s
+            .summary
+            .render("haproxy", |_| true, |_, _| None, |_, _| None);
+        assert_eq!(
+            out[1],
+            format!(
+                "{line}; that path no longer exists: renamed or removed since its bind (the \
+                 socket keeps its first name)"
+            ),
+            "{out:#?}"
+        );
     }
 
     #[test]

@@ -948,9 +948,17 @@ mod tests {
         let human = |ev: &Event, note: &Note| {
             let mut out = Vec::new();
             Human::new(Options::default()).event_noted(&mut out, ev, note);
-            String::from_utf8(out).unwrap().lines().nth(1).unwrap().to_owned()
+            String::from_utf8(out)
+                .unwrap()
+                .lines()
+                .nth(1)
+                .unwrap()
+                .to_owned()
         };
-        let b = json(&ev(Kind::Bind, Request::Bind(bound.clone()), Some(s.clone())), &note);
+        let b = json(
+            &ev(Kind::Bind, Request::Bind(bound.clone()), Some(s.clone())),
+            &note,
+        );
         assert_eq!(b["addr"], format!("fe80::1%{lo}"));
         assert_eq!(b["scope_id"], 1);
         let listen = ev(
@@ -981,7 +989,11 @@ mod tests {
         assert_eq!(c["scope_id"], serde_json::Value::Null);
         // An address that needs no scope has none on its listen: as before.
         let l = json(
-            &ev(Kind::Listen, Request::Listen { backlog: Some(5) }, Some(inet6_sock())),
+            &ev(
+                Kind::Listen,
+                Request::Listen { backlog: Some(5) },
+                Some(inet6_sock()),
+            ),
             &note,
         );
         assert_eq!(l["addr"], "::1");

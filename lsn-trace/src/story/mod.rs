@@ -997,7 +997,13 @@ mod tests {
             )
         };
         st.observe(&set(0));
-        let mut e = ev(Kind::Bind, 7, Some(0x62), Request::Bind(any6(port)), unbound(false));
+        let mut e = ev(
+            Kind::Bind,
+            7,
+            Some(0x62),
+            Request::Bind(any6(port)),
+            unbound(false),
+        );
         e.errno = libc::EADDRINUSE;
         let n = st.observe(&e);
         assert_eq!(n.v6only_source, Some("explicit"));
