@@ -538,3 +538,78 @@ fn a_thread_that_execs_is_still_followed() {
 fn a_process_whose_main_thread_exited_is_still_followed() {
     followed_through("pthread-exit");
 }
+
+/// `-- setpriv … python3 …` is one process across the exec (issue 14): the summary names
+/// it one way, `setpriv → python3 (pid N)` in its head and `python3 (pid N)` in its lines.
+#[test]
+fn one_process_has_one_name_across_an_exec() {
+    let code = "import os,socket,sys\n\
+                print(f'pid={os.getpid()}',file=sys.stderr,flush=True)\n\
+                s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(4)\n\
+                print(f'port={s.getsockname()[1]}',file=sys.stderr,flush=True)";
+    let t = Tracer::start(&["--", "setpriv", "--inh-caps=-all", PY, "-c", code]);
+    let (status, stderr) = t.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{stderr:#?}");
+    let pid = reported_pid(&t, &stderr, "pid");
+    let port = reported_pid(&t, &stderr, "port");
+    let s = summary(&stderr);
+    assert!(
+        s.starts_with(&format!(
+            "lsn-trace: summary: setpriv → python3 (pid {pid}) exited, status 0"
+        )),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!(
+            "listening  tcp 127.0.0.1:{port}  python3 (pid {pid}), closed"
+        )),
+        "{s}"
+    );
+    assert!(!s.contains("setpriv (pid"), "{s}");
+}
+
+/// haproxy binds its stats socket as `NAME.PID.tmp`, listens and renames it into place:
+/// the summary names the path as bound and says it no longer exists (issue 14).
+#[test]
+fn a_unix_listener_renamed_after_bind_is_said_so() {
+    let dir = std::env::temp_dir().join(format!("lsn-rename-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let code = "import os,socket,sys\n\
+                d=sys.argv[1]; sys.stdin.readline()\n\
+                tmp=f'{d}/hap.sock.{os.getpid()}.tmp'\n\
+                s=socket.socket(socket.AF_UNIX); s.bind(tmp); s.listen(4)\n\
+                os.rename(tmp, f'{d}/hap.sock')\n\
+                print('ready',file=sys.stderr,flush=True); sys.stdin.readline()";
+    let mut prog = Command::new(PY)
+        .args(["-c", code, dir.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = prog.id();
+    let t = Tracer::start(&["-p", &pid.to_string()]);
+    let mut stdin = prog.stdin.take().unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(prog.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    t.wait_n(1, Duration::from_secs(20), |v| {
+        v["pid"] == pid && v["event"] == "listen"
+    });
+    let (_, stderr) = t.terminate();
+    drop(stdin);
+    let _ = prog.wait();
+    let s = summary(&stderr);
+    let tmp = format!("{}/hap.sock.{pid}.tmp", dir.display());
+    assert!(
+        s.contains(&format!(
+            "listening  u_str {tmp}  python3 (pid {pid}), still open; that path no longer \
+             exists: renamed or removed since its bind (the socket keeps its first name)"
+        )),
+        "{s}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

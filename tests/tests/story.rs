@@ -297,8 +297,17 @@ fn dual_stack_bind_collides_with_an_ipv4_wildcard_and_v6only_fixes_it() {
     let v6 = socket(libc::AF_INET6, libc::SOCK_STREAM);
     setsockopt_int(&v6, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1).unwrap();
     bind(&v6, &sin6(Ipv6Addr::UNSPECIFIED, port, 0)).unwrap();
+    // No setsockopt (`python3 -m http.server --bind ::`): V6ONLY is the sysctl's, and
+    // refused where that makes it dual-stack.
+    let sysctl_dual = read_sysctl("net/ipv6/bindv6only") == 0;
+    let plain = socket(libc::AF_INET6, libc::SOCK_STREAM);
+    let r = bind(&plain, &sin6(Ipv6Addr::UNSPECIFIED, port, 0));
+    assert_eq!(r.is_err(), sysctl_dual, "{r:?}");
 
     let b = rec(t, "bind", &dual);
+    // The failed bind says where its V6ONLY came from, as a successful one does.
+    assert_eq!(b["v6only"], false, "{b:#}");
+    assert_eq!(b["v6only_source"], "explicit", "{b:#}");
     let why = text(&b, "explanation");
     assert!(
         why.contains(&format!(
@@ -321,6 +330,17 @@ fn dual_stack_bind_collides_with_an_ipv4_wildcard_and_v6only_fixes_it() {
     assert_eq!(ok["explanation"], Value::Null);
     assert_eq!(ok["verdict"], "ipv6-only-any");
     assert_eq!(ok["v6only_source"], "explicit");
+
+    let p = rec(t, "bind", &plain);
+    assert_eq!(p["v6only_source"], "sysctl", "{p:#}");
+    if sysctl_dual {
+        assert_eq!(p["error"], "EADDRINUSE", "{p:#}");
+        let why = text(&p, "explanation");
+        assert!(
+            why.contains("(IPV6_V6ONLY=0, inherited from net.ipv6.bindv6only=0)"),
+            "{why}"
+        );
+    }
 }
 
 #[test]
@@ -818,4 +838,51 @@ fn an_ipv6_option_on_an_ipv4_socket_is_explained() {
             fd.0
         )
     );
+}
+
+/// A link-local listener keeps its scope after bind (issue 14): its listen and close say
+/// `fe80::1%lo` and scope 1 as its bind does. In a network namespace of its own, where lo
+/// (index 1, as in the tracer's) holds fe80::1.
+#[test]
+fn a_link_local_listener_keeps_its_scope() {
+    let t = tracer();
+    let code = "import socket,sys\n\
+                s=socket.socket(socket.AF_INET6)\n\
+                s.bind(('fe80::1',0,0,1)); s.listen(3)\n\
+                print(s.getsockname()[1],flush=True)\n\
+                sys.stdin.read(); s.close(); print('closed',flush=True)";
+    let mut py = Py::spawn(Command::new("unshare").args([
+        "-n",
+        "sh",
+        "-c",
+        "ip link set lo up && ip addr add fe80::1/64 dev lo nodad && exec python3 -c \"$0\"",
+        code,
+    ]));
+    let port: u16 = py.line.parse().expect("the listener's port");
+    let pid = py.pid();
+    let got = |kind: &str| {
+        t.wait_n(1, Duration::from_secs(20), |v| {
+            v["pid"] == pid && v["event"] == kind
+        })
+        .pop()
+        .unwrap()
+    };
+    let b = got("bind");
+    assert_eq!(b["addr"], "fe80::1%lo", "{b:#}");
+    assert_eq!(b["scope_id"], 1);
+    let l = got("listen");
+    assert_eq!(l["addr"], "fe80::1%lo", "{l:#}");
+    assert_eq!(l["scope_id"], 1, "{l:#}");
+    assert_eq!(l["port"], port);
+    let summary = text(&l, "summary");
+    assert!(
+        summary.contains(&format!(" [fe80::1%lo]:{port} ")),
+        "{summary}"
+    );
+    drop(py.stdin.take());
+    let c = got("close");
+    assert_eq!(c["sock_id"], l["sock_id"], "{c:#}");
+    assert_eq!(c["addr"], "fe80::1%lo", "{c:#}");
+    assert_eq!(c["scope_id"], 1, "{c:#}");
+    assert_eq!(c["port"], port);
 }

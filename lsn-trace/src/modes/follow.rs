@@ -459,6 +459,27 @@ fn command_name(cmd: &std::ffi::OsStr) -> String {
         .into_owned()
 }
 
+/// Whether `path` is known not to exist for process `pid`: only where it sees the files we
+/// do (our mount namespace and root; a container's absolute symlinks would resolve against
+/// ours through /proc/PID/root). Not known (false) elsewhere, or once the process is gone.
+fn path_gone(pid: u32, path: &[u8]) -> bool {
+    use std::os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _};
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).ok();
+    let root = |p: &str| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let ours = ns("self").is_some_and(|n| ns(&pid.to_string()) == Some(n))
+        && root("/").is_some_and(|r| root(&format!("/proc/{pid}/root")) == Some(r));
+    ours && matches!(
+        std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound
+    ) && alive(pid)
+}
+
+/// What the summary's head says was followed, before CMD's name is known for sure.
+enum Head {
+    Cmd { name: String, pid: u32, end: String },
+    Pids(String),
+}
+
 /// The rest of a followed run, once everything is attached: start CMD (or watch the -p
 /// processes), trace until `supervise`/`watch` say it is over, print the stop line and the
 /// summary. Returns lsn-trace's exit code: CMD's.
@@ -477,7 +498,7 @@ pub fn run(
     let mut sinks = Tee(vec![sink, &mut summary]);
     let mut pipeline = Pipeline::new(&mut sinks);
     let mut outcome = Outcome::default();
-    let (mut head, code) = match plan {
+    let (head, code) = match plan {
         Plan::Run { cmd, run_as } => {
             let name = command_name(&cmd[0]);
             let child = match spawn(&mut followed, &cmd, run_as.as_ref()) {
@@ -511,17 +532,29 @@ pub fn run(
             let stats = rt.block_on(tracer.run(&mut pipeline, stop))?;
             say!("{}", stats.stopped_line());
             let end = match outcome.status {
-                Some(s) => format!("{name} (pid {pid}) exited, {}", describe_status(s)),
-                None => format!("{name} (pid {pid}) still running"),
+                Some(s) => format!("exited, {}", describe_status(s)),
+                None => "still running".to_owned(),
             };
-            (end, outcome.status.map_or(1, exit_code))
+            (
+                Head::Cmd { name, pid, end },
+                outcome.status.map_or(1, exit_code),
+            )
         }
         Plan::Attach { pids, .. } => {
             let stop = watch(&mut followed, &mut signals, &mut outcome);
             let stats = rt.block_on(tracer.run(&mut pipeline, stop))?;
             say!("{}", stats.stopped_line());
-            (pid_list(&pids), 0)
+            (Head::Pids(pid_list(&pids)), 0)
         }
+    };
+    drop(pipeline);
+    drop(sinks);
+    // CMD by the name it ran as and, if it exec()ed another program, that one's too.
+    let mut head = match head {
+        Head::Cmd { name, pid, end } => {
+            format!("{} (pid {pid}) {end}", summary.command_name(pid, &name))
+        }
+        Head::Pids(p) => p,
     };
     if !outcome.still_running.is_empty() {
         head.push_str(&format!(
@@ -529,8 +562,7 @@ pub fn run(
             pid_list(&outcome.still_running)
         ));
     }
-    drop(pipeline);
-    drop(sinks);
+    summary.check_paths(path_gone);
     for line in summary.render(&head, alive, held_by, holds) {
         say!("{line}");
     }

@@ -40,6 +40,10 @@ struct Listener {
     /// TCP listen (or LISTEN state), versus a bound datagram socket.
     stream: bool,
     closed: bool,
+    /// A unix listener's absolute path, as bound.
+    path: Option<Vec<u8>>,
+    /// Its path was found gone at the end (`check_paths`): renamed or removed since.
+    path_gone: bool,
 }
 
 struct Failure {
@@ -75,7 +79,16 @@ pub struct Summary {
     /// sock_id -> index in `listeners` (a storm of sockets must not cost a scan each).
     by_sock: HashMap<u64, usize>,
     failures: Vec<Failure>,
+    /// Failed setsockopt()s of sockets not yet seen listening: sock_id -> (the socket's
+    /// inode, index in `failures`). Bounded like the story's table.
+    opt_failed: HashMap<u64, (Option<u64>, Vec<usize>)>,
+    /// Failed setsockopt()s whose socket became a listener all the same (Python's
+    /// IPV6_V6ONLY try on an AF_INET socket): not the daemon's failures.
+    ignored: Vec<(Failure, String)>,
     calls: u64,
+    /// Each followed process's latest name (comm): one name per process in the report,
+    /// also when it exec()ed another program since a line's event.
+    comms: HashMap<u32, String>,
     /// `-- CMD`: CMD's name, for when it only asks another process to start the daemon.
     cmd: Option<String>,
 }
@@ -122,12 +135,17 @@ impl Summary {
     /// Take one event of a followed process, with what the story made of it.
     fn take(&mut self, ev: &Event, note: &Note) {
         self.calls += 1;
+        if self.comms.get(&ev.pid) != Some(&ev.comm)
+            && (self.comms.len() < crate::story::CAP || self.comms.contains_key(&ev.pid))
+        {
+            self.comms.insert(ev.pid, ev.comm.clone());
+        }
         let proto = proto_of(ev);
         // The address as the story knows it (port 0: the port the kernel picked).
         let local = note.local.as_ref().map(ToString::to_string);
         match (&ev.request, note.listener) {
             (Request::Bind(a), Some(ListenerChange::Failed)) => {
-                self.fail("bind", format!("{proto} {a}"), ev)
+                self.fail("bind", format!("{proto} {a}"), ev);
             }
             (Request::Bind(a), opened) => {
                 let shown = local.unwrap_or_else(|| a.to_string());
@@ -170,13 +188,90 @@ impl Summary {
             }
             (Request::Setsockopt { level, optname, .. }, None) if ev.failed() => {
                 let name = crate::names::option(*level, *optname).unwrap_or("?");
-                self.fail("setsockopt", name.to_owned(), ev);
+                let mut target = name.to_owned();
+                if *level == lsn_trace_common::sockopt::SOL_IPV6
+                    && ev.sock.as_ref().and_then(|s| s.family) == Some(crate::sockaddr::AF_INET)
+                {
+                    target.push_str(" (an IPv6 option, on an AF_INET socket)");
+                }
+                let i = self.fail("setsockopt", target, ev);
+                if let Some(id) = ev.sock_id
+                    && (self.opt_failed.len() < crate::story::CAP
+                        || self.opt_failed.contains_key(&id))
+                {
+                    let inode = ev.sock.as_ref().and_then(|s| s.inode);
+                    let e = self.opt_failed.entry(id).or_insert((inode, Vec::new()));
+                    if e.0 != inode {
+                        // Another socket in the same kernel memory: the old one's failures
+                        // stay failures.
+                        *e = (inode, Vec::new());
+                    }
+                    e.1.push(i);
+                }
             }
             _ => {}
         }
     }
 
+    /// The name of process `pid` as the report says it: its latest comm, else `then`.
+    fn comm<'a>(&'a self, pid: u32, then: &'a str) -> &'a str {
+        self.comms.get(&pid).map_or(then, String::as_str)
+    }
+
+    /// How the head names CMD (`name`, pid `pid`): by its name, and where it exec()ed
+    /// another program (`setpriv … python3 …`), the name its events carried last too:
+    /// `setpriv → python3`. The kernel's comm is the first 15 bytes of the name.
+    pub fn command_name(&self, pid: u32, name: &str) -> String {
+        match self.comms.get(&pid) {
+            Some(c) if c != name && !(c.len() == 15 && name.starts_with(c.as_str())) => {
+                format!("{name} → {c}")
+            }
+            _ => name.to_owned(),
+        }
+    }
+
+    /// The socket `ev` became a listener: the setsockopt() failures seen on it before (the
+    /// same socket: its inode known and the same) did not stop it.
+    fn went_on_past(&mut self, ev: &Event, listened: &str) {
+        let Some((inode, idx)) = ev.sock_id.and_then(|id| self.opt_failed.remove(&id)) else {
+            return;
+        };
+        let now = ev.sock.as_ref().and_then(|s| s.inode);
+        if inode.is_none() || inode != now {
+            return;
+        }
+        for i in idx {
+            let f = &mut self.failures[i];
+            f.count -= 1;
+            let (call, target, errno) = (f.call, f.target.clone(), f.errno);
+            match self
+                .ignored
+                .iter_mut()
+                .find(|(g, l)| g.target == target && g.errno == errno && l == listened)
+            {
+                Some((g, _)) => {
+                    g.count += 1;
+                    g.pid = ev.pid;
+                    g.comm = ev.comm.clone();
+                }
+                None => self.ignored.push((
+                    Failure {
+                        call,
+                        target,
+                        in_use: None,
+                        errno,
+                        count: 1,
+                        pid: ev.pid,
+                        comm: ev.comm.clone(),
+                    },
+                    listened.to_owned(),
+                )),
+            }
+        }
+    }
+
     fn listen(&mut self, ev: &Event, note: &Note, proto: String, addr: String, stream: bool) {
+        self.went_on_past(ev, &format!("{proto} {addr}"));
         // The same socket again (bind then listen), unless it was closed and the kernel
         // reused the memory for another socket.
         if let Some(&i) = ev.sock_id.and_then(|id| self.by_sock.get(&id))
@@ -197,18 +292,38 @@ impl Summary {
             comm: ev.comm.clone(),
             stream,
             closed: false,
+            path: match &note.local {
+                Some(crate::sockaddr::SockAddr::UnixPath(p)) if p.starts_with(b"/") => {
+                    Some(p.clone())
+                }
+                _ => None,
+            },
+            path_gone: false,
         });
     }
 
-    fn fail(&mut self, call: &'static str, target: String, ev: &Event) {
-        if let Some(f) = self
+    /// At the end, before `render`: whether each open unix listener's path still exists.
+    /// `gone(pid, path)`: true only when it is known not to (looked up as that process sees
+    /// its files); haproxy binds `hap.sock.PID.tmp` and renames it into place at once.
+    pub fn check_paths(&mut self, gone: impl Fn(u32, &[u8]) -> bool) {
+        for l in &mut self.listeners {
+            if let Some(p) = &l.path {
+                l.path_gone = !l.closed && gone(l.pid, p);
+            }
+        }
+    }
+
+    /// Count a failure; its index in `failures`.
+    fn fail(&mut self, call: &'static str, target: String, ev: &Event) -> usize {
+        if let Some(i) = self
             .failures
-            .iter_mut()
-            .find(|f| f.call == call && f.target == target && f.errno == ev.errno)
+            .iter()
+            .position(|f| f.call == call && f.target == target && f.errno == ev.errno)
         {
+            let f = &mut self.failures[i];
             f.count += 1;
             f.pid = ev.pid;
-            return;
+            return i;
         }
         let in_use = match &ev.request {
             Request::Bind(a) if ev.errno == libc::EADDRINUSE => {
@@ -225,6 +340,7 @@ impl Summary {
             pid: ev.pid,
             comm: ev.comm.clone(),
         });
+        self.failures.len() - 1
     }
 
     /// The report, one line each; `head` says what was followed and how it ended.
@@ -255,13 +371,24 @@ impl Summary {
             } else {
                 "until it exited".to_owned()
             };
+            let state = if l.path_gone {
+                format!(
+                    "{state}; that path no longer exists: renamed or removed since its bind \
+                     (the socket keeps its first name)"
+                )
+            } else {
+                state
+            };
             if !shown {
                 continue;
             }
             let verb = if l.stream { "listening" } else { "bound    " };
             out.push(format!(
                 "  {verb}  {} {}  {} (pid {}), {state}",
-                l.proto, l.addr, l.comm, l.pid
+                l.proto,
+                l.addr,
+                self.comm(l.pid, &l.comm),
+                l.pid
             ));
             if let Some(b) = &l.bound {
                 out.push(format!("             → {}", verdict::classify(b).sentence));
@@ -284,7 +411,10 @@ impl Summary {
         for b in idle.into_iter().take(MAX_LISTED) {
             out.push(format!(
                 "  bound      {} {}  {} (pid {}), but never listened",
-                b.proto, b.addr, b.comm, b.pid
+                b.proto,
+                b.addr,
+                self.comm(b.pid, &b.comm),
+                b.pid
             ));
         }
         let holders: Vec<Option<String>> = self
@@ -293,6 +423,9 @@ impl Summary {
             .map(|f| f.in_use.as_ref().and_then(|(p, port)| held_by(p, *port)))
             .collect();
         for (f, holder) in self.failures.iter().zip(&holders) {
+            if f.count == 0 {
+                continue; // every one of them went on to listen: `ignored` below
+            }
             out.push(format!(
                 "  failed     {} {}: {}{}  {} (pid {}){}",
                 f.call,
@@ -303,11 +436,27 @@ impl Summary {
                 } else {
                     String::new()
                 },
-                f.comm,
+                self.comm(f.pid, &f.comm),
                 f.pid,
                 holder
                     .as_ref()
                     .map_or_else(String::new, |h| format!("; port held now by {h}"))
+            ));
+        }
+        for (f, listened) in &self.ignored {
+            out.push(format!(
+                "  ignored    {} {}: {}{}  {} (pid {}); harmless: the socket listened on \
+                 {listened} after it",
+                f.call,
+                f.target,
+                errname(f.errno),
+                if f.count > 1 {
+                    format!(", {} times", f.count)
+                } else {
+                    String::new()
+                },
+                self.comm(f.pid, &f.comm),
+                f.pid,
             ));
         }
         if open == 0 {
@@ -372,12 +521,16 @@ impl Summary {
             };
             let mut s = format!(
                 "nothing listens any more: {} (pid {}) {did} {} {} {how}{last}",
-                l.comm, l.pid, l.proto, l.addr
+                self.comm(l.pid, &l.comm),
+                l.pid,
+                l.proto,
+                l.addr
             );
             if let Some((worst, failed)) = failed {
                 s.push_str(&format!(
                     "; {} (pid {}) also had {failed}",
-                    worst.comm, worst.pid
+                    self.comm(worst.pid, &worst.comm),
+                    worst.pid
                 ));
             }
             return s;
@@ -386,10 +539,11 @@ impl Summary {
             let who = if alive(worst.pid) {
                 format!(
                     "{} (pid {}) runs but listens nowhere",
-                    worst.comm, worst.pid
+                    self.comm(worst.pid, &worst.comm),
+                    worst.pid
                 )
             } else {
-                format!("{} exited", worst.comm)
+                format!("{} exited", self.comm(worst.pid, &worst.comm))
             };
             return format!("nothing listens: {who} after {failed}");
         }
@@ -689,6 +843,155 @@ mod tests {
         assert_eq!(
             idle,
             ["  bound      tcp 0.0.0.0:8080  nginx (pid 7), but never listened"],
+            "{out:#?}"
+        );
+    }
+
+    /// http.server tries IPV6_V6ONLY on its socket whatever its family and ignores the
+    /// ENOPROTOOPT of an AF_INET one: not a failure of the daemon, since that socket listens.
+    /// The same refusal on a socket that never listens stays a failure.
+    #[test]
+    fn a_setsockopt_failure_the_socket_listened_past_is_harmless() {
+        let v6only = |pid, id, inode| {
+            let mut e = bind(pid, 8000, libc::ENOPROTOOPT);
+            e.kind = Kind::Setsockopt;
+            e.comm = "python3".into();
+            e.request = Request::Setsockopt {
+                level: lsn_trace_common::sockopt::SOL_IPV6,
+                optname: lsn_trace_common::sockopt::IPV6_V6ONLY,
+                optlen: 4,
+                value: crate::event::OptValue::Int(0),
+            };
+            e.sock_id = Some(id);
+            e.sock.as_mut().unwrap().inode = inode;
+            e
+        };
+        let on = |mut e: Event, id, inode| {
+            e.comm = "python3".into();
+            e.sock_id = Some(id);
+            e.sock.as_mut().unwrap().inode = inode;
+            e
+        };
+        let mut s = Fed::new(Summary::default());
+        s.feed(&v6only(7, 1, Some(55)));
+        s.feed(&on(bind(7, 8000, 0), 1, Some(55)));
+        s.feed(&on(listen_ev(7, 8000, 5), 1, Some(55)));
+        let out = s
+            .summary
+            .render("python3", |_| true, |_, _| None, |_, _| None);
+        assert!(!out.iter().any(|l| l.contains("failed")), "{out:#?}");
+        assert!(
+            out.contains(
+                &"  ignored    setsockopt IPV6_V6ONLY (an IPv6 option, on an AF_INET socket): \
+                  ENOPROTOOPT (Protocol not available)  python3 (pid 7); harmless: the socket \
+                  listened on tcp 0.0.0.0:8000 after it"
+                    .to_string()
+            ),
+            "{out:#?}"
+        );
+        // Another socket refused the same, never listening; and one whose identity is not
+        // sure (the kernel's memory reused: another inode) — both still failures.
+        s.feed(&v6only(7, 2, Some(56)));
+        s.feed(&v6only(7, 3, Some(57)));
+        s.feed(&on(bind(7, 8001, 0), 3, Some(58)));
+        s.feed(&on(listen_ev(7, 8001, 5), 3, Some(58)));
+        let out = s
+            .summary
+            .render("python3", |_| true, |_, _| None, |_, _| None);
+        assert!(
+            out.contains(
+                &"  failed     setsockopt IPV6_V6ONLY (an IPv6 option, on an AF_INET socket): \
+                  ENOPROTOOPT (Protocol not available), 2 times  python3 (pid 7)"
+                    .to_string()
+            ),
+            "{out:#?}"
+        );
+        assert_eq!(out.iter().filter(|l| l.contains("ignored")).count(), 1);
+    }
+
+    /// `-- setpriv … python3 …`: setpriv exec()s python3 in the same process, which binds.
+    /// The report names it one way throughout: the head `setpriv → python3`, the lines by
+    /// its latest name (also those of events before a later exec).
+    #[test]
+    fn one_name_per_process_across_an_exec() {
+        let mut s = Fed::new(Summary::of_command("setpriv"));
+        assert_eq!(s.summary.command_name(7, "setpriv"), "setpriv");
+        let mut b = bind(7, 8080, 0);
+        b.comm = "python3".into();
+        s.feed(&b);
+        let mut l = listen_ev(7, 8080, 5);
+        l.comm = "python3".into();
+        s.feed(&l);
+        let mut f = bind(7, 8081, libc::EACCES);
+        f.comm = "python3".into();
+        s.feed(&f);
+        assert_eq!(s.summary.command_name(7, "setpriv"), "setpriv → python3");
+        // A long name is its comm's first 15 bytes: the same name.
+        let mut long = bind(8, 9000, 0);
+        long.comm = "my-long-daemon-".into();
+        s.feed(&long);
+        assert_eq!(
+            s.summary.command_name(8, "my-long-daemon-name"),
+            "my-long-daemon-name"
+        );
+        // python3 exec()s a program of another name later: its lines say that one.
+        let mut later = bind(7, 0, 0);
+        later.comm = "gunicorn".into();
+        later.sock_id = Some(99);
+        s.feed(&later);
+        let out = s.summary.render("x", |_| true, |_, _| None, |_, _| None);
+        assert_eq!(
+            out[1], "  listening  tcp 0.0.0.0:8080  gunicorn (pid 7), still open",
+            "{out:#?}"
+        );
+        assert!(
+            out.iter()
+                .any(|l| l.starts_with("  failed     bind tcp 0.0.0.0:8081")
+                    && l.ends_with("gunicorn (pid 7)")),
+            "{out:#?}"
+        );
+        assert!(!out.iter().any(|l| l.contains("python3")), "{out:#?}");
+    }
+
+    /// haproxy binds `/run/haproxy/admin.sock.PID.tmp`, listens, and renames it into place:
+    /// the summary names the path as bound and says it is gone now, only when known.
+    #[test]
+    fn a_unix_listener_renamed_after_its_bind_is_said_so() {
+        let tmp = b"/run/haproxy/admin.sock.7.tmp".to_vec();
+        let unix = |kind| Event {
+            kind,
+            request: match kind {
+                Kind::Bind => Request::Bind(SockAddr::UnixPath(tmp.clone())),
+                _ => Request::Listen { backlog: Some(10) },
+            },
+            comm: "haproxy".into(),
+            sock: Some(Sock {
+                family: Some(1),
+                sock_type: Some(1),
+                ..Default::default()
+            }),
+            ..bind(7, 1, 0)
+        };
+        let mut s = Fed::new(Summary::default());
+        s.feed(&unix(Kind::Bind));
+        s.feed(&unix(Kind::Listen));
+        let line = "  listening  u_str /run/haproxy/admin.sock.7.tmp  haproxy (pid 7), still open";
+        s.summary.check_paths(|_, _| false);
+        let out = s
+            .summary
+            .render("haproxy", |_| true, |_, _| None, |_, _| None);
+        assert_eq!(out[1], line, "{out:#?}");
+        s.summary
+            .check_paths(|pid, p| pid == 7 && p == b"/run/haproxy/admin.sock.7.tmp");
+        let out = s
+            .summary
+            .render("haproxy", |_| true, |_, _| None, |_, _| None);
+        assert_eq!(
+            out[1],
+            format!(
+                "{line}; that path no longer exists: renamed or removed since its bind (the \
+                 socket keeps its first name)"
+            ),
             "{out:#?}"
         );
     }

@@ -30,36 +30,11 @@ impl Human {
 
 impl Render for Human {
     fn event(&mut self, out: &mut Vec<u8>, ev: &Event) {
-        let marks = self.opts.mark_followed;
-        if !self.header_done {
-            let time = if self.opts.relative_to_ns.is_some() {
-                "TIME(s)         "
-            } else {
-                "TIME            "
-            };
-            let mark = if marks { "  " } else { "" };
-            let _ = write!(Bytes(out), "{mark}{time}{HEADER}");
-            self.header_done = true;
-        }
-        if marks {
-            // `*`: a followed process; the rest is the host's (--all).
-            out.extend_from_slice(if ev.followed { b"* " } else { b"  " });
-        }
-        // Escaped whole (crate::text): the name, paths and device in it are others' strings.
-        // The line is rewritten only when it holds something to escape.
-        let start = out.len();
-        write_line(out, ev, &self.opts);
-        if let Ok(line) = std::str::from_utf8(&out[start..])
-            && let std::borrow::Cow::Owned(escaped) = crate::text::terminal(line)
-        {
-            out.truncate(start);
-            out.extend_from_slice(escaped.as_bytes());
-        }
-        out.push(b'\n');
+        self.line(out, ev, None);
     }
 
     fn event_noted(&mut self, out: &mut Vec<u8>, ev: &Event, note: &crate::story::Note) {
-        self.event(out, ev);
+        self.line(out, ev, note.local.as_ref());
         // What it means, under the event: the listener summary, or why the call failed.
         let indent: &[u8] = if self.opts.mark_followed {
             b"      "
@@ -84,6 +59,38 @@ impl Render for Human {
     }
 }
 
+impl Human {
+    /// The event's line (the header first); `local`: the story's address of its socket.
+    fn line(&mut self, out: &mut Vec<u8>, ev: &Event, local: Option<&SockAddr>) {
+        let marks = self.opts.mark_followed;
+        if !self.header_done {
+            let time = if self.opts.relative_to_ns.is_some() {
+                "TIME(s)         "
+            } else {
+                "TIME            "
+            };
+            let mark = if marks { "  " } else { "" };
+            let _ = write!(Bytes(out), "{mark}{time}{HEADER}");
+            self.header_done = true;
+        }
+        if marks {
+            // `*`: a followed process; the rest is the host's (--all).
+            out.extend_from_slice(if ev.followed { b"* " } else { b"  " });
+        }
+        // Escaped whole (crate::text): the name, paths and device in it are others' strings.
+        // The line is rewritten only when it holds something to escape.
+        let start = out.len();
+        write_line(out, ev, &self.opts, local);
+        if let Ok(line) = std::str::from_utf8(&out[start..])
+            && let std::borrow::Cow::Owned(escaped) = crate::text::terminal(line)
+        {
+            out.truncate(start);
+            out.extend_from_slice(escaped.as_bytes());
+        }
+        out.push(b'\n');
+    }
+}
+
 struct Bytes<'a>(&'a mut Vec<u8>);
 impl std::fmt::Write for Bytes<'_> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
@@ -96,7 +103,7 @@ impl std::fmt::Write for Bytes<'_> {
 #[cfg(test)]
 pub fn line(ev: &Event) -> String {
     let mut out = Vec::new();
-    write_line(&mut out, ev, &Options::default());
+    write_line(&mut out, ev, &Options::default(), None);
     String::from_utf8(out).expect("the line is built from text")
 }
 
@@ -145,7 +152,7 @@ impl Notes<'_> {
 
 /// `TIME PID COMM EVENT PROTO ADDRESS RESULT  notes`, the columns padded as
 /// `{:<7} {:<15} {:<11} {:<6} {:<29}` would pad them, written straight into `out`.
-fn write_line(out: &mut Vec<u8>, ev: &Event, opts: &Options) {
+fn write_line(out: &mut Vec<u8>, ev: &Event, opts: &Options, local: Option<&SockAddr>) {
     match opts.rel(ev) {
         Some(secs) => {
             let _ = write!(Bytes(out), "{secs:<15.6}");
@@ -197,7 +204,7 @@ fn write_line(out: &mut Vec<u8>, ev: &Event, opts: &Options) {
             }
         }
         Request::Listen { .. } | Request::None => {
-            if !bound(out, sock) {
+            if !bound(out, sock, local) {
                 out.push(b'?');
             }
         }
@@ -281,8 +288,9 @@ fn write_line(out: &mut Vec<u8>, ev: &Event, opts: &Options) {
     }
 }
 
-/// What the socket holds (`127.0.0.1:80`, `[::]:80`, a unix name); false when unknown.
-fn bound(out: &mut Vec<u8>, sock: Option<&Sock>) -> bool {
+/// What the socket holds (`127.0.0.1:80`, `[::]:80`, `[fe80::1%eth0]:80`, a unix name);
+/// false when unknown.
+fn bound(out: &mut Vec<u8>, sock: Option<&Sock>, local: Option<&SockAddr>) -> bool {
     let Some(s) = sock else { return false };
     if let Some(unix) = &s.unix_addr {
         emit::sockaddr(out, unix);
@@ -296,6 +304,10 @@ fn bound(out: &mut Vec<u8>, sock: Option<&Sock>) -> bool {
         std::net::IpAddr::V6(a) => {
             out.push(b'[');
             emit::ipv6(out, a);
+            if let Some(id) = sock.and_then(|s| s.scope_id(local)).filter(|&id| id != 0) {
+                out.push(b'%');
+                out.extend_from_slice(netif::name_of(id).as_bytes());
+            }
             out.push(b']');
         }
     }

@@ -83,15 +83,20 @@ struct Lost<'a> {
     reason: &'a str,
 }
 
-/// The plain record (no render options), as the audit log's records carry it.
+/// The plain record (no render options), as the audit log's records carry it; `local`:
+/// the story's address of the socket (`Note::local`).
 #[cfg(test)]
-pub fn record(ev: &Event) -> impl Serialize + '_ {
-    record_with(ev, Options::default())
+pub fn record<'a>(ev: &'a Event, local: Option<&SockAddr>) -> impl Serialize + 'a {
+    record_with(ev, Options::default(), local)
 }
 
 /// `record`, with `-t`'s `rel` and `--all`'s `followed` when asked for.
 #[cfg(test)]
-pub fn record_with(ev: &Event, opts: Options) -> impl Serialize + '_ {
+pub fn record_with<'a>(
+    ev: &'a Event,
+    opts: Options,
+    local: Option<&SockAddr>,
+) -> impl Serialize + 'a {
     let sock = ev.sock.as_ref();
     let s = |f: fn(&crate::event::Sock) -> Option<bool>| sock.and_then(f);
     let bound_port = sock.and_then(|s| s.port);
@@ -134,9 +139,13 @@ pub fn record_with(ev: &Event, opts: Options) -> impl Serialize + '_ {
     }
     // listen and close have no request address: report what the socket listens on.
     if matches!(ev.kind, Kind::Listen | Kind::ListenState | Kind::Close) {
-        addr = match sock.and_then(|s| s.unix_addr.as_ref()) {
-            Some(unix) => unix.host(),
-            None => bound_addr.clone(),
+        scope_id = sock.and_then(|s| s.scope_id(local));
+        addr = match (sock.and_then(|s| s.unix_addr.as_ref()), scope_id) {
+            (Some(unix), _) => unix.host(),
+            (None, Some(id)) if id != 0 => bound_addr
+                .as_ref()
+                .map(|a| format!("{a}%{}", netif::name_of(id))),
+            (None, _) => bound_addr.clone(),
         };
         port = bound_port;
     }
@@ -241,7 +250,7 @@ impl Json {
     #[cfg(test)]
     pub fn serde_noted(&self, out: &mut Vec<u8>, ev: &Event, note: &crate::story::Note) {
         let rec = Noted {
-            record: record_with(ev, self.opts),
+            record: record_with(ev, self.opts, note.local.as_ref()),
             note,
         };
         // Serializing plain data into a Vec cannot fail.

@@ -99,6 +99,11 @@ pub fn write_fields(o: &mut impl Object, ev: &Event, opts: Options, note: &Note)
         Request::Bind(a) => Some(a),
         _ => None,
     };
+    let scope = if held {
+        sock.and_then(|s| s.scope_id(note.local.as_ref()))
+    } else {
+        None
+    };
     let out = key!(o, "addr");
     if held {
         match sock
@@ -106,7 +111,13 @@ pub fn write_fields(o: &mut impl Object, ev: &Event, opts: Options, note: &Note)
             .and_then(SockAddr::host)
         {
             Some(unix) => str(out, &unix),
-            None => local(out, sock),
+            None => match (sock.and_then(|s| s.local), scope) {
+                // A link-local listener: `fe80::1%eth0`, as its bind's `addr`.
+                (Some(std::net::IpAddr::V6(a)), Some(id)) if id != 0 => {
+                    str(out, &format!("{a}%{}", netif::name_of(id)))
+                }
+                _ => local(out, sock),
+            },
         }
     } else {
         match bind {
@@ -143,7 +154,7 @@ pub fn write_fields(o: &mut impl Object, ev: &Event, opts: Options, note: &Note)
         out,
         match bind {
             Some(SockAddr::Inet6 { scope_id, .. }) => Some(*scope_id),
-            _ => None,
+            _ => scope,
         },
     );
     let out = key!(o, "addrlen");
@@ -762,6 +773,38 @@ mod tests {
             (kernel, Note::default()),
             (
                 ev(
+                    Kind::Listen,
+                    Request::Listen { backlog: Some(5) },
+                    Some(Sock {
+                        local: Some(IpAddr::V6("fe80::1".parse().unwrap())),
+                        bound_dev_if: Some(1),
+                        ..inet6_sock()
+                    }),
+                ),
+                Note::default(),
+            ),
+            (
+                ev(
+                    Kind::Close,
+                    Request::None,
+                    Some(Sock {
+                        local: Some(IpAddr::V6("fe80::1".parse().unwrap())),
+                        bound_dev_if: None,
+                        ..inet6_sock()
+                    }),
+                ),
+                Note {
+                    local: Some(SockAddr::Inet6 {
+                        addr: "fe80::1".parse().unwrap(),
+                        port: 40123,
+                        flowinfo: 0,
+                        scope_id: 1,
+                    }),
+                    ..Note::default()
+                },
+            ),
+            (
+                ev(
                     Kind::Setsockopt,
                     opt(41, 26, OptValue::Int(1)),
                     Some(inet6_sock()),
@@ -873,6 +916,90 @@ mod tests {
         ]
     }
 
+    /// A link-local listener keeps its scope after bind: its listen and close name it as
+    /// the bind does (JSON `addr`/`scope_id`, the human line) — from the socket's bound
+    /// device, or, where that was not read, the scope the story saw it bound with.
+    #[test]
+    fn a_link_local_listener_keeps_its_scope() {
+        use crate::output::human::Human;
+        let ll: Ipv6Addr = "fe80::1".parse().unwrap();
+        let lo = crate::netif::name_of(1);
+        let bound = SockAddr::Inet6 {
+            addr: ll,
+            port: 8080,
+            flowinfo: 0,
+            scope_id: 1,
+        };
+        let s = Sock {
+            local: Some(IpAddr::V6(ll)),
+            port: Some(8080),
+            bound_dev_if: Some(1),
+            ..inet6_sock()
+        };
+        let note = Note {
+            local: Some(bound.clone()),
+            ..Note::default()
+        };
+        let json = |ev: &Event, note: &Note| -> serde_json::Value {
+            let mut out = Vec::new();
+            Json::new(Options::default()).event_noted(&mut out, ev, note);
+            serde_json::from_slice(&out).unwrap()
+        };
+        let human = |ev: &Event, note: &Note| {
+            let mut out = Vec::new();
+            Human::new(Options::default()).event_noted(&mut out, ev, note);
+            String::from_utf8(out)
+                .unwrap()
+                .lines()
+                .nth(1)
+                .unwrap()
+                .to_owned()
+        };
+        let b = json(
+            &ev(Kind::Bind, Request::Bind(bound.clone()), Some(s.clone())),
+            &note,
+        );
+        assert_eq!(b["addr"], format!("fe80::1%{lo}"));
+        assert_eq!(b["scope_id"], 1);
+        let listen = ev(
+            Kind::Listen,
+            Request::Listen { backlog: Some(5) },
+            Some(s.clone()),
+        );
+        for (ev, note) in [(&listen, &note), (&listen, &Note::default())] {
+            let l = json(ev, note);
+            assert_eq!(l["addr"], format!("fe80::1%{lo}"), "{l}");
+            assert_eq!(l["scope_id"], 1, "{l}");
+            assert_eq!(l["port"], 8080);
+            let h = human(ev, note);
+            assert!(h.contains(&format!(" [fe80::1%{lo}]:8080 ")), "{h}");
+        }
+        // The close, its bound device unread: the story's scope; without it, unknown.
+        let unread = Sock {
+            bound_dev_if: None,
+            ..s.clone()
+        };
+        let close = ev(Kind::Close, Request::None, Some(unread));
+        let c = json(&close, &note);
+        assert_eq!(c["addr"], format!("fe80::1%{lo}"), "{c}");
+        assert_eq!(c["scope_id"], 1);
+        assert!(human(&close, &note).contains(&format!(" [fe80::1%{lo}]:8080 ")));
+        let c = json(&close, &Note::default());
+        assert_eq!(c["addr"], "fe80::1", "{c}");
+        assert_eq!(c["scope_id"], serde_json::Value::Null);
+        // An address that needs no scope has none on its listen: as before.
+        let l = json(
+            &ev(
+                Kind::Listen,
+                Request::Listen { backlog: Some(5) },
+                Some(inet6_sock()),
+            ),
+            &note,
+        );
+        assert_eq!(l["addr"], "::1");
+        assert_eq!(l["scope_id"], serde_json::Value::Null);
+    }
+
     /// Keys gathered by `Sorted` come out as serde_json prints the same record and note
     /// merged into one `Map` (the audit log's records), a key given again replacing its value.
     #[test]
@@ -887,7 +1014,7 @@ mod tests {
         // Twice over: the second time from the remembered order.
         for _ in 0..2 {
             for (ev, note) in cases() {
-                let mut map = object(super::super::json::record(&ev));
+                let mut map = object(super::super::json::record(&ev, note.local.as_ref()));
                 map.extend(object(&note));
                 map.insert("record".into(), "open".into());
                 map.insert("pid".into(), 7.into());

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     errno,
-    event::{Event, Kind, OptValue, Request},
+    event::{Event, Kind, Request},
     names,
     sockaddr::{AF_INET, AF_INET6, AF_UNIX, SockAddr},
     sockdiag::{self, DiagSock, Netns},
@@ -40,6 +40,8 @@ pub struct Ctx {
     /// The namespace's addresses (EADDRNOTAVAIL only).
     pub addrs: Option<nsaddrs::NsAddrs>,
     pub known: Vec<Known>,
+    /// Where the socket's IPV6_V6ONLY came from, as the event's note says (`Note`).
+    pub v6only_source: Option<&'static str>,
 }
 
 /// EADDRINUSE answers per (netns, protocol, address, port), reused briefly: a daemon
@@ -56,7 +58,7 @@ pub struct Cache {
 /// processes) must not make the agent fall behind the ring buffer.
 const LOOKUP_BUDGET_PER_SEC: Duration = Duration::from_millis(200);
 
-/// (netns, protocol, address/v6only, port, pid)
+/// (netns, protocol, address/v6only and the socket's own facts, port, pid)
 type CacheKey = (Option<u32>, &'static str, String, u16, u32);
 
 const CACHE_TTL: Duration = Duration::from_millis(500);
@@ -165,10 +167,24 @@ fn addr_in_use(
             .and_then(|s| s.bound_dev_if)
             .map_or(0, |d| d.max(0) as u32),
     };
+    // Everything of this socket the sentence says, beside what the lookup finds: a
+    // retry of another socket of the process (V6ONLY set another way, other SO_REUSE*)
+    // must not be told the first one's story.
     let key = (
         ctx.netns_inode,
         proto,
-        format!("{ip}/{}", v6only as u8),
+        format!(
+            "{ip}/{}/{}/{:?}/{}/{:?}/{:?}/{:?}/{}/{}",
+            v6only as u8,
+            me.dev,
+            ctx.v6only_source,
+            entry.is_some_and(Entry::v6only_set),
+            ctx.bindv6only,
+            sock.and_then(|s| s.reuseaddr),
+            sock.and_then(|s| s.reuseport),
+            ev.kind.name(),
+            ev.uid,
+        ),
         port,
         ev.pid,
     );
@@ -286,20 +302,14 @@ fn lookup_in_use(
         s.push_str(&format!(" and {} other socket(s)", colliding.len() - 1));
     }
     let src = match entry {
+        // Where V6ONLY=0 came from: the note's own source, in the meaning's words.
         Some(e) if me.family == AF_INET6 && me.ip.is_unspecified() && !me.v6only => {
-            let explicit = e.options.iter().any(|(l, o, v, err)| {
-                *l == lsn_trace_common::sockopt::SOL_IPV6
-                    && *o == lsn_trace_common::sockopt::IPV6_V6ONLY
-                    && *err == 0
-                    && *v == OptValue::Int(0)
-            });
-            if explicit {
-                ", set explicitly".to_string()
-            } else {
-                match ctx.bindv6only {
-                    Some(d) => format!(", inherited from net.ipv6.bindv6only={}", d as u8),
-                    None => String::new(),
-                }
+            match ctx.v6only_source {
+                Some(src) => format!(
+                    ", {}",
+                    super::sentences::v6only_why(src, e.v6only_set(), ctx.bindv6only)
+                ),
+                None => String::new(),
             }
         }
         _ => String::new(),

@@ -328,7 +328,17 @@ impl Story {
         note.local = entry.bound.clone();
         if ev.failed() {
             let entry = entry.clone();
-            let ctx = self.failure_ctx(ev, Some(&entry));
+            let mut ctx = self.failure_ctx(ev, Some(&entry));
+            // The same rule as a successful call's: a failed bind left V6ONLY as it was
+            // (__inet6_bind restores it), so only a bind before this call set it for an
+            // address (`entry.bound`).
+            note.v6only_source = v6only_source(
+                &entry,
+                entry.bound.as_ref(),
+                ev.sock.as_ref().and_then(|s| s.v6only),
+                ctx.bindv6only,
+            );
+            ctx.v6only_source = note.v6only_source;
             let (why, holders) = failure::explain(ev, Some(&entry), &ctx, &mut self.failures);
             note.explanation = Some(why);
             note.holders = holders;
@@ -353,26 +363,7 @@ impl Story {
         let v6 = entry.family == Some(AF_INET6);
         let v6only = sock.and_then(|s| s.v6only);
         let facts = self.ns.facts(entry.netns, ev.pid);
-        // A successful bind to one IPv6 address (not :: nor ::ffff:a.b.c.d) sets V6ONLY in
-        // the kernel (__inet6_bind): such a socket receives IPv6 to that address only,
-        // whatever the program asked or the sysctl says.
-        let one_v6_address = matches!(&addr, SockAddr::Inet6 { addr, .. }
-            if !addr.is_unspecified() && addr.to_ipv4_mapped().is_none());
-        let source = if v6 && v6only.is_some() {
-            Some(if entry.v6only_set() {
-                "explicit"
-            } else if one_v6_address && v6only == Some(true) {
-                "address"
-            } else if facts.bindv6only.is_some_and(|d| Some(d) != v6only) {
-                // Not seen but different from the default: set before tracing began
-                // (or by whoever handed over the socket, e.g. systemd's BindIPv6Only=).
-                "explicit"
-            } else {
-                "sysctl"
-            })
-        } else {
-            None
-        };
+        let source = v6only_source(entry, Some(&addr), v6only, facts.bindv6only);
         note.v6only_source = source;
         let mut b = match &addr {
             SockAddr::Inet { addr, port } => Bound::ip(IpAddr::V4(*addr), *port),
@@ -530,6 +521,7 @@ impl Story {
                 None
             },
             known,
+            v6only_source: None,
         }
     }
 
@@ -548,6 +540,36 @@ impl Story {
     fn entry(&self, ev: &Event) -> Option<&Entry> {
         self.table.get(&Self::key(ev)?)
     }
+}
+
+/// Where an inet6 socket's IPV6_V6ONLY (`v6only`, as the kernel holds it after the call)
+/// came from, given what the story saw of it and the address it is bound to (`bound`: none
+/// yet, or the bind that just failed left none); None for other families or when unread.
+fn v6only_source(
+    entry: &Entry,
+    bound: Option<&SockAddr>,
+    v6only: Option<bool>,
+    bindv6only: Option<bool>,
+) -> Option<&'static str> {
+    if entry.family != Some(AF_INET6) || v6only.is_none() {
+        return None;
+    }
+    // A successful bind to one IPv6 address (not :: nor ::ffff:a.b.c.d) sets V6ONLY in
+    // the kernel (__inet6_bind): such a socket receives IPv6 to that address only,
+    // whatever the program asked or the sysctl says.
+    let one_v6_address = matches!(bound, Some(SockAddr::Inet6 { addr, .. })
+        if !addr.is_unspecified() && addr.to_ipv4_mapped().is_none());
+    Some(if entry.v6only_set() {
+        "explicit"
+    } else if one_v6_address && v6only == Some(true) {
+        "address"
+    } else if bindv6only.is_some_and(|d| Some(d) != v6only) {
+        // Not seen but different from the default: set before tracing began
+        // (or by whoever handed over the socket, e.g. systemd's BindIPv6Only=).
+        "explicit"
+    } else {
+        "sysctl"
+    })
 }
 
 /// The verdict of `b`, and its sentence with where V6ONLY came from.
@@ -905,6 +927,105 @@ mod tests {
             any,
         ));
         assert_eq!(n.v6only_source, Some("sysctl"));
+    }
+
+    /// nginx's retry loop on `[::]:P` while 0.0.0.0:P is held (http.server's `--bind ::`
+    /// too): each failed inet6 bind says where its V6ONLY came from, as the successful bind
+    /// after it does, and its explanation says the same.
+    #[test]
+    fn a_failed_inet6_bind_says_where_v6only_came_from() {
+        let held = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let sysctl = std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only").unwrap();
+        let sysctl = sysctl.trim() == "1";
+        let any6 = |port| SockAddr::Inet6 {
+            addr: Ipv6Addr::UNSPECIFIED,
+            port,
+            flowinfo: 0,
+            scope_id: 0,
+        };
+        // What the kernel holds after the failed bind: unbound, V6ONLY as it was.
+        let unbound = |v6only| {
+            let mut s = sock(
+                AF_INET6,
+                SOCK_STREAM,
+                IPPROTO_TCP,
+                Ipv6Addr::UNSPECIFIED.into(),
+                0,
+            );
+            s.v6only = Some(v6only);
+            s
+        };
+        let failed = |id, port, s: Sock| {
+            let mut e = ev(Kind::Bind, 6, Some(id), Request::Bind(any6(port)), s);
+            e.errno = libc::EADDRINUSE;
+            e
+        };
+        let mut st = Story::new();
+        // No setsockopt seen, V6ONLY=0: the sysctl's (where the host's is 0).
+        let n = st.observe(&failed(0x61, port, unbound(false)));
+        let (want, why) = if sysctl {
+            ("explicit", "set before this trace began")
+        } else {
+            ("sysctl", "inherited from net.ipv6.bindv6only=0")
+        };
+        assert_eq!(n.v6only_source, Some(want));
+        let x = n.explanation.unwrap();
+        assert!(x.contains(&format!("(IPV6_V6ONLY=0, {why})")), "{x}");
+        // The retry, once the port is free: the same source on the successful bind.
+        drop(held);
+        let mut bound = unbound(false);
+        bound.port = Some(port);
+        let ok = ev(Kind::Bind, 6, Some(0x61), Request::Bind(any6(port)), bound);
+        assert_eq!(st.observe(&ok).v6only_source, Some(want));
+
+        // Set explicitly (IPV6_V6ONLY=0 seen), then refused: "explicit", and said so.
+        let held = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let set = |v| {
+            ev(
+                Kind::Setsockopt,
+                7,
+                Some(0x62),
+                Request::Setsockopt {
+                    level: SOL_IPV6,
+                    optname: IPV6_V6ONLY,
+                    optlen: 4,
+                    value: OptValue::Int(v),
+                },
+                unbound(v != 0),
+            )
+        };
+        st.observe(&set(0));
+        let mut e = ev(
+            Kind::Bind,
+            7,
+            Some(0x62),
+            Request::Bind(any6(port)),
+            unbound(false),
+        );
+        e.errno = libc::EADDRINUSE;
+        let n = st.observe(&e);
+        assert_eq!(n.v6only_source, Some("explicit"));
+        let x = n.explanation.unwrap();
+        assert!(x.contains("(IPV6_V6ONLY=0, set explicitly)"), "{x}");
+        // Another socket of the process on that port right after, with no setsockopt: its
+        // own source, not the explanation just made for the first (the holder lookup is
+        // reused for a retry loop, the socket's facts are not).
+        let n = st.observe(&failed(0x64, port, unbound(false)));
+        assert_eq!(n.v6only_source, Some(want));
+        let x = n.explanation.unwrap();
+        assert!(x.contains(&format!("(IPV6_V6ONLY=0, {why})")), "{x}");
+        // An IPv6-only socket refused for another reason (EACCES): "explicit" too.
+        let mut s = unbound(true);
+        s.v6only = Some(true);
+        let mut o = set(1);
+        o.sock_id = Some(0x63);
+        st.observe(&o);
+        let mut e = ev(Kind::Bind, 7, Some(0x63), Request::Bind(any6(80)), s);
+        e.errno = libc::EACCES;
+        assert_eq!(st.observe(&e).v6only_source, Some("explicit"));
+        drop(held);
     }
 
     #[test]

@@ -205,7 +205,9 @@ pub(super) fn bound_addr(req: &SockAddr, sock: Option<&Sock>) -> SockAddr {
                     addr,
                     port,
                     flowinfo,
-                    scope_id: *scope_id,
+                    // A link-local address's scope is the device the kernel bound it to
+                    // (the request's, or SO_BINDTODEVICE's when the request had none).
+                    scope_id: s.scope_id(None).unwrap_or(*scope_id),
                 },
                 other => other,
             }

@@ -135,6 +135,30 @@ pub struct Sock {
     pub unix_addr: Option<SockAddr>,
 }
 
+impl Sock {
+    /// The scope of the address the socket holds, as getsockname() gives it
+    /// (`sin6_scope_id`): for an IPv6 address that needs one (link-local; interface- or
+    /// link-local multicast) the socket's bound device, which a link-local bind sets from its
+    /// scope id (__inet6_bind); where the hook could not read that, the scope the story saw it
+    /// bound with (`local`: the note's). None for other addresses, or when unknown.
+    pub fn scope_id(&self, local: Option<&SockAddr>) -> Option<u32> {
+        let IpAddr::V6(ip) = self.local? else {
+            return None;
+        };
+        let o = ip.octets();
+        let link_local = o[0] == 0xfe && o[1] & 0xc0 == 0x80;
+        let scoped_multicast = o[0] == 0xff && matches!(o[1] & 0x0f, 1 | 2);
+        if !(link_local || scoped_multicast) {
+            return None;
+        }
+        match (self.bound_dev_if, local) {
+            (Some(dev), _) => Some(dev.max(0) as u32),
+            (None, Some(SockAddr::Inet6 { addr, scope_id, .. })) if *addr == ip => Some(*scope_id),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Event {
     pub kind: Kind,
