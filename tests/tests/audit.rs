@@ -48,6 +48,21 @@ fn shared() -> &'static Tracer {
     })
 }
 
+/// The snapshot's errors but those of namespaces that vanished before they were entered:
+/// other tests make and delete namespaces while a snapshot lists them (its path is gone: no
+/// refusal, and nothing listens there any more).
+fn snapshot_refusals(end: &Value) -> Vec<&Value> {
+    end["errors"]
+        .as_array()
+        .expect("snapshot_end has errors")
+        .iter()
+        .filter(|e| {
+            !e.as_str()
+                .is_some_and(|e| e.contains("No such file or directory"))
+        })
+        .collect()
+}
+
 fn wait(t: &Tracer, pred: impl Fn(&Value) -> bool) -> Value {
     t.wait_n(1, Duration::from_secs(20), pred).pop().unwrap()
 }
@@ -617,7 +632,7 @@ fn the_snapshot_lists_listeners_that_existed_before_start_in_every_namespace() {
         "the log begins with the start record"
     );
     assert!(snaps.iter().all(|v| pos(v) < pos(&end)));
-    assert_eq!(end["errors"], serde_json::json!([]));
+    assert_eq!(snapshot_refusals(&end), Vec::<&Value>::new(), "{end}");
     assert!(end["namespaces"].as_u64().unwrap() >= 2, "{end}");
     assert_eq!(end["listeners"], snaps.len());
 
@@ -850,7 +865,7 @@ fn the_units_capabilities_suffice_and_sys_admin_serves_only_other_namespaces() {
     let d = dir("caps");
 
     let (end, recs) = audit_with_caps(&caps, &d.join("all.jsonl"));
-    assert_eq!(end["errors"], serde_json::json!([]), "{end}");
+    assert_eq!(snapshot_refusals(&end), Vec::<&Value>::new(), "{end}");
     let n = recs
         .iter()
         .find(|v| v["record"] == "snapshot" && v["netns"] == theirs && v["port"] == 4242)
@@ -987,7 +1002,7 @@ fn the_units_syscall_filter_holds() {
     let theirs = netns_inode(&daemon.child.id().to_string());
     let d = dir("seccomp");
     let (end, recs) = audit_sandboxed(&caps, &wrapper, &d.join("audit.jsonl"));
-    assert_eq!(end["errors"], serde_json::json!([]), "{end}");
+    assert_eq!(snapshot_refusals(&end), Vec::<&Value>::new(), "{end}");
     assert!(
         recs.iter()
             .any(|v| v["record"] == "snapshot" && v["netns"] == theirs && v["port"] == 4242),
