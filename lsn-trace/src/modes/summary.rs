@@ -218,6 +218,24 @@ impl Summary {
         self.comms.get(&pid).map_or(then, String::as_str)
     }
 
+    /// A failure as its `failed` or `ignored` line says it: `call target: ERRNO[, N times]
+    /// comm (pid N)`.
+    fn failure_line(&self, f: &Failure) -> String {
+        let times = if f.count > 1 {
+            format!(", {} times", f.count)
+        } else {
+            String::new()
+        };
+        format!(
+            "{} {}: {}{times}  {} (pid {})",
+            f.call,
+            f.target,
+            errname(f.errno),
+            self.comm(f.pid, &f.comm),
+            f.pid
+        )
+    }
+
     /// How the head names CMD (`name`, pid `pid`): by its name, and where it exec()ed
     /// another program (`setpriv … python3 …`), the name its events carried last too:
     /// `setpriv → python3`. The kernel's comm is the first 15 bytes of the name.
@@ -427,17 +445,8 @@ impl Summary {
                 continue; // every one of them went on to listen: `ignored` below
             }
             out.push(format!(
-                "  failed     {} {}: {}{}  {} (pid {}){}",
-                f.call,
-                f.target,
-                errname(f.errno),
-                if f.count > 1 {
-                    format!(", {} times", f.count)
-                } else {
-                    String::new()
-                },
-                self.comm(f.pid, &f.comm),
-                f.pid,
+                "  failed     {}{}",
+                self.failure_line(f),
                 holder
                     .as_ref()
                     .map_or_else(String::new, |h| format!("; port held now by {h}"))
@@ -445,18 +454,8 @@ impl Summary {
         }
         for (f, listened) in &self.ignored {
             out.push(format!(
-                "  ignored    {} {}: {}{}  {} (pid {}); harmless: the socket listened on \
-                 {listened} after it",
-                f.call,
-                f.target,
-                errname(f.errno),
-                if f.count > 1 {
-                    format!(", {} times", f.count)
-                } else {
-                    String::new()
-                },
-                self.comm(f.pid, &f.comm),
-                f.pid,
+                "  ignored    {}; harmless: the socket listened on {listened} after it",
+                self.failure_line(f),
             ));
         }
         if open == 0 {
