@@ -7,15 +7,10 @@
 #![feature(asm_experimental_arch)]
 
 mod emit;
-mod exec;
-mod fentry;
 mod filter;
-mod follow;
+mod hooks;
 mod kernel;
-mod kfunc;
-mod kprobe;
 mod maps;
-mod tracepoints;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -10,8 +10,8 @@ use lsn_trace_common::EventKind;
 
 use crate::{
     emit::enabled,
+    hooks::kernel_calls::{self, sockopt_wanted},
     kernel::Caller,
-    kfunc::{self, sockopt_wanted},
 };
 
 #[inline(always)]
@@ -28,8 +28,8 @@ fn ret(ctx: &RetProbeContext) -> i32 {
 #[kprobe]
 pub fn kprobe_bind(ctx: ProbeContext) -> u32 {
     let caller = Caller::current();
-    if !kfunc::reported_by_syscall_hook(&caller, EventKind::Bind) && enabled(&caller) {
-        kfunc::stash(
+    if !kernel_calls::reported_by_syscall_hook(&caller, EventKind::Bind) && enabled(&caller) {
+        kernel_calls::stash(
             EventKind::Bind,
             [arg(&ctx, 0), arg(&ctx, 1), arg(&ctx, 2), 0, 0],
         );
@@ -39,8 +39,8 @@ pub fn kprobe_bind(ctx: ProbeContext) -> u32 {
 
 #[kretprobe]
 pub fn kretprobe_bind(ctx: RetProbeContext) -> u32 {
-    if let Some([sock, uaddr, addrlen, ..]) = kfunc::take(EventKind::Bind) {
-        kfunc::bind(sock, uaddr, addrlen as i32, ret(&ctx));
+    if let Some([sock, uaddr, addrlen, ..]) = kernel_calls::take(EventKind::Bind) {
+        kernel_calls::bind(sock, uaddr, addrlen as i32, ret(&ctx));
     }
     0
 }
@@ -50,15 +50,15 @@ pub fn kretprobe_bind(ctx: RetProbeContext) -> u32 {
 #[kprobe]
 pub fn kprobe_listen(ctx: ProbeContext) -> u32 {
     if enabled(&Caller::current()) {
-        kfunc::stash(EventKind::Listen, [arg(&ctx, 0), arg(&ctx, 1), 0, 0, 0]);
+        kernel_calls::stash(EventKind::Listen, [arg(&ctx, 0), arg(&ctx, 1), 0, 0, 0]);
     }
     0
 }
 
 #[kretprobe]
 pub fn kretprobe_listen(ctx: RetProbeContext) -> u32 {
-    if let Some([sock, backlog, ..]) = kfunc::take(EventKind::Listen) {
-        kfunc::listen(sock, backlog as i32, ret(&ctx));
+    if let Some([sock, backlog, ..]) = kernel_calls::take(EventKind::Listen) {
+        kernel_calls::listen(sock, backlog as i32, ret(&ctx));
     }
     0
 }
@@ -78,15 +78,16 @@ fn sockopt_entry(ctx: &ProbeContext) {
             arg(ctx, 4),
             arg(ctx, 5),
         ];
-        kfunc::stash(EventKind::Setsockopt, a);
+        kernel_calls::stash(EventKind::Setsockopt, a);
     }
 }
 
 #[inline(always)]
 fn sockopt_return(ctx: &RetProbeContext, via_socket: bool) {
-    if let Some([first, level_name, ptr, word, optlen]) = kfunc::take(EventKind::Setsockopt) {
+    if let Some([first, level_name, ptr, word, optlen]) = kernel_calls::take(EventKind::Setsockopt)
+    {
         let (level, optname) = ((level_name >> 32) as i32, level_name as i32);
-        kfunc::setsockopt(
+        kernel_calls::setsockopt(
             &Caller::current(),
             first,
             via_socket,
@@ -108,7 +109,7 @@ pub fn kprobe_sockopt_socket(ctx: ProbeContext) -> u32 {
 
 #[kretprobe]
 pub fn kretprobe_sockopt_socket(ctx: RetProbeContext) -> u32 {
-    sockopt_return(&ctx, kfunc::sol_socket_via_socket());
+    sockopt_return(&ctx, kernel_calls::sol_socket_via_socket());
     0
 }
 
@@ -132,7 +133,7 @@ pub fn kretprobe_sockopt_ip(ctx: RetProbeContext) -> u32 {
 pub fn kprobe_sys_bind(ctx: ProbeContext) -> u32 {
     if enabled(&Caller::current()) {
         let args = [arg(&ctx, 0), arg(&ctx, 1), arg(&ctx, 2), 0, 0];
-        kfunc::stash_syscall(EventKind::Bind, args);
+        kernel_calls::stash_syscall(EventKind::Bind, args);
     }
     0
 }
@@ -146,7 +147,7 @@ pub fn kretprobe_sys_bind(ctx: RetProbeContext) -> u32 {
 #[kprobe]
 pub fn kprobe_sys_listen(ctx: ProbeContext) -> u32 {
     if enabled(&Caller::current()) {
-        kfunc::stash_syscall(EventKind::Listen, [arg(&ctx, 0), arg(&ctx, 1), 0, 0, 0]);
+        kernel_calls::stash_syscall(EventKind::Listen, [arg(&ctx, 0), arg(&ctx, 1), 0, 0, 0]);
     }
     0
 }
@@ -161,9 +162,9 @@ pub fn kretprobe_sys_listen(ctx: RetProbeContext) -> u32 {
 #[kprobe]
 pub fn kprobe_sys_setsockopt(ctx: ProbeContext) -> u32 {
     let (level, optname) = (arg(&ctx, 1), arg(&ctx, 2));
-    if kfunc::sys_setsockopt_wanted(&Caller::current(), level as i32, optname as i32) {
+    if kernel_calls::sys_setsockopt_wanted(&Caller::current(), level as i32, optname as i32) {
         let args = [arg(&ctx, 0), level, optname, arg(&ctx, 3), arg(&ctx, 4)];
-        kfunc::stash_syscall(EventKind::Setsockopt, args);
+        kernel_calls::stash_syscall(EventKind::Setsockopt, args);
     }
     0
 }
@@ -176,14 +177,14 @@ pub fn kretprobe_sys_setsockopt(ctx: RetProbeContext) -> u32 {
 
 #[inline(always)]
 fn syscall_return(ctx: &RetProbeContext, kind: EventKind) {
-    if let Some(args) = kfunc::take_syscall(kind) {
-        kfunc::syscall_returned(ctx, &Caller::current(), kind, args, ret(ctx));
+    if let Some(args) = kernel_calls::take_syscall(kind) {
+        kernel_calls::syscall_returned(ctx, &Caller::current(), kind, args, ret(ctx));
     }
 }
 
 /// __secure_computing: only its return matters (-1 = the syscall is skipped).
 #[kretprobe]
 pub fn kretprobe_seccomp(ctx: RetProbeContext) -> u32 {
-    kfunc::seccomp_returned(&ctx, ret(&ctx));
+    kernel_calls::seccomp_returned(&ctx, ret(&ctx));
     0
 }

@@ -18,9 +18,9 @@ use lsn_trace_common::{sockopt::is_listener_option, *};
 
 use crate::{
     emit::{About, copy_optval, copy_sockaddr, enabled, fill_sock, reserve, submit},
+    hooks::tracepoint::{bind_returned, listen_returned, setsockopt_returned},
     kernel::{Caller, Mem, Syscall, somaxconn},
     maps::{PENDING, PENDING_SYSCALL, config, count, kfunc},
-    tracepoints::{bind_returned, listen_returned, setsockopt_returned},
 };
 
 // include/linux/sched.h: stable since io_uring's workers became threads of the task (5.12).

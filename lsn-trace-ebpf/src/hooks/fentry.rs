@@ -11,8 +11,8 @@ use lsn_trace_common::EventKind;
 
 use crate::{
     emit::enabled,
+    hooks::kernel_calls::{self, sockopt_wanted},
     kernel::Caller,
-    kfunc::{self, sockopt_wanted},
 };
 
 #[inline(always)]
@@ -23,7 +23,7 @@ fn ret(ctx: &FExitContext) -> i32 {
 /// (struct socket *sock, struct sockaddr *uaddr, int addr_len)
 #[inline(always)]
 fn bind_exit(ctx: &FExitContext) -> i32 {
-    kfunc::bind(ctx.arg(0), ctx.arg(1), ctx.arg(2), ret(ctx));
+    kernel_calls::bind(ctx.arg(0), ctx.arg(1), ctx.arg(2), ret(ctx));
     0
 }
 
@@ -45,27 +45,27 @@ pub fn fexit_unix_bind(ctx: FExitContext) -> i32 {
 /// (struct socket *sock, int backlog)
 #[fentry(function = "inet_listen")]
 pub fn fentry_inet_listen(ctx: FEntryContext) -> i32 {
-    kfunc::stash(EventKind::Listen, [ctx.arg(0), ctx.arg(1), 0, 0, 0]);
+    kernel_calls::stash(EventKind::Listen, [ctx.arg(0), ctx.arg(1), 0, 0, 0]);
     0
 }
 
 #[fexit(function = "inet_listen")]
 pub fn fexit_inet_listen(ctx: FExitContext) -> i32 {
-    let _ = kfunc::take(EventKind::Listen);
-    kfunc::listen(ctx.arg(0), ctx.arg(1), ret(&ctx));
+    let _ = kernel_calls::take(EventKind::Listen);
+    kernel_calls::listen(ctx.arg(0), ctx.arg(1), ret(&ctx));
     0
 }
 
 #[fexit(function = "unix_listen")]
 pub fn fexit_unix_listen(ctx: FExitContext) -> i32 {
-    kfunc::listen(ctx.arg(0), ctx.arg(1), ret(&ctx));
+    kernel_calls::listen(ctx.arg(0), ctx.arg(1), ret(&ctx));
     0
 }
 
 /// listen(2) on a socket type that cannot listen (UDP, raw …): always EOPNOTSUPP.
 #[fexit(function = "sock_no_listen")]
 pub fn fexit_sock_no_listen(ctx: FExitContext) -> i32 {
-    kfunc::listen(ctx.arg(0), ctx.arg(1), ret(&ctx));
+    kernel_calls::listen(ctx.arg(0), ctx.arg(1), ret(&ctx));
     0
 }
 
@@ -77,7 +77,7 @@ fn sockopt_exit(ctx: &FExitContext, via_socket: bool) -> i32 {
     let optname: i32 = ctx.arg(2);
     let caller = Caller::current();
     if sockopt_wanted(&caller, level, optname) {
-        kfunc::setsockopt(
+        kernel_calls::setsockopt(
             &caller,
             ctx.arg(0),
             via_socket,
@@ -94,7 +94,7 @@ fn sockopt_exit(ctx: &FExitContext, via_socket: bool) -> i32 {
 /// SOL_SOCKET: sk_setsockopt, or sock_setsockopt where that is the one (see KfuncConfig).
 #[fexit(function = "sk_setsockopt")]
 pub fn fexit_sockopt_socket(ctx: FExitContext) -> i32 {
-    sockopt_exit(&ctx, kfunc::sol_socket_via_socket())
+    sockopt_exit(&ctx, kernel_calls::sol_socket_via_socket())
 }
 
 /// SOL_IP: do_ip_setsockopt (or ip_setsockopt).
@@ -118,7 +118,7 @@ pub fn fexit_sys_bind(ctx: FExitContext) -> i32 {
     let caller = Caller::current();
     if enabled(&caller) {
         let args = [ctx.arg(0), ctx.arg(1), ctx.arg(2), 0, 0];
-        kfunc::syscall_returned(&ctx, &caller, EventKind::Bind, args, ret(&ctx));
+        kernel_calls::syscall_returned(&ctx, &caller, EventKind::Bind, args, ret(&ctx));
     }
     0
 }
@@ -129,7 +129,7 @@ pub fn fexit_sys_listen(ctx: FExitContext) -> i32 {
     let caller = Caller::current();
     if enabled(&caller) {
         let args = [ctx.arg(0), ctx.arg(1), 0, 0, 0];
-        kfunc::syscall_returned(&ctx, &caller, EventKind::Listen, args, ret(&ctx));
+        kernel_calls::syscall_returned(&ctx, &caller, EventKind::Listen, args, ret(&ctx));
     }
     0
 }
@@ -139,9 +139,9 @@ pub fn fexit_sys_listen(ctx: FExitContext) -> i32 {
 pub fn fexit_sys_setsockopt(ctx: FExitContext) -> i32 {
     let caller = Caller::current();
     let (level, optname): (u64, u64) = (ctx.arg(1), ctx.arg(2));
-    if kfunc::sys_setsockopt_wanted(&caller, level as i32, optname as i32) {
+    if kernel_calls::sys_setsockopt_wanted(&caller, level as i32, optname as i32) {
         let args = [ctx.arg(0), level, optname, ctx.arg(3), ctx.arg(4)];
-        kfunc::syscall_returned(&ctx, &caller, EventKind::Setsockopt, args, ret(&ctx));
+        kernel_calls::syscall_returned(&ctx, &caller, EventKind::Setsockopt, args, ret(&ctx));
     }
     0
 }
@@ -149,6 +149,6 @@ pub fn fexit_sys_setsockopt(ctx: FExitContext) -> i32 {
 /// __secure_computing(const struct seccomp_data *sd): -1 = the syscall is skipped.
 #[fexit(function = "__secure_computing")]
 pub fn fexit_seccomp(ctx: FExitContext) -> i32 {
-    kfunc::seccomp_returned(&ctx, ret(&ctx));
+    kernel_calls::seccomp_returned(&ctx, ret(&ctx));
     0
 }
