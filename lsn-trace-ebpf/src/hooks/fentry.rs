@@ -109,7 +109,7 @@ pub fn fexit_sockopt_ipv6(ctx: FExitContext) -> i32 {
     sockopt_exit(&ctx, false)
 }
 
-// The syscall layer (see kfunc.rs): every bind(2), listen(2) and setsockopt(2), whatever
+// The syscall layer (see kernel_calls.rs): every bind(2), listen(2) and setsockopt(2), whatever
 // refuses it and whatever its ABI, with its fd.
 
 /// __sys_bind(int fd, struct sockaddr __user *umyaddr, int addrlen)

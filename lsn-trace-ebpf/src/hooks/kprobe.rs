@@ -126,7 +126,7 @@ pub fn kretprobe_sockopt_ip(ctx: RetProbeContext) -> u32 {
     0
 }
 
-// The syscall layer (see kfunc.rs).
+// The syscall layer (see kernel_calls.rs).
 
 /// __sys_bind(fd, uaddr, addrlen) and __sys_listen(fd, backlog): their arguments.
 #[kprobe]

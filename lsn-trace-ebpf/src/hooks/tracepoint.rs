@@ -106,7 +106,7 @@ fn exit_event<C: EbpfContext>(
 
 // The calls as the syscall returns them: `args` as the caller passed them, `ret` what it
 // got. Shared with the kernel-function backends' hooks on the syscall layer (`__sys_bind` …,
-// kfunc.rs), so a syscall is one event, alike on every backend.
+// kernel_calls.rs), so a syscall is one event, alike on every backend.
 
 /// bind(fd, uaddr, addrlen) returned `ret`.
 #[inline(always)]

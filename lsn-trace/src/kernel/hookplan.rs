@@ -32,8 +32,8 @@ use lsn_trace_common::{
 
 use crate::btf::Btf;
 
-/// Which program serves a hooked function (program names in lsn-trace-ebpf's fentry.rs and
-/// kprobe.rs).
+/// Which program serves a hooked function (program names in lsn-trace-ebpf's hooks/fentry.rs and
+/// hooks/kprobe.rs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     Bind,

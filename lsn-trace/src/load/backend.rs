@@ -316,7 +316,7 @@ fn load_error(prog: &str, e: &ProgramError) -> String {
     }
 }
 
-/// The fentry/fexit programs of each role (lsn-trace-ebpf/src/fentry.rs).
+/// The fentry/fexit programs of each role (lsn-trace-ebpf/src/hooks/fentry.rs).
 fn fentry_programs(role: Role, f: &str) -> &'static [&'static str] {
     match (role, f) {
         (Role::Bind, "inet_bind") => &["fexit_inet_bind"],
@@ -335,7 +335,7 @@ fn fentry_programs(role: Role, f: &str) -> &'static [&'static str] {
     }
 }
 
-/// The kprobe/kretprobe pair of each role (lsn-trace-ebpf/src/kprobe.rs): one pair serves
+/// The kprobe/kretprobe pair of each role (lsn-trace-ebpf/src/hooks/kprobe.rs): one pair serves
 /// every function of that shape.
 fn kprobe_programs(role: Role) -> &'static [&'static str] {
     match role {
