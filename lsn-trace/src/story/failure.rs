@@ -6,6 +6,9 @@
 //!
 //! The holder can exit at any moment, so the lookup runs as the event is handled, and it
 //! is bounded (owner scan budget, per-port cache) so a retry storm cannot stall the agent.
+//!
+//! No I/O here: the caller gathers the facts (`Ctx`) and hands in the one lookup made on
+//! demand (`Lookup`: holders::find in the story), so every sentence is tested on given facts.
 use std::{
     collections::HashMap,
     net::IpAddr,
@@ -15,7 +18,7 @@ use std::{
 pub use super::holders::{Holder, Known, OWNER_BUDGET};
 use super::{
     collide::{Side, side_of, why_collide},
-    holders::{self, Found, NotFound},
+    holders::{Found, NotFound},
     socket::Entry,
 };
 use crate::{
@@ -25,10 +28,11 @@ use crate::{
     sockaddr::{AF_INET, AF_INET6, AF_UNIX, SockAddr},
     sockdiag::{self, DiagSock, Netns},
 };
-use lsn_trace::{nsaddrs, procfs};
+use lsn_trace::nsaddrs;
 
-/// capability(7)'s number.
-const CAP_NET_BIND_SERVICE: u32 = 10;
+/// Who holds `port` for a socket like `me` of protocol `proto`, asked only when the answer
+/// is not cached and the lookup budget allows it (I/O: sock_diag and /proc, in the story).
+pub(super) type Lookup<'a> = dyn FnMut(&'static str, &Side, u16) -> Result<Found, NotFound> + 'a;
 
 /// What the story knows about the failing call's surroundings.
 pub struct Ctx {
@@ -42,6 +46,10 @@ pub struct Ctx {
     pub known: Vec<Known>,
     /// Where the socket's IPV6_V6ONLY came from, as the event's note says (`Note`).
     pub v6only_source: Option<&'static str>,
+    /// EACCES only: whether the process has CAP_NET_BIND_SERVICE (None: it exited before
+    /// that was read), and its executable (for the `setcap` line).
+    pub cap_net_bind_service: Option<bool>,
+    pub exe: Option<String>,
 }
 
 /// EADDRINUSE answers per (netns, protocol, address, port), reused briefly: a daemon
@@ -63,11 +71,12 @@ type CacheKey = (Option<u32>, &'static str, String, u16, u32);
 
 const CACHE_TTL: Duration = Duration::from_millis(500);
 
-pub fn explain(
+pub(super) fn explain(
     ev: &Event,
     entry: Option<&Entry>,
     ctx: &Ctx,
     cache: &mut Cache,
+    lookup: &mut Lookup,
 ) -> (String, Option<Vec<Holder>>) {
     let e = ev.errno;
     if let Some(why) = super::sctp::why_failed(
@@ -79,7 +88,7 @@ pub fn explain(
     }
     match e {
         libc::EADDRINUSE => {
-            let (s, h) = addr_in_use(ev, entry, ctx, cache);
+            let (s, h) = addr_in_use(ev, entry, ctx, cache, lookup);
             (s, Some(h))
         }
         libc::EADDRNOTAVAIL => (addr_not_avail(ev, ctx), None),
@@ -107,6 +116,7 @@ fn addr_in_use(
     entry: Option<&Entry>,
     ctx: &Ctx,
     cache: &mut Cache,
+    lookup: &mut Lookup,
 ) -> (String, Vec<Holder>) {
     let sock = ev.sock.as_ref();
     let proto = match ev.protocol() {
@@ -212,7 +222,7 @@ fn addr_in_use(
             Vec::new(),
         );
     }
-    let res = lookup_in_use(ev, entry, ctx, proto, &me, port);
+    let res = lookup_in_use(ev, entry, ctx, proto, &me, port, lookup);
     cache.spent += now.elapsed();
     log::debug!("EADDRINUSE holder lookup: {:?}", now.elapsed());
     if cache.map.len() > 1024 {
@@ -231,9 +241,10 @@ fn lookup_in_use(
     proto: &'static str,
     me: &Side,
     port: u16,
+    lookup: &mut Lookup,
 ) -> (String, Vec<Holder>) {
     let sock = ev.sock.as_ref();
-    let found = match holders::find(ev, &ctx.netns, &ctx.known, proto, me, port) {
+    let found = match lookup(proto, me, port) {
         Ok(f) => f,
         Err(NotFound::Namespace(why)) => {
             return (
@@ -478,11 +489,11 @@ fn access(ev: &Event, entry: Option<&Entry>, ctx: &Ctx) -> String {
         Request::Bind(a) if a.port().is_some() => {
             let port = a.port().unwrap();
             let start = ctx.unprivileged_port_start;
-            let cap = procfs::has_capability(ev.pid, CAP_NET_BIND_SERVICE);
+            let cap = ctx.cap_net_bind_service;
             let below = start.is_some_and(|s| u32::from(port) < s);
             if below && cap != Some(true) {
                 let s = start.unwrap();
-                let exe = procfs::exe(ev.pid).unwrap_or_else(|| "/path/to/program".into());
+                let exe = ctx.exe.as_deref().unwrap_or("/path/to/program");
                 let capword = if cap.is_none() {
                     "(it exited before its capabilities could be read; without"
                 } else {
@@ -682,4 +693,115 @@ fn no_such_option(ev: &Event, entry: Option<&Entry>) -> String {
         );
     }
     "the option is not known at that level for this socket".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::event::{IPPROTO_TCP, SOCK_STREAM, Sock, Source};
+
+    /// A failed bind of 0.0.0.0:`port` over TCP by `web[4242]` (uid 1000).
+    fn failed_bind(port: u16, errno: i32) -> Event {
+        Event {
+            kind: Kind::Bind,
+            time_ns: 0,
+            pid: 4242,
+            tid: 4242,
+            ppid: None,
+            uid: 1000,
+            gid: 1000,
+            comm: "web".into(),
+            fd: Some(3),
+            errno,
+            source: Source::Syscall,
+            request: Request::Bind(SockAddr::Inet {
+                addr: Ipv4Addr::UNSPECIFIED,
+                port,
+            }),
+            sock: Some(Sock {
+                family: Some(AF_INET),
+                sock_type: Some(SOCK_STREAM),
+                protocol: Some(IPPROTO_TCP),
+                reuseaddr: Some(false),
+                reuseport: Some(false),
+                ..Default::default()
+            }),
+            sock_id: Some(1),
+            followed: false,
+            start: None,
+            raw: Default::default(),
+        }
+    }
+
+    fn ctx() -> Ctx {
+        Ctx {
+            netns: Err("not looked up in a unit test".into()),
+            netns_inode: Some(4026531840),
+            bindv6only: Some(false),
+            unprivileged_port_start: Some(1024),
+            addrs: None,
+            known: Vec::new(),
+            v6only_source: None,
+            cap_net_bind_service: None,
+            exe: None,
+        }
+    }
+
+    fn no_lookup(_: &'static str, _: &Side, _: u16) -> Result<Found, NotFound> {
+        panic!("no holder lookup expected")
+    }
+
+    /// EACCES on a privileged port is told from the facts handed in: the capability the
+    /// process lacks and its executable, for the `setcap` line.
+    #[test]
+    fn privileged_port_from_the_given_facts() {
+        let ev = failed_bind(80, libc::EACCES);
+        let mut c = ctx();
+        c.cap_net_bind_service = Some(false);
+        c.exe = Some("/usr/sbin/webd".into());
+        let (why, holders) = explain(&ev, None, &c, &mut Cache::default(), &mut no_lookup);
+        assert!(holders.is_none());
+        assert!(
+            why.starts_with(
+                "port 80 is privileged in this network namespace \
+                 (net.ipv4.ip_unprivileged_port_start=1024) and web[4242] (uid 1000) runs \
+                 without CAP_NET_BIND_SERVICE."
+            ),
+            "{why}"
+        );
+        assert!(
+            why.contains("`setcap cap_net_bind_service=+ep /usr/sbin/webd`"),
+            "{why}"
+        );
+        // With the capability the port is not the reason.
+        c.cap_net_bind_service = Some(true);
+        let (why, _) = explain(&ev, None, &c, &mut Cache::default(), &mut no_lookup);
+        assert!(why.starts_with("the port is not the reason (it has CAP_NET_BIND_SERVICE)"));
+    }
+
+    /// EADDRINUSE asks the lookup once per (socket facts, port) while the answer is fresh:
+    /// a retry loop is one lookup.
+    #[test]
+    fn in_use_asks_the_lookup_once_per_retry_loop() {
+        let ev = failed_bind(8080, libc::EADDRINUSE);
+        let c = ctx();
+        let mut cache = Cache::default();
+        let mut asked = Vec::new();
+        let mut lookup = |proto: &'static str, me: &Side, port: u16| {
+            asked.push((proto, me.text(port)));
+            Err(NotFound::Namespace("its namespace is gone".into()))
+        };
+        for _ in 0..3 {
+            let (why, holders) = explain(&ev, None, &c, &mut cache, &mut lookup);
+            assert_eq!(
+                why,
+                "0.0.0.0:8080 is in use, but who holds it could not be looked up: its \
+                 namespace is gone"
+            );
+            assert_eq!(holders, Some(Vec::new()));
+        }
+        assert_eq!(asked, [("tcp", "0.0.0.0:8080".to_string())]);
+    }
 }

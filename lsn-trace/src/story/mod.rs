@@ -38,6 +38,9 @@ use lsn_trace::{
     verdict::{self, Addr, Bound},
 };
 
+/// capability(7)'s number.
+const CAP_NET_BIND_SERVICE: u32 = 10;
+
 /// What the story adds to one event (JSON: these keys on every record, null when they do
 /// not apply; human: extra indented lines).
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -239,7 +242,7 @@ impl Story {
             note.listener = ListenerChange::of(ev, sock_type, false);
             if ev.failed() {
                 let ctx = self.failure_ctx(ev, None);
-                let (why, holders) = failure::explain(ev, None, &ctx, &mut self.failures);
+                let (why, holders) = self.explain(ev, None, &ctx);
                 note.explanation = Some(why);
                 note.holders = holders;
             }
@@ -339,7 +342,7 @@ impl Story {
                 ctx.bindv6only,
             );
             ctx.v6only_source = note.v6only_source;
-            let (why, holders) = failure::explain(ev, Some(&entry), &ctx, &mut self.failures);
+            let (why, holders) = self.explain(ev, Some(&entry), &ctx);
             note.explanation = Some(why);
             note.holders = holders;
             return note;
@@ -522,7 +525,26 @@ impl Story {
             },
             known,
             v6only_source: None,
+            cap_net_bind_service: (ev.errno == libc::EACCES)
+                .then(|| procfs::has_capability(ev.pid, CAP_NET_BIND_SERVICE))
+                .flatten(),
+            exe: (ev.errno == libc::EACCES)
+                .then(|| procfs::exe(ev.pid))
+                .flatten(),
         }
+    }
+
+    /// Why the call failed, its holders looked up (sock_diag, /proc) only when failure.rs
+    /// asks.
+    fn explain(
+        &mut self,
+        ev: &Event,
+        entry: Option<&Entry>,
+        ctx: &failure::Ctx,
+    ) -> (String, Option<Vec<Holder>>) {
+        let mut lookup =
+            |proto, me: &_, port| holders::find(ev, &ctx.netns, &ctx.known, proto, me, port);
+        failure::explain(ev, entry, ctx, &mut self.failures, &mut lookup)
     }
 
     /// Make room: drop the sockets of processes that exited, then the least recently used.
