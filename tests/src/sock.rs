@@ -112,3 +112,24 @@ pub fn sun_path(path: &[u8]) -> (libc::sockaddr_un, usize) {
     }
     (sun, 2 + path.len())
 }
+
+/// A listen(2) that fails inside the kernel: two SO_REUSEADDR TCP sockets bound to the
+/// same 127.0.0.1 port (allowed while neither listens), the first listening; the second's
+/// listen gets EADDRINUSE from get_port, its state going CLOSE→LISTEN→CLOSE inside the
+/// call. Returns (holder, loser).
+pub fn failed_listen() -> (Fd, Fd) {
+    let (holder, loser) = (
+        socket(libc::AF_INET, libc::SOCK_STREAM),
+        socket(libc::AF_INET, libc::SOCK_STREAM),
+    );
+    for fd in [&holder, &loser] {
+        setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).unwrap();
+    }
+    bind(&holder, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = local_port(&holder);
+    bind(&loser, &sin(Ipv4Addr::LOCALHOST, port)).unwrap();
+    listen(&holder, 5).unwrap();
+    let err = listen(&loser, 5).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+    (holder, loser)
+}

@@ -192,19 +192,7 @@ fn a_failed_bind_is_recorded_with_the_error_and_who_asked() {
 fn a_failed_listen_writes_no_close_record() {
     let _calm = calm();
     let s = shared();
-    let (holder, loser) = (
-        socket(libc::AF_INET, libc::SOCK_STREAM),
-        socket(libc::AF_INET, libc::SOCK_STREAM),
-    );
-    for fd in [&holder, &loser] {
-        setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).unwrap();
-    }
-    bind(&holder, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
-    let port = local_port(&holder);
-    bind(&loser, &sin(Ipv4Addr::LOCALHOST, port)).unwrap();
-    listen(&holder, 5).unwrap();
-    let err = listen(&loser, 5).unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+    let (holder, loser) = failed_listen();
     let me = tid();
     let (holder_ino, loser_ino) = (inode(&holder), inode(&loser));
     let f = wait(s, |v| v["record"] == "failed" && v["inode"] == loser_ino);
