@@ -47,6 +47,23 @@ pub struct ExecRecord {
     pub args: [u8; EXEC_ARGS_CAP],
 }
 
+/// One fork: a new process (not a thread) and the process instance it was forked from,
+/// into the same `EXECS` ring (told from an `ExecRecord` by its size). A child that binds
+/// without exec()ing runs its parent's executable with its parent's argv: the audit names
+/// it by them when it is gone before /proc is read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ForkRecord {
+    /// CLOCK_MONOTONIC at the fork, as `ExecRecord::ts_ns`.
+    pub ts_ns: u64,
+    /// The child's `start_boottime`, as `Event::start_boottime`: with `pid`, its instance.
+    pub start_boottime: u64,
+    /// The parent's (its process's group leader's).
+    pub parent_start_boottime: u64,
+    pub pid: u32,
+    pub parent_pid: u32,
+}
+
 /// The fields the exec capture reads, resolved from BTF like `KernelOffsets` (the global
 /// `EXEC_OFFSETS`): `task->mm`, its `exe_file` and argv bounds, and what a path walk from a
 /// `struct file` to its root reads (`mount_mnt`: only the offset of `struct mount`'s

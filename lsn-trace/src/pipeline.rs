@@ -13,7 +13,7 @@ use std::io;
 use crate::{
     event::Event,
     story::{Note, Story},
-    stream::exec::Exec,
+    stream::exec::{Exec, Fork},
 };
 
 /// Where events go once the story has taken them in: a renderer on stdout, the audit log,
@@ -39,6 +39,8 @@ pub trait Sink {
     /// A process exec()ed (the audit's exec capture, delivered before the events of the
     /// batch it precedes): who it is from then on. Not an event: no output shows it.
     fn exec(&mut self, _exec: &Exec) {}
+    /// A new process was forked (same capture, same order): whom it was forked from.
+    fn fork(&mut self, _fork: &Fork) {}
 }
 
 /// Several sinks fed the same stream, in order (the first error stops the event there).
@@ -59,6 +61,10 @@ impl Sink for Tee<'_> {
 
     fn exec(&mut self, exec: &Exec) {
         self.0.iter_mut().for_each(|s| s.exec(exec))
+    }
+
+    fn fork(&mut self, fork: &Fork) {
+        self.0.iter_mut().for_each(|s| s.fork(fork))
     }
 }
 
@@ -93,6 +99,11 @@ impl<'a> Pipeline<'a> {
     /// An exec capture, to the sinks only (the story has nothing to do with it).
     pub fn exec(&mut self, exec: &Exec) {
         self.sink.exec(exec)
+    }
+
+    /// A fork capture, likewise.
+    pub fn fork(&mut self, fork: &Fork) {
+        self.sink.fork(fork)
     }
 }
 

@@ -78,8 +78,12 @@ fn storm(n: usize, tag: &str, busy: u16) -> HashMap<u64, (Vec<String>, bool)> {
 }
 
 /// The storm's open/failed records (one per child) checked: each carries its own exe and
-/// cmdline or none (never a wrong one). The shares (exe and cmdline, identity "exec").
-fn check(log: &std::path::Path, kids: &HashMap<u64, (Vec<String>, bool)>) -> (f64, f64) {
+/// cmdline or none (never a wrong one). The shares (exe and cmdline, `identity`).
+fn check(
+    log: &std::path::Path,
+    kids: &HashMap<u64, (Vec<String>, bool)>,
+    identity: &str,
+) -> (f64, f64) {
     let mine = |v: &Value| {
         (v["record"] == "open" || v["record"] == "failed")
             && v["pid"].as_u64().is_some_and(|p| kids.contains_key(&p))
@@ -104,7 +108,7 @@ fn check(log: &std::path::Path, kids: &HashMap<u64, (Vec<String>, bool)>) -> (f6
         if !r["exe"].is_null() && !r["cmdline"].is_null() {
             whole += 1;
         }
-        if r["identity"] == "exec" {
+        if r["identity"] == identity {
             by_exec += 1;
         }
     }
@@ -129,7 +133,7 @@ fn a_storm_of_processes_gone_before_read_has_their_exe_and_cmdline() {
     stop(&t, libc::SIGSTOP);
     let gone = storm(300, "stopped", busy);
     stop(&t, libc::SIGCONT);
-    let (whole, by_exec) = check(&log, &gone);
+    let (whole, by_exec) = check(&log, &gone, "exec");
     eprintln!(
         "agent stopped: exe+cmdline {:.1}%, identity exec {:.1}%",
         whole * 100.0,
@@ -140,7 +144,7 @@ fn a_storm_of_processes_gone_before_read_has_their_exe_and_cmdline() {
     assert!(by_exec >= 0.99, "{by_exec}");
 
     let live = storm(300, "running", busy);
-    let (whole, by_exec) = check(&log, &live);
+    let (whole, by_exec) = check(&log, &live, "exec");
     eprintln!(
         "agent running: exe+cmdline {:.1}%, identity exec {:.1}%",
         whole * 100.0,
@@ -148,6 +152,81 @@ fn a_storm_of_processes_gone_before_read_has_their_exe_and_cmdline() {
     );
     assert!(whole >= 0.99, "{whole}");
 
+    let (status, _) = t.terminate();
+    assert!(status.success());
+    let stop_rec = records(&log).pop().unwrap();
+    assert_eq!(stop_rec["record"], "stop");
+    assert_eq!(stop_rec["lost"], 0, "{stop_rec:#}");
+}
+
+/// A forking server (`lsn-bind-exit --fork N PORT`), waiting for its go.
+fn fork_server(n: usize, busy: u16) -> (Child, Vec<String>) {
+    let args = ["--fork".to_string(), n.to_string(), busy.to_string()];
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = helper(&argv)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cmdline = std::iter::once(HELPER.to_owned()).chain(args).collect();
+    (server, cmdline)
+}
+
+/// Its children forked, bound and exited: pid -> (the cmdline they ran: the server's,
+/// whether the bind failed).
+fn forks_of(server: &mut Child, cmdline: &[String]) -> HashMap<u64, (Vec<String>, bool)> {
+    use std::io::{BufRead, Write};
+    let mut stdin = server.stdin.as_ref().unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    let n: usize = cmdline[2].parse().unwrap();
+    let out = std::io::BufReader::new(server.stdout.as_mut().unwrap());
+    out.lines()
+        .take(n)
+        .map(|l| {
+            let l = l.unwrap();
+            let (pid, status) = l.split_once(' ').unwrap();
+            let fails = status == "1";
+            (pid.parse().unwrap(), (cmdline.to_vec(), fails))
+        })
+        .collect()
+}
+
+/// A forking server's children bind and exit without exec()ing, all gone — the agent
+/// stopped meanwhile — before their events are read: ≥ 99% of their records name the
+/// program and arguments they ran, their parent's as forked (identity "fork"), exactly;
+/// with the server started before the audit (its /proc read, alive) and under it (its
+/// exec known; gone too by the time its children's events are read).
+#[test]
+fn forked_children_gone_before_read_are_named_by_their_parents_image() {
+    let _one = one();
+    let logs = dir("fork");
+    let log = logs.join("audit.jsonl");
+    let held = socket(libc::AF_INET, libc::SOCK_STREAM);
+    bind(&held, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    listen(&held, 8).unwrap();
+    let busy = local_port(&held);
+    let before = fork_server(200, busy);
+    let t = audit(&log);
+    let under = fork_server(200, busy);
+    for ((mut server, cmdline), started) in [(before, "before"), (under, "under")] {
+        stop(&t, libc::SIGSTOP);
+        let kids = forks_of(&mut server, &cmdline);
+        if started == "under" {
+            drop(server.stdin.take());
+            assert!(server.wait().unwrap().success());
+        }
+        stop(&t, libc::SIGCONT);
+        let (whole, by_fork) = check(&log, &kids, "fork");
+        eprintln!(
+            "server started {started} audit: exe+cmdline {:.1}%, identity fork {:.1}%",
+            whole * 100.0,
+            by_fork * 100.0
+        );
+        assert!(whole >= 0.99, "{started}: {whole}");
+        assert!(by_fork >= 0.99, "{started}: {by_fork}");
+        drop(server.stdin.take());
+        assert!(server.wait().unwrap().success());
+    }
     let (status, _) = t.terminate();
     assert!(status.success());
     let stop_rec = records(&log).pop().unwrap();

@@ -1,8 +1,9 @@
 //! Who a process became when it exec()ed, for the audit's identity of processes gone before
 //! the agent reads /proc (a scanner, a dropper, a crash-looping service): the path of its
 //! new executable (what /proc/PID/exe shows) and its new argv, keyed by the process instance
-//! (tgid, `start_boottime`). Attached only
-//! when the agent sets `CFG_EXEC`; into its own ring (`EXECS`), which no other output reads.
+//! (tgid, `start_boottime`); and, for a process that never exec()s (a forked child), the
+//! instance it was forked from. Attached only when the agent sets `CFG_EXEC`; into its own
+//! ring (`EXECS`), which no other output reads.
 use aya_ebpf::{
     bindings::BPF_RB_NO_WAKEUP,
     helpers::{
@@ -16,7 +17,7 @@ use aya_ebpf::{
 use lsn_trace_common::*;
 
 use crate::{
-    kernel::{Caller, Mem, Typed, bounded, probe_read},
+    kernel::{Caller, Mem, Typed, bounded, probe_read, task_start_boottime, task_tgid},
     maps::{config, count},
 };
 
@@ -154,6 +155,36 @@ pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
             }
         }
     }
+    entry.submit(BPF_RB_NO_WAKEUP as u64);
+    0
+}
+
+/// TP_PROTO(struct task_struct *parent, struct task_struct *child), run by the parent once
+/// the child exists (its `start_boottime` set by copy_process). A new thread is no new
+/// process: skipped.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn fork_lineage(ctx: RawTracePointContext) -> i32 {
+    if config().flags & CFG_EXEC == 0 {
+        return 0;
+    }
+    let caller = Caller::current();
+    let child: u64 = ctx.arg(1);
+    let Some(pid) = task_tgid(child) else {
+        return 0;
+    };
+    if pid == caller.tgid() {
+        return 0;
+    }
+    let Some(mut entry) = EXECS.reserve::<ForkRecord>(0) else {
+        count(CTR_EXEC_LOST);
+        return 0;
+    };
+    let r = unsafe { &mut *entry.as_mut_ptr() };
+    r.ts_ns = unsafe { bpf_ktime_get_ns() };
+    r.start_boottime = task_start_boottime(child).unwrap_or(0);
+    r.parent_start_boottime = caller.start_boottime();
+    r.pid = pid;
+    r.parent_pid = caller.tgid();
     entry.submit(BPF_RB_NO_WAKEUP as u64);
     0
 }

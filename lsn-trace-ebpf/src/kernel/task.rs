@@ -18,6 +18,12 @@ pub fn task_tgid(task: u64) -> Option<u32> {
     read(task, off!(task_tgid)).map(|v| v as u32)
 }
 
+/// The `start_boottime` of a `struct task_struct *` (its own, not its group leader's).
+#[inline(always)]
+pub fn task_start_boottime(task: u64) -> Option<u64> {
+    read(task, off!(task_start_boottime))
+}
+
 /// Whether the exiting `task` was its process's last live thread (`signal->live`, which
 /// do_exit decrements before sched_process_exit); None when that cannot be read.
 #[inline(always)]

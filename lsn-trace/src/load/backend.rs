@@ -197,14 +197,24 @@ fn load(opts: &LoadOptions, casts: bool, kfunc_backend: bool) -> Result<(Ebpf, b
                 false
             }
         };
+    // A forked child's lineage means something only beside its execs (a child that
+    // exec()ed is not its parent's program): attached only with the exec capture.
+    if exec && let Err(e) = attach_raw_tracepoint(&mut ebpf, FORK_HOOK.0, FORK_HOOK.1) {
+        log::warn!(
+            "the fork capture is not attached ({e}): a forked child gone before /proc is \
+             read will have only what its events carry"
+        );
+    }
     Ok((ebpf, exec))
 }
 
 // ---- Exec capture (issue 18) ------------------------------------------------------------
 /// Every backend, in audit: (program, raw tracepoint).
 const EXEC_HOOK: (&str, &str) = ("sched_process_exec", "sched_process_exec");
+/// With it: who a new process was forked from (`ForkRecord`, same ring).
+const FORK_HOOK: (&str, &str) = ("fork_lineage", "sched_process_fork");
 
-/// The `EXECS` ring: 4 MiB holds ~5,000 records (808 bytes each), 100 ms of an exec storm
+/// The `EXECS` ring: 4 MiB holds ~5,000 exec records (808 bytes each; a fork's is 40), 100 ms of an exec storm
 /// of 50,000/s between two drains (at most 50 ms apart); one page when unused.
 fn exec_ring_bytes(used: bool) -> u32 {
     if used {

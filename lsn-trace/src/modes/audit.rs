@@ -560,6 +560,10 @@ impl Sink for Audit {
         self.ids.exec(exec);
     }
 
+    fn fork(&mut self, fork: &crate::stream::exec::Fork) {
+        self.ids.fork(fork);
+    }
+
     fn event(&mut self, ev: &Event, note: &story::Note) -> std::io::Result<()> {
         if let Some(change) = note.listener {
             self.event_record(ev, note, change);
@@ -578,6 +582,9 @@ impl Sink for Audit {
     }
 
     fn lost(&mut self, count: u64, reason: &str) -> std::io::Result<()> {
+        if reason.starts_with(crate::stream::tracer::LOST_EXEC) {
+            self.ids.execs_lost(crate::output::now_ns());
+        }
         self.lost_record(count, reason);
         Ok(())
     }

@@ -23,6 +23,35 @@ pub struct Exec {
     pub cmdline_truncated: bool,
 }
 
+/// One fork of a new process: the instance it was forked from. A child that never
+/// exec()s runs its parent's executable with its parent's argv as they were at the fork.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fork {
+    pub pid: u32,
+    /// The child's start in ns since boot (its instance, as `Exec::start_ns`).
+    pub start_ns: Option<u64>,
+    pub parent_pid: u32,
+    pub parent_start_ns: Option<u64>,
+    /// When it forked, on the events' clock (wall time, ns).
+    pub time_ns: u64,
+}
+
+/// A ring record as a `Fork` (None: not one — an `ExecRecord` is larger).
+pub fn decode_fork(item: &[u8], boot_to_wall_ns: i64) -> Option<Fork> {
+    if item.len() != std::mem::size_of::<wire::ForkRecord>() {
+        return None;
+    }
+    // SAFETY: the program writes whole `ForkRecord`s; read unaligned to be safe.
+    let raw: wire::ForkRecord = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+    Some(Fork {
+        pid: raw.pid,
+        start_ns: (raw.start_boottime != 0).then_some(raw.start_boottime),
+        parent_pid: raw.parent_pid,
+        parent_start_ns: (raw.parent_start_boottime != 0).then_some(raw.parent_start_boottime),
+        time_ns: (raw.ts_ns as i128 + boot_to_wall_ns as i128).max(0) as u64,
+    })
+}
+
 /// A ring record as an `Exec` (None: too short to be one).
 pub fn decode(item: &[u8], boot_to_wall_ns: i64) -> Option<Exec> {
     if item.len() < std::mem::size_of::<wire::ExecRecord>() {

@@ -140,11 +140,12 @@ impl Tracer {
                 Map::RingBuf(data) => Some(ExecRing {
                     ring: EventRing::new(data)?,
                     lost_reported: 0,
-                    prog_fd: loaded
-                        .ebpf
-                        .program("sched_process_exec")
-                        .and_then(|p| p.fd().ok())
-                        .map(|fd| fd.as_fd().as_raw_fd()),
+                    prog_fds: ["sched_process_exec", "fork_lineage"]
+                        .into_iter()
+                        .filter_map(|name| loaded.ebpf.program(name))
+                        .filter_map(|p| p.fd().ok())
+                        .map(|fd| fd.as_fd().as_raw_fd())
+                        .collect(),
                 }),
                 _ => anyhow::bail!("EXECS is not a ring buffer map"),
             }
@@ -356,7 +357,11 @@ impl Tracer {
         if self.execs.is_some() {
             let full = self.counter(wire::CTR_EXEC_LOST);
             if let Some(x) = &mut self.execs
-                && let total = full + x.prog_fd.map_or(0, recursion_misses)
+                && let total = full
+                    + x.prog_fds
+                        .iter()
+                        .map(|&fd| recursion_misses(fd))
+                        .sum::<u64>()
                 && total > x.lost_reported
             {
                 let n = total - x.lost_reported;
@@ -442,20 +447,22 @@ impl Tracer {
 struct ExecRing {
     ring: EventRing,
     lost_reported: u64,
-    /// The program's descriptor (owned by `Tracer::_loaded`): its runs the kernel skipped
-    /// (`SkippedRuns`) are captures lost too.
-    prog_fd: Option<i32>,
+    /// The exec and fork programs' descriptors (owned by `Tracer::_loaded`): their runs the
+    /// kernel skipped (`SkippedRuns`) are captures lost too.
+    prog_fds: Vec<i32>,
 }
 
 /// Why exec captures are lost (`Stats::lost_by`).
 pub const LOST_EXEC: &str = "exec captures lost";
 
 impl ExecRing {
-    /// Every exec record committed until now, to the sinks (not the story).
+    /// Every exec and fork record committed until now, to the sinks (not the story).
     fn deliver(&mut self, pipeline: &mut Pipeline<'_>, boot_to_wall_ns: i64) -> io::Result<()> {
         self.ring.drain(usize::MAX, None, |item| {
             if let Some(x) = exec::decode(item, boot_to_wall_ns) {
                 pipeline.exec(&x);
+            } else if let Some(f) = exec::decode_fork(item, boot_to_wall_ns) {
+                pipeline.fork(&f);
             }
             Ok(())
         })?;

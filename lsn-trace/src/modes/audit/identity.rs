@@ -14,7 +14,11 @@ use std::{
 use serde::Serialize;
 
 use super::container::{ContainerInfo, Containers};
-use crate::{event::ns_per_tick, stream::exec::Exec, user};
+use crate::{
+    event::ns_per_tick,
+    stream::exec::{Exec, Fork},
+    user,
+};
 
 /// Enough for every process that binds on a busy host between two of its events.
 const CACHE_CAP: usize = 4096;
@@ -46,6 +50,10 @@ pub enum Source {
     /// `exe` and `cmdline` from what the process exec()ed (the exec capture: /proc no
     /// longer had them, or had those of a later exec); the rest as for the others.
     Exec,
+    /// `exe` and `cmdline` of the process instance it was forked from (it never exec()ed
+    /// since: the fork capture), as that one's exec or /proc had them; the rest as for the
+    /// others.
+    Fork,
 }
 
 /// The /proc part of a process's identity. Every field is `None` when unreadable.
@@ -271,6 +279,8 @@ pub struct Identities {
     order: VecDeque<u32>,
     /// What processes exec()ed (`exec_capture`).
     execs: Execs,
+    /// Whom new processes were forked from, and when an exec capture was last lost.
+    forks: Forks,
     users: HashMap<u32, Option<String>>,
     containers: Containers,
 }
@@ -281,6 +291,7 @@ impl Identities {
             cache: HashMap::new(),
             order: VecDeque::new(),
             execs: Execs::default(),
+            forks: Forks::default(),
             users: HashMap::new(),
             containers: Containers::new(),
         }
@@ -373,6 +384,72 @@ impl Identities {
         self.execs.add(x);
     }
 
+    /// A new process was forked: kept for its events, should it never exec().
+    pub fn fork(&mut self, f: &Fork) {
+        self.forks.add(f);
+    }
+
+    /// Exec captures were lost (noticed at `now_ns`, wall time): a process forked before
+    /// may have exec()ed unseen, so its parent no longer names it.
+    pub fn execs_lost(&mut self, now_ns: u64) {
+        self.forks.exec_loss_seen_ns = now_ns;
+    }
+
+    /// `exe`, `cmdline` and `cmdline_truncated` of instance (`pid`, `start_ns`) at
+    /// `time_ns` from whom it was forked: it has no exec of its own before then, so it runs
+    /// the image it was forked with — its parent's exec before the fork, or what /proc shows
+    /// of that very parent (alive, no exec since), or, that parent itself a forked child, its
+    /// own parent's, up a few generations. None where any link is unknown, or an exec capture
+    /// lost since the fork leaves open whether it exec()ed.
+    fn forked_image(
+        &mut self,
+        (mut pid, mut start_ns): (u32, u64),
+    ) -> Option<(Option<String>, Option<Vec<String>>, bool)> {
+        for _ in 0..FORK_GENERATIONS {
+            let f = *self.forks.by.get(&(pid, start_ns))?;
+            if self.forks.exec_loss_seen_ns >= f.time_ns {
+                return None;
+            }
+            let (ppid, pstart) = (f.parent_pid, f.parent_start_ns?);
+            let (at, later) = self.execs.at(ppid, pstart, f.time_ns);
+            if let Some(x) = at {
+                return Some((x.exe.clone(), x.cmdline.clone(), x.cmdline_truncated));
+            }
+            if !later
+                && !self.execs.twin(ppid, pstart)
+                && let Some(info) = self.of_instance(ppid, pstart / ns_per_tick())
+                && info.exe.is_some()
+            {
+                return Some((
+                    info.exe.clone(),
+                    info.cmdline.clone(),
+                    info.cmdline_truncated,
+                ));
+            }
+            (pid, start_ns) = (ppid, pstart);
+        }
+        None
+    }
+
+    /// What /proc (or the cache, within `FRESH`) has of `pid` if it is still the instance
+    /// that started at `start` (ticks); whatever its comm.
+    fn of_instance(&mut self, pid: u32, start: u64) -> Option<Arc<ProcInfo>> {
+        if let Some(e) = self.cache.get(&pid)
+            && e.info.start == Some(start)
+            && e.at.elapsed() < FRESH
+        {
+            return Some(e.info.clone());
+        }
+        let info = read_proc(pid);
+        if info.start != Some(start) {
+            return None;
+        }
+        let info = Arc::new(info);
+        // No comm to file it under: an event of that process reads it again.
+        self.remember(pid, "", info.clone());
+        Some(info)
+    }
+
     /// [`of`](Self::of) for an event of `pid` at `time_ns`: where /proc and the cache lack
     /// its exe or cmdline, or what they have is of a later exec than the event, both come
     /// from the last exec of that very instance (pid, start to the ns: `start_ns`, 0
@@ -389,15 +466,32 @@ impl Identities {
         if start_ns == 0 {
             return (info, source);
         }
-        let (at, later) = self.execs.at(pid, start_ns, time_ns);
+        let (own_exec, later) = {
+            let (at, later) = self.execs.at(pid, start_ns, time_ns);
+            (at.is_some(), later)
+        };
         // Another instance at this pid started within the same tick: /proc and the cache,
         // which tell instances apart by tick, may be that one's — only the exec is ours.
         let twin = self.execs.twin(pid, start_ns);
-        if !twin
-            && (at.is_none() && !later || info.exe.is_some() && info.cmdline.is_some() && !later)
+        // No exec of its own before the event: it ran the image it was forked with (what
+        // /proc shows now is that image only if it has not exec()ed since either).
+        if !own_exec
+            && (twin || later || info.exe.is_none() || info.cmdline.is_none())
+            && let Some((exe, cmdline, cut)) = self.forked_image((pid, start_ns))
+        {
+            let mut out = if twin {
+                ProcInfo::default()
+            } else {
+                (*info).clone()
+            };
+            (out.exe, out.cmdline, out.cmdline_truncated) = (exe, cmdline, cut);
+            return (Arc::new(out), Source::Fork);
+        }
+        if !twin && (!own_exec && !later || info.exe.is_some() && info.cmdline.is_some() && !later)
         {
             return (info, source);
         }
+        let (at, _) = self.execs.at(pid, start_ns, time_ns);
         let mut out = if twin {
             ProcInfo::default()
         } else {
@@ -484,6 +578,33 @@ impl Execs {
         let before = list.iter().rev().find(|x| x.time_ns <= time_ns);
         let later = list.iter().any(|x| x.time_ns > time_ns);
         (before.map(|x| &**x), later)
+    }
+}
+/// How far up a chain of forks without exec an image is looked for (a daemon's
+/// double fork is two).
+const FORK_GENERATIONS: usize = 4;
+
+/// The fork captures: each kept instance's parent instance and fork time.
+#[derive(Default)]
+struct Forks {
+    by: HashMap<(u32, u64), Fork>,
+    order: VecDeque<(u32, u64)>,
+    /// When an exec capture was last reported lost (wall ns; 0: never).
+    exec_loss_seen_ns: u64,
+}
+
+impl Forks {
+    fn add(&mut self, f: &Fork) {
+        // Without the child's start the fork matches no instance: not kept.
+        let Some(start) = f.start_ns else { return };
+        if self.by.insert((f.pid, start), *f).is_none() {
+            self.order.push_back((f.pid, start));
+        }
+        while self.order.len() > EXEC_INSTANCES {
+            if let Some(old) = self.order.pop_front() {
+                self.by.remove(&old);
+            }
+        }
     }
 }
 // ---- end of the exec capture ------------------------------------------------------------
@@ -656,6 +777,79 @@ mod tests {
         assert_eq!(of(&mut ids, 7, 50), (Source::Event, None, false));
         assert_eq!(of(&mut ids, 9, 350), (Source::Event, None, false));
         assert_eq!(of(&mut ids, 0, 350), (Source::Event, None, false));
+    }
+
+    fn fork(pid: u32, start_ns: u64, parent: (u32, u64), time_ns: u64) -> Fork {
+        Fork {
+            pid,
+            start_ns: Some(start_ns),
+            parent_pid: parent.0,
+            parent_start_ns: Some(parent.1),
+            time_ns,
+        }
+    }
+
+    /// A child that binds and exits without exec()ing runs its parent's image: named by
+    /// the parent's last exec before the fork, up a double fork — never by an exec after
+    /// it, never when an exec capture was lost since the fork.
+    #[test]
+    fn a_gone_forked_child_is_named_by_its_parents_image_at_the_fork() {
+        const PARENT: u32 = GONE - 1;
+        const MIDDLE: u32 = GONE - 2;
+        let mut ids = Identities::new();
+        ids.exec(&exec(PARENT, 5, 100, "server"));
+        ids.exec(&exec(PARENT, 5, 400, "re-exec"));
+        ids.fork(&fork(MIDDLE, 20, (PARENT, 5), 200));
+        ids.fork(&fork(GONE, 30, (MIDDLE, 20), 300));
+        let of = |ids: &mut Identities, pid, start_ns, t| {
+            let (info, src) = ids.of_event(pid, "x", (Some(0), start_ns), t);
+            (src, info.exe.clone(), info.cmdline.clone())
+        };
+        let server = (
+            Source::Fork,
+            Some("/bin/server".to_string()),
+            Some(vec!["server".to_string()]),
+        );
+        assert_eq!(of(&mut ids, GONE, 30, 350), server, "a double fork");
+        assert_eq!(of(&mut ids, MIDDLE, 20, 350), server);
+        // Its own exec wins from then on.
+        ids.exec(&exec(GONE, 30, 500, "own"));
+        assert_eq!(of(&mut ids, GONE, 30, 600).1, Some("/bin/own".into()));
+        assert_eq!(of(&mut ids, GONE, 30, 600).0, Source::Exec);
+        // Before its own exec: the image it was forked with.
+        assert_eq!(of(&mut ids, GONE, 30, 450), server);
+        // Another instance at the same pid, never seen forking: nothing.
+        assert_eq!(of(&mut ids, GONE, 31, 350), (Source::Event, None, None));
+        // An exec capture lost after the fork: it may have exec()ed unseen.
+        ids.execs_lost(250);
+        assert_eq!(of(&mut ids, MIDDLE, 20, 350), (Source::Event, None, None));
+    }
+
+    /// The parent alive, no exec of it known: its /proc (the same instance) names the child.
+    #[test]
+    fn a_gone_forked_child_of_a_live_parent_is_named_by_the_parents_proc() {
+        let me = std::process::id();
+        let ticks = read_proc(me).start.expect("own start");
+        let start_ns = ticks * ns_per_tick() + 1;
+        let mut ids = Identities::new();
+        ids.fork(&fork(GONE, 30, (me, start_ns), 200));
+        let (info, src) = ids.of_event(GONE, "x", (Some(0), 30), 250);
+        assert_eq!(src, Source::Fork);
+        assert_eq!(
+            info.exe.as_deref().map(std::path::Path::new),
+            Some(std::env::current_exe().unwrap().as_path())
+        );
+        assert!(info.cmdline.as_ref().is_some_and(|c| !c.is_empty()));
+        assert_eq!(info.cgroup, None, "only the image is inherited");
+        // The parent's /proc is another instance's (start a tick later): nothing.
+        let mut ids = Identities::new();
+        ids.fork(&fork(GONE, 30, (me, start_ns + ns_per_tick()), 200));
+        assert_eq!(ids.of_event(GONE, "x", (Some(0), 30), 250).1, Source::Event);
+        // The parent exec()ed after the fork: its /proc is a later image.
+        let mut ids = Identities::new();
+        ids.fork(&fork(GONE, 30, (me, start_ns), 200));
+        ids.exec(&exec(me, start_ns, 220, "later"));
+        assert_eq!(ids.of_event(GONE, "x", (Some(0), 30), 250).1, Source::Event);
     }
 
     #[test]
