@@ -381,6 +381,48 @@ fn a_netns_that_does_not_exist_is_a_clear_error() {
     assert!(!err.contains("attached"), "nothing traced: {err}");
 }
 
+/// `--pid` of no process, or of a thread (events carry the process id), would trace
+/// nothing: refused with what to give instead, before anything is loaded.
+#[test]
+fn a_pid_that_is_no_process_is_a_clear_error() {
+    let run = |pid: &str| {
+        let out = std::process::Command::new(lsn_trace_tests::bin())
+            .args(["--pid", pid, "--json"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(!err.contains("attached"), "nothing traced: {err}");
+        err
+    };
+    // Above the kernel's pid ceiling (PID_MAX_LIMIT, 2^22): never a process.
+    let err = run("99999999");
+    assert!(
+        err.contains("--pid 99999999: no such process") && err.contains("lsn-trace -- CMD"),
+        "{err}"
+    );
+    assert!(run("0").contains("--pid 0: not a process"));
+    // A thread of this test process (the harness runs tests on threads of their own).
+    let me = std::process::id();
+    let (tid, err) = std::thread::scope(|s| {
+        s.spawn(|| {
+            let tid = unsafe { libc::gettid() } as u32;
+            (tid, run(&tid.to_string()))
+        })
+        .join()
+        .unwrap()
+    });
+    assert_ne!(tid, me);
+    assert!(
+        err.contains(&format!(
+            "--pid {tid}: that is a thread of process {me}, and events carry the process id: \
+             give --pid {me}"
+        )),
+        "{err}"
+    );
+}
+
 /// The `sudo …` line suggested to a user without privileges, pasted into sh, runs exactly
 /// the command line that was refused: each argument survives, spaces and quotes included.
 #[test]

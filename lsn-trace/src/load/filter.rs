@@ -3,7 +3,7 @@
 //! lsn-trace-ebpf/src/filter.rs). Values of one kind are ORed, kinds are ANDed.
 use std::os::unix::fs::MetadataExt;
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf,
     maps::{HashMap, MapData},
@@ -89,6 +89,43 @@ fn parse_proto(s: &str) -> Result<u32, String> {
     })
 }
 
+/// `--pid N` names a process that exists now: a filter on one that does not, or on a
+/// thread (events carry the process id), would trace nothing, silently. Only where the
+/// agent sees the host's pids (the initial pid namespace, whose numbers the events carry);
+/// elsewhere said, not refused.
+fn check_pid(pid: u32) -> Result<()> {
+    /// The initial pid namespace's inode (include/linux/proc_ns.h, PROC_PID_INIT_INO).
+    const PROC_PID_INIT_INO: u64 = 0xEFFF_FFFC;
+    if pid == 0 {
+        bail!("--pid 0: not a process (0 is the kernel's idle task); give a process id");
+    }
+    let host_pids =
+        std::fs::metadata("/proc/self/ns/pid").is_ok_and(|m| m.ino() == PROC_PID_INIT_INO);
+    let tgid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Tgid:"))
+                .and_then(|v| v.trim().parse::<u32>().ok())
+        });
+    let problem = match tgid {
+        None => format!(
+            "--pid {pid}: no such process (the filter takes running processes; to start a \
+             command and trace it from its first instruction, use `lsn-trace -- CMD`)"
+        ),
+        Some(t) if t != pid => format!(
+            "--pid {pid}: that is a thread of process {t}, and events carry the process id: \
+             give --pid {t}"
+        ),
+        Some(_) => return Ok(()),
+    };
+    if host_pids {
+        bail!(problem);
+    }
+    log::warn!("{problem} — as this pid namespace sees it, which is not the host's");
+    Ok(())
+}
+
 /// `--netns`: an inode number, `net:[N]`, a path to a namespace file, or an `ip netns` name.
 fn parse_netns(s: &str) -> Result<u32> {
     let t = s.trim();
@@ -154,6 +191,9 @@ impl FilterArgs {
         let mut k = KernelFilter::default();
         if !self.pid.is_empty() {
             k.flags |= wire::CFG_F_PID;
+            for &pid in &self.pid {
+                check_pid(pid)?;
+            }
             k.pids = self.pid.clone();
         }
         if !self.uid.is_empty() {
