@@ -8,6 +8,7 @@
 //! is bounded (owner scan budget, per-port cache) so a retry storm cannot stall the agent.
 use std::{
     collections::HashMap,
+    fmt::Write as _,
     net::IpAddr,
     time::{Duration, Instant},
 };
@@ -299,7 +300,7 @@ fn lookup_in_use(
         )
     };
     if colliding.len() > 1 {
-        s.push_str(&format!(" and {} other socket(s)", colliding.len() - 1));
+        let _ = write!(s, " and {} other socket(s)", colliding.len() - 1);
     }
     let src = match entry {
         // Where V6ONLY=0 came from: the note's own source, in the meaning's words.
@@ -314,14 +315,8 @@ fn lookup_in_use(
         }
         _ => String::new(),
     };
-    s.push_str(&format!(
-        ". Why: {}",
-        why_collide(me, &side_of(first), port, &src)
-    ));
-    s.push_str(&format!(
-        ". {}",
-        reuse_advice(ev, ctx, proto, first, &owners)
-    ));
+    let _ = write!(s, ". Why: {}", why_collide(me, &side_of(first), port, &src));
+    let _ = write!(s, ". {}", reuse_advice(ev, ctx, proto, first, &owners));
     if let Some(sock) = sock
         && ev.kind == Kind::Listen
         && sock.reuseaddr == Some(true)

@@ -583,7 +583,10 @@ fn describe_anew(
     let mut meaning = v.sentence;
     if let (Some(src), Some(on)) = (source, b.v6only) {
         let why = sentences::v6only_why(src, v6only_set, bindv6only);
-        meaning = format!("{meaning} [V6ONLY={}, {why}]", on as u8);
+        meaning.reserve(14 + why.len());
+        meaning.push_str(if on { " [V6ONLY=1, " } else { " [V6ONLY=0, " });
+        meaning.push_str(why);
+        meaning.push(']');
     }
     Described {
         bound: Arc::new(b),

@@ -14,15 +14,16 @@ use crate::{
 /// Why the socket's IPV6_V6ONLY is what it is (`[V6ONLY=N, <this>]` in the meaning), from
 /// where the story found it came from (`source`), whether a setsockopt of it was seen, and
 /// the namespace's net.ipv6.bindv6only.
-pub(super) fn v6only_why(source: &str, seen_set: bool, bindv6only: Option<bool>) -> String {
+pub(super) fn v6only_why(source: &str, seen_set: bool, bindv6only: Option<bool>) -> &'static str {
     match source {
-        "explicit" if seen_set => "set explicitly".to_string(),
-        "explicit" => "set before this trace began (differs from net.ipv6.bindv6only)".into(),
-        "address" => "set by the kernel on binding one IPv6 address".into(),
-        _ => format!(
-            "inherited from net.ipv6.bindv6only={}",
-            bindv6only.map_or("?".into(), |d| (d as u8).to_string())
-        ),
+        "explicit" if seen_set => "set explicitly",
+        "explicit" => "set before this trace began (differs from net.ipv6.bindv6only)",
+        "address" => "set by the kernel on binding one IPv6 address",
+        _ => match bindv6only {
+            Some(false) => "inherited from net.ipv6.bindv6only=0",
+            Some(true) => "inherited from net.ipv6.bindv6only=1",
+            None => "inherited from net.ipv6.bindv6only=?",
+        },
     }
 }
 
