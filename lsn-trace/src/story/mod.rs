@@ -394,7 +394,7 @@ impl Story {
             SockAddr::UnixAutobind => Bound::new(Addr::UnixAutobind, None),
             SockAddr::Other { .. } | SockAddr::Unreadable { .. } => return,
         };
-        b.protocol = entry.protocol.map(str::to_owned);
+        b.protocol = entry.protocol.map(std::borrow::Cow::Borrowed);
         b.v6only = v6only.filter(|_| v6);
         if let Some(s) = sock {
             b.device = s

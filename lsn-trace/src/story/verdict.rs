@@ -51,8 +51,8 @@ pub struct Bound {
     pub addr: Addr,
     /// None for AF_UNIX; Some(0) = not bound to a port yet (the kernel will pick one).
     pub port: Option<u16>,
-    /// ss Netid notation: tcp, udp, sctp, u_str, u_dgr, ... (None = unknown).
-    pub protocol: Option<String>,
+    /// ss Netid notation: tcp, udp, sctp, u_str, u_dgr, ... (None = unknown). A name of our own borrows (no allocation per describe).
+    pub protocol: Option<std::borrow::Cow<'static, str>>,
     /// IPV6_V6ONLY of an AF_INET6 socket (None = unknown or not AF_INET6).
     pub v6only: Option<bool>,
     /// SO_BINDTODEVICE interface name.
