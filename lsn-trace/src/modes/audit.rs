@@ -443,7 +443,7 @@ pub fn snapshot_records(
         who.sort_by_key(|o| o.pid);
         if let Some(o) = who.first() {
             f.event.pid = o.pid;
-            f.event.comm = o.comm.clone();
+            f.event.comm = o.comm.as_str().into();
         }
         let mut rec = Map::new();
         rec.insert("record".into(), "snapshot".into());

@@ -434,14 +434,17 @@ fn readings(a: &Addr, p: &Pasted, given: &Given, ns: &NsAddrs) -> Result<Vec<Rea
         }
     };
     let ip_bound = |ip: IpAddr, scope: Option<String>, v6only: Option<bool>| Bound {
-        protocol: protocol.clone(),
+        protocol: protocol.clone().map(Into::into),
         v6only: if ip.is_ipv6() { v6only } else { None },
         device: p.device.clone(),
         unprivileged_port_start: ns.unprivileged_port_start,
         owner: owner(ip, ns),
         ..Bound::new(verdict::Addr::Ip { ip, scope }, lo)
     };
-    let unix_protocol = protocol.clone().filter(|p| p.starts_with("u_"));
+    let unix_protocol: Option<std::borrow::Cow<'static, str>> = protocol
+        .clone()
+        .filter(|p| p.starts_with("u_"))
+        .map(Into::into);
     Ok(match a {
         Addr::UnixPath(path) => {
             let (perms, notes) = socket_file(path);

@@ -135,10 +135,10 @@ impl Summary {
     /// Take one event of a followed process, with what the story made of it.
     fn take(&mut self, ev: &Event, note: &Note) {
         self.calls += 1;
-        if self.comms.get(&ev.pid) != Some(&ev.comm)
+        if self.comms.get(&ev.pid).map(String::as_str) != Some(&*ev.comm)
             && (self.comms.len() < crate::story::CAP || self.comms.contains_key(&ev.pid))
         {
-            self.comms.insert(ev.pid, ev.comm.clone());
+            self.comms.insert(ev.pid, ev.comm.to_string());
         }
         let proto = proto_of(ev);
         // The address as the story knows it (port 0: the port the kernel picked).
@@ -161,7 +161,7 @@ impl Summary {
                             proto: proto.clone(),
                             addr: shown.clone(),
                             pid: ev.pid,
-                            comm: ev.comm.clone(),
+                            comm: ev.comm.to_string(),
                         };
                         self.server_binds.insert(id, b);
                     }
@@ -270,7 +270,7 @@ impl Summary {
                 Some((g, _)) => {
                     g.count += 1;
                     g.pid = ev.pid;
-                    g.comm = ev.comm.clone();
+                    g.comm = ev.comm.to_string();
                 }
                 None => self.ignored.push((
                     Failure {
@@ -280,7 +280,7 @@ impl Summary {
                         errno,
                         count: 1,
                         pid: ev.pid,
-                        comm: ev.comm.clone(),
+                        comm: ev.comm.to_string(),
                     },
                     listened.to_owned(),
                 )),
@@ -307,7 +307,7 @@ impl Summary {
             proto,
             addr,
             pid: ev.pid,
-            comm: ev.comm.clone(),
+            comm: ev.comm.to_string(),
             stream,
             closed: false,
             path: match &note.local {
@@ -356,7 +356,7 @@ impl Summary {
             errno: ev.errno,
             count: 1,
             pid: ev.pid,
-            comm: ev.comm.clone(),
+            comm: ev.comm.to_string(),
         });
         self.failures.len() - 1
     }

@@ -50,6 +50,12 @@ pub fn ipv4(out: &mut Vec<u8>, a: Ipv4Addr) {
 /// RFC 5952, as std's `Display` has it: the longest run of two or more zero groups
 /// (the first of equal ones) becomes `::`, IPv4-mapped addresses end in dotted quad.
 pub fn ipv6(out: &mut Vec<u8>, a: Ipv6Addr) {
+    // The two a listener has most often, without looking for the longest zero run.
+    match a.to_bits() {
+        0 => return out.extend_from_slice(b"::"),
+        1 => return out.extend_from_slice(b"::1"),
+        _ => {}
+    }
     if let Some(v4) = a.to_ipv4_mapped() {
         out.extend_from_slice(b"::ffff:");
         return ipv4(out, v4);

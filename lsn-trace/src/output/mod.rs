@@ -74,23 +74,38 @@ pub fn rfc3339(ns: u64) -> String {
 
 /// [`rfc3339`] appended to `out` without allocating (the JSON hot path).
 pub fn write_rfc3339(out: &mut Vec<u8>, ns: u64) {
-    let secs = (ns / 1_000_000_000) as i64;
-    let micros = (ns % 1_000_000_000) / 1000;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    if !(1000..=9999).contains(&y) {
-        out.extend_from_slice(rfc3339(ns).as_bytes());
-        return;
+    /// `YYYY-MM-DDTHH:MM:SS` of the last second written: the events of a storm share it.
+    type Second = Option<(u64, [u8; 19])>;
+    thread_local! {
+        static LAST: std::cell::Cell<Second> = const { std::cell::Cell::new(None) };
     }
-    let y = y as u32;
-    emit::two_digits(out, y / 100);
-    emit::two_digits(out, y % 100);
-    out.push(b'-');
-    emit::two_digits(out, m);
-    out.push(b'-');
-    emit::two_digits(out, d);
-    out.push(b'T');
-    write_hms(out, rem as u32);
+    let secs = ns / 1_000_000_000;
+    let micros = (ns % 1_000_000_000) / 1000;
+    let head = match LAST.get() {
+        Some((s, head)) if s == secs => head,
+        _ => {
+            let mut head = Vec::with_capacity(19);
+            let (days, rem) = ((secs / 86_400) as i64, (secs % 86_400) as u32);
+            let (y, m, d) = civil_from_days(days);
+            if !(1000..=9999).contains(&y) {
+                out.extend_from_slice(rfc3339(ns).as_bytes());
+                return;
+            }
+            let y = y as u32;
+            emit::two_digits(&mut head, y / 100);
+            emit::two_digits(&mut head, y % 100);
+            head.push(b'-');
+            emit::two_digits(&mut head, m);
+            head.push(b'-');
+            emit::two_digits(&mut head, d);
+            head.push(b'T');
+            write_hms(&mut head, rem);
+            let head: [u8; 19] = head.try_into().expect("19 bytes");
+            LAST.set(Some((secs, head)));
+            head
+        }
+    };
+    out.extend_from_slice(&head);
     out.push(b'.');
     write_micros(out, micros as u32);
     out.push(b'Z');

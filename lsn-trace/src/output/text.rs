@@ -71,9 +71,50 @@ fn unsafe_raw(c: char) -> bool {
     c.is_control() || is_deceptive(c) || char_byte(c).is_some()
 }
 
+/// Whether `s` holds anything [`terminal`] escapes. Most text is printable ASCII (a line
+/// of the trace, a listener's summary): eight bytes are tested at a time, and only a word
+/// with a byte outside 0x20..=0x7e, or a backslash, is looked at character by character.
+fn needs_terminal_escape(s: &str) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if i + 8 <= bytes.len() {
+            let w = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+            let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+            // A byte < 0x20, ≥ 0x80 (its high bit), 0x7f or `\` flags the word.
+            let hit = (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
+                | (w & HIGH)
+                | zero(w ^ (ONES * 0x7f))
+                | zero(w ^ (ONES * u64::from(b'\\')));
+            if hit == 0 {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
+        if b < 0x80 {
+            if b < 0x20 || b == 0x7f || b == b'\\' {
+                return true;
+            }
+            i += 1;
+        } else {
+            // `i` is on a character boundary: every step above moved by whole characters
+            // (ASCII bytes, or the length of the character decoded here).
+            let c = s[i..].chars().next().expect("a character starts here");
+            if unsafe_raw(c) {
+                return true;
+            }
+            i += c.len_utf8();
+        }
+    }
+    false
+}
+
 /// `s` escaped for a terminal (see the module's doc); borrowed when nothing needs it.
 pub fn terminal(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(|c| c == '\\' || unsafe_raw(c)) {
+    if !needs_terminal_escape(s) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
@@ -188,6 +229,52 @@ mod tests {
         );
         assert_eq!(terminal(&from_bytes(b"a\xffb\0")), "a\\xffb\\x00");
         assert_eq!(terminal("café → ↳"), "café → ↳");
+    }
+
+    #[test]
+    fn the_word_at_a_time_test_agrees_with_the_character_test() {
+        let slow = |s: &str| s.chars().any(|c| c == '\\' || unsafe_raw(c));
+        let mut cases: Vec<String> = vec![
+            String::new(),
+            "nginx[1190] LISTEN tcp [::]:80  dual-stack on every interface".into(),
+            "0123456".into(),
+            "01234567".into(),
+            "012345678".into(),
+        ];
+        // Each character of interest at every position of a 20-byte ASCII line, and after
+        // a harmless non-ASCII one (so that it is met off the 8-byte grid too).
+        for c in [
+            '\0',
+            '\n',
+            '\x1b',
+            '\x1f',
+            ' ',
+            '~',
+            '\x7f',
+            '\\',
+            '\u{85}',
+            '\u{9b}',
+            'é',
+            '→',
+            '\u{202e}',
+            '\u{2028}',
+            '\u{2066}',
+            '\u{feff}',
+            '\u{10ff41}',
+            '\u{e0001}',
+            '😀',
+        ] {
+            for at in 0..20 {
+                let mut s: String = "abcdefghijklmnopqrst".chars().take(at).collect();
+                s.push(c);
+                s.push_str("uvwxyz0123456789");
+                cases.push(s.clone());
+                cases.push(format!("→{s}"));
+            }
+        }
+        for s in &cases {
+            assert_eq!(needs_terminal_escape(s), slow(s), "{s:?}");
+        }
     }
 
     #[test]

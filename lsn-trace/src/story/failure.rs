@@ -11,6 +11,7 @@
 //! demand (`Lookup`: holders::find in the story), so every sentence is tested on given facts.
 use std::{
     collections::HashMap,
+    fmt::Write as _,
     net::IpAddr,
     time::{Duration, Instant},
 };
@@ -310,7 +311,7 @@ fn lookup_in_use(
         )
     };
     if colliding.len() > 1 {
-        s.push_str(&format!(" and {} other socket(s)", colliding.len() - 1));
+        let _ = write!(s, " and {} other socket(s)", colliding.len() - 1);
     }
     let src = match entry {
         // Where V6ONLY=0 came from: the note's own source, in the meaning's words.
@@ -325,14 +326,8 @@ fn lookup_in_use(
         }
         _ => String::new(),
     };
-    s.push_str(&format!(
-        ". Why: {}",
-        why_collide(me, &side_of(first), port, &src)
-    ));
-    s.push_str(&format!(
-        ". {}",
-        reuse_advice(ev, ctx, proto, first, &owners)
-    ));
+    let _ = write!(s, ". Why: {}", why_collide(me, &side_of(first), port, &src));
+    let _ = write!(s, ". {}", reuse_advice(ev, ctx, proto, first, &owners));
     if let Some(sock) = sock
         && ev.kind == Kind::Listen
         && sock.reuseaddr == Some(true)

@@ -397,7 +397,7 @@ impl Story {
             SockAddr::UnixAutobind => Bound::new(Addr::UnixAutobind, None),
             SockAddr::Other { .. } | SockAddr::Unreadable { .. } => return,
         };
-        b.protocol = entry.protocol.map(str::to_owned);
+        b.protocol = entry.protocol.map(std::borrow::Cow::Borrowed);
         b.v6only = v6only.filter(|_| v6);
         if let Some(s) = sock {
             b.device = s
@@ -605,7 +605,10 @@ fn describe_anew(
     let mut meaning = v.sentence;
     if let (Some(src), Some(on)) = (source, b.v6only) {
         let why = sentences::v6only_why(src, v6only_set, bindv6only);
-        meaning = format!("{meaning} [V6ONLY={}, {why}]", on as u8);
+        meaning.reserve(14 + why.len());
+        meaning.push_str(if on { " [V6ONLY=1, " } else { " [V6ONLY=0, " });
+        meaning.push_str(why);
+        meaning.push(']');
     }
     Described {
         bound: Arc::new(b),

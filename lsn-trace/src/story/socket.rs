@@ -26,7 +26,7 @@ pub struct Entry {
     pub pid: u32,
     /// The descriptor of the last event.
     pub fd: Option<i32>,
-    pub comm: String,
+    pub comm: std::sync::Arc<str>,
     pub netns: Option<u32>,
     pub family: Option<u16>,
     pub sock_type: Option<u16>,

@@ -6,6 +6,7 @@
 //! Nothing here does I/O: facts that need the system (which interface owns the address in
 //! the process's network namespace, ip_unprivileged_port_start, a socket file's mode) are
 //! inputs, gathered by `nsaddrs` or the caller.
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 
 use serde::{Deserialize, Serialize};
@@ -50,8 +51,8 @@ pub struct Bound {
     pub addr: Addr,
     /// None for AF_UNIX; Some(0) = not bound to a port yet (the kernel will pick one).
     pub port: Option<u16>,
-    /// ss Netid notation: tcp, udp, sctp, u_str, u_dgr, ... (None = unknown).
-    pub protocol: Option<String>,
+    /// ss Netid notation: tcp, udp, sctp, u_str, u_dgr, ... (None = unknown). A name of our own borrows (no allocation per describe).
+    pub protocol: Option<std::borrow::Cow<'static, str>>,
     /// IPV6_V6ONLY of an AF_INET6 socket (None = unknown or not AF_INET6).
     pub v6only: Option<bool>,
     /// SO_BINDTODEVICE interface name.
@@ -351,9 +352,10 @@ pub fn classify(b: &Bound) -> Verdict {
     if let Some(dev) = &b.device {
         flags.push(Flag::DeviceBound);
         if kind != Kind::DeviceBound {
-            sentence.push_str(&format!(
+            let _ = write!(
+                sentence,
                 "; and only for packets arriving on {dev} (SO_BINDTODEVICE)"
-            ));
+            );
         }
     }
     if let Some(port) = b.port {
@@ -365,16 +367,18 @@ pub fn classify(b: &Bound) -> Verdict {
             );
         } else if b.port_kernel_chosen {
             flags.push(Flag::EphemeralPort);
-            sentence.push_str(&format!(
+            let _ = write!(
+                sentence,
                 "; port {port} was chosen by the kernel (port 0 was asked)"
-            ));
+            );
         }
         if port != 0 && u32::from(port) < start {
             flags.push(Flag::PrivilegedPort);
-            sentence.push_str(&format!(
+            let _ = write!(
+                sentence,
                 "; port {port} is privileged (below ip_unprivileged_port_start={start}): binding \
                  needs root or CAP_NET_BIND_SERVICE"
-            ));
+            );
         }
     }
     if b.protocol.as_deref().is_some_and(|p| p.starts_with("udp")) {

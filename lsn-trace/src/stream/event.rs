@@ -173,7 +173,8 @@ pub struct Event {
     pub ppid: Option<u32>,
     pub uid: u32,
     pub gid: u32,
-    pub comm: String,
+    /// Shared (an `Arc`): the events of one process name share one allocation.
+    pub comm: std::sync::Arc<str>,
     pub fd: Option<i32>,
     /// 0 or a positive errno.
     pub errno: i32,
@@ -285,8 +286,8 @@ pub struct Decoder {
     boot_to_wall_ns: i128,
     sock_key: u64,
     /// The last process name decoded, raw and as text: a storm's events come from a few
-    /// processes, each name is made into text once.
-    last_comm: ([u8; wire::TASK_COMM_LEN], String),
+    /// processes, each name is made into text once and shared by its events.
+    last_comm: ([u8; wire::TASK_COMM_LEN], std::sync::Arc<str>),
 }
 
 impl Decoder {
@@ -405,7 +406,7 @@ impl Decoder {
             comm: if raw.comm == self.last_comm.0 {
                 self.last_comm.1.clone()
             } else {
-                let text = comm(&raw.comm);
+                let text: std::sync::Arc<str> = comm(&raw.comm).into();
                 self.last_comm = (raw.comm, text.clone());
                 text
             },
@@ -600,7 +601,7 @@ mod tests {
         e.sock.protocol = IPPROTO_TCP;
         let ev = Decoder::new().decode(&e).unwrap();
         assert_eq!(ev.errno, 98);
-        assert_eq!(ev.comm, "nginx");
+        assert_eq!(&*ev.comm, "nginx");
         assert_eq!(ev.fd, Some(6));
         assert_eq!(
             ev.request,

@@ -228,7 +228,26 @@ pub(super) fn lsn_trace_run(
     cycles: u64,
     tax: u64,
 ) -> Result<Run> {
-    let mut agent = Agent::start(&tools.lsn_trace, backend, json, output)?;
+    let agent = Agent::start(&tools.lsn_trace, backend, json, output)?;
+    run_under(tools, agent, cycles, tax)
+}
+
+/// `lsn_trace_run` with more arguments for lsn-trace (`--format strace`), output to
+/// /dev/null.
+pub(super) fn lsn_trace_run_with(
+    tools: &Tools,
+    backend: &str,
+    json: bool,
+    extra: &[std::ffi::OsString],
+    cycles: u64,
+    tax: u64,
+) -> Result<Run> {
+    let agent = Agent::start_with(&tools.lsn_trace, backend, json, Output::Null, extra)?;
+    run_under(tools, agent, cycles, tax)
+}
+
+/// The storm (then the tax) under a started agent, and what the agent measured.
+fn run_under(tools: &Tools, mut agent: Agent, cycles: u64, tax: u64) -> Result<Run> {
     let mut run = workload(Command::new(&tools.workload).args(workload_args(cycles, 0)))?;
     if tax > 0 {
         // The tax is what the attached hooks cost every other syscall, not the agent still
@@ -255,6 +274,67 @@ pub(super) fn lsn_trace_run(
         run.reported_by_kind = Some(by_kind);
     }
     Ok(run)
+}
+
+/// `lsn-trace --backend B audit --log FILE` under the storm, FILE in a directory of its own
+/// under the temporary directory: its CPU, peak RSS, stop line, and the workload's records
+/// found in the file (`reported`) against those the storm made (`records_made`: an open and
+/// a close per cycle). The agent is given until it is idle before it is stopped: the records
+/// are counted on disk, and the stop's final drain is for what came just before a stop.
+pub(super) fn audit_run(tools: &Tools, backend: &str, cycles: u64, tax: u64) -> Result<Run> {
+    let dir = std::env::temp_dir().join(format!("lsn-bench-audit-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let log = dir.join("audit.jsonl");
+    let result = (|| {
+        let extra = ["audit".into(), "--log".into(), log.clone().into_os_string()];
+        let mut agent = Agent::start_with(&tools.lsn_trace, backend, false, Output::Null, &extra)?;
+        let mut run = workload(Command::new(&tools.workload).args(workload_args(cycles, 0)))?;
+        agent.wait_idle();
+        if tax > 0 {
+            let t = workload(Command::new(&tools.workload).args(["tax".into(), tax.to_string()]))?;
+            run.tax_ns = t.tax_ns;
+        }
+        let stopped = agent.stop()?;
+        run.attach_ms = Some(agent.attach_ms);
+        run.cpu_s = Some(stopped.cpu_s);
+        run.peak_rss_kb = Some(stopped.peak_rss_kb);
+        run.stop_events = Some(stopped.events);
+        run.lost = Some(stopped.lost);
+        let file = fs::File::open(&log).with_context(|| format!("opening {}", log.display()))?;
+        let (records, bytes) = count_records(file, run.workload_pid)?;
+        run.reported = Some(records);
+        run.records_made = Some(cycles * AUDIT_RECORDS_PER_CYCLE);
+        run.log_bytes = Some(bytes);
+        Ok(run)
+    })();
+    let _ = fs::remove_dir_all(&dir);
+    result
+}
+
+/// Audit records per storm cycle: the listener's open and its close.
+pub(super) const AUDIT_RECORDS_PER_CYCLE: u64 = 2;
+
+/// The lines of an audit log that are records of process `pid` (its `"pid":` key), and the
+/// log's size.
+fn count_records(log: impl Read, pid: u32) -> Result<(u64, u64)> {
+    let key = format!(",\"pid\":{pid},");
+    let key = key.as_bytes();
+    let mut reader = BufReader::with_capacity(1 << 20, log);
+    let mut line = Vec::with_capacity(4096);
+    let (mut records, mut bytes) = (0, 0);
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+        if line.windows(key.len()).any(|w| w == key) {
+            records += 1;
+        }
+    }
+    Ok((records, bytes))
 }
 
 /// JSON Lines on `out`: how many lines each (`"pid"`, `"event"`) has. Reads in large
@@ -292,6 +372,22 @@ fn count_pids(out: impl Read) -> Result<Counts> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_records_are_counted_by_their_pid_key() {
+        let log = concat!(
+            "{\"backend\":\"tracepoint\",\"pid\":9,\"record\":\"start\"}\n",
+            "{\"comm\":\"lsn-bench\",\"pid\":42,\"ppid\":9,\"record\":\"open\"}\n",
+            "{\"comm\":\"x\",\"pid\":420,\"ppid\":42,\"record\":\"open\"}\n",
+            "{\"comm\":\"lsn-bench\",\"pid\":42,\"ppid\":9,\"record\":\"close\"}\n",
+            "{\"events\":15,\"record\":\"stop\"}\n",
+        );
+        assert_eq!(
+            count_records(log.as_bytes(), 42).unwrap(),
+            (2, log.len() as u64)
+        );
+        assert_eq!(count_records(log.as_bytes(), 9).unwrap().0, 1);
+    }
 
     #[test]
     fn cpu_ticks_of_a_busy_process_grow() {

@@ -80,6 +80,15 @@ pub struct Args {
     /// the kernel side's record layout.
     #[arg(long, conflicts_with_all = ["kernels", "replay"])]
     record_replay: bool,
+    /// A replay section of an earlier run (the `replay` key of its JSON, or a file written
+    /// by `--replay --out`): the dated report shows its instruction counts beside this
+    /// run's, as before / after.
+    #[arg(long, value_name = "JSON")]
+    replay_baseline: Option<PathBuf>,
+    /// Where the host run's dated Markdown report goes [default: docs/bench/YYYY-MM-DD.md,
+    /// today's date in UTC; `-` for none].
+    #[arg(long, value_name = "MD")]
+    report: Option<PathBuf>,
     /// Inside the VM: measure with what the host built (no set-up, no build).
     #[arg(long, hide = true)]
     in_guest: bool,
@@ -129,7 +138,8 @@ pub fn bench(args: &Args) -> Result<()> {
         setup::setup()?;
         setup::apt_install(&[VALGRIND])?;
         let bin = crate::run::build_lsn_trace()?;
-        let report = json!({ "machine": machine(), "replay": replay::measure(&bin)? });
+        let mut report = json!({ "machine": machine(), "replay": replay::measure(&bin)? });
+        report["replay"]["commit"] = commit().into();
         println!("{}", replay::render(&report["replay"]));
         let out = args
             .out
@@ -180,12 +190,34 @@ pub fn bench(args: &Args) -> Result<()> {
         let mut report = measure(&tools, &Sizes::of(args, false))?;
         // Instructions do not depend on the kernel: measured once, on the host.
         report["replay"] = replay::measure(&tools.lsn_trace)?;
-        println!("{}", render(&report));
+        report["commit"] = commit().into();
+        report["replay"]["commit"] = commit().into();
+        let table = render(&report);
+        println!("{table}");
         let out = args
             .out
             .clone()
             .unwrap_or_else(|| cmd::target_dir().join("bench").join("latest.json"));
-        return write_report(&report, &out);
+        write_report(&report, &out)?;
+        let baseline = match &args.replay_baseline {
+            Some(p) => Some(read_replay(p)?),
+            None => None,
+        };
+        let md = match &args.report {
+            Some(p) if p.as_os_str() == "-" => return Ok(()),
+            Some(p) => p.clone(),
+            None => cmd::workspace_root()
+                .join("docs")
+                .join("bench")
+                .join(format!("{}.md", today_utc())),
+        };
+        let text = dated_report(&report, &table, baseline.as_ref(), &today_utc());
+        if let Some(dir) = md.parent() {
+            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        fs::write(&md, text).with_context(|| format!("writing {}", md.display()))?;
+        println!("report: {}", md.display());
+        return Ok(());
     }
     setup::setup_vm()?;
     for s in series {
@@ -197,6 +229,75 @@ pub fn bench(args: &Args) -> Result<()> {
         vm_bench(s, &Sizes::of(args, true), &out)?;
     }
     Ok(())
+}
+
+/// The replay section of a bench JSON (`{"replay": …}`) or of a `--replay --out` file.
+fn read_replay(path: &Path) -> Result<Value> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let replay = v.get("replay").cloned().unwrap_or(v);
+    if !replay["formats"].is_array() {
+        bail!("{}: no replay section (`formats`)", path.display());
+    }
+    Ok(replay)
+}
+
+/// The tree measured: `git describe --always --dirty`.
+fn commit() -> Option<String> {
+    cmd::capture(
+        Command::new("git")
+            .current_dir(cmd::workspace_root())
+            .args(["describe", "--always", "--dirty"]),
+    )
+    .map(|c| c.trim().to_owned())
+}
+
+/// Today's date (UTC) as YYYY-MM-DD.
+fn today_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    civil_date(secs / 86_400)
+}
+
+/// The date `days` after 1970-01-01 (H. Hinnant's `civil_from_days`).
+fn civil_date(days: u64) -> String {
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The dated report (docs/bench/YYYY-MM-DD.md): how it was run, the table as printed, and
+/// the replay's instruction counts beside the baseline's when one was given.
+fn dated_report(report: &Value, table: &str, baseline: Option<&Value>, date: &str) -> String {
+    let mut s = format!("# `cargo xtask bench`, {date}\n\n");
+    s += &format!(
+        "Commit {}; {} rounds of {} storm cycles, long storm {} cycles. Written by the bench \
+         itself (`cargo xtask bench`, see docs/performance.md for how to read it). The machine \
+         is shared: storm ratios compare runs made side by side in one round; the load at each \
+         round's start is in the table's header.\n\n",
+        report["commit"].as_str().unwrap_or("?"),
+        report["rounds"],
+        report["cycles"],
+        report["long_storm"]
+            .as_array()
+            .and_then(|l| l.first())
+            .map_or_else(|| "0".into(), |l| l["cycles"].to_string()),
+    );
+    s += table;
+    s += "\n";
+    if let (Some(before), Some(after)) = (baseline, report.get("replay")) {
+        s += &replay::render_against(before, after);
+    }
+    s
 }
 
 fn write_report(report: &Value, out: &Path) -> Result<()> {
@@ -246,6 +347,14 @@ mod tests {
         };
         let err = err.to_string();
         assert!(err.contains("unknown kernel \"5.10\""), "{err}");
+    }
+
+    #[test]
+    fn dates_from_days_since_the_epoch() {
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(11_016), "2000-02-29");
+        assert_eq!(civil_date(20_790), "2026-12-03");
+        assert_eq!(civil_date(20_819), "2027-01-01");
     }
 
     #[test]

@@ -12,6 +12,35 @@ fn f(v: &Value, key: &str, fmt: impl Fn(f64) -> String) -> String {
         .map_or_else(|| "—".into(), fmt)
 }
 
+/// An audit row's records found in its log / made by the storm, summed over the rounds.
+fn records(c: &Value) -> String {
+    match (c["records_on_disk"].as_u64(), c["records_made"].as_u64()) {
+        (Some(on_disk), Some(made)) => format!("{on_disk} / {made}"),
+        _ => "—".into(),
+    }
+}
+
+/// `0.52–1.80 (1-min load average), 0–2 QEMU guests`
+fn load_line(rounds: &[Value]) -> String {
+    let one: Vec<f64> = rounds
+        .iter()
+        .filter_map(|r| r["loadavg"].as_str()?.split(' ').next()?.parse().ok())
+        .collect();
+    let guests: Vec<u64> = rounds
+        .iter()
+        .filter_map(|r| r["qemu_guests"].as_u64())
+        .collect();
+    let range = |v: &[f64]| {
+        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (min, max)
+    };
+    let (lmin, lmax) = range(&one);
+    let g: Vec<f64> = guests.iter().map(|&g| g as f64).collect();
+    let (gmin, gmax) = range(&g);
+    format!("{lmin:.2}–{lmax:.2} (1-min load average), {gmin:.0}–{gmax:.0} QEMU guest(s) running")
+}
+
 /// The table, as Markdown (docs/performance.md carries it as is).
 pub(super) fn render(r: &Value) -> String {
     let mut s = String::new();
@@ -39,14 +68,18 @@ pub(super) fn render(r: &Value) -> String {
     if let Some(secs) = r["vm_seconds"].as_f64() {
         s += &format!("The VM ran {secs:.0} s (boot to power-off).\n");
     }
+    if let Some(rounds) = r["load_per_round"].as_array() {
+        s += &format!("Load at each round's start: {}\n", load_line(rounds));
+    }
     s += "\n| configuration | storm ratio median [min–max] | cycles/s | getppid tax median \
-          [per-round min–max] | lost | agent CPU s/100k ev | peak RSS MB | attach ms |\n";
-    s += "| --- | --- | --- | --- | --- | --- | --- | --- |\n";
+          [per-round min–max] | lost | agent CPU s/100k ev | audit records on disk / made | \
+          agent CPU s/100k records | peak RSS MB | attach ms |\n";
+    s += "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
     for c in r["configs"].as_array().into_iter().flatten() {
         let ratio = &c["storm_ratio"];
         s += &format!(
             "| {} | {:.3} [{:.3}–{:.3}] | {} | {:+.1} ns ({:+.1}%) [{:+.1}…{:+.1}] | {} | {} | {} \
-             | {} |\n",
+             | {} | {} | {} |\n",
             c["config"].as_str().unwrap_or("?"),
             ratio["median"].as_f64().unwrap_or(f64::NAN),
             ratio["min"].as_f64().unwrap_or(f64::NAN),
@@ -60,23 +93,29 @@ pub(super) fn render(r: &Value) -> String {
                 .as_u64()
                 .map_or_else(|| "—".into(), |x| x.to_string()),
             f(c, "agent_cpu_s_per_100k", |x| format!("{x:.3}")),
+            records(c),
+            f(c, "agent_cpu_s_per_100k_records", |x| format!("{x:.3}")),
             f(c, "peak_rss_mb", |x| format!("{x:.1}")),
             f(c, "attach_ms", |x| format!("{x:.0}")),
         );
     }
     let long = r["long_storm"].as_array().cloned().unwrap_or_default();
     if !long.is_empty() {
-        s += "\n| long storm (JSON counted) | cycles | storm ratio | events reported / made | \
-              missing by kind | lost | agent CPU s/100k ev | peak RSS MB | attach ms |\n";
-        s += "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+        s += "\n| long storm (output counted) | cycles | storm ratio | reported / made | \
+              missing by kind | lost | agent CPU s/100k ev | agent CPU s/100k records | peak RSS \
+              MB | attach ms |\n";
+        s += "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
         for l in &long {
+            let reported = if l["records_made"].is_u64() {
+                format!("{} / {} records", l["records_on_disk"], l["records_made"])
+            } else {
+                format!("{} / {} events", l["events_reported"], l["events_made"])
+            };
             s += &format!(
-                "| {} | {} | {:.3} | {} / {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {:.3} | {reported} | {} | {} | {} | {} | {} | {} |\n",
                 l["config"].as_str().unwrap_or("?"),
                 l["cycles"],
                 l["storm_ratio"].as_f64().unwrap_or(f64::NAN),
-                l["events_reported"],
-                l["events_made"],
                 match l["missing_by_kind"].as_object() {
                     Some(m) if !m.is_empty() => m
                         .iter()
@@ -87,6 +126,7 @@ pub(super) fn render(r: &Value) -> String {
                 },
                 l["lost"],
                 f(l, "agent_cpu_s_per_100k", |x| format!("{x:.3}")),
+                f(l, "agent_cpu_s_per_100k_records", |x| format!("{x:.3}")),
                 f(l, "peak_rss_mb", |x| format!("{x:.1}")),
                 f(l, "attach_ms", |x| format!("{x:.0}")),
             );

@@ -201,6 +201,48 @@ pub fn render(r: &Value) -> String {
     s
 }
 
+/// Two replay sections side by side: instructions and allocations per event before (an
+/// earlier run's) and after (this run's), per format.
+pub fn render_against(before: &Value, after: &Value) -> String {
+    let find = |r: &Value, f: &str, k: &str| -> Option<f64> {
+        r["formats"]
+            .as_array()?
+            .iter()
+            .find(|x| x["format"] == f)?
+            .get(k)?
+            .as_f64()
+    };
+    let mut s = String::from(
+        "\n| replay (callgrind, per event) | instructions before | after | after / before | \
+         allocations before | after |\n| --- | --- | --- | --- | --- | --- |\n",
+    );
+    for f in after["formats"].as_array().into_iter().flatten() {
+        let name = f["format"].as_str().unwrap_or("?");
+        let num = |v: Option<f64>, digits: usize| {
+            v.map_or_else(|| "—".into(), |x| format!("{x:.digits$}"))
+        };
+        let (ib, ia) = (
+            find(before, name, "instructions_per_event"),
+            find(after, name, "instructions_per_event"),
+        );
+        s += &format!(
+            "| {name} | {} | {} | {} | {} | {} |\n",
+            num(ib, 0),
+            num(ia, 0),
+            match (ib, ia) {
+                (Some(b), Some(a)) if b > 0.0 => format!("{:.2}", a / b),
+                _ => "—".into(),
+            },
+            num(find(before, name, "allocations_per_event"), 2),
+            num(find(after, name, "allocations_per_event"), 2),
+        );
+    }
+    if let Some(c) = before["commit"].as_str() {
+        s += &format!("\nBefore: commit {c}.\n");
+    }
+    s
+}
+
 /// Record the storm again (when `wire::Event` changed): lsn-trace with `--record-raw`
 /// while the workload runs `RECORD_CYCLES` cycles, every record of them kept.
 pub fn record(lsn_trace: &Path, storm: &Path) -> Result<()> {

@@ -1,6 +1,7 @@
 //! The measured rounds: every configuration (untraced, lsn-trace per backend and output,
 //! strace, bpftrace) run once a round, then the long storms whose JSON is counted, then the
 //! in-kernel cost; the medians and ratios of the report.
+use std::fs;
 use std::path::Path;
 use std::process::Command;
 
@@ -8,7 +9,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use serde_json::{Value, json};
 
 use super::Sizes;
-use super::agent::{Agent, Output, lsn_trace_run};
+use super::agent::{Agent, Output, audit_run, lsn_trace_run, lsn_trace_run_with};
 use super::bpf_stats::bpf_profiles;
 use super::machine::{loadavg, machine, machine_line};
 use super::workload::{EVENTS_BY_KIND, EVENTS_PER_CYCLE, Run, Tools, workload, workload_args};
@@ -19,7 +20,11 @@ enum Config {
     Untraced,
     LsnTrace {
         backend: String,
-        json: bool,
+        format: Format,
+    },
+    /// `lsn-trace audit --log FILE`: the records the workload made counted in the file.
+    Audit {
+        backend: String,
     },
     /// Runs 1/scale of the cycles and calls.
     Strace {
@@ -31,14 +36,33 @@ enum Config {
     BpftraceKfuncCount,
 }
 
+/// lsn-trace's live outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Json,
+    Human,
+    /// `--format strace`: lsn-trace's strace-like lines (not strace itself).
+    Strace,
+}
+
+impl Format {
+    fn label(self) -> &'static str {
+        match self {
+            Format::Json => "--json",
+            Format::Human => "(human)",
+            Format::Strace => "--format strace",
+        }
+    }
+}
+
 impl Config {
     fn name(&self) -> String {
         match self {
             Config::Untraced => "untraced".into(),
-            Config::LsnTrace { backend, json } => format!(
-                "lsn-trace {backend} {} > /dev/null",
-                if *json { "--json" } else { "(human)" }
-            ),
+            Config::LsnTrace { backend, format } => {
+                format!("lsn-trace {backend} {} > /dev/null", format.label())
+            }
+            Config::Audit { backend } => format!("lsn-trace {backend} audit --log FILE"),
             Config::Strace { scale: 1 } => "strace -f -e trace=bind,listen,setsockopt".into(),
             Config::Strace { scale } => {
                 format!(
@@ -74,12 +98,13 @@ pub(super) fn measure(tools: &Tools, sizes: &Sizes) -> Result<Value> {
     }
     let mut configs = vec![Config::Untraced];
     for b in &backends {
-        for json in [true, false] {
+        for format in [Format::Json, Format::Human, Format::Strace] {
             configs.push(Config::LsnTrace {
                 backend: b.clone(),
-                json,
+                format,
             });
         }
+        configs.push(Config::Audit { backend: b.clone() });
     }
     configs.extend([
         Config::Strace {
@@ -93,7 +118,17 @@ pub(super) fn measure(tools: &Tools, sizes: &Sizes) -> Result<Value> {
     }
 
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); configs.len()];
+    // The machine is shared: what else ran, round by round (load average, QEMU guests).
+    let mut load_per_round = Vec::new();
     for round in 1..=sizes.rounds {
+        let load = json!({"round": round, "loadavg": loadavg(), "qemu_guests": qemu_guests()});
+        eprintln!(
+            "bench: round {round}/{}: load {}, {} QEMU guest(s) running",
+            sizes.rounds,
+            load["loadavg"].as_str().unwrap_or("?"),
+            load["qemu_guests"]
+        );
+        load_per_round.push(load);
         for (i, c) in configs.iter().enumerate() {
             eprintln!("bench: round {round}/{}: {}", sizes.rounds, c.name());
             let r = run_config(tools, c, sizes.cycles, sizes.tax_calls)
@@ -120,7 +155,13 @@ pub(super) fn measure(tools: &Tools, sizes: &Sizes) -> Result<Value> {
                 sizes.full_cycles
             );
             let r = lsn_trace_run(tools, b, true, Output::Count, sizes.full_cycles, 0)?;
-            full.push((b.clone(), r));
+            full.push((format!("lsn-trace {b} --json, counted"), r));
+            eprintln!(
+                "bench: long storm, {} cycles, lsn-trace --backend {b} audit, log counted",
+                sizes.full_cycles
+            );
+            let r = audit_run(tools, b, sizes.full_cycles, 0)?;
+            full.push((format!("lsn-trace {b} audit, log counted"), r));
         }
     }
     let profiles = bpf_profiles(tools, &backends, sizes.cycles, untraced_rate)?;
@@ -133,16 +174,21 @@ pub(super) fn measure(tools: &Tools, sizes: &Sizes) -> Result<Value> {
         .collect();
     let long: Vec<Value> = full
         .iter()
-        .map(|(b, r)| {
+        .map(|(name, r)| {
             let made = r.storm_cycles_made(sizes.full_cycles);
             json!({
-                "config": format!("lsn-trace {b} --json, counted"),
+                "config": name,
                 "cycles": sizes.full_cycles,
                 "storm_per_sec": r.storm_per_sec,
                 "storm_ratio": r.storm_per_sec / untraced_rate,
                 "events_made": made,
-                "events_reported": r.reported,
+                // Audit rows count records in their log instead (`records_on_disk`).
+                "events_reported": if r.records_made.is_some() { Value::Null } else { json!(r.reported) },
                 "missing_by_kind": missing_by_kind(r, sizes.full_cycles),
+                "records_made": r.records_made,
+                "records_on_disk": r.records_made.and(r.reported),
+                "log_mb": r.log_bytes.map(|b| b as f64 / 1e6),
+                "agent_cpu_s_per_100k_records": per_100k_records(r),
                 "lost": r.lost,
                 "agent_cpu_s": r.cpu_s,
                 "agent_cpu_s_per_100k": per_100k(r),
@@ -161,12 +207,31 @@ pub(super) fn measure(tools: &Tools, sizes: &Sizes) -> Result<Value> {
         "events_per_cycle": EVENTS_PER_CYCLE,
         "untraced_storm_per_sec": untraced_rate,
         "untraced_getppid_ns": untraced_tax,
+        "load_per_round": load_per_round,
         "configs": rows,
         "long_storm": long,
         "unavailable_backends": unavailable,
         "bpf_stats": profiles,
     });
     Ok(report)
+}
+
+/// Audit runs: agent CPU per 100,000 records the storm made.
+fn per_100k_records(r: &Run) -> Option<f64> {
+    match (r.cpu_s, r.records_made) {
+        (Some(cpu), Some(n)) if n > 0 => Some(cpu * 100_000.0 / n as f64),
+        _ => None,
+    }
+}
+
+/// QEMU processes running now (other engineers' guests share the CPUs).
+fn qemu_guests() -> usize {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| fs::read(e.path().join("comm")).is_ok_and(|c| c.starts_with(b"qemu-system")))
+        .count()
 }
 
 fn per_100k(r: &Run) -> Option<f64> {
@@ -229,6 +294,9 @@ fn summarize(c: &Config, rs: &[Run], untraced: &[Run], untraced_tax: f64) -> Val
         "agent_cpu_s_per_100k": opt(per_100k),
         "peak_rss_mb": opt(|r| r.peak_rss_kb.map(|k| k as f64 / 1024.0)),
         "attach_ms": opt(|r| r.attach_ms),
+        "records_made": rs.iter().map(|r| r.records_made).sum::<Option<u64>>(),
+        "records_on_disk": rs.iter().map(|r| r.records_made.and(r.reported)).sum::<Option<u64>>(),
+        "agent_cpu_s_per_100k_records": opt(per_100k_records),
     })
 }
 
@@ -261,9 +329,26 @@ fn run_config(tools: &Tools, c: &Config, cycles: u64, tax: u64) -> Result<Run> {
         Config::Untraced => {
             workload(Command::new(&tools.workload).args(workload_args(cycles, tax)))
         }
-        Config::LsnTrace { backend, json } => {
-            lsn_trace_run(tools, backend, *json, Output::Null, cycles, tax)
-        }
+        Config::LsnTrace {
+            backend,
+            format: Format::Strace,
+        } => lsn_trace_run_with(
+            tools,
+            backend,
+            false,
+            &["--format".into(), "strace".into()],
+            cycles,
+            tax,
+        ),
+        Config::LsnTrace { backend, format } => lsn_trace_run(
+            tools,
+            backend,
+            *format == Format::Json,
+            Output::Null,
+            cycles,
+            tax,
+        ),
+        Config::Audit { backend } => audit_run(tools, backend, cycles, tax),
         Config::Strace { scale } => workload(
             Command::new("strace")
                 .args([

@@ -32,6 +32,10 @@ pub(super) struct Run {
     /// Counted runs: the workload's records by event kind.
     pub(super) reported_by_kind: Option<HashMap<String, u64>>,
     pub(super) workload_pid: u32,
+    /// Audit runs: the records the storm made (`reported` then counts those in the log).
+    pub(super) records_made: Option<u64>,
+    /// Audit runs: the log's size at the end.
+    pub(super) log_bytes: Option<u64>,
 }
 
 pub(super) struct Tools {

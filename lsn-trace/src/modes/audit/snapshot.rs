@@ -158,7 +158,7 @@ fn blank_event(kind: Kind, now_ns: u64, request: Request, sock: Sock) -> Event {
         ppid: None,
         uid: 0,
         gid: 0,
-        comm: String::new(),
+        comm: "".into(),
         fd: None,
         errno: 0,
         source: crate::event::Source::Kernel,
