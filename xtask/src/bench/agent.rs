@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 
-use super::bpf_stats::ProgStat;
 use super::workload::{Run, Tools, workload, workload_args};
 use crate::cmd::display;
 
@@ -140,28 +139,9 @@ impl Agent {
         }
     }
 
-    /// The agent's programs' run counts and times, as the kernel keeps them while
-    /// kernel.bpf_stats_enabled is 1: from /proc/PID/fdinfo of its program fds.
-    pub(super) fn prog_stats(&self) -> Vec<ProgStat> {
-        let dir = format!("/proc/{}/fdinfo", self.child.id());
-        let mut out = Vec::new();
-        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let Ok(info) = fs::read_to_string(e.path()) else {
-                continue;
-            };
-            let field = |k: &str| -> Option<u64> {
-                info.lines()
-                    .find_map(|l| l.strip_prefix(k)?.strip_prefix(':'))
-                    .and_then(|v| v.trim().parse().ok())
-            };
-            if let (Some(id), Some(runs), Some(ns)) =
-                (field("prog_id"), field("run_cnt"), field("run_time_ns"))
-                && !out.iter().any(|p: &ProgStat| p.id == id)
-            {
-                out.push(ProgStat { id, runs, ns });
-            }
-        }
-        out
+    /// The agent's process id.
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGTERM, then its resource usage (wait4) and its stop line.

@@ -51,7 +51,7 @@ pub(super) fn bpf_profiles(
         let mut agent = Agent::start(&tools.lsn_trace, b, true, Output::Null)?;
         workload(Command::new(&tools.workload).args(workload_args(cycles, 0)))?;
         agent.wait_idle();
-        let stats = agent.prog_stats();
+        let stats = prog_stats(agent.pid());
         // Named while the agent holds them: its exit unloads them.
         let names: Vec<String> = stats.iter().map(|p| prog_name(p.id)).collect();
         agent.stop()?;
@@ -82,6 +82,30 @@ pub(super) fn bpf_profiles(
     Ok(out)
 }
 
+/// The run counts and times of process `pid`'s programs, as the kernel keeps them while
+/// kernel.bpf_stats_enabled is 1: from /proc/PID/fdinfo of its program fds.
+fn prog_stats(pid: u32) -> Vec<ProgStat> {
+    let dir = format!("/proc/{pid}/fdinfo");
+    let mut out = Vec::new();
+    for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let Ok(info) = fs::read_to_string(e.path()) else {
+            continue;
+        };
+        let field = |k: &str| -> Option<u64> {
+            info.lines()
+                .find_map(|l| l.strip_prefix(k)?.strip_prefix(':'))
+                .and_then(|v| v.trim().parse().ok())
+        };
+        if let (Some(id), Some(runs), Some(ns)) =
+            (field("prog_id"), field("run_cnt"), field("run_time_ns"))
+            && !out.iter().any(|p: &ProgStat| p.id == id)
+        {
+            out.push(ProgStat { id, runs, ns });
+        }
+    }
+    out
+}
+
 /// A program's name (bpftool), else its id.
 fn prog_name(id: u64) -> String {
     cmd::capture(Command::new("bpftool").args(["prog", "show", "id", &id.to_string(), "--json"]))
@@ -91,8 +115,8 @@ fn prog_name(id: u64) -> String {
 }
 
 /// One eBPF program's counters (kernel.bpf_stats_enabled).
-pub(super) struct ProgStat {
-    pub(super) id: u64,
-    pub(super) runs: u64,
-    pub(super) ns: u64,
+struct ProgStat {
+    id: u64,
+    runs: u64,
+    ns: u64,
 }
