@@ -84,7 +84,8 @@ impl<'a> Pipeline<'a> {
 
     pub fn event(&mut self, ev: &Event) -> io::Result<()> {
         let note = self.story.observe(ev);
-        self.sink.event(ev, &note)
+        // Interfaces by the names of the event's own namespace (where it is another).
+        crate::netif::rendering_with(note.ifnames.as_ref(), || self.sink.event(ev, &note))
     }
 
     pub fn lost(&mut self, count: u64, reason: &str) -> io::Result<()> {

@@ -417,6 +417,52 @@ fn bindtodevice_names_the_interface() {
     assert_eq!(b["device"], "lo");
 }
 
+/// An interface index means something only in its network namespace: a socket bound to
+/// device 1 in a namespace whose loopback is named `lsnlo0` is named by that namespace's
+/// interface, not by the agent's `lo` (the agent's index 1).
+#[test]
+fn bindtodevice_in_another_namespace_is_named_by_that_namespace() {
+    let t = Tracer::shared();
+    let ns = format!("lsnt-if-{}", std::process::id());
+    let ip = |args: &[&str]| {
+        let st = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "ip {args:?}");
+    };
+    ip(&["netns", "add", &ns]);
+    ip(&[
+        "netns", "exec", &ns, "ip", "link", "set", "lo", "name", "lsnlo0",
+    ]);
+    let script = "import os, socket\n\
+                  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                  s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'lsnlo0')\n\
+                  s.bind(('0.0.0.0', 0))\n\
+                  print(os.getpid(), flush=True)\n";
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns, "python3", "-c", script])
+        .output()
+        .unwrap();
+    ip(&["netns", "del", &ns]);
+    assert!(out.status.success(), "{out:?}");
+    let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    // `ip netns exec` binds netlink sockets before it execs python3 (same pid).
+    let b = t
+        .wait_n(1, std::time::Duration::from_secs(20), |v| {
+            v["tid"] == pid && v["event"] == "bind" && v["family"] == "inet"
+        })
+        .pop()
+        .expect("the inet bind");
+    assert_eq!(b["errno"], Value::Null, "{b}");
+    assert_eq!(b["bound_dev_if"], 1, "{b}");
+    assert_eq!(b["device"], "lsnlo0", "{b}");
+    let meaning = b["meaning"].as_str().unwrap();
+    assert!(meaning.contains("only on interface lsnlo0"), "{meaning}");
+    let opt = t.events_of(pid, "setsockopt", 1).pop().unwrap();
+    assert_eq!(opt["value"], "lsnlo0", "{opt}");
+}
+
 #[test]
 fn ipv6_link_local_with_scope() {
     let t = Tracer::shared();

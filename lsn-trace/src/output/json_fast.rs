@@ -711,6 +711,7 @@ mod tests {
             }),
             listener: Some(crate::story::ListenerChange::Open),
             bound_addrs: None,
+            ifnames: Some(Default::default()),
         };
         let sctp_note = Note {
             bound_addrs: Some(vec![

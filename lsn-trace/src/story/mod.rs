@@ -77,6 +77,12 @@ pub struct Note {
     /// 0 resolved), on every event of a socket it follows (not a record key).
     #[serde(skip)]
     pub local: Option<SockAddr>,
+    /// The interface names of the event's network namespace, where the event names an
+    /// interface by index (a scope id, a bound device) and that namespace is not the
+    /// agent's: what the renderers name them by (`netif::rendering_with`). Empty when the
+    /// namespace could not be entered: the indexes stay numbers. Not a record key.
+    #[serde(skip)]
+    pub ifnames: Option<Arc<netif::IfNames>>,
 }
 
 /// `bound_addrs` as JSON: `[{"addr","family","port"}…]` (the keys of a bindx `value`'s
@@ -225,6 +231,17 @@ impl Story {
 
     /// Take in one event; say what it means.
     pub fn observe(&mut self, ev: &Event) -> Note {
+        let mut note = self.observe_event(ev);
+        if names_an_interface(ev, &note) {
+            let netns = ev.sock.as_ref().and_then(|s| s.netns);
+            if !self.ns.is_own(netns) {
+                note.ifnames = Some(self.ns.facts(netns, ev.pid).ifnames);
+            }
+        }
+        note
+    }
+
+    fn observe_event(&mut self, ev: &Event) -> Note {
         self.clock += 1;
         let key = Self::key(ev);
         if ev.kind == Kind::Close {
@@ -366,6 +383,7 @@ impl Story {
         let v6 = entry.family == Some(AF_INET6);
         let v6only = sock.and_then(|s| s.v6only);
         let facts = self.ns.facts(entry.netns, ev.pid);
+        let own = self.ns.is_own(entry.netns);
         let source = v6only_source(entry, Some(&addr), v6only, facts.bindv6only);
         note.v6only_source = source;
         let mut b = match &addr {
@@ -378,7 +396,7 @@ impl Story {
             } => Bound::new(
                 Addr::Ip {
                     ip: IpAddr::V6(*addr),
-                    scope: (*scope_id != 0).then(|| netif::name_of(*scope_id)),
+                    scope: (*scope_id != 0).then(|| iface(own, &facts.ifnames, *scope_id)),
                 },
                 Some(*port),
             ),
@@ -403,7 +421,7 @@ impl Story {
             b.device = s
                 .bound_dev_if
                 .filter(|&d| d > 0)
-                .map(|d| netif::name_of(d as u32));
+                .map(|d| iface(own, &facts.ifnames, d as u32));
             b.freebind = s.freebind == Some(true);
             b.transparent = s.transparent == Some(true);
         }
@@ -619,6 +637,29 @@ fn describe_anew(
         flags: v.flags.iter().map(|f| f.as_str()).collect(),
         meaning: meaning.into(),
     }
+}
+
+/// Whether the event names an interface by its index: a scope id (asked, or of the
+/// address it is bound to) or a bound device.
+fn names_an_interface(ev: &Event, note: &Note) -> bool {
+    let scoped = |a: &SockAddr| matches!(a, SockAddr::Inet6 { scope_id, .. } if *scope_id != 0);
+    matches!(&ev.request, Request::Bind(a) if scoped(a))
+        || note.local.as_ref().is_some_and(scoped)
+        || ev
+            .sock
+            .as_ref()
+            .is_some_and(|s| s.bound_dev_if.is_some_and(|d| d > 0))
+}
+
+/// Interface `index` by name: in the agent's own namespace as `netif` names it, in
+/// another from that namespace's names (the number when it has none by that index).
+fn iface(own: bool, names: &netif::IfNames, index: u32) -> String {
+    if own {
+        return netif::name_of(index);
+    }
+    names
+        .get(index)
+        .map_or_else(|| index.to_string(), str::to_owned)
 }
 
 #[cfg(test)]

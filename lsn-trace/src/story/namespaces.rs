@@ -1,14 +1,18 @@
 //! What the story needs to know of each network namespace it meets — its sysctls
-//! (bindv6only, ip_unprivileged_port_start) and addresses, read from inside it and reused
-//! for a while — and how to reach a namespace whose process is gone. All host I/O.
+//! (bindv6only, ip_unprivileged_port_start), addresses and interface names, read from inside it and reused for a while — and how to reach a
+//! namespace whose process is gone. All host I/O.
 use std::{
     collections::HashMap,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use lsn_trace::{nsaddrs, procfs};
 
-use crate::sockdiag::{self, Netns};
+use crate::{
+    netif::IfNames,
+    sockdiag::{self, Netns},
+};
 
 /// How long per-namespace facts (sysctls, addresses) are reused.
 const NS_TTL: Duration = Duration::from_secs(5);
@@ -19,6 +23,8 @@ pub(super) struct NsFacts {
     at: Instant,
     pub(super) bindv6only: Option<bool>,
     pub(super) unprivileged_port_start: Option<u32>,
+    /// Its interfaces (empty when it could not be entered: indexes stay numbers).
+    pub(super) ifnames: Arc<IfNames>,
 }
 
 pub(super) struct Namespaces {
@@ -38,6 +44,11 @@ impl Namespaces {
             addrs: HashMap::new(),
             pids: HashMap::new(),
         }
+    }
+
+    /// Whether `netns` is the agent's own (unknown: not).
+    pub(super) fn is_own(&self, netns: Option<u32>) -> bool {
+        netns.is_some() && self.own == netns.map(u64::from)
     }
 
     /// The next `facts` of namespace `netns` are read afresh.
@@ -107,19 +118,18 @@ impl Namespaces {
             bindv6only: procfs::sysctl("net/ipv6/bindv6only").map(|v| v != 0),
             unprivileged_port_start: procfs::sysctl("net/ipv4/ip_unprivileged_port_start")
                 .map(|v| v as u32),
+            ifnames: Arc::new(IfNames::here()),
+        };
+        let unknown = || NsFacts {
+            at: Instant::now(),
+            bindv6only: None,
+            unprivileged_port_start: None,
+            ifnames: Arc::default(),
         };
         let f = match self.resolve(netns, pid) {
             Ok(Netns::Current) => read(),
-            Ok(ns) => sockdiag::in_netns(&ns, read).unwrap_or_else(|_| NsFacts {
-                at: Instant::now(),
-                bindv6only: None,
-                unprivileged_port_start: None,
-            }),
-            Err(_) => NsFacts {
-                at: Instant::now(),
-                bindv6only: None,
-                unprivileged_port_start: None,
-            },
+            Ok(ns) => sockdiag::in_netns(&ns, read).unwrap_or_else(|_| unknown()),
+            Err(_) => unknown(),
         };
         if self.facts.len() > 256 {
             self.facts.clear();
