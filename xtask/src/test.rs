@@ -5,7 +5,7 @@
 use std::env;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -203,6 +203,16 @@ impl VmBoot {
 /// harness arguments say otherwise.
 const VM_TEST_THREADS: &str = "--test-threads=2";
 
+/// A boot of the matrix may run this long per backend it runs, plus the boot itself, before
+/// it is killed: one backend's binaries take ~9 minutes under emulation on an idle 2-CPU
+/// host and twice that on a busy one, so one limit for the whole boot (the VM's default,
+/// 30 min) killed healthy three-backend boots. A hang is caught sooner, per binary
+/// (`VM_BINARY_TIMEOUT`).
+const VM_BACKEND_BUDGET: Duration = Duration::from_secs(20 * 60);
+const VM_BOOT_BASE: Duration = Duration::from_secs(5 * 60);
+/// One test binary in a guest (attach, the slowest, ~3 minutes).
+const VM_BINARY_TIMEOUT: &str = "900";
+
 /// The end-to-end test executables (package lsn-trace-tests, kind `test`) that `compile`
 /// (`cargo test … --no-run --message-format=json`, the same arguments as the host run, so
 /// nothing is rebuilt) reports.
@@ -269,7 +279,7 @@ fn guest_script(backends: &[&str], tests: &[PathBuf], harness: &[String]) -> Str
         for t in tests {
             let name = format!("{backend}/{}", test_name(t));
             s.push_str(&format!(
-                "echo 'vm-test-start: {name}'\n{} {}\nr=$?\necho \"vm-test-exit: {name} $r\"\n[ $r = 0 ] || rc=1\n",
+                "echo 'vm-test-start: {name}'\ntimeout {VM_BINARY_TIMEOUT} {} {}\nr=$?\n[ $r = 124 ] && echo 'vm: {name}: no end after {VM_BINARY_TIMEOUT}s: killed'\necho \"vm-test-exit: {name} $r\"\n[ $r = 0 ] || rc=1\n",
                 sh_word(&t.to_string_lossy()),
                 args.join(" ")
             ));
@@ -409,6 +419,7 @@ fn vm_matrix(bin: &str, all_tests: &[PathBuf], harness: &[String]) -> Result<boo
                         envs: envs.clone(),
                         echo: true,
                         kernel_args: boot.kernel_args,
+                        timeout: Some(VM_BOOT_BASE + VM_BACKEND_BUDGET * pending.len() as u32),
                     },
                 )?;
                 let mut failed = Vec::new();

@@ -75,6 +75,7 @@ pub(super) fn vm_bench(s: &vm::Series, sizes: &Sizes, out: &Path) -> Result<()> 
             envs,
             echo: true,
             kernel_args: "",
+            timeout: None,
         },
     )?;
     if outcome.code != Some(0) {

@@ -50,6 +50,7 @@ pub fn vm_command(kernel_name: &str, command: &[String]) -> Result<i32> {
             envs,
             echo: true,
             kernel_args: "",
+            timeout: None,
         },
     )?;
     eprintln!(

@@ -38,6 +38,9 @@ pub struct RunOptions<'a> {
     pub echo: bool,
     /// Added to the kernel's command line (`preempt=full`).
     pub kernel_args: &'a str,
+    /// How long the VM may run before it is killed (None: `DEFAULT_TIMEOUT`);
+    /// LSN_TRACE_VM_TIMEOUT overrides either.
+    pub timeout: Option<Duration>,
 }
 
 /// Boot `kernel`, run `command` (default: an interactive-less `uname -a`) in the host's root
@@ -139,7 +142,7 @@ pub fn run_in_vm(kernel: &Kernel, command: &[String], opts: &RunOptions) -> Resu
         .ok()
         .and_then(|s| s.parse().ok())
         .map(Duration::from_secs)
-        .unwrap_or(DEFAULT_TIMEOUT);
+        .unwrap_or(opts.timeout.unwrap_or(DEFAULT_TIMEOUT));
     let mut code = None;
     let mut console = String::new();
     let stdout = std::io::stdout();
