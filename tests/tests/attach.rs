@@ -30,7 +30,10 @@ fn a_bind_right_after_the_attach_line_is_reported_on_every_start() {
             .map(|h| h.join().unwrap())
             .collect();
         for (cpu, (me, port, _fd)) in binds.iter().enumerate() {
-            let got = t.wait_n(1, Duration::from_secs(10), |v| {
+            // Reported at all is the promise, not how soon: this tracer sees the host's
+            // every event, the storm test's beside it, and under emulation (kprobe on a
+            // busy host) draining those took longer than 10 s.
+            let got = t.wait_n(1, Duration::from_secs(90), |v| {
                 v["tid"] == *me && v["event"] == "bind" && v["bound_port"] == *port
             });
             assert_eq!(got[0]["addr"], "127.0.0.1", "round {round}, CPU {cpu}");
