@@ -356,13 +356,18 @@ struct Row {
     bins: Vec<BinaryResult>,
 }
 
-/// The end-to-end tests on every kernel of [`vm::SERIES`] with every backend of
-/// [`VM_BACKENDS`] — one VM boot per kernel runs them all, backend after backend — and the
-/// [`VM_PREEMPTIBLE`] boot; prints a summary. True when all passed.
-fn vm_matrix(bin: &str, all_tests: &[PathBuf], harness: &[String]) -> Result<bool> {
+/// The boots of one kernel of the matrix ([`VM_BACKENDS`], then [`VM_PREEMPTIBLE`]), each
+/// backend that failed booted once more; a row per (kernel, backend).
+fn kernel_boots(
+    s: &vm::Series,
+    kernel: &vm::Kernel,
+    bin: &str,
+    all_tests: &[PathBuf],
+    harness: &[String],
+) -> Result<Vec<Row>> {
     let tests_dir = cmd::workspace_root().join("tests");
+    let label = format!("[{}] ", s.name);
     let mut rows: Vec<Row> = Vec::new();
-    let matrix_start = Instant::now();
     let boots = [
         VmBoot {
             backends: VM_BACKENDS,
@@ -371,101 +376,131 @@ fn vm_matrix(bin: &str, all_tests: &[PathBuf], harness: &[String]) -> Result<boo
         },
         VM_PREEMPTIBLE,
     ];
-    for s in vm::SERIES {
-        let kernel = vm::kernel(s)?;
-        for boot in &boots {
-            let tests: Vec<PathBuf> = all_tests
-                .iter()
-                .filter(|t| boot.only.is_none_or(|name| test_name(t) == name))
-                .filter(|t| !HOST_ONLY.contains(&test_name(t).as_str()))
-                .cloned()
-                .collect();
-            if tests.is_empty() {
-                // Filtered out (`cargo xtask test -- --test NAME`): nothing to boot for.
-                continue;
-            }
-            let results = cmd::target_dir().join("vm").join(format!(
-                "{}-{}",
+    for boot in &boots {
+        let tests: Vec<PathBuf> = all_tests
+            .iter()
+            .filter(|t| boot.only.is_none_or(|name| test_name(t) == name))
+            .filter(|t| !HOST_ONLY.contains(&test_name(t).as_str()))
+            .cloned()
+            .collect();
+        if tests.is_empty() {
+            // Filtered out (`cargo xtask test -- --test NAME`): nothing to boot for.
+            continue;
+        }
+        let results = cmd::target_dir().join("vm").join(format!(
+            "{}-{}",
+            s.name,
+            boot.name(&boot.backends.join("-")).replace([' ', '='], "-")
+        ));
+        let mut envs = vm::guest_env(&results);
+        envs.push(("LSN_TRACE_BIN".into(), bin.to_owned()));
+        envs.push(("RUST_BACKTRACE".into(), "1".into()));
+        // Software emulation stretches every timing: the backends whose run failed boot
+        // once more, and a pass then is still reported as a flake (with the failures
+        // above it).
+        let mut pending: Vec<&str> = boot.backends.to_vec();
+        for attempt in 1..=2 {
+            eprintln!(
+                "vm: {} ({} {}), backends {}{}: {} test binaries each",
                 s.name,
-                boot.name(&boot.backends.join("-")).replace([' ', '='], "-")
-            ));
-            let mut envs = vm::guest_env(&results);
-            envs.push(("LSN_TRACE_BIN".into(), bin.to_owned()));
-            envs.push(("RUST_BACKTRACE".into(), "1".into()));
-            // Software emulation stretches every timing: the backends whose run failed boot
-            // once more, and a pass then is still reported as a flake (with the failures
-            // above it).
-            let mut pending: Vec<&str> = boot.backends.to_vec();
-            for attempt in 1..=2 {
-                eprintln!(
-                    "vm: {} ({} {}), backends {}{}: {} test binaries each",
-                    s.name,
-                    kernel.package,
-                    kernel.version,
-                    pending.join(", "),
-                    match boot.kernel_args {
-                        "" => String::new(),
-                        a => format!(" ({a})"),
-                    },
-                    tests.len()
-                );
-                let script = guest_script(&pending, &tests, harness);
-                let out = vm::run_in_vm(
-                    &kernel,
-                    &["sh".into(), "-c".into(), script],
-                    &vm::RunOptions {
-                        results: &results,
-                        cwd: tests_dir.clone(),
-                        envs: envs.clone(),
-                        echo: true,
-                        kernel_args: boot.kernel_args,
-                        timeout: Some(VM_BOOT_BASE + VM_BACKEND_BUDGET * pending.len() as u32),
-                    },
-                )?;
-                let mut failed = Vec::new();
-                for &backend in &pending {
-                    let (ok, bins) = backend_results(&out.console, backend, tests.len());
-                    let name = boot.name(backend);
-                    if !ok && attempt == 1 {
-                        let names: Vec<&str> = bins
-                            .iter()
-                            .filter(|b| b.code != Some(0))
-                            .map(|b| b.name.as_str())
-                            .collect();
-                        eprintln!(
-                            "vm: {} backend {name}: failed ({names:?}, guest exit status {:?}); \
-                             booting once more",
-                            s.name, out.code
-                        );
-                        failed.push(backend);
-                        continue;
-                    }
-                    if ok && attempt == 2 {
-                        eprintln!(
-                            "vm: FLAKY: {} backend {name} failed its first run and passed the \
-                             second; the first run's failures are above",
-                            s.name
-                        );
-                    }
-                    rows.push(Row {
-                        series: s.name,
-                        package: kernel.package.clone(),
-                        backend: name,
-                        results: results.clone(),
-                        expected: tests.len(),
-                        ok,
-                        elapsed: out.elapsed,
-                        code: out.code,
-                        bins,
-                    });
+                kernel.package,
+                kernel.version,
+                pending.join(", "),
+                match boot.kernel_args {
+                    "" => String::new(),
+                    a => format!(" ({a})"),
+                },
+                tests.len()
+            );
+            let script = guest_script(&pending, &tests, harness);
+            let out = vm::run_in_vm(
+                kernel,
+                &["sh".into(), "-c".into(), script],
+                &vm::RunOptions {
+                    results: &results,
+                    cwd: tests_dir.clone(),
+                    envs: envs.clone(),
+                    echo: true,
+                    label: &label,
+                    kernel_args: boot.kernel_args,
+                    timeout: Some(VM_BOOT_BASE + VM_BACKEND_BUDGET * pending.len() as u32),
+                },
+            )?;
+            let mut failed = Vec::new();
+            for &backend in &pending {
+                let (ok, bins) = backend_results(&out.console, backend, tests.len());
+                let name = boot.name(backend);
+                if !ok && attempt == 1 {
+                    let names: Vec<&str> = bins
+                        .iter()
+                        .filter(|b| b.code != Some(0))
+                        .map(|b| b.name.as_str())
+                        .collect();
+                    eprintln!(
+                        "vm: {} backend {name}: failed ({names:?}, guest exit status {:?}); \
+                         booting once more",
+                        s.name, out.code
+                    );
+                    failed.push(backend);
+                    continue;
                 }
-                if failed.is_empty() {
-                    break;
+                if ok && attempt == 2 {
+                    eprintln!(
+                        "vm: FLAKY: {} backend {name} failed its first run and passed the \
+                         second; the first run's failures are above",
+                        s.name
+                    );
                 }
-                pending = failed;
+                rows.push(Row {
+                    series: s.name,
+                    package: kernel.package.clone(),
+                    backend: name,
+                    results: results.clone(),
+                    expected: tests.len(),
+                    ok,
+                    elapsed: out.elapsed,
+                    code: out.code,
+                    bins,
+                });
             }
+            if failed.is_empty() {
+                break;
+            }
+            pending = failed;
         }
     }
+    Ok(rows)
+}
+
+/// The end-to-end tests on every kernel of [`vm::SERIES`] with every backend of
+/// [`VM_BACKENDS`] — one VM boot per kernel runs them all, backend after backend — and the
+/// [`VM_PREEMPTIBLE`] boot; prints a summary. True when all passed.
+fn vm_matrix(bin: &str, all_tests: &[PathBuf], harness: &[String]) -> Result<bool> {
+    let matrix_start = Instant::now();
+    // Fetched one after the other (apt-get download), then booted side by side, a thread
+    // per kernel: a guest under TCG keeps about one of the host's CPUs busy, so two kernels
+    // at once take about as long as one (the matrix was ~55 min one after the other).
+    let kernels = vm::SERIES
+        .iter()
+        .map(|s| Ok((s, vm::kernel(s)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let rows: Vec<Row> = std::thread::scope(|scope| {
+        let runs: Vec<_> = kernels
+            .iter()
+            .map(|(s, kernel)| {
+                scope.spawn(move || kernel_boots(s, kernel, bin, all_tests, harness))
+            })
+            .collect();
+        runs.into_iter()
+            .map(|r| {
+                r.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a VM thread panicked")))
+            })
+            .collect::<Result<Vec<Vec<Row>>>>()
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
 
     eprintln!(
         "\nvm matrix ({:.0}s in all):",

@@ -76,6 +76,7 @@ pub(super) fn vm_bench(s: &vm::Series, sizes: &Sizes, out: &Path) -> Result<()> 
             echo: true,
             kernel_args: "",
             timeout: None,
+            label: "",
         },
     )?;
     if outcome.code != Some(0) {

@@ -51,6 +51,7 @@ pub fn vm_command(kernel_name: &str, command: &[String]) -> Result<i32> {
             echo: true,
             kernel_args: "",
             timeout: None,
+            label: "",
         },
     )?;
     eprintln!(

@@ -36,6 +36,8 @@ pub struct RunOptions<'a> {
     pub envs: Vec<(String, String)>,
     /// Echo the console to stdout as it comes.
     pub echo: bool,
+    /// Put before each echoed line (guests booted side by side: `[6.1] `).
+    pub label: &'a str,
     /// Added to the kernel's command line (`preempt=full`).
     pub kernel_args: &'a str,
     /// How long the VM may run before it is killed (None: `DEFAULT_TIMEOUT`);
@@ -155,7 +157,7 @@ pub fn run_in_vm(kernel: &Kernel, command: &[String], opts: &RunOptions) -> Resu
                     continue;
                 }
                 if opts.echo {
-                    let _ = writeln!(stdout.lock(), "{line}");
+                    let _ = writeln!(stdout.lock(), "{}{line}", opts.label);
                 }
                 console.push_str(&line);
                 console.push('\n');
