@@ -367,3 +367,36 @@ pub fn read_sock(caller: &Caller, sk: &SockView, ino: u64, st: &mut SockState) {
         st.known |= K_INO;
     }
 }
+
+/// A task's descriptors lead to sockets: here, beside `socket_sk_ino`, so that task.rs
+/// needs nothing of this module.
+impl Caller {
+    /// `files->fdt->fd[fd]->private_data->sk`: the socket behind a descriptor of the task,
+    /// with its inode number (`socket_sk_ino`). Only called after the syscall accepted `fd`
+    /// as a socket. From the descriptor array on the pointers are untyped to the verifier
+    /// (`struct file **` is no struct pointer, `private_data` a `void *`): cast back to
+    /// their types where the kernel can (no call), else read with the helper (three calls).
+    #[inline(always)]
+    pub fn sock_from_fd(&self, fd: i32) -> Option<(u64, u64)> {
+        if fd < 0 {
+            return None;
+        }
+        let fdt = self.task.ptr(off!(task_files))?.ptr(off!(files_fdt))?;
+        if fd as u64 >= fdt.scalar(off!(fdt_max_fds))? {
+            return None;
+        }
+        let fds = fdt.untyped_ptr(off!(fdt_fd))?;
+        let slot = fds + fd as u64 * 8;
+        // The slot read as `fd_array[0]` of a `files_struct` placed around it: a typed
+        // `struct file *` without a helper call (`fd_array` itself only holds the first 64).
+        let fd_array = off!(files_fd_array);
+        if let Some(files) = Typed::cast(
+            slot.wrapping_sub(fd_array.offset as u64),
+            btf_id!(btf_files_struct),
+        ) {
+            return socket_sk_ino(files.ptr(fd_array)?.untyped_ptr(off!(file_private_data))?);
+        }
+        let file: u64 = unsafe { bpf_probe_read_kernel(slot as *const u64).ok()? };
+        socket_sk_ino(read_ptr(file, off!(file_private_data))?)
+    }
+}

@@ -1,14 +1,12 @@
 //! The task a program runs for (`Caller`): its identity, credentials, namespace, the
 //! syscall it is in and its arguments, its descriptors.
 use aya_ebpf::helpers::{
-    bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel,
-    generated::bpf_task_pt_regs,
+    bpf_get_current_pid_tgid, bpf_get_current_uid_gid, generated::bpf_task_pt_regs,
 };
 use lsn_trace_common::*;
 
 use super::{
     fields::{Typed, read, read_ptr},
-    sock::socket_sk_ino,
     syscall::*,
 };
 
@@ -38,7 +36,7 @@ pub fn group_dead(task: u64) -> Option<bool> {
 #[derive(Clone, Copy)]
 pub struct Caller {
     pub pid_tgid: u64,
-    task: Typed,
+    pub(super) task: Typed,
 }
 
 impl Caller {
@@ -255,34 +253,5 @@ impl Caller {
             arg(3 < n, off!(pt_regs_arg3))?,
             arg(4 < n, off!(pt_regs_arg4))?,
         ])
-    }
-
-    /// `files->fdt->fd[fd]->private_data->sk`: the socket behind a descriptor of the task,
-    /// with its inode number (`socket_sk_ino`). Only called after the syscall accepted `fd`
-    /// as a socket. From the descriptor array on the pointers are untyped to the verifier
-    /// (`struct file **` is no struct pointer, `private_data` a `void *`): cast back to
-    /// their types where the kernel can (no call), else read with the helper (three calls).
-    #[inline(always)]
-    pub fn sock_from_fd(&self, fd: i32) -> Option<(u64, u64)> {
-        if fd < 0 {
-            return None;
-        }
-        let fdt = self.task.ptr(off!(task_files))?.ptr(off!(files_fdt))?;
-        if fd as u64 >= fdt.scalar(off!(fdt_max_fds))? {
-            return None;
-        }
-        let fds = fdt.untyped_ptr(off!(fdt_fd))?;
-        let slot = fds + fd as u64 * 8;
-        // The slot read as `fd_array[0]` of a `files_struct` placed around it: a typed
-        // `struct file *` without a helper call (`fd_array` itself only holds the first 64).
-        let fd_array = off!(files_fd_array);
-        if let Some(files) = Typed::cast(
-            slot.wrapping_sub(fd_array.offset as u64),
-            btf_id!(btf_files_struct),
-        ) {
-            return socket_sk_ino(files.ptr(fd_array)?.untyped_ptr(off!(file_private_data))?);
-        }
-        let file: u64 = unsafe { bpf_probe_read_kernel(slot as *const u64).ok()? };
-        socket_sk_ino(read_ptr(file, off!(file_private_data))?)
     }
 }
