@@ -80,7 +80,9 @@ pub fn try_backend(name: &str) -> Result<String, String> {
 struct Shared {
     lines: Vec<Value>,
     stderr: Vec<String>,
+    /// Its stdout (`exited`) and stderr (`stderr_done`) were read to their end.
     exited: bool,
+    stderr_done: bool,
 }
 
 /// A running lsn-trace with its JSON output collected.
@@ -140,6 +142,10 @@ impl Tracer {
                     .push(line);
                 st.1.notify_all();
             }
+            st.0.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .stderr_done = true;
+            st.1.notify_all();
         });
         let t = Tracer {
             child: Mutex::new(child),
@@ -310,16 +316,33 @@ impl Tracer {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
+        self.read_to_the_end();
+        (status, self.stderr())
+    }
+
+    /// Once lsn-trace exited: wait until its output is read to the end — the readers may be
+    /// seconds behind it (a storm's lines parsed under emulation), and a count taken before
+    /// they finish misses the last lines (its final `lost` lines among them). A pipe a child
+    /// of it still holds never ends: then until no line came for 2 s (at most 60 s in all).
+    fn read_to_the_end(&self) {
         let (lock, cv) = &*self.state;
         let mut g = lock.lock().unwrap_or_else(PoisonError::into_inner);
-        let until = Instant::now() + Duration::from_secs(5);
-        while !g.exited && Instant::now() < until {
-            g = cv.wait_timeout(g, Duration::from_millis(100)).unwrap().0;
+        let cap = Instant::now() + Duration::from_secs(60);
+        let mut seen = (g.lines.len(), g.stderr.len());
+        let mut quiet_since = Instant::now();
+        while !(g.exited && g.stderr_done) && Instant::now() < cap {
+            g = cv
+                .wait_timeout(g, Duration::from_millis(100))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            let now = (g.lines.len(), g.stderr.len());
+            if now != seen {
+                seen = now;
+                quiet_since = Instant::now();
+            } else if quiet_since.elapsed() >= Duration::from_secs(2) {
+                break;
+            }
         }
-        drop(g);
-        // let the stderr reader catch up
-        std::thread::sleep(Duration::from_millis(100));
-        (status, self.stderr())
     }
 
     /// SIGTERM, then the exit status and everything it printed on stderr.
@@ -331,8 +354,7 @@ impl Tracer {
             .unwrap_or_else(PoisonError::into_inner)
             .wait()
             .unwrap();
-        // let the stderr reader catch up
-        std::thread::sleep(Duration::from_millis(100));
+        self.read_to_the_end();
         (status, self.stderr())
     }
 }
