@@ -410,18 +410,8 @@ fn a_time_wait_leftover_and_what_so_reuseaddr_changes() {
 #[test]
 fn second_listener_with_so_reuseaddr_fails_at_listen() {
     let t = tracer();
-    let a = socket(libc::AF_INET, libc::SOCK_STREAM);
-    let b = socket(libc::AF_INET, libc::SOCK_STREAM);
-    for s in [&a, &b] {
-        setsockopt_int(s, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).unwrap();
-    }
-    bind(&a, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
-    let port = local_port(&a);
-    // both bind: neither listens yet
-    bind(&b, &sin(Ipv4Addr::LOCALHOST, port)).unwrap();
-    listen(&a, 4).unwrap();
-    let err = listen(&b, 4).unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+    // Both bind with SO_REUSEADDR (neither listens yet); the second's listen fails.
+    let (_a, b) = failed_listen();
     let l = rec(t, "listen", &b);
     let why = text(&l, "explanation");
     assert!(

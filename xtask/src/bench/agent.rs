@@ -56,6 +56,17 @@ pub(super) struct Stopped {
     pub(super) per_pid: Option<Counts>,
 }
 
+impl Run {
+    /// What an agent's run and its stop said: attach time, CPU, peak RSS, events, lost.
+    fn took_stop(&mut self, agent: &Agent, stopped: &Stopped) {
+        self.attach_ms = Some(agent.attach_ms);
+        self.cpu_s = Some(stopped.cpu_s);
+        self.peak_rss_kb = Some(stopped.peak_rss_kb);
+        self.stop_events = Some(stopped.events);
+        self.lost = Some(stopped.lost);
+    }
+}
+
 impl Agent {
     pub(super) fn start(bin: &Path, backend: &str, json: bool, output: Output) -> Result<Agent> {
         Agent::start_with(bin, backend, json, output, &[])
@@ -238,11 +249,7 @@ fn run_under(tools: &Tools, mut agent: Agent, cycles: u64, tax: u64) -> Result<R
         run.tax_ns = t.tax_ns;
     }
     let stopped = agent.stop()?;
-    run.attach_ms = Some(agent.attach_ms);
-    run.cpu_s = Some(stopped.cpu_s);
-    run.peak_rss_kb = Some(stopped.peak_rss_kb);
-    run.stop_events = Some(stopped.events);
-    run.lost = Some(stopped.lost);
+    run.took_stop(&agent, &stopped);
     if let Some(counts) = stopped.per_pid {
         let mut by_kind = HashMap::new();
         for ((pid, kind), n) in counts {
@@ -276,11 +283,7 @@ pub(super) fn audit_run(tools: &Tools, backend: &str, cycles: u64, tax: u64) -> 
             run.tax_ns = t.tax_ns;
         }
         let stopped = agent.stop()?;
-        run.attach_ms = Some(agent.attach_ms);
-        run.cpu_s = Some(stopped.cpu_s);
-        run.peak_rss_kb = Some(stopped.peak_rss_kb);
-        run.stop_events = Some(stopped.events);
-        run.lost = Some(stopped.lost);
+        run.took_stop(&agent, &stopped);
         let file = fs::File::open(&log).with_context(|| format!("opening {}", log.display()))?;
         let (records, bytes) = count_records(file, run.workload_pid)?;
         run.reported = Some(records);
