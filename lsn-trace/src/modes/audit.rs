@@ -138,6 +138,21 @@ fn now_time() -> String {
     output::rfc3339(output::now_ns())
 }
 
+/// A record's keys without those whose value is `null`, as `Sorted` writes them: a
+/// missing key reads as `null` (`jq`, `lsn-trace report`), and the log is smaller.
+struct NonNull<'a>(&'a Map<String, Value>);
+
+impl serde::Serialize for NonNull<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in self.0.iter().filter(|(_, v)| !v.is_null()) {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
 /// A JSON object of a `Serialize` struct (records are flat objects).
 fn object(v: impl serde::Serialize) -> Map<String, Value> {
     match serde_json::to_value(v) {
@@ -149,7 +164,7 @@ fn object(v: impl serde::Serialize) -> Map<String, Value> {
 impl Audit {
     fn write(&mut self, rec: &Map<String, Value>) {
         // Serializing a Value into a Vec cannot fail.
-        let line = serde_json::to_vec(rec).expect("serialize audit record");
+        let line = serde_json::to_vec(&NonNull(rec)).expect("serialize audit record");
         if self.log.push(&line) {
             self.records += 1;
             if let Some(c) = &mut self.counters
@@ -189,9 +204,7 @@ impl Audit {
 
     /// The record gathered in `rec`, to the log.
     fn write_gathered(&mut self, kind: &str) {
-        self.line.clear();
-        self.rec.write(&mut self.line);
-        if self.log.push(&self.line) {
+        if self.log.push_with(|buf| self.rec.write(buf)) {
             self.records += 1;
             if let Some(c) = &mut self.counters {
                 c.written(kind);
@@ -678,8 +691,8 @@ pub(crate) mod tests {
         );
     }
 
-    /// The identity keys written by hand are `ProcInfo`'s as serde has them: a field added
-    /// there and not here fails this.
+    /// The identity keys written by hand are `ProcInfo`'s as serde has them (nulls left
+    /// out): a field added there and not here fails this.
     #[test]
     fn proc_info_keys_are_serdes() {
         let info = identity::read_proc(std::process::id());
@@ -687,7 +700,7 @@ pub(crate) mod tests {
         write_proc_info(&mut o, &info);
         let mut line = Vec::new();
         o.write(&mut line);
-        let want = serde_json::to_string(&serde_json::to_value(&info).unwrap()).unwrap();
+        let want = serde_json::to_string(&NonNull(&object(&info))).unwrap();
         assert_eq!(String::from_utf8(line).unwrap(), want);
     }
 

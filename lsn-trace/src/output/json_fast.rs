@@ -338,7 +338,9 @@ fn write_note<O: Object>(o: &mut O, note: &Note) {
 
 /// `{"k":v,…}` with the keys in byte order, as serde_json prints a `Map` (the audit log's
 /// records): the values are gathered, then laid out by key. A key given again replaces
-/// its value, as a map's insert does.
+/// its value, as a map's insert does. A key whose value is `null` is left out: the log is
+/// written around the clock and read by `jq` and `lsn-trace report`, to which a missing
+/// key is `null`; nulls were about a third of its bytes.
 #[derive(Default)]
 pub struct Sorted {
     values: Vec<u8>,
@@ -367,8 +369,13 @@ impl Sorted {
         out.reserve(self.values.len() + 24 * self.order.len() + 2);
         let open = out.len();
         for &i in &self.order {
-            let (_, _, start, end) = self.fields[i];
-            out.extend_from_slice(&self.values[start..end]);
+            let (_, token, start, end) = self.fields[i];
+            let field = &self.values[start..end];
+            // Null values are written, then left out here: testing each value as it is
+            // written costs more (measured: 8,642 against 7,603 instructions per event).
+            if field[token.len()..] != *b"null" {
+                out.extend_from_slice(field);
+            }
         }
         // Every key came with its comma: the first one's becomes the opening brace.
         match out.get_mut(open) {
@@ -1002,7 +1009,8 @@ mod tests {
     }
 
     /// Keys gathered by `Sorted` come out as serde_json prints the same record and note
-    /// merged into one `Map` (the audit log's records), a key given again replacing its value.
+    /// merged into one `Map` (the audit log's records), a key given again replacing its
+    /// value, the keys whose value is null left out.
     #[test]
     fn sorted_is_serdes_map() {
         fn object(v: impl serde::Serialize) -> serde_json::Map<String, serde_json::Value> {
@@ -1019,6 +1027,7 @@ mod tests {
                 map.extend(object(&note));
                 map.insert("record".into(), "open".into());
                 map.insert("pid".into(), 7.into());
+                map.retain(|_, v| !v.is_null());
                 let want = serde_json::to_string(&map).unwrap();
                 str(key!(sorted, "record"), "open");
                 write_fields(&mut sorted, &ev, Options::default(), &note);

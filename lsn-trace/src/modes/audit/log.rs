@@ -343,6 +343,26 @@ impl Log {
         true
     }
 
+    /// Append one record that `write` lays out in place (a line without its newline): as
+    /// `push`, without a copy of the line.
+    pub fn push_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+        if self.buf.len() + (64 << 10) > HOLD_CAP {
+            // Near the cap, a record laid out in place could grow the buffer past it.
+            let mut line = Vec::new();
+            write(&mut line);
+            return self.push(&line);
+        }
+        let start = self.buf.len();
+        write(&mut self.buf);
+        if self.buf.len() + 1 > HOLD_CAP {
+            self.buf.truncate(start);
+            self.dropped[usize::from(self.failing.is_none())] += 1;
+            return false;
+        }
+        self.buf.push(b'\n');
+        true
+    }
+
     pub fn pending(&self) -> usize {
         self.buf.len()
     }
