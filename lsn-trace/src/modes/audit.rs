@@ -10,7 +10,7 @@ pub mod identity;
 pub mod log;
 pub mod snapshot;
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use anyhow::{Context as _, Result};
 use serde_json::{Map, Value, json};
@@ -69,6 +69,50 @@ pub struct Audit {
     /// and the line it makes.
     rec: Sorted,
     line: Vec<u8>,
+    /// The identity keys of the process last recorded, as written: a process's records
+    /// come in runs (a daemon's listeners, a storm), and its strings are escaped once.
+    proc_keys: ProcKeys,
+}
+
+/// A process's /proc identity keys written once (`write_proc_info`), then given again to
+/// each record of the same `ProcInfo` (the same `Arc`: what it holds never changes).
+#[derive(Default)]
+struct ProcKeys {
+    of: Option<Arc<ProcInfo>>,
+    values: Vec<u8>,
+    /// Key, its token, and where its value ends in `values` (it starts where the previous
+    /// one ends).
+    keys: Vec<(&'static str, &'static [u8], usize)>,
+}
+
+impl record::Object for ProcKeys {
+    fn key(&mut self, k: &'static str, token: &'static [u8]) -> &mut Vec<u8> {
+        if let Some(last) = self.keys.last_mut() {
+            last.2 = self.values.len();
+        }
+        self.keys.push((k, token, self.values.len()));
+        &mut self.values
+    }
+}
+
+impl ProcKeys {
+    /// `info`'s keys into `o`, written again only when `info` is not the last one's.
+    fn write(&mut self, o: &mut Sorted, info: &Arc<ProcInfo>) {
+        if !self.of.as_ref().is_some_and(|of| Arc::ptr_eq(of, info)) {
+            self.values.clear();
+            self.keys.clear();
+            write_proc_info(self, info);
+            if let Some(last) = self.keys.last_mut() {
+                last.2 = self.values.len();
+            }
+            self.of = Some(Arc::clone(info));
+        }
+        let mut start = 0;
+        for &(k, token, end) in &self.keys {
+            o.key(k, token).extend_from_slice(&self.values[start..end]);
+            start = end;
+        }
+    }
 }
 
 /// Short names of the log's reasons for losing records (`Stats::lost_by`).
@@ -122,6 +166,7 @@ pub fn open(args: &AuditArgs) -> Result<Audit> {
         dropped: Stats::default(),
         rec: Sorted::default(),
         line: Vec::new(),
+        proc_keys: ProcKeys::default(),
     })
 }
 
@@ -235,7 +280,7 @@ impl Audit {
         if unknown(o, "netns") {
             record::opt_int(key!(o, "netns"), info.proc_netns);
         }
-        write_proc_info(o, &info);
+        self.proc_keys.write(o, &info);
     }
 
     /// An event's record (`record`, the keys of `--json`, the identity keys) into `rec`.
@@ -537,7 +582,7 @@ fn event_fields(ev: &Event, note: &story::Note) -> Map<String, Value> {
 }
 
 /// The /proc part of the identity keys (`ProcInfo`'s, as serde names them).
-fn write_proc_info(o: &mut Sorted, info: &ProcInfo) {
+fn write_proc_info(o: &mut impl record::Object, info: &ProcInfo) {
     record::opt_str(key!(o, "exe"), info.exe.as_deref());
     let out = key!(o, "cmdline");
     match &info.cmdline {
@@ -716,6 +761,7 @@ pub(crate) mod tests {
             dropped: Stats::default(),
             rec: Sorted::default(),
             line: Vec::new(),
+            proc_keys: ProcKeys::default(),
         };
         let mut st = story::Story::new();
         let mut bind = ev(Kind::Bind, 0, AF_UNIX, SOCK_STREAM, 0);
