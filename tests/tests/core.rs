@@ -435,25 +435,39 @@ fn bindtodevice_in_another_namespace_is_named_by_that_namespace() {
     ip(&[
         "netns", "exec", &ns, "ip", "link", "set", "lo", "name", "lsnlo0",
     ]);
-    let script = "import os, socket\n\
+    // The process, and so its namespace, lives until its bind is reported: an agent
+    // behind a loaded machine reads the names of a namespace still there (one gone gives
+    // numbers, by design).
+    let script = "import os, socket, sys\n\
                   s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
                   s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'lsnlo0')\n\
                   s.bind(('0.0.0.0', 0))\n\
-                  print(os.getpid(), flush=True)\n";
-    let out = std::process::Command::new("ip")
+                  print(os.getpid(), flush=True)\n\
+                  sys.stdin.read()\n";
+    let mut child = std::process::Command::new("ip")
         .args(["netns", "exec", &ns, "python3", "-c", script])
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    ip(&["netns", "del", &ns]);
-    assert!(out.status.success(), "{out:?}");
-    let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let pid: i32 = line.trim().parse().expect("the child's pid");
     // `ip netns exec` binds netlink sockets before it execs python3 (same pid).
     let b = t
         .wait_n(1, std::time::Duration::from_secs(20), |v| {
             v["tid"] == pid && v["event"] == "bind" && v["family"] == "inet"
         })
-        .pop()
-        .expect("the inet bind");
+        .pop();
+    drop(child.stdin.take());
+    let st = child.wait().unwrap();
+    ip(&["netns", "del", &ns]);
+    assert!(st.success(), "{st:?}");
+    let b = b.expect("the inet bind");
     assert_eq!(b["errno"], Value::Null, "{b}");
     assert_eq!(b["bound_dev_if"], 1, "{b}");
     assert_eq!(b["device"], "lsnlo0", "{b}");
