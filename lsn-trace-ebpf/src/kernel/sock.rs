@@ -58,6 +58,12 @@ pub fn socket_sk_ino(socket: u64) -> Option<(u64, u64)> {
     Some((read_ptr(socket, off!(socket_sk))?, 0))
 }
 
+/// `sk->sk_socket`: the `struct socket *` a sock belongs to (None when unknown or none).
+#[inline(always)]
+pub fn sock_socket(sk: u64) -> Option<u64> {
+    read_ptr(sk, off!(sk_socket))
+}
+
 const IPPROTO_TCP: u64 = 6;
 const IPPROTO_MPTCP: u64 = 262;
 
