@@ -56,8 +56,7 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 /// missed and which never called again) — which a kretprobe cannot tell from a call its
 /// kprobe did not keep (docs/backends.md).
 #[map]
-pub static PENDING: LruHashMap<u32, PendingCall> =
-    LruHashMap::with_max_entries(PENDING_ENTRIES, 0);
+pub static PENDING: LruHashMap<u32, PendingCall> = LruHashMap::with_max_entries(PENDING_ENTRIES, 0);
 
 /// The same for the syscall-layer functions (`__sys_bind` …), whose calls are in flight
 /// around the protocol functions' (kprobe backend).

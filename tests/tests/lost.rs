@@ -187,6 +187,11 @@ fn returns_the_kernel_did_not_probe_are_counted_lost() {
         .iter()
         .map(|v| v["count"].as_u64().unwrap())
         .sum();
+    eprintln!(
+        "{}: {} of {THREADS} first binds reported, {missed} counted lost",
+        t.backend(),
+        firsts.len()
+    );
     assert_eq!(
         firsts.len() as u64 + missed,
         THREADS as u64,
