@@ -4,8 +4,18 @@ use std::{collections::HashMap, time::Duration};
 
 use lsn_trace_tests::{Tracer, Value};
 
+/// The kernel's loss counters are the host's, not a test's: the tests of this file run one
+/// at a time, so that one's count is not another's (the maxactive test's 32 threads held in
+/// `__sys_bind` make any other thread's bind meanwhile miss its return too, and count it).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn a_full_ring_buffer_is_counted_and_reported() {
+    let _serial = one_at_a_time();
     const BINDS: usize = 20_000; // ~300 bytes each: several times the 1 MiB ring
     let t = Tracer::start(&["--ring-size", "1"]);
     let me = t.overflow_ring(BINDS);
@@ -50,6 +60,7 @@ fn a_full_ring_buffer_is_counted_and_reported() {
 /// lost event, not a silent gap — and no event carries another socket's state.
 #[test]
 fn storms_sharing_a_cpu_are_reported_or_counted_lost() {
+    let _serial = one_at_a_time();
     const THREADS: usize = 3;
     const CYCLES: usize = 1500;
     const PER_CYCLE: usize = 5; // setsockopt ×2, bind, listen, close
@@ -125,10 +136,13 @@ fn storm_on_cpu0(cycles: usize) -> i32 {
 /// time, max(10, 2 × CPUs) for lsn-trace's): every call is reported or counted lost, by its
 /// reason — never a silent gap. `THREADS` binds are held inside `__sys_bind` at once (their
 /// sockaddr on a userfaultfd page, so its copy from user memory waits), then let go; then
-/// each thread binds once more, and that call finds its first call's return missed. On the
-/// other backends (no return probes) every first bind is reported and nothing is lost.
+/// each thread binds once more, and that call finds its first call's return missed:
+/// reported + counted lost = made, exactly (the other tests of this file wait: counters are
+/// the host's). On kprobe some returns were not probed; on the other backends (no return
+/// probes) none (a preemptible kernel may skip some fexit runs: counted as such).
 #[test]
 fn returns_the_kernel_did_not_probe_are_counted_lost() {
+    let _serial = one_at_a_time();
     use std::{
         net::Ipv4Addr,
         sync::{Arc, Barrier},
@@ -161,45 +175,59 @@ fn returns_the_kernel_did_not_probe_are_counted_lost() {
     page.fill(&addr);
     again.wait();
     let ids: Vec<(i32, u64, u64)> = threads.into_iter().map(|h| h.join().unwrap()).collect();
-    t.wait_n(THREADS, Duration::from_secs(60), |v| {
-        v["event"] == "bind" && ids.iter().any(|&(_, _, ino)| v["inode"] == ino)
-    });
+    // The second binds reported, 60 s at most (one can be lost: then its count says so).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline
+        && t.seen(|v| v["event"] == "bind" && ids.iter().any(|&(_, _, ino)| v["inode"] == ino))
+            .len()
+            < THREADS
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     std::thread::sleep(Duration::from_millis(500));
     let (status, stderr) = t.terminate();
     assert!(status.success());
-    let firsts = t.seen(|v| {
-        v["event"] == "bind"
-            && ids
-                .iter()
-                .any(|&(tid, ino, _)| v["tid"] == tid && v["inode"] == ino)
-    });
-    for v in &firsts {
+    let ours = |first: bool| {
+        t.seen(|v| {
+            v["event"] == "bind"
+                && ids
+                    .iter()
+                    .any(|&(tid, a, b)| v["tid"] == tid && v["inode"] == if first { a } else { b })
+        })
+    };
+    let (firsts, seconds) = (ours(true), ours(false));
+    for v in firsts.iter().chain(&seconds) {
         assert_eq!(v["errno"], Value::Null, "{v:#}");
         assert_eq!(v["addr"], "127.0.0.1", "{v:#}");
     }
-    let missed: u64 = t
-        .seen(|v| {
-            v["event"] == "lost"
-                && v["reason"]
-                    .as_str()
-                    .is_some_and(|r| r.contains("maxactive"))
-        })
-        .iter()
-        .map(|v| v["count"].as_u64().unwrap())
-        .sum();
+    let lost_by = |pred: &dyn Fn(&str) -> bool| -> u64 {
+        t.seen(|v| v["event"] == "lost" && v["reason"].as_str().is_some_and(pred))
+            .iter()
+            .map(|v| v["count"].as_u64().unwrap())
+            .sum()
+    };
+    let missed = lost_by(&|r| r.contains("maxactive"));
+    // Every loss counted: returns not probed, and runs the kernel skipped (a preemptible
+    // kernel's fexit programs, 32 threads let go at once on 2 CPUs).
+    let lost = lost_by(&|_| true);
     eprintln!(
-        "{}: {} of {THREADS} first binds reported, {missed} counted lost",
+        "{}: of {THREADS} first binds {} reported, of the second {}; lost {lost}, {missed} of \
+         them returns not probed",
         t.backend(),
-        firsts.len()
+        firsts.len(),
+        seconds.len()
     );
     assert_eq!(
-        firsts.len() as u64 + missed,
-        THREADS as u64,
-        "reported {} + counted lost {missed} ≠ {THREADS} binds made: {stderr:#?}",
-        firsts.len()
+        (firsts.len() + seconds.len()) as u64 + lost,
+        2 * THREADS as u64,
+        "reported {} + {} + counted lost {lost} ≠ {} binds made: {stderr:#?}",
+        firsts.len(),
+        seconds.len(),
+        2 * THREADS
     );
     if t.backend() == "kprobe" {
         assert!(missed > 0, "{THREADS} threads in __sys_bind, none missed");
+        assert!(firsts.len() < THREADS, "{}", firsts.len());
         let summary = stderr.iter().find(|l| l.contains("stopped")).unwrap();
         assert!(summary.contains("returns not seen"), "{summary}");
     } else {
