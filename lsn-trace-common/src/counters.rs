@@ -11,5 +11,10 @@ pub const CTR_FILTERED: u32 = 4;
 /// A call's descriptor did not resolve to a socket though the kernel accepted it: the
 /// event is still written, with no socket state (not a loss).
 pub const CTR_FD_UNRESOLVED: u32 = 5;
-pub const N_COUNTERS: u32 = 6;
+/// kprobe backend: a kretprobe that never ran (the kernel arms at most `maxactive` return
+/// probes per function at a time; a call beyond that returns unseen). Counted when the same
+/// thread's next call of a hooked function finds the earlier call's arguments still kept,
+/// or when keeping them took the room of another thread's (the map full): that call is lost.
+pub const CTR_LOST_RETURN: u32 = 6;
+pub const N_COUNTERS: u32 = 7;
 // Index N_COUNTERS: `CTR_EXEC_LOST`, the audit's exec capture (exec.rs).

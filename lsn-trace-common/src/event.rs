@@ -51,6 +51,11 @@ pub const F_NO_FD: u16 = 1 << 5; // the hook saw the socket, not a descriptor
 pub const F_FOLLOWED: u16 = 1 << 6; // the caller is in FOLLOW (`-- CMD`, `-p`)
 /// listen: the backlog asked for is unknown (the hook saw it already clamped to somaxconn).
 pub const F_NO_BACKLOG: u16 = 1 << 7;
+/// `euid` was read.
+pub const F_EUID: u16 = 1 << 8;
+/// No socket state, as the descriptor's file is not a socket (not on sockfs; or the
+/// kernel said ENOTSOCK): `state_unknown: "not_a_socket"`.
+pub const F_NOT_SOCKET: u16 = 1 << 9;
 /// The agent's own start-up self-check (`SELF_CHECK`): proves a hook live, never shown.
 pub const F_SELF_CHECK: u16 = 1 << 15;
 /// Room in `SELF_CHECK`: one self-check thread per CPU the agent may run on.
@@ -132,7 +137,8 @@ pub struct Event {
     /// addrlen as passed to bind(2).
     pub addrlen: u32,
     pub comm: [u8; TASK_COMM_LEN],
-    pub _pad: u32,
+    /// The effective uid (`cred->euid`, initial user namespace), valid with `F_EUID`.
+    pub euid: u32,
     /// listen: requested backlog. setsockopt: level.
     pub arg0: i64,
     /// setsockopt: optname.

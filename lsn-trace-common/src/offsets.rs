@@ -110,6 +110,11 @@ pub struct KernelOffsets {
     pub fdt_max_fds: Field,
     pub fdt_fd: Field,
     pub file_private_data: Field,
+    /// `file->f_inode->i_sb->s_magic`: a descriptor is a socket only if its file is on
+    /// sockfs (`SOCKFS_MAGIC`); any other file's `private_data` is not a `struct socket`.
+    pub file_f_inode: Field,
+    pub inode_i_sb: Field,
+    pub sb_magic: Field,
     pub socket_type: Field,
     pub socket_sk: Field,
     // struct sock_common / struct sock
@@ -149,6 +154,8 @@ pub struct KernelOffsets {
     pub task_cred: Field,
     pub cred_uid: Field,
     pub cred_gid: Field,
+    /// `current->cred->euid.val`: the effective uid (a setuid program's owner).
+    pub cred_euid: Field,
     pub task_real_parent: Field,
     /// The process's main thread: its `comm` is the process's name (`ps -o comm`).
     pub task_group_leader: Field,
@@ -246,6 +253,9 @@ impl KernelOffsets {
         fdt_max_fds: Field::NONE,
         fdt_fd: Field::NONE,
         file_private_data: Field::NONE,
+        file_f_inode: Field::NONE,
+        inode_i_sb: Field::NONE,
+        sb_magic: Field::NONE,
         socket_type: Field::NONE,
         socket_sk: Field::NONE,
         skc_family: Field::NONE,
@@ -274,6 +284,7 @@ impl KernelOffsets {
         task_cred: Field::NONE,
         cred_uid: Field::NONE,
         cred_gid: Field::NONE,
+        cred_euid: Field::NONE,
         task_real_parent: Field::NONE,
         task_group_leader: Field::NONE,
         task_tgid: Field::NONE,

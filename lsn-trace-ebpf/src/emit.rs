@@ -45,6 +45,10 @@ pub fn reserve(
         ev.tid = caller.tid();
         ev.uid = uid_gid as u32;
         ev.gid = (uid_gid >> 32) as u32;
+        if let Some(euid) = caller.euid() {
+            ev.euid = euid;
+            ev.flags |= F_EUID;
+        }
         ev.ppid = caller.ppid();
         ev.start_boottime = caller.start_boottime();
         ev.fd = fd;

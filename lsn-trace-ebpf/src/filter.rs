@@ -58,6 +58,8 @@ pub struct About {
     /// A port the hook saw besides the socket's (inet_sock_set_state's sport, a bindx
     /// array's first address's).
     pub hook_port: u16,
+    /// Why there is no socket state (`F_NOT_SOCKET`), 0 when none is known or there is one.
+    pub no_state: u16,
 }
 
 impl About {
@@ -69,6 +71,7 @@ impl About {
             req_family: 0,
             req_port: 0,
             hook_port: 0,
+            no_state: 0,
         }
     }
 

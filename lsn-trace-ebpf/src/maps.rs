@@ -1,7 +1,7 @@
 //! Maps and globals shared by every program.
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use lsn_trace_common::{
     Config, KernelOffsets, KfuncConfig, N_COUNTERS_ALL, PendingCall, SELF_CHECK_THREADS,
@@ -45,14 +45,26 @@ pub fn config() -> Config {
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 
 /// Arguments of a kernel function call from its kprobe to its kretprobe (and the "listen in
-/// flight" mark), per thread id.
+/// flight" mark), per thread id. An LRU hash: an entry whose kretprobe never ran (the
+/// kernel arms at most `maxactive` return probes per function at once; a call beyond them
+/// returns unseen) stays until that thread's next call replaces it — counted then as lost
+/// (`CTR_LOST_RETURN`, `kernel_calls::keep`) — or, for a thread that never calls again,
+/// until the map is full and the kernel evicts its least recently used entries: stale
+/// entries cannot fill it. A thread has at most one entry per map, and a live one lives for
+/// one call: an eviction takes a live entry only when more than `PENDING_ENTRIES` threads'
+/// entries are newer than it (threads in one of these calls at once, or whose return was
+/// missed and which never called again) — which a kretprobe cannot tell from a call its
+/// kprobe did not keep (docs/backends.md).
 #[map]
-pub static PENDING: HashMap<u32, PendingCall> = HashMap::with_max_entries(16384, 0);
+pub static PENDING: LruHashMap<u32, PendingCall> = LruHashMap::with_max_entries(PENDING_ENTRIES, 0);
 
 /// The same for the syscall-layer functions (`__sys_bind` …), whose calls are in flight
 /// around the protocol functions' (kprobe backend).
 #[map]
-pub static PENDING_SYSCALL: HashMap<u32, PendingCall> = HashMap::with_max_entries(16384, 0);
+pub static PENDING_SYSCALL: LruHashMap<u32, PendingCall> =
+    LruHashMap::with_max_entries(PENDING_ENTRIES, 0);
+
+pub const PENDING_ENTRIES: u32 = 16384;
 
 /// Per-CPU room for one copy of a `struct sock`'s head (see `kernel::SockView`), then, at
 /// `SOCKET_AT`, for one window of a `struct socket_alloc` (`kernel::socket_sk_ino`). Each

@@ -146,6 +146,8 @@ mod tests {
 
     fn ev(kind: Kind, request: Request) -> Event {
         Event {
+            euid: None,
+            state_unknown: None,
             kind,
             time_ns: 0,
             pid: 0x3fff_fff0,

@@ -793,3 +793,125 @@ fn program_32bit_tracepoint_without_ia32() {
         assert!(calls.is_empty(), "{}: {calls:#?}", w[0]);
     }
 }
+
+/// The effective uid beside the real one (a setuid-root program run by a user binds port 80
+/// as root, not as that user): a thread of its own (the raw setresuid(2) changes only the
+/// calling thread's credentials, not the harness's other threads') with real uid 1000 and
+/// effective 0 — a setuid-root program's — binds; then one with real 0 and effective 4321.
+/// Every backend reads `cred->euid` the same way.
+#[test]
+fn effective_uid_beside_the_real_one() {
+    let t = tracer();
+    for (ruid, euid) in [(1000u32, 0u32), (0, 4321)] {
+        let (port, me) = in_thread(move || {
+            let r = unsafe { libc::syscall(libc::SYS_setresuid, ruid, euid, -1i32) };
+            assert_eq!(r, 0, "setresuid({ruid}, {euid}): {}", errno());
+            let fd = socket(libc::AF_INET, libc::SOCK_DGRAM);
+            bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+            local_port(&fd)
+        });
+        let b = only_event(t, me, "bind");
+        assert_eq!(b["uid"], ruid, "{b:#}");
+        assert_eq!(b["euid"], euid, "{b:#}");
+        assert_eq!(b["gid"], 0, "{b:#}");
+        assert_eq!(b["bound_port"], port, "{b:#}");
+        assert_eq!(b["errno"], Value::Null, "{b:#}");
+    }
+    // Unchanged, the two are the same.
+    let (_, me) = in_thread(|| {
+        let fd = socket(libc::AF_INET, libc::SOCK_DGRAM);
+        bind(&fd, &sin(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    });
+    let b = only_event(t, me, "bind");
+    assert_eq!((b["uid"].clone(), b["euid"].clone()), (0.into(), 0.into()));
+}
+
+/// No socket state but a socket's: a descriptor is a socket only if its file is on sockfs.
+/// A pipe's and a /proc file's `private_data` (a pipe_inode_info, a seq_file) are no
+/// `struct socket`; read as one, they gave another object's bytes as the socket's state.
+fn assert_not_a_socket(v: &Value) {
+    assert_eq!(v["state_unknown"], "not_a_socket", "{v:#}");
+    for key in [
+        "inode",
+        "sock_id",
+        "netns",
+        "type",
+        "protocol",
+        "bound_addr",
+        "bound_port",
+        "v6only",
+        "reuseaddr",
+        "reuseport",
+        "freebind",
+        "transparent",
+        "bound_dev_if",
+    ] {
+        assert_eq!(v[key], Value::Null, "{key}: {v:#}");
+    }
+}
+
+/// setsockopt(2) with a negative optlen on a descriptor that is no socket: before 6.8 the
+/// kernel refuses the optlen (EINVAL) before it looks at the descriptor, since then the
+/// descriptor (ENOTSOCK) — either way the event has the kernel's errno and no socket state.
+/// And bind(2) and listen(2) on such descriptors: ENOTSOCK, no socket state.
+#[test]
+fn a_descriptor_that_is_no_socket_has_no_socket_state() {
+    let t = tracer();
+    let ((files, results), me) = in_thread(|| {
+        let mut p = [0i32; 2];
+        assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let (r, w) = (Fd(p[0]), Fd(p[1]));
+        let path = c"/proc/self/stat";
+        let proc_file =
+            Fd(
+                check(unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })
+                    .unwrap(),
+            );
+        let one = 1i32;
+        let mut results = Vec::new();
+        for fd in [&r, &proc_file] {
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd.0,
+                    libc::SOL_SOCKET,
+                    libc::SO_REUSEADDR,
+                    (&one as *const i32).cast(),
+                    -1i32 as libc::socklen_t,
+                )
+            };
+            assert_eq!(rc, -1);
+            results.push(("setsockopt", fd.0, errno()));
+        }
+        let sa = sin(Ipv4Addr::LOCALHOST, 0);
+        assert!(bind(&w, &sa).is_err());
+        results.push(("bind", w.0, errno()));
+        assert!(listen(&proc_file, 5).is_err());
+        results.push(("listen", proc_file.0, errno()));
+        ((r, w, proc_file), results)
+    });
+    let _ = files;
+    for (event, fd, err) in results {
+        if event == "setsockopt" {
+            assert!(err == libc::EINVAL || err == libc::ENOTSOCK, "{err}");
+        } else {
+            assert_eq!(err, libc::ENOTSOCK, "{event}");
+        }
+        let v = t
+            .wait_n(1, Duration::from_secs(20), |v| {
+                v["tid"] == me && v["event"] == event && v["fd"] == fd
+            })
+            .pop()
+            .unwrap();
+        assert_eq!(v["errno"], err, "{v:#}");
+        assert_not_a_socket(&v);
+        if event == "setsockopt" {
+            assert_eq!(v["level"], "SOL_SOCKET", "{v:#}");
+            assert_eq!(v["option"], "SO_REUSEADDR", "{v:#}");
+        }
+        if event == "bind" {
+            assert_eq!(v["addr"], "127.0.0.1", "{v:#}");
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(t.seen(|v| v["tid"] == me).len(), 4);
+}

@@ -13,7 +13,7 @@
 //! a seccomp filter refuses, which never reach the syscall function, from
 //! `__secure_computing`. The protocol functions' hooks then report only what the syscall
 //! layer does not see: io_uring's requests and the kernel's own calls.
-use aya_ebpf::{EbpfContext, helpers::bpf_get_current_pid_tgid};
+use aya_ebpf::{EbpfContext, helpers::bpf_get_current_pid_tgid, maps::LruHashMap};
 use lsn_trace_common::{sockopt::is_listener_option, *};
 
 use crate::{
@@ -71,22 +71,47 @@ pub fn reported_by_syscall_hook(caller: &Caller, kind: EventKind) -> bool {
 /// apart from `stash`'s, as the protocol function's call runs inside it).
 #[inline(always)]
 pub fn stash_syscall(kind: EventKind, args: [u64; 5]) {
+    keep(&PENDING_SYSCALL, kind, args);
+}
+
+#[inline(always)]
+pub fn take_syscall(kind: EventKind) -> Option<[u64; 5]> {
+    take_from(&PENDING_SYSCALL, kind)
+}
+
+/// Keep `args` for this thread's call of `kind` until its return. An entry this thread
+/// already has is a call whose return never ran — a kretprobe the kernel did not arm
+/// (`maxactive` exhausted): that call is lost, and counted (a thread runs one call of these
+/// functions at a time; a protocol function's call is inside the syscall function's, in
+/// the other map).
+#[inline(always)]
+fn keep(map: &LruHashMap<u32, PendingCall>, kind: EventKind, args: [u64; 5]) {
+    let tid = tid();
+    if unsafe { map.get(tid) }.is_some() {
+        count(CTR_LOST_RETURN);
+    }
     let call = PendingCall {
         kind: kind as u8,
         _pad: [0; 7],
         args,
     };
-    if PENDING_SYSCALL.insert(tid(), call, 0).is_err() {
+    if map.insert(tid, call, 0).is_err() {
         count(CTR_LOST_PENDING);
     }
 }
 
+/// This thread's kept arguments, if they belong to `kind` (removed then). Another kind's are
+/// left: its call is in flight, or its return was missed, which the thread's next call
+/// counts (`keep`).
 #[inline(always)]
-pub fn take_syscall(kind: EventKind) -> Option<[u64; 5]> {
+fn take_from(map: &LruHashMap<u32, PendingCall>, kind: EventKind) -> Option<[u64; 5]> {
     let tid = tid();
-    let call = unsafe { *PENDING_SYSCALL.get(tid)? };
-    let _ = PENDING_SYSCALL.remove(tid);
-    (call.kind == kind as u8).then_some(call.args)
+    let call = unsafe { *map.get(tid)? };
+    if call.kind != kind as u8 {
+        return None;
+    }
+    let _ = map.remove(tid);
+    Some(call.args)
 }
 
 /// A syscall-layer function of `kind` returned `ret` (`__sys_bind(fd, uaddr, addrlen)`,
@@ -157,23 +182,13 @@ fn tid() -> u32 {
 /// listen in flight (so inet_sock_set_state leaves it to the listen hook).
 #[inline(always)]
 pub fn stash(kind: EventKind, args: [u64; 5]) {
-    let call = PendingCall {
-        kind: kind as u8,
-        _pad: [0; 7],
-        args,
-    };
-    if PENDING.insert(tid(), call, 0).is_err() {
-        count(CTR_LOST_PENDING);
-    }
+    keep(&PENDING, kind, args);
 }
 
 /// This thread's stashed arguments, if they belong to `kind`.
 #[inline(always)]
 pub fn take(kind: EventKind) -> Option<[u64; 5]> {
-    let tid = tid();
-    let call = unsafe { *PENDING.get(tid)? };
-    let _ = PENDING.remove(tid);
-    (call.kind == kind as u8).then_some(call.args)
+    take_from(&PENDING, kind)
 }
 
 /// The event common part: reserve (the filters decide first), fill, add the socket, submit.

@@ -58,6 +58,12 @@ pub fn socket_sk_ino(socket: u64) -> Option<(u64, u64)> {
     Some((read_ptr(socket, off!(socket_sk))?, 0))
 }
 
+/// `sk->sk_socket`: the `struct socket *` a sock belongs to (None when unknown or none).
+#[inline(always)]
+pub fn sock_socket(sk: u64) -> Option<u64> {
+    read_ptr(sk, off!(sk_socket))
+}
+
 const IPPROTO_TCP: u64 = 6;
 const IPPROTO_MPTCP: u64 = 262;
 
@@ -368,16 +374,46 @@ pub fn read_sock(caller: &Caller, sk: &SockView, ino: u64, st: &mut SockState) {
     }
 }
 
+/// `SOCKFS_MAGIC` (include/uapi/linux/magic.h): the superblock of every socket's file.
+const SOCKFS_MAGIC: u64 = 0x534F_434B;
+
+/// What a descriptor of the task names (`Caller::sock_from_fd`).
+#[derive(Clone, Copy)]
+pub enum FdFile {
+    /// A socket: its `struct sock *` and inode number (0 = unknown).
+    Socket(u64, u64),
+    /// A file that is not on sockfs: no socket state to read.
+    NotASocket,
+    /// Not resolved (no such descriptor now, an unreadable pointer, a field unknown).
+    Unresolved,
+}
+
+/// Whether `magic` (the file's superblock's, None = unknown) is sockfs's.
+#[inline(always)]
+fn on_sockfs(magic: Option<u64>) -> Option<bool> {
+    Some(magic? == SOCKFS_MAGIC)
+}
+
 /// A task's descriptors lead to sockets: here, beside `socket_sk_ino`, so that task.rs
 /// needs nothing of this module.
 impl Caller {
-    /// `files->fdt->fd[fd]->private_data->sk`: the socket behind a descriptor of the task,
-    /// with its inode number (`socket_sk_ino`). Only called after the syscall accepted `fd`
-    /// as a socket. From the descriptor array on the pointers are untyped to the verifier
-    /// (`struct file **` is no struct pointer, `private_data` a `void *`): cast back to
-    /// their types where the kernel can (no call), else read with the helper (three calls).
+    /// `files->fdt->fd[fd]`, and if its file is on sockfs (`f_inode->i_sb->s_magic`: only
+    /// then is `private_data` a `struct socket`, whatever the call returned — setsockopt
+    /// refuses a negative optlen before it looks at the descriptor) `private_data->sk`: the
+    /// socket behind a descriptor of the task, with its inode number (`socket_sk_ino`).
+    /// From the descriptor array on the pointers are untyped to the verifier (`struct file
+    /// **` is no struct pointer, `private_data` a `void *`): cast back to their types where
+    /// the kernel can (no call), else read with the helper.
     #[inline(always)]
-    pub fn sock_from_fd(&self, fd: i32) -> Option<(u64, u64)> {
+    pub fn sock_from_fd(&self, fd: i32) -> FdFile {
+        match self.fd_file(fd) {
+            Some(f) => f,
+            None => FdFile::Unresolved,
+        }
+    }
+
+    #[inline(always)]
+    fn fd_file(&self, fd: i32) -> Option<FdFile> {
         if fd < 0 {
             return None;
         }
@@ -390,13 +426,30 @@ impl Caller {
         // The slot read as `fd_array[0]` of a `files_struct` placed around it: a typed
         // `struct file *` without a helper call (`fd_array` itself only holds the first 64).
         let fd_array = off!(files_fd_array);
-        if let Some(files) = Typed::cast(
+        let (socket, sockfs) = if let Some(files) = Typed::cast(
             slot.wrapping_sub(fd_array.offset as u64),
             btf_id!(btf_files_struct),
         ) {
-            return socket_sk_ino(files.ptr(fd_array)?.untyped_ptr(off!(file_private_data))?);
+            let file = files.ptr(fd_array)?;
+            let magic = file
+                .ptr(off!(file_f_inode))
+                .and_then(|inode| inode.ptr(off!(inode_i_sb)))
+                .and_then(|sb| sb.scalar(off!(sb_magic)));
+            (file.untyped_ptr(off!(file_private_data)), on_sockfs(magic)?)
+        } else {
+            let file: u64 = unsafe { bpf_probe_read_kernel(slot as *const u64).ok()? };
+            if file == 0 {
+                return None;
+            }
+            let magic = read_ptr(file, off!(file_f_inode))
+                .and_then(|inode| read_ptr(inode, off!(inode_i_sb)))
+                .and_then(|sb| read(sb, off!(sb_magic)));
+            (read_ptr(file, off!(file_private_data)), on_sockfs(magic)?)
+        };
+        if !sockfs {
+            return Some(FdFile::NotASocket);
         }
-        let file: u64 = unsafe { bpf_probe_read_kernel(slot as *const u64).ok()? };
-        socket_sk_ino(read_ptr(file, off!(file_private_data))?)
+        let (sk, ino) = socket_sk_ino(socket?)?;
+        Some(FdFile::Socket(sk, ino))
     }
 }

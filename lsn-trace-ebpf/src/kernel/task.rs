@@ -75,6 +75,13 @@ impl Caller {
         bpf_get_current_uid_gid()
     }
 
+    /// The effective uid (`current->cred->euid`), None when unresolved.
+    #[inline(always)]
+    pub fn euid(&self) -> Option<u32> {
+        let cred = self.task.ptr(off!(task_cred))?;
+        cred.scalar(off!(cred_euid)).map(|v| v as u32)
+    }
+
     /// The parent's tgid (for the audit record; 0 when unknown).
     #[inline(always)]
     pub fn ppid(&self) -> u32 {

@@ -47,6 +47,9 @@ pub fn resolve(btf: &Btf) -> Resolved {
         fdt_max_fds: r.scalar("fdtable.max_fds"),
         fdt_fd: r.scalar("fdtable.fd"),
         file_private_data: r.scalar("file.private_data"),
+        file_f_inode: r.scalar("file.f_inode"),
+        inode_i_sb: r.scalar("inode.i_sb"),
+        sb_magic: r.scalar("super_block.s_magic"),
         socket_type: r.scalar("socket.type"),
         socket_sk: r.scalar("socket.sk"),
         skc_family: r.scalar("sock.__sk_common.skc_family"),
@@ -92,6 +95,7 @@ pub fn resolve(btf: &Btf) -> Resolved {
         task_cred: r.scalar("task_struct.cred"),
         cred_uid: r.scalar("cred.uid.val"),
         cred_gid: r.scalar("cred.gid.val"),
+        cred_euid: r.scalar("cred.euid.val"),
         task_real_parent: r.scalar("task_struct.real_parent"),
         task_group_leader: r.scalar("task_struct.group_leader"),
         task_start_boottime: r.scalar("task_struct.start_boottime"),
@@ -424,6 +428,8 @@ mod tests {
             o.files_fdt,
             o.fdt_fd,
             o.file_private_data,
+            o.file_f_inode,
+            o.inode_i_sb,
             o.socket_sk,
             o.skc_net,
             o.sk_socket,
@@ -439,6 +445,8 @@ mod tests {
         assert_eq!((o.skc_rcv_saddr.size, o.skc_v6_rcv_saddr.size), (4, 16));
         assert_eq!(o.task_comm.size as usize, TASK_COMM_LEN);
         assert_eq!((o.cred_uid.size, o.cred_gid.size), (4, 4));
+        assert_eq!(o.cred_euid.size, 4);
+        assert_eq!(o.sb_magic.size, 8);
         // struct unix_address { refcount_t refcnt; int len; struct sockaddr_un name[]; }
         assert_eq!((o.unix_address_len.offset, o.unix_address_len.size), (4, 4));
         assert_eq!(
@@ -615,7 +623,7 @@ mod tests {
         assert!(missing.contains(&"net.ns.inum"));
         // the blob has no task/fd/unix structs: those are reported missing, not guessed
         assert!(missing.contains(&"unix_address.name"));
-        assert_eq!(missing.len(), 46, "{missing:?}");
+        assert_eq!(missing.len(), 50, "{missing:?}");
         // The copied head of `struct sock` reaches the furthest known field (inet_sport at
         // 780..782), rounded up to 8.
         assert_eq!(o.sock_span, 784);

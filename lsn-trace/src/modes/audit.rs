@@ -672,6 +672,8 @@ pub(crate) mod tests {
     /// An event of this process on socket 7 (other tests build theirs from it).
     pub(crate) fn ev(kind: Kind, errno: i32, family: u16, ty: u16, proto: u16) -> Event {
         Event {
+            euid: None,
+            state_unknown: None,
             kind,
             time_ns: 0,
             pid: std::process::id(),

@@ -602,6 +602,8 @@ mod tests {
 
     fn bind(pid: u32, port: u16, errno: i32) -> Event {
         Event {
+            euid: None,
+            state_unknown: None,
             kind: Kind::Bind,
             time_ns: 0,
             pid,

@@ -281,6 +281,19 @@ fn write_line(out: &mut Vec<u8>, ev: &Event, opts: &Options, local: Option<&Sock
         }
         _ => {}
     }
+    // A setuid program (or one that changed its effective uid): who it acts as.
+    if let Some(euid) = ev.euid.filter(|&e| e != ev.uid) {
+        let out = notes.next();
+        out.extend_from_slice(b"uid=");
+        emit::int(out, ev.uid);
+        out.extend_from_slice(b" euid=");
+        emit::int(out, euid);
+    }
+    if ev.state_unknown == Some(crate::event::StateUnknown::NotASocket)
+        && ev.errno != libc::ENOTSOCK
+    {
+        notes.push("not a socket");
+    }
     if let Some(fd) = ev.fd {
         let out = notes.next();
         out.extend_from_slice(b"fd=");
@@ -355,6 +368,8 @@ mod tests {
 
     fn ev(kind: Kind, request: Request, errno: i32, sock: Option<Sock>) -> Event {
         Event {
+            euid: None,
+            state_unknown: None,
             kind,
             time_ns: 1_795_323_307_500_000_000,
             pid: 1190,

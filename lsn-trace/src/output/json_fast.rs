@@ -58,6 +58,8 @@ pub fn write_fields(o: &mut impl Object, ev: &Event, opts: Options, note: &Note)
     str(out, &ev.comm);
     let out = key!(o, "uid");
     int(out, ev.uid);
+    let out = key!(o, "euid");
+    opt_int(out, ev.euid);
     let out = key!(o, "gid");
     int(out, ev.gid);
     let out = key!(o, "netns");
@@ -77,6 +79,8 @@ pub fn write_fields(o: &mut impl Object, ev: &Event, opts: Options, note: &Note)
     }
     let out = key!(o, "inode");
     opt_int(out, sock.and_then(|s| s.inode));
+    let out = key!(o, "state_unknown");
+    opt_name(out, ev.state_unknown.map(|w| w.name()));
     let out = key!(o, "family");
     match ev.family() {
         Some(af) => match family(af) {
@@ -619,6 +623,8 @@ mod tests {
 
     fn ev(kind: Kind, request: Request, sock: Option<Sock>) -> Event {
         Event {
+            euid: None,
+            state_unknown: None,
             kind,
             time_ns: 1_795_323_307_512_345_678,
             pid: 4242,

@@ -335,6 +335,8 @@ mod tests {
 
     fn ev(request: Request, errno: i32, raw: RawArgs) -> Event {
         Event {
+            euid: None,
+            state_unknown: None,
             kind: match request {
                 Request::Bind(_) => Kind::Bind,
                 Request::Listen { .. } => Kind::Listen,

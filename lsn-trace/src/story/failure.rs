@@ -700,6 +700,8 @@ mod tests {
     /// A failed bind of 0.0.0.0:`port` over TCP by `web[4242]` (uid 1000).
     fn failed_bind(port: u16, errno: i32) -> Event {
         Event {
+            euid: None,
+            state_unknown: None,
             kind: Kind::Bind,
             time_ns: 0,
             pid: 4242,

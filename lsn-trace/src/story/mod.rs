@@ -697,6 +697,8 @@ mod tests {
     fn ev(kind: Kind, fd: i32, id: Option<u64>, request: Request, s: Sock) -> Event {
         // A pid with no /proc entry: the fds of this test process are not these sockets.
         Event {
+            euid: None,
+            state_unknown: None,
             kind,
             time_ns: 0,
             pid: FAKE_PID,

@@ -276,6 +276,8 @@ mod tests {
 
     fn ev(request: Request, errno: i32, local: u8, port: u16) -> Event {
         Event {
+            euid: None,
+            state_unknown: None,
             kind: match request {
                 Request::Bind(_) => Kind::Bind,
                 Request::Listen { .. } => Kind::Listen,

@@ -172,6 +172,9 @@ pub struct Event {
     pub start: Option<u64>,
     pub ppid: Option<u32>,
     pub uid: u32,
+    /// The effective uid (a setuid program's owner, where it differs from `uid`); None when
+    /// the kernel side could not read it.
+    pub euid: Option<u32>,
     pub gid: u32,
     /// Shared (an `Arc`): the events of one process name share one allocation.
     pub comm: std::sync::Arc<str>,
@@ -182,6 +185,8 @@ pub struct Event {
     pub source: Source,
     pub request: Request,
     pub sock: Option<Sock>,
+    /// Why `sock` is None, where that is known (`state_unknown` in the JSON).
+    pub state_unknown: Option<StateUnknown>,
     /// Kernel socket identity, scrambled (see `Decoder`): never a raw kernel pointer.
     pub sock_id: Option<u64>,
     /// The syscall's arguments as passed, for renderers that print them raw (strace).
@@ -208,6 +213,21 @@ pub struct RawArgs {
     /// exec capture, which two processes started at one pid within a tick of `start`
     /// (10 ms) must not share.
     pub start_ns: u64,
+}
+
+/// Why an event carries no socket state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateUnknown {
+    /// The descriptor's file is not a socket (not on sockfs; or the call got ENOTSOCK).
+    NotASocket,
+}
+
+impl StateUnknown {
+    pub fn name(self) -> &'static str {
+        match self {
+            StateUnknown::NotASocket => "not_a_socket",
+        }
+    }
 }
 
 pub const SOCK_STREAM: u16 = 1;
@@ -402,6 +422,7 @@ impl Decoder {
             tid: raw.tid,
             ppid: (raw.ppid != 0).then_some(raw.ppid),
             uid: raw.uid,
+            euid: (raw.flags & wire::F_EUID != 0).then_some(raw.euid),
             gid: raw.gid,
             comm: if raw.comm == self.last_comm.0 {
                 self.last_comm.1.clone()
@@ -414,6 +435,8 @@ impl Decoder {
             errno: -raw.ret.min(0),
             source: Source::from_wire(raw.source),
             request,
+            state_unknown: (sock.is_none() && raw.flags & wire::F_NOT_SOCKET != 0)
+                .then_some(StateUnknown::NotASocket),
             sock,
             sock_id: (raw.sock_ptr != 0).then(|| self.scramble(raw.sock_ptr)),
             raw: rawargs,

@@ -69,6 +69,7 @@ pub const LOST_PENDING: &str = "too many syscalls in flight";
 pub const LOST_SKIPPED: &str = "hooks skipped by the kernel";
 pub const LOST_AT_STOP: &str = "left in the ring at stop";
 pub const LOST_ARGS_UNREADABLE: &str = "arguments unreadable";
+pub const LOST_RETURN_MISSED: &str = "returns not seen (kretprobe maxactive)";
 
 pub struct Tracer {
     ring: AsyncFd<EventRing>,
@@ -79,7 +80,7 @@ pub struct Tracer {
     held: Vec<Event>,
     logger: Option<AsyncFd<EbpfLogger<&'static dyn log::Log>>>,
     decoder: Decoder,
-    lost_reported: [u64; 3],
+    lost_reported: [u64; 4],
     skipped: SkippedRuns,
     stats: Stats,
     /// `--record-raw`: every record also goes to this file, for `replay`.
@@ -159,7 +160,7 @@ impl Tracer {
             held: Vec::new(),
             logger,
             decoder: Decoder::new(),
-            lost_reported: [0; 3],
+            lost_reported: [0; 4],
             skipped,
             stats: Stats::default(),
             recording: None,
@@ -341,6 +342,12 @@ impl Tracer {
                 LOST_ARGS_UNREADABLE,
                 "the call's arguments could not be read (its saved registers); for \
                  setsockopt, this may count options lsn-trace does not report",
+            ),
+            (
+                wire::CTR_LOST_RETURN,
+                LOST_RETURN_MISSED,
+                "calls whose return the kernel did not probe (kprobe backend: more threads \
+                 in one function at once than its kretprobe's maxactive)",
             ),
         ]
         .into_iter()
