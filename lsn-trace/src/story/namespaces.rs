@@ -106,12 +106,19 @@ impl Namespaces {
         }
     }
 
-    pub(super) fn facts(&mut self, netns: Option<u32>, pid: u32) -> NsFacts {
+    /// The facts of namespace `netns` (of process `pid`), read afresh once `NS_TTL` old.
+    /// Borrowed: a bind and a listen ask for them, and a copy would cost an `Arc` count up
+    /// and down each time.
+    pub(super) fn facts(&mut self, netns: Option<u32>, pid: u32) -> &NsFacts {
         let key = netns.unwrap_or(0);
-        if let Some(f) = self.facts.get(&key)
-            && f.at.elapsed() < NS_TTL
+        // Looked up twice where fresh (once to test, once to return): the borrow checker
+        // does not let a returned borrow end on the path that goes on to insert.
+        if self
+            .facts
+            .get(&key)
+            .is_some_and(|f| f.at.elapsed() < NS_TTL)
         {
-            return f.clone();
+            return &self.facts[&key];
         }
         let read = || NsFacts {
             at: Instant::now(),
@@ -134,8 +141,8 @@ impl Namespaces {
         if self.facts.len() > 256 {
             self.facts.clear();
         }
-        self.facts.insert(key, f.clone());
-        f
+        self.facts.insert(key, f);
+        &self.facts[&key]
     }
 
     pub(super) fn addrs(&mut self, netns: Option<u32>, pid: u32) -> Option<nsaddrs::NsAddrs> {
