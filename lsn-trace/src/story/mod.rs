@@ -637,7 +637,7 @@ fn describe_anew(
     v6only_set: bool,
     bindv6only: Option<bool>,
 ) -> Described {
-    let v = verdict::classify(&b);
+    let v = verdict::classify_in_words(&b);
     let mut meaning = v.sentence;
     if let (Some(src), Some(on)) = (source, b.v6only) {
         let why = sentences::v6only_why(src, v6only_set, bindv6only);
