@@ -527,7 +527,7 @@ pub fn opt_int(out: &mut Vec<u8>, n: Option<impl itoa::Integer>) {
 
 /// One of our own names (an event kind, a family, an errno's, a verdict...): plain
 /// identifiers that need no escaping, so none is looked for.
-fn name(out: &mut Vec<u8>, s: &'static str) {
+pub fn name(out: &mut Vec<u8>, s: &'static str) {
     debug_assert!(next_escaped(s.as_bytes(), 0).is_none(), "{s}");
     out.push(b'"');
     out.extend_from_slice(s.as_bytes());

@@ -2,11 +2,13 @@
 //! (bindv6only, ip_unprivileged_port_start), addresses and interface names, read from inside it and reused for a while — and how to reach a
 //! namespace whose process is gone. All host I/O.
 use std::{
-    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
 
+// Looked up on every bind and listen: foldhash (seeded per run, a few instructions for an
+// integer key) instead of SipHash's rounds.
+use foldhash::HashMap;
 use lsn_trace::{nsaddrs, procfs};
 
 use crate::{
@@ -40,9 +42,9 @@ impl Namespaces {
     pub(super) fn new() -> Namespaces {
         Namespaces {
             own: Netns::Current.inode().ok(),
-            facts: HashMap::new(),
-            addrs: HashMap::new(),
-            pids: HashMap::new(),
+            facts: HashMap::default(),
+            addrs: HashMap::default(),
+            pids: HashMap::default(),
         }
     }
 
