@@ -198,6 +198,31 @@ pub struct Story {
     clock: u64,
     ns: Namespaces,
     failures: failure::Cache,
+    flag_sets: FlagSets,
+}
+
+/// The verdict flags of the sockets described, one shared list per distinct set (there
+/// are few): a socket's `verdict_flags` cost no allocation of their own.
+#[derive(Default)]
+struct FlagSets(Vec<Arc<[&'static str]>>);
+
+impl FlagSets {
+    /// Distinct sets kept at most (six flags: in practice a handful of sets).
+    const CAP: usize = 64;
+
+    fn of(&mut self, flags: &[verdict::Flag]) -> Arc<[&'static str]> {
+        let same = |set: &&Arc<[&'static str]>| {
+            set.len() == flags.len() && set.iter().zip(flags).all(|(s, f)| *s == f.as_str())
+        };
+        if let Some(set) = self.0.iter().find(same) {
+            return Arc::clone(set);
+        }
+        let set: Arc<[&'static str]> = flags.iter().map(|f| f.as_str()).collect();
+        if self.0.len() < Self::CAP {
+            self.0.push(Arc::clone(&set));
+        }
+        set
+    }
 }
 
 impl Default for Story {
@@ -213,6 +238,7 @@ impl Story {
             clock: 0,
             ns: Namespaces::new(),
             failures: failure::Cache::default(),
+            flag_sets: FlagSets::default(),
         }
     }
 
@@ -375,7 +401,12 @@ impl Story {
     /// socket at `key`. The entry stays in the table (moving it out and back costs two
     /// copies of it and two hashes): the table is borrowed field by field instead.
     fn describe(&mut self, ev: &Event, key: Key, note: &mut Note) {
-        let Story { table, ns, .. } = self;
+        let Story {
+            table,
+            ns,
+            flag_sets,
+            ..
+        } = self;
         let Some(entry) = table.get_mut(&key) else {
             return;
         };
@@ -456,7 +487,7 @@ impl Story {
                 && d.bindv6only == bindv6only
         });
         if !same {
-            entry.described = Some(describe_anew(b, source, v6only_set, bindv6only));
+            entry.described = Some(describe_anew(b, source, v6only_set, bindv6only, flag_sets));
         }
         // Shared from here on (one more lookup): the summary reads the other sockets too.
         let entry = &table[&key];
@@ -636,6 +667,7 @@ fn describe_anew(
     source: Option<&'static str>,
     v6only_set: bool,
     bindv6only: Option<bool>,
+    flag_sets: &mut FlagSets,
 ) -> Described {
     let v = verdict::classify_in_words(&b);
     let mut meaning = v.sentence;
@@ -652,7 +684,7 @@ fn describe_anew(
         v6only_set,
         bindv6only,
         verdict: v.kind.as_str(),
-        flags: v.flags.iter().map(|f| f.as_str()).collect(),
+        flags: flag_sets.of(&v.flags),
         meaning: meaning.into(),
     }
 }
