@@ -199,6 +199,10 @@ pub struct Story {
     ns: Namespaces,
     failures: failure::Cache,
     flag_sets: FlagSets,
+    /// The history lists of the last listener closed, emptied, for the next socket's
+    /// entry: a bind storm opens and closes one socket after another, and each new entry
+    /// would otherwise allocate both lists again (and each close free them).
+    spare: Option<socket::Histories>,
 }
 
 /// The verdict flags of the sockets described, one shared list per distinct set (there
@@ -239,6 +243,7 @@ impl Story {
             ns: Namespaces::new(),
             failures: failure::Cache::default(),
             flag_sets: FlagSets::default(),
+            spare: None,
         }
     }
 
@@ -274,7 +279,10 @@ impl Story {
             let gone = key.and_then(|k| self.table.remove(&k));
             return Note {
                 listener: Some(ListenerChange::Close),
-                local: gone.and_then(|e| e.bound),
+                local: gone.and_then(|mut e| {
+                    self.spare = Some(e.take_histories());
+                    e.bound
+                }),
                 ..Note::default()
             };
         }
@@ -301,7 +309,7 @@ impl Story {
             if self.table.len() >= CAP && !self.table.contains_key(&key) {
                 self.evict();
             }
-            let mut e = Entry::new(ev);
+            let mut e = Entry::new(ev, self.spare.take().unwrap_or_default());
             e.used = self.clock;
             self.table.insert(key, e);
         }
