@@ -257,27 +257,23 @@ impl Audit {
         }
     }
 
-    /// The identity keys of the record being made: who `pid` (started at `start`, in ticks
-    /// and in ns, when known) is, from /proc, the cache or its exec at `time_ns`.
-    fn identify_gathered(
-        &mut self,
-        pid: u32,
-        comm: &str,
-        start: (Option<u64>, u64),
-        time_ns: u64,
-        uid: Option<u32>,
-    ) {
-        let (info, source) = self.ids.of_event(pid, comm, start, time_ns);
-        let user = uid.and_then(|u| self.ids.user_name(u));
+    /// The identity keys of the record being made of `ev`: who its process (the instance
+    /// started at `ev.start`, in ticks and in ns, when known) is, from /proc, the cache or
+    /// its exec at the event's time.
+    fn identify_gathered(&mut self, ev: &Event) {
+        let start = (ev.start, ev.raw.start_ns);
+        let (info, source) = self.ids.of_event(ev.pid, &ev.comm, start, ev.time_ns);
+        let user = self.ids.user_name(ev.uid);
         let o = &mut self.rec;
-        serde_json::to_writer(key!(o, "identity"), &source).expect("write identity");
-        record::opt_str(key!(o, "user"), user.as_deref());
-        let unknown = |o: &Sorted, k| o.value(k).is_none_or(|v| v == b"null");
-        if unknown(o, "ppid") {
+        record::name(key!(o, "identity"), source.name());
+        record::opt_str(key!(o, "user"), user);
+        // `ppid` and `netns` as `write_fields` gave them (null where the event has none):
+        // /proc's where the event's are unknown.
+        if ev.ppid.is_none() {
             record::opt_int(key!(o, "ppid"), info.ppid);
         }
         // The caller's namespace where the socket's could not be read.
-        if unknown(o, "netns") {
+        if ev.sock.as_ref().and_then(|s| s.netns).is_none() {
             record::opt_int(key!(o, "netns"), info.proc_netns);
         }
         self.proc_keys.write(o, &info);
@@ -297,8 +293,7 @@ impl Audit {
         {
             record::str(key!(o, "addr"), &path);
         }
-        let start = (ev.start, ev.raw.start_ns);
-        self.identify_gathered(ev.pid, &ev.comm, start, ev.time_ns, Some(ev.uid));
+        self.identify_gathered(ev);
     }
 
     fn start_record(&mut self, backend: &str) {

@@ -124,22 +124,22 @@ fn write_line(out: &mut Vec<u8>, ev: &Event) {
             out.push(b')');
         }
         (Request::None, Kind::ListenState) => {
-            let _ = write!(
-                Bytes(out),
-                "--- lsn-trace: {} listening on {} without listen(2) (in the kernel: io_uring or \
-                 a kernel socket) ---",
-                crate::text::terminal(&ev.comm),
-                bound(ev)
+            out.extend_from_slice(b"--- lsn-trace: ");
+            out.extend_from_slice(crate::text::terminal(&ev.comm).as_bytes());
+            out.extend_from_slice(b" listening on ");
+            bound(out, ev);
+            out.extend_from_slice(
+                b" without listen(2) (in the kernel: io_uring or a kernel socket) ---",
             );
             return;
         }
         (Request::None, _) => {
-            let _ = write!(
-                Bytes(out),
-                "--- lsn-trace: {} stopped listening on {} (closed) ---",
-                crate::text::terminal(&ev.comm),
-                bound(ev)
-            );
+            // Every listener's close (one line per storm cycle): no formatting machinery.
+            out.extend_from_slice(b"--- lsn-trace: ");
+            out.extend_from_slice(crate::text::terminal(&ev.comm).as_bytes());
+            out.extend_from_slice(b" stopped listening on ");
+            bound(out, ev);
+            out.extend_from_slice(b" (closed) ---");
             return;
         }
     }
@@ -171,14 +171,21 @@ impl std::fmt::Write for Bytes<'_> {
     }
 }
 
-fn bound(ev: &Event) -> String {
-    let Some(sock) = &ev.sock else {
-        return "?".into();
-    };
-    match (sock.local, sock.port) {
-        (Some(std::net::IpAddr::V6(a)), Some(p)) => format!("[{a}]:{p}"),
-        (Some(a), Some(p)) => format!("{a}:{p}"),
-        _ => "?".into(),
+/// The address the socket holds, `[v6]:port` or `v4:port` (`?` when unknown).
+fn bound(out: &mut Vec<u8>, ev: &Event) {
+    match ev.sock.as_ref().map(|s| (s.local, s.port)) {
+        Some((Some(std::net::IpAddr::V6(a)), Some(p))) => {
+            out.push(b'[');
+            emit::ipv6(out, a);
+            out.extend_from_slice(b"]:");
+            emit::int(out, p);
+        }
+        Some((Some(std::net::IpAddr::V4(a)), Some(p))) => {
+            emit::ipv4(out, a);
+            out.push(b':');
+            emit::int(out, p);
+        }
+        _ => out.push(b'?'),
     }
 }
 

@@ -198,6 +198,35 @@ pub struct Story {
     clock: u64,
     ns: Namespaces,
     failures: failure::Cache,
+    flag_sets: FlagSets,
+    /// The history lists of the last listener closed, emptied, for the next socket's
+    /// entry: a bind storm opens and closes one socket after another, and each new entry
+    /// would otherwise allocate both lists again (and each close free them).
+    spare: Option<socket::Histories>,
+}
+
+/// The verdict flags of the sockets described, one shared list per distinct set (there
+/// are few): a socket's `verdict_flags` cost no allocation of their own.
+#[derive(Default)]
+struct FlagSets(Vec<Arc<[&'static str]>>);
+
+impl FlagSets {
+    /// Distinct sets kept at most (six flags: in practice a handful of sets).
+    const CAP: usize = 64;
+
+    fn of(&mut self, flags: &[verdict::Flag]) -> Arc<[&'static str]> {
+        let same = |set: &&Arc<[&'static str]>| {
+            set.len() == flags.len() && set.iter().zip(flags).all(|(s, f)| *s == f.as_str())
+        };
+        if let Some(set) = self.0.iter().find(same) {
+            return Arc::clone(set);
+        }
+        let set: Arc<[&'static str]> = flags.iter().map(|f| f.as_str()).collect();
+        if self.0.len() < Self::CAP {
+            self.0.push(Arc::clone(&set));
+        }
+        set
+    }
 }
 
 impl Default for Story {
@@ -213,6 +242,8 @@ impl Story {
             clock: 0,
             ns: Namespaces::new(),
             failures: failure::Cache::default(),
+            flag_sets: FlagSets::default(),
+            spare: None,
         }
     }
 
@@ -235,7 +266,7 @@ impl Story {
         if names_an_interface(ev, &note) {
             let netns = ev.sock.as_ref().and_then(|s| s.netns);
             if !self.ns.is_own(netns) {
-                note.ifnames = Some(self.ns.facts(netns, ev.pid).ifnames);
+                note.ifnames = Some(self.ns.facts(netns, ev.pid).ifnames.clone());
             }
         }
         note
@@ -248,7 +279,10 @@ impl Story {
             let gone = key.and_then(|k| self.table.remove(&k));
             return Note {
                 listener: Some(ListenerChange::Close),
-                local: gone.and_then(|e| e.bound),
+                local: gone.and_then(|mut e| {
+                    self.spare = Some(e.take_histories());
+                    e.bound
+                }),
                 ..Note::default()
             };
         }
@@ -275,7 +309,7 @@ impl Story {
             if self.table.len() >= CAP && !self.table.contains_key(&key) {
                 self.evict();
             }
-            let mut e = Entry::new(ev);
+            let mut e = Entry::new(ev, self.spare.take().unwrap_or_default());
             e.used = self.clock;
             self.table.insert(key, e);
         }
@@ -364,27 +398,37 @@ impl Story {
             note.holders = holders;
             return note;
         }
-        // Only bind and listen are described. The entry leaves the table meanwhile (no copy
-        // of it): what `describe` looks up there is other sockets.
+        // Only bind and listen are described.
         if matches!(ev.kind, Kind::Bind | Kind::Listen | Kind::ListenState) {
-            let mut entry = self.table.remove(&key).expect("looked up above");
-            self.describe(ev, &mut entry, &mut note);
-            self.table.insert(key, entry);
+            self.describe(ev, key, &mut note);
         }
         note
     }
 
-    /// Verdict, v6only source and (when it starts listening) the summary line.
-    fn describe(&mut self, ev: &Event, entry: &mut Entry, note: &mut Note) {
+    /// Verdict, v6only source and (when it starts listening) the summary line of the
+    /// socket at `key`. The entry stays in the table (moving it out and back costs two
+    /// copies of it and two hashes): the table is borrowed field by field instead.
+    fn describe(&mut self, ev: &Event, key: Key, note: &mut Note) {
+        let Story {
+            table,
+            ns,
+            flag_sets,
+            ..
+        } = self;
+        let Some(entry) = table.get_mut(&key) else {
+            return;
+        };
         let Some(addr) = entry.bound.clone() else {
             return;
         };
         let sock = ev.sock.as_ref();
         let v6 = entry.family == Some(AF_INET6);
         let v6only = sock.and_then(|s| s.v6only);
-        let facts = self.ns.facts(entry.netns, ev.pid);
-        let own = self.ns.is_own(entry.netns);
-        let source = v6only_source(entry, Some(&addr), v6only, facts.bindv6only);
+        let own = ns.is_own(entry.netns);
+        let facts = ns.facts(entry.netns, ev.pid);
+        let (bindv6only, unprivileged_port_start) =
+            (facts.bindv6only, facts.unprivileged_port_start);
+        let source = v6only_source(entry, Some(&addr), v6only, bindv6only);
         note.v6only_source = source;
         let mut b = match &addr {
             SockAddr::Inet { addr, port } => Bound::ip(IpAddr::V4(*addr), *port),
@@ -432,44 +476,51 @@ impl Story {
             .find(|(_, e)| *e == 0)
             .is_some_and(|(a, _)| a.port() == Some(0))
             && b.port.is_some_and(|p| p != 0);
-        b.unprivileged_port_start = facts.unprivileged_port_start;
+        b.unprivileged_port_start = unprivileged_port_start;
         if let Addr::Ip { ip, .. } = &b.addr
             && !ip.is_unspecified()
             && !ip.is_loopback()
             && !ip.is_multicast()
         {
-            b.owner = self.ns.addrs(entry.netns, ev.pid).map(|a| a.owner(*ip));
+            b.owner = ns.addrs(entry.netns, ev.pid).map(|a| a.owner(*ip));
         }
         if let SockAddr::UnixPath(p) = &addr {
             b.perms = entry.perms.or_else(|| procfs::unix_socket_perms(ev.pid, p));
         }
         let v6only_set = entry.v6only_set();
-        let same = entry.described.as_ref().filter(|d| {
+        let same = entry.described.as_ref().is_some_and(|d| {
             *d.bound == b
                 && d.v6only_source == source
                 && d.v6only_set == v6only_set
-                && d.bindv6only == facts.bindv6only
+                && d.bindv6only == bindv6only
         });
-        let d = match same {
-            Some(d) => d.clone(),
-            None => describe_anew(b, source, v6only_set, facts.bindv6only),
-        };
+        if !same {
+            entry.described = Some(describe_anew(b, source, v6only_set, bindv6only, flag_sets));
+        }
+        // Shared from here on (one more lookup): the summary reads the other sockets too.
+        let entry = &table[&key];
+        let d = entry.described.as_ref().expect("described above");
         note.verdict = Some(d.verdict);
         note.verdict_flags = Some(d.flags.clone());
         note.meaning = Some(d.meaning.clone());
+        note.bound = Some(d.bound.clone());
         if note.listener == Some(ListenerChange::Open) {
-            let other = self.other_half(entry, &d.bound);
+            let other = Self::other_half(table, key, entry, &d.bound);
             note.summary = Some(sentences::listener_summary(
                 ev, entry, &addr, &d.bound, &d.meaning, other,
             ));
         }
-        note.bound = Some(d.bound.clone());
-        entry.described = Some(d);
     }
 
     /// The other half of a two-socket dual-stack setup: for a wildcard that leaves one
-    /// family to another socket, a socket of that family on the same port that takes it.
-    fn other_half(&self, entry: &Entry, b: &Bound) -> Option<&Entry> {
+    /// family to another socket, a socket of that family on the same port that takes it
+    /// (`entry`, at `key`, is not its own other half).
+    fn other_half<'t>(
+        table: &'t HashMap<Key, Entry, KeyHash>,
+        key: Key,
+        entry: &Entry,
+        b: &Bound,
+    ) -> Option<&'t Entry> {
         let dgram = entry.sock_type == Some(SOCK_DGRAM);
         let (Some(port), Addr::Ip { ip, .. }) = (b.port, &b.addr) else {
             return None;
@@ -483,14 +534,18 @@ impl Story {
             Some(l) if want == AF_INET6 => l.v6only == Some(true),
             _ => true,
         };
-        self.table.values().find(|e| {
-            e.family == Some(want)
-                && e.protocol == entry.protocol
-                && e.netns == entry.netns
-                && (e.listening || (dgram && e.bound.is_some()))
-                && e.bound.as_ref().and_then(SockAddr::port) == Some(port)
-                && covers(e)
-        })
+        table
+            .iter()
+            .find(|(k, e)| {
+                **k != key
+                    && e.family == Some(want)
+                    && e.protocol == entry.protocol
+                    && e.netns == entry.netns
+                    && (e.listening || (dgram && e.bound.is_some()))
+                    && e.bound.as_ref().and_then(SockAddr::port) == Some(port)
+                    && covers(e)
+            })
+            .map(|(_, e)| e)
     }
 
     fn failure_ctx(&mut self, ev: &Event, entry: Option<&Entry>) -> failure::Ctx {
@@ -506,6 +561,8 @@ impl Story {
             self.ns.forget_facts(netns);
         }
         let facts = self.ns.facts(netns, ev.pid);
+        let (bindv6only, unprivileged_port_start) =
+            (facts.bindv6only, facts.unprivileged_port_start);
         let port = entry
             .and_then(|e| e.bound.as_ref().and_then(SockAddr::port))
             .or_else(|| match &ev.request {
@@ -534,8 +591,8 @@ impl Story {
         failure::Ctx {
             netns: self.ns.resolve(netns, ev.pid),
             netns_inode: netns,
-            bindv6only: facts.bindv6only,
-            unprivileged_port_start: facts.unprivileged_port_start,
+            bindv6only,
+            unprivileged_port_start,
             addrs: if needs_addrs {
                 self.ns.addrs(netns, ev.pid)
             } else {
@@ -618,8 +675,9 @@ fn describe_anew(
     source: Option<&'static str>,
     v6only_set: bool,
     bindv6only: Option<bool>,
+    flag_sets: &mut FlagSets,
 ) -> Described {
-    let v = verdict::classify(&b);
+    let v = verdict::classify_in_words(&b);
     let mut meaning = v.sentence;
     if let (Some(src), Some(on)) = (source, b.v6only) {
         let why = sentences::v6only_why(src, v6only_set, bindv6only);
@@ -634,7 +692,7 @@ fn describe_anew(
         v6only_set,
         bindv6only,
         verdict: v.kind.as_str(),
-        flags: v.flags.iter().map(|f| f.as_str()).collect(),
+        flags: flag_sets.of(&v.flags),
         meaning: meaning.into(),
     }
 }

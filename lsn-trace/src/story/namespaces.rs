@@ -2,11 +2,13 @@
 //! (bindv6only, ip_unprivileged_port_start), addresses and interface names, read from inside it and reused for a while — and how to reach a
 //! namespace whose process is gone. All host I/O.
 use std::{
-    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
 
+// Looked up on every bind and listen: foldhash (seeded per run, a few instructions for an
+// integer key) instead of SipHash's rounds.
+use foldhash::HashMap;
 use lsn_trace::{nsaddrs, procfs};
 
 use crate::{
@@ -40,9 +42,9 @@ impl Namespaces {
     pub(super) fn new() -> Namespaces {
         Namespaces {
             own: Netns::Current.inode().ok(),
-            facts: HashMap::new(),
-            addrs: HashMap::new(),
-            pids: HashMap::new(),
+            facts: HashMap::default(),
+            addrs: HashMap::default(),
+            pids: HashMap::default(),
         }
     }
 
@@ -106,12 +108,19 @@ impl Namespaces {
         }
     }
 
-    pub(super) fn facts(&mut self, netns: Option<u32>, pid: u32) -> NsFacts {
+    /// The facts of namespace `netns` (of process `pid`), read afresh once `NS_TTL` old.
+    /// Borrowed: a bind and a listen ask for them, and a copy would cost an `Arc` count up
+    /// and down each time.
+    pub(super) fn facts(&mut self, netns: Option<u32>, pid: u32) -> &NsFacts {
         let key = netns.unwrap_or(0);
-        if let Some(f) = self.facts.get(&key)
-            && f.at.elapsed() < NS_TTL
+        // Looked up twice where fresh (once to test, once to return): the borrow checker
+        // does not let a returned borrow end on the path that goes on to insert.
+        if self
+            .facts
+            .get(&key)
+            .is_some_and(|f| f.at.elapsed() < NS_TTL)
         {
-            return f.clone();
+            return &self.facts[&key];
         }
         let read = || NsFacts {
             at: Instant::now(),
@@ -134,8 +143,8 @@ impl Namespaces {
         if self.facts.len() > 256 {
             self.facts.clear();
         }
-        self.facts.insert(key, f.clone());
-        f
+        self.facts.insert(key, f);
+        &self.facts[&key]
     }
 
     pub(super) fn addrs(&mut self, netns: Option<u32>, pid: u32) -> Option<nsaddrs::NsAddrs> {

@@ -173,7 +173,6 @@ fn connect_hint(out: &mut Vec<u8>, addr: &SockAddr, b: &Bound, proto: &str, othe
         w.0.truncate(host_at);
         return;
     };
-    let host = w.0.split_off(host_at);
     let out = w.0;
     let (before, with_port, after): (&[u8], bool, &[u8]) = if proto.starts_with("udp") {
         (b". Send datagrams to ", true, b"")
@@ -188,8 +187,10 @@ fn connect_hint(out: &mut Vec<u8>, addr: &SockAddr, b: &Bound, proto: &str, othe
             _ => (b". Connect: ", true, b""),
         }
     };
+    // The words before the host go in front of it: appended, then rotated into place
+    // (no second buffer for the host).
     out.extend_from_slice(before);
-    out.extend_from_slice(&host);
+    out[host_at..].rotate_right(before.len());
     if with_port {
         out.push(b':');
         emit::int(out, port);

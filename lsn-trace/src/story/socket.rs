@@ -67,12 +67,19 @@ pub(super) struct Described {
     pub(super) meaning: Arc<str>,
 }
 
+/// An entry's two history lists (`options`, `binds`), kept empty between sockets for
+/// their allocations (`Entry::take_histories`).
+pub(super) type Histories = (Vec<(i32, i32, OptValue, i32)>, Vec<(SockAddr, i32)>);
+
 /// Per-socket history lists are capped: a process looping on a failing bind must not
 /// grow one entry without bound.
 pub(super) const HISTORY: usize = 16;
 
 impl Entry {
-    pub(super) fn new(ev: &Event) -> Entry {
+    /// The entry of the socket `ev` is the first event of, its history lists in
+    /// `histories` (empty: reused from a socket gone, or new).
+    pub(super) fn new(ev: &Event, (options, binds): Histories) -> Entry {
+        debug_assert!(options.is_empty() && binds.is_empty());
         Entry {
             pid: ev.pid,
             fd: ev.fd,
@@ -81,8 +88,8 @@ impl Entry {
             family: ev.sock.as_ref().and_then(|s| s.family),
             sock_type: ev.sock.as_ref().and_then(|s| s.sock_type),
             protocol: ev.protocol(),
-            options: Vec::new(),
-            binds: Vec::new(),
+            options,
+            binds,
             bound: None,
             perms: None,
             listen_backlog: None,
@@ -93,6 +100,18 @@ impl Entry {
             used: 0,
             described: None,
         }
+    }
+
+    /// Its history lists, emptied (their capacity is at most `HISTORY`), for another
+    /// entry.
+    pub(super) fn take_histories(&mut self) -> Histories {
+        let (mut options, mut binds) = (
+            std::mem::take(&mut self.options),
+            std::mem::take(&mut self.binds),
+        );
+        options.clear();
+        binds.clear();
+        (options, binds)
     }
 
     /// It entered LISTEN: where its bind was not seen (before the trace, or an unreadable

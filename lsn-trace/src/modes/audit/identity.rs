@@ -5,12 +5,15 @@
 //! whatever /proc no longer has comes from the last identity read for that pid, and is
 //! `null` when there is none. The cache is bounded (`CACHE_CAP` pids, oldest evicted).
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     fs,
     sync::Arc,
     time::{Duration, Instant},
 };
 
+// Looked up for every record (pid, uid) and exec: foldhash (seeded per run, a few
+// instructions for integer keys) instead of SipHash's rounds.
+use foldhash::HashMap;
 use serde::Serialize;
 
 use super::container::{ContainerInfo, Containers};
@@ -54,6 +57,19 @@ pub enum Source {
     /// since: the fork capture), as that one's exec or /proc had them; the rest as for the
     /// others.
     Fork,
+}
+
+impl Source {
+    /// The name serde gives it (`identity`'s value), without serde: every record has one.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Live => "live",
+            Source::Cached => "cached",
+            Source::Event => "event",
+            Source::Exec => "exec",
+            Source::Fork => "fork",
+        }
+    }
 }
 
 /// The /proc part of a process's identity. Every field is `None` when unreadable.
@@ -288,11 +304,11 @@ pub struct Identities {
 impl Identities {
     pub fn new() -> Identities {
         Identities {
-            cache: HashMap::new(),
+            cache: HashMap::default(),
             order: VecDeque::new(),
             execs: Execs::default(),
             forks: Forks::default(),
-            users: HashMap::new(),
+            users: HashMap::default(),
             containers: Containers::new(),
         }
     }
@@ -365,16 +381,16 @@ impl Identities {
     }
 
     /// The passwd name of `uid` (`None` when it has none).
-    pub fn user_name(&mut self, uid: u32) -> Option<String> {
-        if let Some(n) = self.users.get(&uid) {
-            return n.clone();
+    /// Borrowed from the cache: every record names its user.
+    pub fn user_name(&mut self, uid: u32) -> Option<&str> {
+        if !self.users.contains_key(&uid) {
+            let name = user::by_uid(uid).map(|u| u.name);
+            if self.users.len() >= USER_CAP {
+                self.users.clear();
+            }
+            self.users.insert(uid, name);
         }
-        let name = user::by_uid(uid).map(|u| u.name);
-        if self.users.len() >= USER_CAP {
-            self.users.clear();
-        }
-        self.users.insert(uid, name.clone());
-        name
+        self.users[&uid].as_deref()
     }
 
     // ---- Exec capture (issue 18) ----------------------------------------------------------
@@ -616,6 +632,19 @@ mod tests {
     const ID: &str = "4f2a6c0d9b8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a";
 
     #[test]
+    fn source_names_are_serdes() {
+        for s in [
+            Source::Live,
+            Source::Cached,
+            Source::Event,
+            Source::Exec,
+            Source::Fork,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.name());
+        }
+    }
+
+    #[test]
     fn containers_from_cgroup_paths() {
         let cases = [
             (format!("/system.slice/docker-{ID}.scope"), "docker"),
@@ -729,7 +758,7 @@ mod tests {
         assert_eq!(src, Source::Event);
         assert_eq!(*none, ProcInfo::default());
         assert_eq!(ids.cached(), 1);
-        assert_eq!(ids.user_name(0).as_deref(), Some("root"));
+        assert_eq!(ids.user_name(0), Some("root"));
     }
 
     fn exec(pid: u32, start_ns: u64, time_ns: u64, tag: &str) -> Exec {
